@@ -1,0 +1,1 @@
+"""Source data: the contract, reading, validation, quarantine, pseudonyms, synthetic data."""

@@ -1,0 +1,99 @@
+"""Turning pandera failure cases into per-row quarantine reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from risk.data.ids import masked_id
+from risk.data.rules import RULES, primary_rule
+
+__all__ = ["row_failures", "split_chunk"]
+
+_NOT_NULLABLE = "not_nullable"
+ROW = "(row)"
+
+
+def row_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Every rule each row of ``frame`` breaks.
+
+    Returns
+    -------
+    failures : DataFrame with columns ``row`` (position in ``frame``), ``column``, ``rule``, ``value``;
+        one line per (row, column, rule), empty when every row is clean.
+    """
+    parts = [_unparsed(frame, bad_type)]
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        parts.append(_from_pandera(errors.failure_cases, bad_type))
+    failures = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
+    return failures.drop_duplicates(["row", "column", "rule"])
+
+
+def _unparsed(frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+    rows = [
+        pd.DataFrame({"row": np.flatnonzero(mask), "column": column, "rule": "bad_type", "value": "unreadable"})
+        for column, mask in bad_type.items()
+    ]
+    if not rows:
+        return pd.DataFrame({"row": pd.Series(dtype="int64"), "column": pd.Series(dtype="str"),
+                             "rule": pd.Series(dtype="str"), "value": pd.Series(dtype="str")})
+    return pd.concat(rows, ignore_index=True)
+
+
+def _from_pandera(cases: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+    if cases["index"].isna().any():
+        # A column-level failure (wrong dtype) means the reader produced a frame the
+        # schema did not expect: a bug in risk, not a fault of the data.
+        broken = cases.loc[cases["index"].isna(), ["column", "check"]].drop_duplicates()
+        raise RuntimeError(f"schema/reader mismatch, report this as a bug: {broken.to_dict('records')}")
+    rule = cases["check"].astype(str).replace({_NOT_NULLABLE: "missing_required"})
+    unknown = set(rule) - set(RULES)
+    if unknown:
+        raise RuntimeError(f"pandera check without a quarantine rule, report this as a bug: {sorted(unknown)}")
+    # A table-wide check reports every column of a failing row; the row is what failed.
+    whole_row = (cases["schema_context"] == "DataFrameSchema").to_numpy()
+    failures = pd.DataFrame({
+        "row": cases["index"].astype("int64").to_numpy(),
+        "column": np.where(whole_row, ROW, cases["column"].astype(str).to_numpy()),
+        "rule": rule.to_numpy(),
+        "value": cases["failure_case"].astype(str).to_numpy(),
+    })
+    # Raw IDs never leave validation, not even inside a reason.
+    is_id = failures["column"] == "student_id"
+    failures.loc[is_id, "value"] = [masked_id(v) for v in failures.loc[is_id, "value"]]
+    failures.loc[whole_row, "value"] = ""
+    # A value that could not be parsed is empty now; it is reported as bad_type, not as missing.
+    unparsed = {(int(r), c) for c, mask in bad_type.items() for r in np.flatnonzero(mask)}
+    if unparsed:
+        keep = [(r, c) not in unparsed or rule != "missing_required"
+                for r, c, rule in zip(failures["row"], failures["column"], failures["rule"], strict=True)]
+        failures = failures[keep]
+    return failures
+
+
+def split_chunk(frame: pd.DataFrame, failures: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Which rows are clean, and the reasons of the others.
+
+    Returns
+    -------
+    clean : ndarray of bool, shape (n_rows,)
+    reasons : DataFrame indexed by bad row position with ``rule`` (primary), ``rules``
+        (all, ``;``-separated) and ``detail`` (column = value: rule, for people).
+    """
+    clean = np.ones(len(frame), dtype=bool)
+    if failures.empty:
+        return clean, pd.DataFrame(columns=["rule", "rules", "detail"])
+    clean[failures["row"].to_numpy()] = False
+    records = {}
+    for row, group in failures.groupby("row", sort=True):
+        rules = list(dict.fromkeys(group["rule"]))
+        detail = "; ".join(
+            f"{r}: {RULES[r]}" if c == ROW else f"{c} = {v}: {r}"
+            for c, v, r in zip(group["column"], group["value"], group["rule"], strict=True)
+        )
+        records[row] = (primary_rule(rules), ";".join(sorted(rules, key=list(RULES).index)), detail)
+    reasons = pd.DataFrame.from_dict(records, orient="index", columns=["rule", "rules", "detail"])
+    return clean, reasons

@@ -1,0 +1,181 @@
+"""pandera schemas for the source tables, built from :mod:`risk.data.contract`.
+
+Each check is named after the quarantine rule it enforces (:mod:`risk.data.rules`),
+so a pandera failure case maps straight to a row's reason. Checks that need other
+tables (known schools, terms, enrolled students, school days) read them from
+:class:`References`, filled in as the validator finishes each earlier table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from risk.data.contract import Column, Table, term_start
+from risk.data.ids import valid_student_id_mask
+
+__all__ = ["References", "attach_lookups", "build_schema", "school_day_codes", "term_code_of_dates", "term_codes"]
+
+# Dates before this year are typing errors for every date in the contract
+# (the oldest student is 22; birth dates start around 1990).
+EARLIEST_YEAR = 1990
+_EPOCH = np.datetime64("1970-01-01", "D")
+_DTYPES = {"id": "str", "text": "str", "term": "str", "date": "datetime64[ms]",
+           "float": "float64", "int": "float64", "bool": "boolean"}  # fmt: skip
+
+
+@dataclass
+class References:
+    """What the checks of later tables know about earlier, validated tables.
+
+    ``school_days`` holds ``school_code * 100_000 + days_since_1970`` for every
+    open day (sorted); ``enrollment_school`` maps (student_key, term_code) to the
+    school code; ``term_code`` is ``year * 10 + semester``.
+    """
+
+    school_ids: frozenset[str] | None = None
+    terms: frozenset[str] | None = None
+    window: tuple[dt.date, dt.date] | None = None
+    enrolled: np.ndarray | None = None
+    school_days: np.ndarray | None = None
+    enrollment_school: pd.DataFrame | None = None
+
+
+def term_code_of_dates(dates: pd.Series) -> np.ndarray:
+    """Term of each date as ``BE_year * 10 + semester``: May–Oct is semester 1, Nov–Apr semester 2."""
+    year = dates.dt.year.to_numpy()
+    month = dates.dt.month.to_numpy()
+    academic_year_ce = np.where(month <= 4, year - 1, year)
+    semester = np.where((month >= 5) & (month <= 10), 1, 2)
+    return (academic_year_ce + 543) * 10 + semester
+
+
+def term_codes(terms: pd.Series) -> np.ndarray:
+    """``"2567-1"`` → ``25671``."""
+    return terms.str.replace("-", "", regex=False).astype("int64").to_numpy()
+
+
+def school_day_codes(school_ids: pd.Series, dates: pd.Series) -> np.ndarray:
+    days = (dates.to_numpy().astype("datetime64[D]") - _EPOCH).astype(np.int64)
+    return school_ids.astype("int64").to_numpy() * 100_000 + days
+
+
+def _series(like: pd.Series, mask: np.ndarray) -> pd.Series:
+    """pandera checks must answer with a Series aligned to their input."""
+    return pd.Series(mask, index=like.index)
+
+
+def build_schema(table: Table, refs: References) -> pa.DataFrameSchema:
+    """The pandera schema of ``table``; reference checks are added only when ``refs`` has the data."""
+    columns = {c.name: _column(c, refs) for c in table.columns}
+    if table.has_student and refs.enrolled is not None:
+        enrolled = refs.enrolled
+        columns["student_key"] = pa.Column(
+            "int64",
+            pa.Check(lambda s: _series(s, np.isin(s.to_numpy(), enrolled)), name="orphan_student"),
+        )
+    return pa.DataFrameSchema(columns, checks=_table_checks(table, refs), strict=False, coerce=False)
+
+
+def _column(column: Column, refs: References) -> pa.Column:
+    checks: list[pa.Check] = []
+    if column.kind == "id":
+        checks.append(pa.Check(lambda s: _series(s, valid_student_id_mask(s.to_numpy())), name="invalid_id"))
+    if column.kind == "term":
+        checks.append(pa.Check.str_matches(r"^\d{4}-[12]$", error="bad_format"))
+        if refs.terms is not None:
+            terms = refs.terms
+            checks.append(pa.Check(lambda s: s.isin(terms), name="unknown_term"))
+    if column.pattern:
+        checks.append(pa.Check.str_matches(column.pattern, error="bad_format"))
+    if column.allowed is not None:
+        checks.append(pa.Check.isin(column.allowed, error="not_allowed"))
+    if column.name == "school_id" and refs.school_ids is not None:
+        known = refs.school_ids
+        checks.append(pa.Check(lambda s: s.isin(known), name="unknown_school"))
+    checks += _number_checks(column)
+    if column.kind == "date":
+        checks += _date_checks(column, refs)
+    return pa.Column(_DTYPES[column.kind], checks=checks, nullable=not column.required)
+
+
+def _number_checks(column: Column) -> list[pa.Check]:
+    checks = []
+    if column.kind == "int":
+        checks.append(pa.Check(lambda s: s == np.floor(s), name="bad_type"))
+    if column.minimum is not None or column.maximum is not None:
+        low = -np.inf if column.minimum is None else column.minimum
+        high = np.inf if column.maximum is None else column.maximum
+        checks.append(pa.Check.in_range(low, high, error="out_of_range"))
+    if column.step:
+        step = column.step
+        checks.append(pa.Check(lambda s: _series(s, np.isclose(s / step, np.round(s / step))), name="out_of_range"))
+    return checks
+
+
+def _date_checks(column: Column, refs: References) -> list[pa.Check]:
+    checks = [pa.Check(lambda s: s.dt.year >= EARLIEST_YEAR, name="bad_date")]
+    if refs.window is not None and column.name != "birth_date":
+        start, end = (pd.Timestamp(d) for d in refs.window)
+        checks.append(pa.Check.in_range(start, end, error="bad_date"))
+    elif refs.window is not None:
+        checks.append(pa.Check.le(pd.Timestamp(refs.window[1]), name="bad_date"))
+    return checks
+
+
+def _table_checks(table: Table, refs: References) -> list[pa.Check]:
+    if table.name == "schools":
+        return [pa.Check(lambda d: d["district_code"].str[:2] == d["province_code"], name="district_mismatch")]
+    if table.name == "calendar":
+        return [pa.Check(_date_in_term, name="date_outside_term")]
+    if table.name == "enrollments":
+        return [pa.Check(_age_in_range, name="out_of_range")]
+    if table.name == "attendance_daily" and refs.enrollment_school is not None:
+        return [
+            pa.Check(lambda d: d["school_code"].notna(), name="no_enrollment_that_term", ignore_na=False),
+            pa.Check(lambda d: _is_school_day(d, refs), name="not_a_school_day", ignore_na=False),
+        ]
+    return []
+
+
+def _date_in_term(frame: pd.DataFrame) -> pd.Series:
+    ok = frame["term"].str.fullmatch(r"\d{4}-[12]")
+    codes = np.where(ok, frame["term"].str.replace("-", "", regex=False), "0").astype("int64")
+    return pd.Series(term_code_of_dates(frame["date"]) == codes, index=frame.index)
+
+
+def _age_in_range(frame: pd.DataFrame) -> pd.Series:
+    """Age at term start must be 3–22 (kindergarten to the oldest upper-secondary students)."""
+    valid_term = frame["term"].str.fullmatch(r"\d{4}-[12]")
+    starts = {t: pd.Timestamp(term_start(t)) for t in frame.loc[valid_term, "term"].unique()}
+    start = frame["term"].map(starts).astype("datetime64[ms]")
+    age_years = (start - frame["birth_date"]).dt.days / 365.25
+    return ~valid_term | ((age_years >= 3) & (age_years < 23))
+
+
+def attach_lookups(frame: pd.DataFrame, table: Table, refs: References) -> pd.DataFrame:
+    """Add the columns reference checks read: for attendance, each row's term and its school that term.
+
+    ``frame`` must already carry ``student_key``. ``school_code`` is NaN where the
+    student has no valid enrollment in the term of the date.
+    """
+    if table.name != "attendance_daily" or refs.enrollment_school is None:
+        return frame
+    frame["term_code"] = term_code_of_dates(frame["date"])
+    joined = frame[["student_key", "term_code"]].merge(
+        refs.enrollment_school, on=["student_key", "term_code"], how="left"
+    )
+    frame["school_code"] = joined["school_code"].to_numpy()
+    return frame
+
+
+def _is_school_day(frame: pd.DataFrame, refs: References) -> pd.Series:
+    known = frame["school_code"].notna().to_numpy()
+    days = (frame["date"].to_numpy().astype("datetime64[D]") - _EPOCH).astype(np.int64)
+    codes = np.where(known, frame["school_code"].fillna(0).to_numpy().astype(np.int64) * 100_000 + days, -1)
+    # A row with no enrollment that term is reported by its own rule, not this one.
+    return pd.Series(~known | np.isin(codes, refs.school_days), index=frame.index)

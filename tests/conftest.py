@@ -1,0 +1,135 @@
+"""Shared fixtures: a tiny, hand-made source export that obeys the contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from risk.data.ids import thai_check_digit
+
+SCHOOL_A = "1040100001"
+SCHOOL_B = "1030200002"
+TERM = "2567-1"
+# Five school days of school A and four of school B in the week of 3 June 2024.
+DAYS_A = [dt.date(2024, 6, d) for d in (3, 4, 5, 6, 7)]
+DAYS_B = [dt.date(2024, 6, d) for d in (3, 4, 5, 6)]
+
+
+def thai_id(first12: str) -> str:
+    return first12 + str(thai_check_digit(first12))
+
+
+STUDENTS = [thai_id("110370012345"), thai_id("110370012346"), "G123456789012"]
+
+
+def clean_tables() -> dict[str, pd.DataFrame]:
+    """One clean frame per contract table: 2 schools, 3 students (one with a G-code), one term."""
+    schools = pd.DataFrame({
+        "school_id": [SCHOOL_A, SCHOOL_B],
+        "name": ["โรงเรียนบ้านหนองบัว", "Ban Non Sung School"],
+        "province_code": ["40", "30"],
+        "district_code": ["4001", "3002"],
+        "region": ["northeast", "northeast"],
+        "size": ["small", "medium"],
+        "area": ["rural", "urban"],
+        "affiliation": ["obec", "local"],
+        "latitude": [16.4, None],
+        "longitude": [102.8, None],
+    })
+    calendar = pd.DataFrame(
+        [(SCHOOL_A, d, TERM) for d in DAYS_A] + [(SCHOOL_B, d, TERM) for d in DAYS_B],
+        columns=["school_id", "date", "term"],
+    )
+    enrollments = pd.DataFrame({
+        "student_id": STUDENTS,
+        "term": [TERM] * 3,
+        "school_id": [SCHOOL_A, SCHOOL_A, SCHOOL_B],
+        "grade_level": ["P6", "M3", "P2"],
+        "classroom": ["6/1", "3/2", None],
+        "sex": ["female", "male", "male"],
+        "birth_date": [dt.date(2012, 7, 1), dt.date(2009, 2, 14), dt.date(2016, 9, 30)],
+        "nationality": ["thai", "thai", "other"],
+        "disability": ["none", "none", "learning"],
+        "status": ["studying", "studying", "studying"],
+        "status_date": [None, None, None],
+    })
+    attendance = pd.DataFrame(
+        [(STUDENTS[0], d, "present") for d in DAYS_A]
+        + [(STUDENTS[1], d, s) for d, s in zip(DAYS_A, ["present", "absent", "absent", "late", "sick"], strict=True)]
+        + [(STUDENTS[2], d, "present") for d in DAYS_B],
+        columns=["student_id", "date", "status"],
+    )
+    grades = pd.DataFrame({
+        "student_id": [STUDENTS[0], STUDENTS[0], STUDENTS[1], STUDENTS[1]],
+        "term": [TERM] * 4,
+        "subject_code": ["ท16101", "ค16101", "ท23101", "ก23901"],
+        "credits": [1.5, 1.5, 1.5, 0.5],
+        "grade": ["3.5", "4", "มส", "ผ"],
+        "recorded_on": [dt.date(2024, 10, 20)] * 4,
+    })
+    household = pd.DataFrame({
+        "student_id": STUDENTS,
+        "screened_on": [dt.date(2024, 6, 5)] * 3,
+        "household_size": [5, 4, 6],
+        "monthly_income_baht": [9000.0, 4000.0, 12000.0],
+        "house_condition": ["poor", "dilapidated", "fair"],
+        "owns_land": [True, False, False],
+        "water_source": ["well", "rain", "bought"],
+        "has_electricity": [True, True, True],
+        "has_vehicle": [False, True, False],
+        "dependants": [2, 1, 3],
+        "lives_with": ["grandparents", "one_parent", "both_parents"],
+        "distance_to_school_km": [3.5, 12.0, 1.0],
+        "cct_status": ["poor", "extremely_poor", "not_screened"],
+    })
+    health = pd.DataFrame({
+        "student_id": STUDENTS,
+        "measured_on": [dt.date(2024, 6, 4)] * 3,
+        "weight_kg": [35.0, 48.5, 20.1],
+        "height_cm": [142.0, 160.2, 118.0],
+    })
+    behaviour = pd.DataFrame({
+        "student_id": STUDENTS,
+        "screened_on": [dt.date(2024, 6, 6)] * 3,
+        "sdq_emotional": [2, 6, 1], "sdq_conduct": [1, 5, 0], "sdq_hyperactivity": [3, 7, 2],
+        "sdq_peer": [1, 4, 1], "sdq_prosocial": [8, 4, 9],
+        "substance": [False, True, False], "violence": [False, False, False],
+        "bullying": [False, True, False], "pregnancy": [False, False, False],
+        "gaming": [False, True, False], "sexual_risk": [False, False, False],
+    })
+    assistance = pd.DataFrame({
+        "student_id": [STUDENTS[0], STUDENTS[1], STUDENTS[1]],
+        "date": [dt.date(2024, 6, 20)] * 3,
+        "programme": ["cct", "cct", "lunch"],
+        "amount_baht": [1500.0, 1500.0, 300.0],
+        "received": [True, False, True],
+    })
+    return {
+        "schools": schools, "calendar": calendar, "enrollments": enrollments,
+        "attendance_daily": attendance, "grades": grades, "household": household,
+        "health": health, "behaviour": behaviour, "assistance": assistance,
+    }  # fmt: skip
+
+
+def write_source(tables: dict[str, pd.DataFrame], folder: Path, csv: tuple[str, ...] = ("schools", "grades")) -> Path:
+    """Write tables as an export: CSV (UTF-8, ISO dates) for names in ``csv``, Parquet otherwise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        if name in csv:
+            frame.to_csv(folder / f"{name}.csv", index=False, date_format="%Y-%m-%d")
+        else:
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+@pytest.fixture
+def tables() -> dict[str, pd.DataFrame]:
+    return clean_tables()
+
+
+@pytest.fixture
+def id_key() -> bytes:
+    return b"test-key-0123456789abcdef"
