@@ -33,7 +33,14 @@ from risk.data.contract import TABLE_ORDER, TABLES, Table
 from risk.data.ids import masked_id, pseudonyms
 from risk.data.quarantine import row_failures, split_chunk
 from risk.data.reading import Chunk, inspect_file, iter_chunks, source_files
-from risk.data.schemas import References, attach_lookups, build_schema, school_day_codes, term_codes
+from risk.data.schemas import (
+    References,
+    attach_lookups,
+    build_schema,
+    enrollment_key,
+    school_day_codes,
+    term_codes,
+)
 from risk.errors import ContractError
 from risk.progress import Progress, TaskID
 
@@ -283,13 +290,11 @@ def _extend_references(refs: References, table: Table, out_dir: Path, con: duckd
         if len(days):
             first, last = days["date"].min().date(), days["date"].max().date()
             refs.window = (first - WINDOW_BEFORE, last + WINDOW_AFTER)
-        refs.school_days = np.unique(school_day_codes(days["school_id"], days["date"]))
+        refs.school_days = pd.Index(np.unique(school_day_codes(days["school_id"], days["date"])))
     elif table.name == "enrollments":
         enrol = con.execute(f"SELECT student_key, term, school_id FROM {source}").df()
-        refs.enrolled = np.unique(enrol["student_key"].to_numpy())
-        refs.enrollment_school = pd.DataFrame({
-            "student_key": enrol["student_key"].to_numpy(),
-            "term_code": term_codes(enrol["term"]),
-            "school_code": enrol["school_id"].astype("int64").to_numpy(),
-        })
+        refs.enrolled = pd.Index(np.unique(enrol["student_key"].to_numpy()))
+        # (student, term) is unique after the duplicate pass, so the index is too.
+        refs.enrollment_keys = pd.Index(enrollment_key(enrol["student_key"].to_numpy(), term_codes(enrol["term"])))
+        refs.enrollment_school = enrol["school_id"].astype("int64").to_numpy()
     return refs

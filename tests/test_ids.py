@@ -1,0 +1,97 @@
+"""Student IDs: check digits, G-codes, keyed pseudonyms, and no raw ID after validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import STUDENTS, clean_tables, write_source
+from risk.data.ids import (
+    DEMO_KEY,
+    id_key_from_env,
+    is_valid_student_id,
+    masked_id,
+    pseudonym,
+    pseudonyms,
+    thai_check_digit,
+    valid_student_id_mask,
+)
+from risk.data.validate import validate_sources
+from risk.errors import MissingIdKeyError
+
+
+def test_check_digit_worked_by_hand():
+    # 1·13 + 1·12 + 0·11 + 3·10 + 7·9 + 0·8 + 0·7 + 1·6 + 2·5 + 3·4 + 4·3 + 5·2 = 168;
+    # 168 mod 11 = 3; (11 − 3) mod 10 = 8.
+    assert thai_check_digit("110370012345") == 8
+    # 352 mod 11 = 0, so (11 − 0) mod 10 = 1: the check digit wraps.
+    assert thai_check_digit("123456789012") == 1
+
+
+@pytest.mark.parametrize("value", ["1103700123458", "1234567890121", "G123456789012", "G000000000000"])
+def test_valid_ids(value):
+    assert is_valid_student_id(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["1103700123457", "1234567890120", "110370012345", "11037001234580", "110370012345X",
+     "G12345678901", "g123456789012", "GG23456789012", "", None, 1103700123458],
+)  # fmt: skip
+def test_invalid_ids(value):
+    assert not is_valid_student_id(value)
+
+
+def test_vectorised_check_matches_scalar_check():
+    values = np.array(["1103700123458", "1103700123457", None, "G123456789012", "abc"], dtype=object)
+    assert valid_student_id_mask(values).tolist() == [is_valid_student_id(v) for v in values]
+
+
+def test_pseudonym_is_stable_for_a_key_and_differs_across_keys():
+    a, b = b"key-one-0123456789", b"key-two-0123456789"
+    assert pseudonym("1103700123458", a) == pseudonym("1103700123458", a)
+    assert pseudonym("1103700123458", a) != pseudonym("1103700123458", b)
+    assert pseudonym("1103700123458", a) != pseudonym("1234567890121", a)
+
+
+def test_batch_pseudonyms_equal_single_ones():
+    key = b"key-one-0123456789"
+    ids = np.array(["1103700123458", "G123456789012", "1103700123458"], dtype=object)
+    assert pseudonyms(ids, key).tolist() == [pseudonym(i, key) for i in ids]
+
+
+def test_masked_id_shows_only_the_last_four():
+    assert masked_id("1103700123458") == "•••••••••3458"
+
+
+def test_no_key_without_demo_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("RISK_ID_KEY", raising=False)
+    with pytest.raises(MissingIdKeyError, match="RISK_ID_KEY"):
+        id_key_from_env()
+    assert id_key_from_env(demo=True) == DEMO_KEY
+
+
+def test_short_key_is_refused(monkeypatch):
+    monkeypatch.setenv("RISK_ID_KEY", "short")
+    with pytest.raises(MissingIdKeyError, match="too short"):
+        id_key_from_env()
+
+
+def test_no_raw_id_appears_in_any_validated_output(tmp_path: Path, id_key: bytes):
+    tables = clean_tables()
+    # A row with a broken check digit lands in quarantine: its ID must be masked there too.
+    broken = tables["health"].iloc[[0]].assign(student_id=STUDENTS[0][:-1] + "0")
+    tables["health"] = pd.concat([tables["health"], broken], ignore_index=True)
+    out = tmp_path / "out"
+    validate_sources(write_source(tables, tmp_path / "source"), out, key=id_key, progress=False)
+    raw_ids = set(STUDENTS) | {STUDENTS[0][:-1] + "0"}
+    written = list(out.rglob("*.parquet")) + list(out.rglob("*.json"))
+    assert written
+    for path in written:
+        text = path.read_bytes() if path.suffix == ".json" else pq.read_table(path).to_pandas().to_csv().encode()
+        for raw in raw_ids:
+            assert raw.encode() not in text, f"raw ID found in {path}"
