@@ -1,0 +1,1 @@
+"""Feature engineering: turning source tables into model inputs."""

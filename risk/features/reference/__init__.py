@@ -1,0 +1,1 @@
+"""Packaged reference tables (data files read through importlib.resources)."""
