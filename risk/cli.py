@@ -108,5 +108,13 @@ def validate(
     console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
 
 
+@app.command()
+def contract() -> None:
+    """Print the source data contract (tables, columns, rules, quarantine reasons) as Markdown."""
+    from risk.data.docs import contract_markdown
+
+    print(contract_markdown())
+
+
 def run() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
