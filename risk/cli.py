@@ -94,6 +94,7 @@ def validate(
     source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet or CSV per table).")],
     out: Annotated[Path, typer.Argument(help="Folder for validated Parquet, quarantine and the report.")],
     chunk_rows: Annotated[int, typer.Option(min=1_000, help="Rows per chunk (memory vs speed).")] = 1_000_000,
+    buckets: Annotated[int, typer.Option(min=1, max=1024, help="Student buckets in the output layout.")] = 32,
     demo: DemoOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -102,7 +103,8 @@ def validate(
 
     if not source.is_dir():
         raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
-    report = validate_sources(source, out, key=_id_key(demo), chunk_rows=chunk_rows, progress=not quiet)
+    report = validate_sources(source, out, key=_id_key(demo), chunk_rows=chunk_rows, buckets=buckets,
+                              progress=not quiet)
     for line in report.summary_lines():
         console.print(line, highlight=False)
     console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)

@@ -88,12 +88,13 @@ class ValidationReport(BaseModel):
 
 
 def validate_sources(
-    source_dir: Path, out_dir: Path, *, key: bytes, chunk_rows: int = 1_000_000, progress: bool = True,
-    memory_limit: str = "4GB",
+    source_dir: Path, out_dir: Path, *, key: bytes, chunk_rows: int = 1_000_000, buckets: int = 32,
+    progress: bool = True, memory_limit: str = "4GB",
 ) -> ValidationReport:
     """Validate every contract table in ``source_dir`` into ``out_dir``.
 
-    Writes ``out_dir/<table>/*.parquet`` (clean rows, pseudonymised),
+    Writes ``out_dir/<table>/`` (clean rows, pseudonymised; student tables
+    hive-partitioned by ``bucket`` = student_key mod ``buckets``, attendance also by ``term``),
     ``out_dir/quarantine/<table>.parquet`` (rejected rows with ``rule``, ``rules``,
     ``detail``, ``_file``, ``_row``) and ``out_dir/validation_report.json``.
 
@@ -116,7 +117,7 @@ def validate_sources(
             table = TABLES[name]
             task = bar.add(f"validate {name}", total=known_rows[name])
             counts.append(_validate_table(table, files[name], source_dir, out_dir, key, refs, chunk_rows, con,
-                                          bar, task))
+                                          bar, task, buckets))
             refs = _extend_references(refs, table, out_dir, con)
     shutil.rmtree(out_dir / STAGING, ignore_errors=True)
     report = ValidationReport(source=str(source_dir), output=str(out_dir),
@@ -135,7 +136,7 @@ def _duckdb(out_dir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
 
 def _validate_table(table: Table, files: list[Path], source_dir: Path, out_dir: Path, key: bytes,
                     refs: References, chunk_rows: int, con: duckdb.DuckDBPyConnection, bar: Progress,
-                    task: TaskID) -> TableCounts:
+                    task: TaskID, buckets: int) -> TableCounts:
     staging = out_dir / STAGING / table.name
     quarantine = out_dir / QUARANTINE / table.name
     for folder in (staging, quarantine, out_dir / table.name):
@@ -157,7 +158,7 @@ def _validate_table(table: Table, files: list[Path], source_dir: Path, out_dir: 
             bar.advance(task, len(frame))
     if part == 0:
         raise ContractError(f"table {table.name!r} has no rows in {', '.join(str(p) for p in files)}")
-    _remove_duplicates(table, staging, quarantine, out_dir / table.name, con)
+    _remove_duplicates(table, staging, quarantine, out_dir / table.name, con, buckets)
     bar.done(task)
     return _count(table, len(files), rows_in, out_dir, quarantine, con)
 
@@ -189,7 +190,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _remove_duplicates(table: Table, staging: Path, quarantine: Path, final: Path,
-                       con: duckdb.DuckDBPyConnection) -> None:
+                       con: duckdb.DuckDBPyConnection, buckets: int) -> None:
     """Quarantine exact copies and second rows for a key; write the rest as the validated table."""
     source = f"read_parquet('{staging}/*.parquet', union_by_name = true)"
     data_cols = [c for c in table.column_names if c != "student_id"]
@@ -204,7 +205,13 @@ def _remove_duplicates(table: Table, staging: Path, quarantine: Path, final: Pat
         _write(dups, quarantine / "duplicates.parquet")
     con.register("dup_rows", dups[["_file", "_row"]] if len(dups) else _NO_ROWS)
     select = ", ".join(_output_column(table, c) for c in _output_columns(table))
-    partition = ", PARTITION_BY (term), OVERWRITE_OR_IGNORE" if table.name == "attendance_daily" else ""
+    partition = ""
+    if table.has_student:
+        # Students are spread over buckets by pseudonym, so that feature building can
+        # take one bucket of students at a time and read only that bucket's files.
+        select += f", ((s.student_key % {buckets}) + {buckets}) % {buckets} AS bucket"
+        by = "bucket, term" if table.name == "attendance_daily" else "bucket"
+        partition = f", PARTITION_BY ({by}), OVERWRITE_OR_IGNORE"
     target = final if partition else final / "part-00000.parquet"
     con.execute(
         f"COPY (SELECT {select} FROM {source} s ANTI JOIN dup_rows d ON s._file = d._file AND s._row = d._row) "
