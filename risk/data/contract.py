@@ -22,7 +22,10 @@ __all__ = [
     "TABLES",
     "TABLE_ORDER",
     "Table",
+    "next_term",
     "parse_term",
+    "previous_term",
+    "term_of_date",
     "term_start",
     "term_window",
 ]
@@ -269,3 +272,21 @@ def term_start(term: str) -> dt.date:
     year_be, semester = parse_term(term)
     year_ce = year_be - 543
     return dt.date(year_ce, 5, 16) if semester == 1 else dt.date(year_ce, 11, 1)
+
+
+def next_term(term: str) -> str:
+    """``"2567-1"`` → ``"2567-2"``; ``"2567-2"`` → ``"2568-1"``."""
+    year, semester = parse_term(term)
+    return f"{year}-2" if semester == 1 else f"{year + 1}-1"
+
+
+def previous_term(term: str) -> str:
+    """``"2567-2"`` → ``"2567-1"``; ``"2567-1"`` → ``"2566-2"``."""
+    year, semester = parse_term(term)
+    return f"{year}-1" if semester == 2 else f"{year - 1}-2"
+
+
+def term_of_date(day: dt.date) -> str:
+    """The term whose months hold ``day``: May–October semester 1, November–April semester 2."""
+    year_ce = day.year - 1 if day.month <= 4 else day.year
+    return f"{year_ce + 543}-{1 if 5 <= day.month <= 10 else 2}"

@@ -1,0 +1,56 @@
+"""Settings, loaded once from ``configs/risk.yaml`` into typed models and passed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from risk.errors import ConfigError
+from risk.labels import LabelPolicy
+
+__all__ = ["DataSettings", "FeatureSettings", "Settings", "load_settings"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS = REPO_ROOT / "configs" / "risk.yaml"
+
+
+class DataSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chunk_rows: int = Field(1_000_000, ge=1_000)
+    student_buckets: int = Field(32, ge=1, le=1024)
+    duckdb_memory_limit: str = "4GB"
+
+
+class FeatureSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    catalog: Path = Path("configs/features.yaml")
+    context_history_terms: int = Field(4, ge=1, le=20)
+    context_prior_students: float = Field(20, ge=0)
+    threads: int = Field(2, ge=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: DataSettings = DataSettings()
+    labels: LabelPolicy = LabelPolicy()
+    features: FeatureSettings = FeatureSettings()
+
+    def resolve(self, path: Path) -> Path:
+        """A configured relative path, taken from the repository root when not found where risk runs."""
+        return path if path.is_absolute() or path.exists() else REPO_ROOT / path
+
+
+def load_settings(path: Path = DEFAULT_SETTINGS) -> Settings:
+    """Read settings; a wrong value raises ConfigError naming the file and the section."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return Settings.model_validate(data)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read settings ({exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc

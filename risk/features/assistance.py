@@ -1,0 +1,37 @@
+"""Assistance features from payments and services (dated ``date``).
+
+Columns (kinds in :mod:`risk.features.events`): ``amount_baht``, ``received``
+(1 received, 0 allocated but not yet received), and
+
+- ``amount_received_baht``: the amount when received, else 0
+- ``is_cct``: 1 for a conditional-cash-transfer payment
+"""
+
+from __future__ import annotations
+
+from risk.features.base import AsOf, Part
+from risk.features.catalog import FeatureSpec
+from risk.features.events import check_event, event_expression
+
+__all__ = ["COLUMNS", "check", "expression", "parts"]
+
+COLUMNS = ("amount_baht", "received", "amount_received_baht", "is_cct")
+
+
+def parts(as_of: AsOf) -> list[Part]:
+    return [Part("assistance_event", f"""
+        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+            SELECT student_key, date AS event_date, amount_baht, CAST(received AS INT) AS received,
+                   CASE WHEN received THEN amount_baht ELSE 0 END AS amount_received_baht,
+                   CAST(programme = 'cct' AS INT) AS is_cct
+            FROM assistance
+            WHERE date <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort))
+    """)]
+
+
+def check(spec: FeatureSpec) -> None:
+    check_event(spec, COLUMNS)
+
+
+def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
+    return "assistance_event", event_expression(spec, as_of)

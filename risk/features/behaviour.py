@@ -1,0 +1,41 @@
+"""Behaviour features from SDQ screenings and risk flags (dated ``screened_on``).
+
+Columns (kinds in :mod:`risk.features.events`): the five SDQ sub-scales, the six
+risk flags, and
+
+- ``sdq_total``: total difficulties, emotional + conduct + hyperactivity + peer (0–40)
+- ``risk_flag_count``: how many of the six risk flags are set (0–6)
+"""
+
+from __future__ import annotations
+
+from risk.features.base import AsOf, Part
+from risk.features.catalog import FeatureSpec
+from risk.features.events import check_event, event_expression
+
+__all__ = ["COLUMNS", "check", "expression", "parts"]
+
+SDQ = ("sdq_emotional", "sdq_conduct", "sdq_hyperactivity", "sdq_peer", "sdq_prosocial")
+FLAGS = ("substance", "violence", "bullying", "pregnancy", "gaming", "sexual_risk")
+COLUMNS = (*SDQ, *FLAGS, "sdq_total", "risk_flag_count")
+
+
+def parts(as_of: AsOf) -> list[Part]:
+    flags = " + ".join(f"CAST({f} AS INT)" for f in FLAGS)
+    return [Part("behaviour_event", f"""
+        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+            SELECT student_key, screened_on AS event_date, {', '.join(SDQ)},
+                   {', '.join(f'CAST({f} AS INT) AS {f}' for f in FLAGS)},
+                   sdq_emotional + sdq_conduct + sdq_hyperactivity + sdq_peer AS sdq_total,
+                   {flags} AS risk_flag_count
+            FROM behaviour
+            WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort))
+    """)]
+
+
+def check(spec: FeatureSpec) -> None:
+    check_event(spec, COLUMNS)
+
+
+def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
+    return "behaviour_event", event_expression(spec, as_of)

@@ -1,0 +1,71 @@
+"""One feature vector per enrolled student at ``as_of``: the single definition of every feature.
+
+:func:`build_features` runs over whatever the connection's views hold, so the
+batch path (a bucket of students from Parquet) and the online path (one
+student's payload) run the same code and the same SQL.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from risk.features.base import AsOf, Part
+from risk.features.catalog import Catalog
+from risk.features.enrollment import cohort_sql
+from risk.features.registry import DOMAIN_MODULES
+
+__all__ = ["KEY_COLUMNS", "build_features"]
+
+KEY_COLUMNS = ("student_key", "as_of", "term", "school_id")
+
+
+def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog) -> pd.DataFrame:
+    """Feature matrix for the cohort at ``as_of``, from the views on ``con``.
+
+    The connection must hold views named after the contract tables (validated
+    layout) and ``context_rates``. Returns one row per cohort student, sorted by
+    ``student_key``: the :data:`KEY_COLUMNS` then the catalog's enabled features
+    (float64, NaN where data is missing: missing is never filled with a value
+    that means something else).
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cohort AS {cohort_sql(as_of)}")
+    by_part: dict[str, list[tuple[str, str]]] = {}
+    for spec in catalog.enabled:
+        part, expression = DOMAIN_MODULES[spec.domain].expression(spec, as_of)
+        by_part.setdefault(part, []).append((spec.name, expression))
+    _create_parts(con, as_of, set(by_part))
+    joins, qualified = [], {}
+    for i, (part, features) in enumerate(by_part.items()):
+        columns = ", ".join(f"CAST({expr} AS DOUBLE) AS {name}" for name, expr in features)
+        joins.append(f"LEFT JOIN (SELECT student_key, {columns} FROM {part} GROUP BY student_key) p{i} "
+                     "ON p{i}.student_key = c.student_key".replace("{i}", str(i)))
+        qualified.update({name: f"p{i}.{name}" for name, _ in features})
+    names = ", ".join(qualified[n] for n in catalog.names) or "NULL AS no_features"
+    query = (f"SELECT c.student_key, {as_of.sql} AS as_of, c.term, c.school_id, {names} "
+             f"FROM cohort c {' '.join(joins)} ORDER BY c.student_key")
+    frame = con.execute(query).df()
+    for name in catalog.names:
+        frame[name] = frame[name].astype(np.float64)
+    return frame
+
+
+def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, wanted: set[str]) -> None:
+    """Create the parts features use, and the parts those need, in dependency order."""
+    available: dict[str, Part] = {}
+    for module in dict.fromkeys(DOMAIN_MODULES.values()):
+        available.update({p.name: p for p in module.parts(as_of)})
+    done: set[str] = set()
+
+    def create(name: str) -> None:
+        if name in done:
+            return
+        part = available[name]
+        for need in part.needs:
+            create(need)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {part.sql}")
+        done.add(name)
+
+    for name in sorted(wanted):
+        create(name)

@@ -1,0 +1,78 @@
+"""The relations feature SQL reads, as DuckDB views: over validated Parquet, or over one payload.
+
+Views are named after the contract tables (``enrollments``, ``attendance_daily``, …)
+and hold the validated layout: ``student_key`` instead of ``student_id``. Batch
+building opens one student bucket at a time; the online path registers one
+student's frames. The feature SQL cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from risk.data.contract import TABLES, Table
+from risk.features.health import register_functions
+
+__all__ = ["REFERENCE_TABLES", "STUDENT_TABLES", "connect", "empty_frame", "register_frames", "view_validated"]
+
+REFERENCE_TABLES = ("schools", "calendar")
+STUDENT_TABLES = tuple(name for name, t in TABLES.items() if t.has_student)
+_ARROW = {"id": pa.int64(), "text": pa.string(), "term": pa.string(), "date": pa.date32(),
+          "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}  # fmt: skip
+
+
+def connect(threads: int = 2, memory_limit: str = "4GB") -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    register_functions(con)
+    return con
+
+
+def empty_frame(table: Table) -> pd.DataFrame:
+    """A frame with no rows and the validated columns of ``table``."""
+    fields = []
+    for column in table.columns:
+        name = "student_key" if column.kind == "id" else column.name
+        fields.append(pa.field(name, _ARROW[column.kind]))
+    if table.name == "enrollments":
+        fields.append(pa.field("id_hint", pa.string()))
+    if table.name == "attendance_daily":
+        fields += [pa.field("term", pa.string()), pa.field("school_id", pa.string())]
+    return pa.schema(fields).empty_table().to_pandas()
+
+
+def view_validated(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int | None = None) -> None:
+    """Views over the validated tables; with ``bucket``, student tables hold that bucket only."""
+    for name in REFERENCE_TABLES:
+        _view(con, name, sorted((validated / name).glob("*.parquet")))
+    for name in STUDENT_TABLES:
+        folder = validated / name
+        files = sorted(folder.glob(f"bucket={bucket}/**/*.parquet" if bucket is not None else "**/*.parquet"))
+        _view(con, name, files)
+
+
+def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> None:
+    if not files:
+        con.register(f"_empty_{name}", empty_frame(TABLES[name]))
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+        return
+    paths = "[" + ", ".join(f"'{p}'" for p in files) + "]"
+    if name == "attendance_daily":
+        hive = "hive_partitioning = true, hive_types = {'bucket': INTEGER, 'term': VARCHAR}"
+    elif name in STUDENT_TABLES:
+        hive = "hive_partitioning = true, hive_types = {'bucket': INTEGER}"
+    else:
+        hive = "hive_partitioning = false"
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({paths}, {hive})")
+
+
+def register_frames(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> None:
+    """Views over in-memory frames in the validated layout (the online path)."""
+    for name, frame in frames.items():
+        con.register(f"_frame_{name}", frame)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _frame_{name}")
