@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import STUDENTS, clean_tables, write_source
+
 from risk.data.ids import (
     DEMO_KEY,
     id_key_from_env,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import DAYS_A, SCHOOL_A, STUDENTS, TERM, clean_tables, thai_id, write_source
+
 from risk.data.validate import validate_sources
 from risk.errors import ContractError
 
