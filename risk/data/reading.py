@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from risk.data.contract import Table
 from risk.errors import ContractError
 
-__all__ = ["Chunk", "inspect_file", "iter_chunks", "source_files"]
+__all__ = ["Chunk", "check_columns", "inspect_file", "iter_chunks", "source_files", "typed_frame"]
 
 SUFFIXES = (".parquet", ".csv")
 _TRUE = {"true", "t", "1", "yes", "y"}
@@ -69,10 +69,10 @@ def inspect_file(path: Path, table: Table) -> int | None:
     Raises ContractError naming the file and the missing columns.
     """
     if path.suffix.lower() == ".csv":
-        _check_columns(path, table, _csv_header(path))
+        check_columns(path, table, _csv_header(path))
         return None
     parquet = _open_parquet(path)
-    _check_columns(path, table, parquet.schema_arrow.names)
+    check_columns(path, table, parquet.schema_arrow.names)
     return parquet.metadata.num_rows
 
 
@@ -82,12 +82,12 @@ def iter_chunks(path: Path, table: Table, chunk_rows: int, root: Path) -> Iterat
     batches = _csv_batches(path, table) if path.suffix.lower() == ".csv" else _parquet_batches(path, table, chunk_rows)
     offset = 0
     for batch in _rebatch(batches, chunk_rows):
-        frame, bad = _typed_frame(batch, table)
+        frame, bad = typed_frame(batch, table)
         yield Chunk(relative, frame, np.arange(offset, offset + batch.num_rows, dtype=np.int64), bad)
         offset += batch.num_rows
 
 
-def _check_columns(path: Path, table: Table, found: list[str]) -> None:
+def check_columns(path: Path, table: Table, found: list[str]) -> None:
     missing = [c for c in table.required_names if c not in found]
     if missing:
         raise ContractError(
@@ -99,7 +99,7 @@ def _check_columns(path: Path, table: Table, found: list[str]) -> None:
 def _parquet_batches(path: Path, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
     parquet = _open_parquet(path)
     found = parquet.schema_arrow.names
-    _check_columns(path, table, found)
+    check_columns(path, table, found)
     wanted = [c for c in table.column_names if c in found]
     try:
         yield from parquet.iter_batches(batch_size=chunk_rows, columns=wanted)
@@ -127,7 +127,7 @@ def _csv_batches(path: Path, table: Table) -> Iterator[pa.RecordBatch]:
     # Everything is read as text: the contract types are applied per column below,
     # so one bad value costs one row, not the file.
     found = _csv_header(path)
-    _check_columns(path, table, found)
+    check_columns(path, table, found)
     wanted = [c for c in table.column_names if c in found]
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in found},
@@ -161,7 +161,8 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
         yield merged[0]
 
 
-def _typed_frame(batch: pa.RecordBatch, table: Table) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def typed_frame(batch: pa.RecordBatch | pa.Table, table: Table) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Parse every contract column of ``batch`` to its type; absent optional columns come back empty."""
     columns: dict[str, object] = {}
     bad: dict[str, np.ndarray] = {}
     names = batch.schema.names

@@ -22,8 +22,8 @@ from risk.errors import ContractError
 from risk.features.base import AsOf
 from risk.features.build import build_features
 from risk.features.catalog import Catalog
-from risk.features.context_rates import context_rates
-from risk.features.sources import connect, view_validated
+from risk.features.context_rates import open_validated
+from risk.features.sources import view_validated
 from risk.progress import Progress
 
 __all__ = ["FeatureRunReport", "build_feature_matrix", "buckets_of"]
@@ -67,11 +67,7 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
     started = time.perf_counter()
     point = AsOf(as_of)
     buckets = buckets_of(validated)
-    con = connect(settings.features.threads, settings.data.duckdb_memory_limit)
-    view_validated(con, validated)
-    rates = context_rates(con, validated, point, history_terms=settings.features.context_history_terms,
-                          prior_students=settings.features.context_prior_students, policy=settings.labels)
-    con.register("context_rates", rates)
+    con = open_validated(validated, point, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     writer: pq.ParquetWriter | None = None

@@ -13,11 +13,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from risk.config import Settings
 from risk.data.contract import previous_term
 from risk.features.base import AsOf
 from risk.labels import LabelPolicy, dropout_labels
 
-__all__ = ["context_rates"]
+__all__ = ["context_rates", "open_validated"]
 
 DERIVED = "_derived"
 
@@ -61,3 +62,16 @@ def context_rates(con: duckdb.DuckDBPyConnection, validated: Path, as_of: AsOf, 
     cache.parent.mkdir(parents=True, exist_ok=True)
     rates.to_parquet(cache, index=False)
     return rates
+
+
+def open_validated(validated: Path, as_of: AsOf, settings: Settings, threads: int | None = None
+                   ) -> duckdb.DuckDBPyConnection:
+    """A connection with views over every validated table and the ``context_rates`` of ``as_of``."""
+    from risk.features.sources import connect, view_validated
+
+    con = connect(threads or settings.features.threads, settings.data.duckdb_memory_limit)
+    view_validated(con, validated)
+    rates = context_rates(con, validated, as_of, history_terms=settings.features.context_history_terms,
+                          prior_students=settings.features.context_prior_students, policy=settings.labels)
+    con.register("context_rates", rates)
+    return con
