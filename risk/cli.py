@@ -6,6 +6,7 @@ a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import sys
 from collections.abc import Callable
@@ -108,6 +109,36 @@ def validate(
     for line in report.summary_lines():
         console.print(line, highlight=False)
     console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
+
+
+@app.command()
+@friendly
+def features(
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD: only rows dated on or before it count.")],
+    data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
+    out: Annotated[Path, typer.Option(help="Feature matrix to write (Parquet).")] = Path("data/features.parquet"),
+    catalog: Annotated[Path | None, typer.Option(help="Feature catalog (YAML); default from settings.")] = None,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    quiet: QuietOption = False,
+) -> None:
+    """Build the point-in-time feature matrix of every enrolled student."""
+    from risk.config import load_settings
+    from risk.features.batch import build_feature_matrix
+    from risk.features.catalog import load_catalog
+
+    point = _date(as_of, "--as-of")
+    loaded = load_settings(settings)
+    chosen = load_catalog(catalog or loaded.resolve(loaded.features.catalog))
+    report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+
+
+def _date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=option) from None
 
 
 @app.command()

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from feature_world import AS_OF, S1, S2, S3, S4, S5, context_rates_frame, world
+
 from risk.features.base import AsOf
 from risk.features.catalog import load_catalog
 from risk.features.context_rates import context_rates

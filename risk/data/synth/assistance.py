@@ -27,7 +27,7 @@ def assistance_batch(view: TermView, rng: np.random.Generator) -> Batch:
     parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]] = []
 
     def add(rows: np.ndarray, day_idx: np.ndarray, programme: str, amount: np.ndarray, received: np.ndarray) -> None:
-        keep = view.present_on(day_idx[rows])
+        keep = day_idx[rows] < view.out.leave[rows]
         parts.append((rows[keep], grid.days[day_idx[rows[keep]]], PROGRAMMES.index(programme),
                       amount[keep], received[keep]))
 

@@ -50,7 +50,7 @@ class SynthReport(BaseModel):
             f"injected errors: {injected:,} ({injected / max(total, 1):.2%} of rows)"
             + (" — clean run" if self.clean else ""),
             f"yearly non-return: {years}; non-returners at M3 {self.share_m3:.0%}, at P6 {self.share_p6:.0%}",
-            f"oracle AUC (true p_dropout vs outcome): "
+            "oracle AUC (true p_dropout vs outcome): "
             + (f"{self.oracle_auc:.3f}" if self.oracle_auc is not None else "n/a (no term with a known outcome)"),
         ]
         return lines

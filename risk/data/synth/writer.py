@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from risk.data.synth.frames import Batch, IdDictionary, concat_batches, to_arrow
+from risk.data.synth.frames import Batch, IdDictionary, arrow_schema, concat_batches, to_arrow
 
 __all__ = ["PartSink", "part_path"]
 
@@ -48,6 +48,7 @@ class PartSink:
         self.compression = compression
         self.rows = 0
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._schema: pa.Schema | None = None
         self._duplicates: list[Batch] = []
 
     def write(self, batch: Batch, ids: IdDictionary) -> int:
@@ -84,21 +85,19 @@ class PartSink:
 
     def _write_table(self, table: pa.Table) -> None:
         if self._writer is None:
-            if self.csv:
-                self._writer = pacsv.CSVWriter(str(self.path), table.schema)
-            else:
-                self._writer = pq.ParquetWriter(str(self.path), table.schema, compression=self.compression,
-                                                store_schema=False)
-        elif not table.schema.equals(self._writer.schema):
-            table = table.cast(self._writer.schema)
+            self._open(table.schema)
+        elif not table.schema.equals(self._schema):
+            table = table.cast(self._schema)
+        assert self._writer is not None
         self._writer.write_table(table)
 
-    def _open_empty(self, ids: IdDictionary) -> None:
-        from risk.data.synth.frames import arrow_schema
-
-        schema = arrow_schema(self.table)
+    def _open(self, schema: pa.Schema) -> None:
+        self._schema = schema
         if self.csv:
             self._writer = pacsv.CSVWriter(str(self.path), schema)
         else:
             self._writer = pq.ParquetWriter(str(self.path), schema, compression=self.compression,
                                             store_schema=False)
+
+    def _open_empty(self, ids: IdDictionary) -> None:
+        self._open(arrow_schema(self.table))

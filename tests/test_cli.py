@@ -1,0 +1,59 @@
+"""The command line: help everywhere, one clear sentence and exit code 2 on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import clean_tables, write_source
+from typer.testing import CliRunner
+
+from risk.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["synth", "validate", "features", "contract"])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_validate_without_a_key_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("RISK_ID_KEY", raising=False)
+    source = write_source(clean_tables(), tmp_path / "source")
+    result = runner.invoke(app, ["validate", str(source), str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "RISK_ID_KEY" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_a_broken_export_names_file_and_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_ID_KEY", "a-test-key-of-enough-length")
+    tables = clean_tables()
+    tables["grades"] = tables["grades"].drop(columns=["grade"])
+    source = write_source(tables, tmp_path / "source")
+    result = runner.invoke(app, ["validate", str(source), str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 2
+    assert "grades.csv" in result.output and "grade" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_then_features_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_ID_KEY", "a-test-key-of-enough-length")
+    source = write_source(clean_tables(), tmp_path / "source")
+    validated, matrix = tmp_path / "validated", tmp_path / "features.parquet"
+    result = runner.invoke(app, ["validate", str(source), str(validated), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "attendance_daily" in result.output
+    result = runner.invoke(app, ["features", "--as-of", "2024-06-06", "--data", str(validated),
+                                 "--out", str(matrix), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "3 students" in result.output
+    assert Path(matrix).exists()
+
+
+def test_features_with_a_bad_date_is_refused(tmp_path):
+    result = runner.invoke(app, ["features", "--as-of", "2024-13-06", "--data", str(tmp_path)])
+    assert result.exit_code == 2
