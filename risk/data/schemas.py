@@ -23,6 +23,8 @@ __all__ = ["References", "attach_lookups", "build_schema", "school_day_codes", "
 # Dates before this year are typing errors for every date in the contract
 # (the oldest student is 22; birth dates start around 1990).
 EARLIEST_YEAR = 1990
+# A Gregorian year this far out is a Buddhist-Era year typed into a date (2567 for 2024).
+BUDDHIST_ERA_YEARS_FROM = 2400
 _EPOCH = np.datetime64("1970-01-01", "D")
 _DTYPES = {"id": "str", "text": "str", "term": "str", "date": "datetime64[ms]",
            "float": "float64", "int": "float64", "bool": "boolean"}  # fmt: skip
@@ -49,12 +51,13 @@ class References:
 
 
 def term_code_of_dates(dates: pd.Series) -> np.ndarray:
-    """Term of each date as ``BE_year * 10 + semester``: May–Oct is semester 1, Nov–Apr semester 2."""
-    year = dates.dt.year.to_numpy()
-    month = dates.dt.month.to_numpy()
+    """Term of each date as ``BE_year * 10 + semester``: May–Oct is semester 1, Nov–Apr semester 2; 0 for no date."""
+    missing = dates.isna().to_numpy()
+    year = dates.dt.year.fillna(0).to_numpy(dtype=np.int64)
+    month = dates.dt.month.fillna(1).to_numpy(dtype=np.int64)
     academic_year_ce = np.where(month <= 4, year - 1, year)
     semester = np.where((month >= 5) & (month <= 10), 1, 2)
-    return (academic_year_ce + 543) * 10 + semester
+    return np.where(missing, 0, (academic_year_ce + 543) * 10 + semester)
 
 
 def enrollment_key(student_key: np.ndarray, term_code: np.ndarray) -> np.ndarray:
@@ -131,7 +134,8 @@ def _number_checks(column: Column) -> list[pa.Check]:
 
 
 def _date_checks(column: Column, refs: References) -> list[pa.Check]:
-    checks = [pa.Check(lambda s: s.dt.year >= EARLIEST_YEAR, name="bad_date")]
+    checks = [pa.Check(lambda s: (s.dt.year >= EARLIEST_YEAR) & (s.dt.year < BUDDHIST_ERA_YEARS_FROM),
+                       name="bad_date")]
     if refs.window is not None and column.name != "birth_date":
         start, end = (pd.Timestamp(d) for d in refs.window)
         checks.append(pa.Check.in_range(start, end, error="bad_date"))

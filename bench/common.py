@@ -1,0 +1,48 @@
+"""Shared by the benchmarks: run a step in its own process and measure wall time and peak RSS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RISK = [sys.executable, "-m", "risk.cli"]
+BENCH_DATA = Path(os.environ.get("RISK_BENCH_DATA", ROOT / "data" / "bench"))
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+
+
+def measure(argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> Measured:
+    """Run ``argv`` as a child process; its own peak RSS comes from wait4's resource usage."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL if quiet else None)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({process.returncode}): {' '.join(argv)}")
+    return Measured(seconds, usage.ru_maxrss / 1024)
+
+
+def line(name: str, value: float, unit: str, baseline_name: str, baseline: float, better: str = "lower") -> str:
+    """One figure beside its baseline, with the ratio (how many times better than the baseline)."""
+    ratio = baseline / value if better == "lower" else value / baseline
+    return f"{name}: {value:,.2f} {unit} | baseline ({baseline_name}): {baseline:,.2f} {unit} | ratio {ratio:,.1f}×"
+
+
+def ensure_synthetic(students: int, terms: int, seed: int = 11) -> Path:
+    """A synthetic export of the given size under BENCH_DATA, generated once and reused."""
+    folder = BENCH_DATA / f"source-{students}x{terms}-s{seed}"
+    if not (folder / "synth_report.json").exists():
+        measure([*RISK, "synth", "--students", str(students), "--terms", str(terms), "--seed", str(seed),
+                 "--out", str(folder)])
+    return folder
