@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RISK = [sys.executable, "-m", "risk.cli"]
+RISK = [sys.executable, "-m", "risk"]
 BENCH_DATA = Path(os.environ.get("RISK_BENCH_DATA", ROOT / "data" / "bench"))
 
 

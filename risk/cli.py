@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -149,5 +148,3 @@ def contract() -> None:
     print(contract_markdown())
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

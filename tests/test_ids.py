@@ -12,7 +12,9 @@ from conftest import STUDENTS, clean_tables, write_source
 
 from risk.data.ids import (
     DEMO_KEY,
+    Pseudonymizer,
     id_key_from_env,
+    id_numbers,
     is_valid_student_id,
     masked_id,
     pseudonym,
@@ -95,3 +97,18 @@ def test_no_raw_id_appears_in_any_validated_output(tmp_path: Path, id_key: bytes
         text = path.read_bytes() if path.suffix == ".json" else pq.read_table(path).to_pandas().to_csv().encode()
         for raw in raw_ids:
             assert raw.encode() not in text, f"raw ID found in {path}"
+
+
+def test_id_numbers_are_exact_and_distinct_for_thai_ids_and_g_codes():
+    values = pd.Series(["1103700123458", "G103700123458", "0103700123458", "110370012345", None, "G12345678901X"])
+    assert id_numbers(values).tolist() == [1103700123458, 10**13 + 103700123458, 103700123458, -1, -1, -1]
+
+
+def test_pseudonymizer_lookups_equal_hashing():
+    key = b"key-one-0123456789"
+    enrolled = pd.Series(["1103700123458", "G123456789012"])
+    pseudonymize = Pseudonymizer(key)
+    pseudonymize.remember(enrolled, pseudonyms(enrolled, key))
+    pseudonymize.freeze()
+    later = pd.Series(["G123456789012", "1234567890121", "bad", None, "1103700123458"])
+    assert pseudonymize(later).tolist() == pseudonyms(later, key).tolist()

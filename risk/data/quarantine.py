@@ -7,7 +7,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from risk.data.ids import masked_id
-from risk.data.rules import RULES, primary_rule
+from risk.data.rules import RULES
+
+_PRIORITY = {code: i for i, code in enumerate(RULES)}
 
 __all__ = ["row_failures", "split_chunk"]
 
@@ -81,19 +83,39 @@ def split_chunk(frame: pd.DataFrame, failures: pd.DataFrame) -> tuple[np.ndarray
     -------
     clean : ndarray of bool, shape (n_rows,)
     reasons : DataFrame indexed by bad row position with ``rule`` (primary), ``rules``
-        (all, ``;``-separated) and ``detail`` (column = value: rule, for people).
+        (all, ``;``-separated, in priority order) and ``detail`` (column = value: rule, for people).
     """
     clean = np.ones(len(frame), dtype=bool)
     if failures.empty:
         return clean, pd.DataFrame(columns=["rule", "rules", "detail"])
     clean[failures["row"].to_numpy()] = False
-    records = {}
-    for row, group in failures.groupby("row", sort=True):
-        rules = list(dict.fromkeys(group["rule"]))
-        detail = "; ".join(
-            f"{r}: {RULES[r]}" if c == ROW else f"{c} = {v}: {r}"
-            for c, v, r in zip(group["column"], group["value"], group["rule"], strict=True)
-        )
-        records[row] = (primary_rule(rules), ";".join(sorted(rules, key=list(RULES).index)), detail)
-    reasons = pd.DataFrame.from_dict(records, orient="index", columns=["rule", "rules", "detail"])
-    return clean, reasons
+    failures = failures.assign(
+        priority=failures["rule"].map(_PRIORITY),
+        value=failures["value"].astype(object).where(failures["value"].notna(), "").astype(str),
+    ).sort_values(["row", "priority", "column"])
+    text = np.where(failures["column"] == ROW, failures["rule"] + ": " + failures["rule"].map(RULES),
+                    failures["column"] + " = " + failures["value"] + ": " + failures["rule"])
+    failures = failures.assign(text=text)
+    first = failures.drop_duplicates("row").set_index("row")
+    distinct = failures.drop_duplicates(["row", "rule"])
+    return clean, pd.DataFrame({
+        "rule": first["rule"],
+        "rules": _joined(distinct["row"], distinct["rule"], ";"),
+        "detail": _joined(failures["row"], failures["text"], "; "),
+    }).sort_index()
+
+
+def _joined(rows: pd.Series, texts: pd.Series, separator: str) -> pd.Series:
+    """Join the texts of each row, in order, without a Python loop over rows.
+
+    Texts are laid out by their rank within the row (a row rarely breaks more
+    than a few rules), then glued rank by rank as whole columns.
+    """
+    rank = rows.groupby(rows).cumcount().to_numpy()
+    wide = pd.DataFrame({"row": rows.to_numpy(), "rank": rank, "text": texts.to_numpy()}).pivot(
+        index="row", columns="rank", values="text")
+    result = wide[0].astype(str)
+    for column in wide.columns[1:]:
+        more = wide[column]
+        result = result.where(more.isna(), result + separator + more.astype(str))
+    return result

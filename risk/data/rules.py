@@ -6,7 +6,7 @@ rules in this order, with all of them listed.
 
 from __future__ import annotations
 
-__all__ = ["RULES", "primary_rule"]
+__all__ = ["RULES"]
 
 # code -> what it means, in the words the quarantine report uses.
 RULES: dict[str, str] = {
@@ -27,9 +27,3 @@ RULES: dict[str, str] = {
     "duplicate": "an exact copy of an earlier row",
     "duplicate_key": "another row already holds this key with other values",
 }
-_PRIORITY = {code: i for i, code in enumerate(RULES)}
-
-
-def primary_rule(codes: set[str] | list[str]) -> str:
-    """The rule a row is filed under: the first of its rules in :data:`RULES` order."""
-    return min(codes, key=_PRIORITY.__getitem__)

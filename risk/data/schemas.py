@@ -88,6 +88,10 @@ def _series(like: pd.Series, mask: np.ndarray) -> pd.Series:
 def build_schema(table: Table, refs: References) -> pa.DataFrameSchema:
     """The pandera schema of ``table``; reference checks are added only when ``refs`` has the data."""
     columns = {c.name: _column(c, refs) for c in table.columns}
+    if table.name == "attendance_daily" and refs.enrollment_keys is not None:
+        # Booleans made by attach_lookups: one failure case per row, not one per column.
+        columns["enrolled_that_term"] = pa.Column("bool", pa.Check(lambda s: s, name="no_enrollment_that_term"))
+        columns["school_day"] = pa.Column("bool", pa.Check(lambda s: s, name="not_a_school_day"))
     if table.has_student and refs.enrolled is not None:
         enrolled = refs.enrolled
         columns["student_key"] = pa.Column(
@@ -100,7 +104,7 @@ def build_schema(table: Table, refs: References) -> pa.DataFrameSchema:
 def _column(column: Column, refs: References) -> pa.Column:
     checks: list[pa.Check] = []
     if column.kind == "id":
-        checks.append(pa.Check(lambda s: _series(s, valid_student_id_mask(s.to_numpy())), name="invalid_id"))
+        checks.append(pa.Check(lambda s: _series(s, valid_student_id_mask(s)), name="invalid_id"))
     if column.kind == "term":
         checks.append(pa.Check.str_matches(r"^\d{4}-[12]$", error="bad_format"))
         if refs.terms is not None:
@@ -151,11 +155,6 @@ def _table_checks(table: Table, refs: References) -> list[pa.Check]:
         return [pa.Check(_date_in_term, name="date_outside_term")]
     if table.name == "enrollments":
         return [pa.Check(_age_in_range, name="out_of_range")]
-    if table.name == "attendance_daily" and refs.enrollment_keys is not None:
-        return [
-            pa.Check(lambda d: d["school_code"].notna(), name="no_enrollment_that_term", ignore_na=False),
-            pa.Check(lambda d: _is_school_day(d, refs), name="not_a_school_day", ignore_na=False),
-        ]
     return []
 
 
@@ -175,23 +174,25 @@ def _age_in_range(frame: pd.DataFrame) -> pd.Series:
 
 
 def attach_lookups(frame: pd.DataFrame, table: Table, refs: References) -> pd.DataFrame:
-    """Add the columns reference checks read: for attendance, each row's term and its school that term.
+    """Add the columns reference checks read: for attendance, each row's term and school that term.
 
-    ``frame`` must already carry ``student_key``. ``school_code`` is NaN where the
-    student has no valid enrollment in the term of the date.
+    ``frame`` must already carry ``student_key``. Adds ``term_code``, ``school_code``
+    (NaN when the student has no valid enrollment in the term of the date),
+    ``enrolled_that_term`` and ``school_day`` (true also when not enrolled, which
+    is reported by its own rule).
     """
     if table.name != "attendance_daily" or refs.enrollment_keys is None:
         return frame
     frame["term_code"] = term_code_of_dates(frame["date"])
-    position = refs.enrollment_keys.get_indexer(enrollment_key(frame["student_key"].to_numpy(), frame["term_code"].to_numpy()))
-    school = refs.enrollment_school[np.maximum(position, 0)].astype("float64")
-    frame["school_code"] = np.where(position >= 0, school, np.nan)
-    return frame
-
-
-def _is_school_day(frame: pd.DataFrame, refs: References) -> pd.Series:
-    known = frame["school_code"].notna().to_numpy()
+    keys = enrollment_key(frame["student_key"].to_numpy(), frame["term_code"].to_numpy())
+    position = refs.enrollment_keys.get_indexer(keys)
+    enrolled = position >= 0
+    school = refs.enrollment_school[np.maximum(position, 0)]
+    frame["school_code"] = np.where(enrolled, school.astype("float64"), np.nan)
     days = (frame["date"].to_numpy().astype("datetime64[D]") - _EPOCH).astype(np.int64)
-    codes = np.where(known, frame["school_code"].fillna(0).to_numpy().astype(np.int64) * 100_000 + days, -1)
-    # A row with no enrollment that term is reported by its own rule, not this one.
-    return pd.Series(~known | (refs.school_days.get_indexer(codes) >= 0), index=frame.index)
+    open_day = refs.school_days.get_indexer(school * 100_000 + days) >= 0
+    # A row without a date is reported as missing it, and for nothing else.
+    no_date = frame["date"].isna().to_numpy()
+    frame["enrolled_that_term"] = enrolled | no_date
+    frame["school_day"] = ~enrolled | open_day | no_date
+    return frame

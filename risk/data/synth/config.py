@@ -91,7 +91,7 @@ class ShockConfig(_Section):
 
 class LatentConfig(_Section):
     ar: Weights
-    innovation_sd: Weights
+    drift_sd: Weights
     engagement_on: Weights
     engagement_sd: float
     shocks: dict[Literal["migration", "job_loss", "illness", "pregnancy"], ShockConfig]

@@ -23,10 +23,11 @@ import numpy as np
 from risk.data.contract import GRADE_LEVELS
 from risk.data.synth.calendar import TermGrid
 from risk.data.synth.config import SynthConfig
-from risk.data.synth.population import M1, M4, Population, sigmoid
+from risk.data.synth.population import M1, M4, Population, band_of, engagement_mean, sigmoid
 from risk.data.synth.schools import Schools
 
-__all__ = ["SHOCKS", "Shocks", "draw_shocks", "evolve_latent", "hazard_x", "solve_intercepts", "term_targets"]
+__all__ = ["SHOCKS", "Shocks", "draw_shocks", "evolve_latent", "hazard_x", "shock_probability", "solve_intercepts",
+           "term_targets"]
 
 SHOCKS = ("migration", "job_loss", "illness", "pregnancy")
 NO_SHOCK = -1
@@ -44,37 +45,47 @@ class Shocks:
 
 
 def evolve_latent(pop: Population, act: np.ndarray, rng: np.random.Generator, cfg: SynthConfig) -> None:
-    """One term of AR(1) drift for the students ``act`` (in place)."""
-    ar, sd = cfg.latent.ar, cfg.latent.innovation_sd
+    """One term of AR(1) drift for the students ``act`` (in place).
+
+    Each factor's deviation from its anchor (engagement: from its mean given the
+    other factors) keeps a stationary sd, so the population does not spread out
+    over the terms; shocks push a factor away and it drifts back at rate ``ar``.
+    """
+    ar, sd = cfg.latent.ar, cfg.latent.drift_sd
     n = act.shape[0]
     for name, anchor in (("poverty", "pov0"), ("family", "fam0"), ("health", "hea0")):
         rho = ar[name]
         x = getattr(pop, name)[act]
         a = getattr(pop, anchor)[act]
-        getattr(pop, name)[act] = a + rho * (x - a) + sd[name] * rng.normal(0, 1, n)
-    eo = cfg.latent.engagement_on
-    mean = (eo["poverty"] * pop.poverty[act] + eo["family"] * pop.family[act] + eo["health"] * pop.health[act]
-            + eo["ability"] * pop.ability[act] + eo["disability"] * (pop.disability[act] > 0)
-            + eo["over_age"] * (pop.over_age[act] > 0))
+        getattr(pop, name)[act] = a + rho * (x - a) + sd[name] * np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    mean = engagement_mean(pop, act, cfg)
     rho = ar["engagement"]
-    pop.engagement[act] = mean + rho * (pop.engagement[act] - mean) + sd["engagement"] * rng.normal(0, 1, n)
+    noise = cfg.latent.engagement_sd * np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    pop.engagement[act] = mean + rho * (pop.engagement[act] - mean) + noise
+
+
+def shock_probability(pop: Population, idx: np.ndarray, grade: np.ndarray, semester: int, kind: str,
+                      cfg: SynthConfig) -> np.ndarray:
+    """Probability that a shock of ``kind`` strikes each student ``idx`` this term."""
+    s = cfg.latent.shocks[kind]
+    logit = (s.base + s.poverty * pop.poverty[idx] + s.family * pop.family[idx] + s.semester2 * (semester == 2)
+             + s.health * pop.health[idx] + s.upper_secondary * (grade >= M4))
+    p = sigmoid(logit)
+    if kind == "pregnancy":
+        p = np.where((pop.sex[idx] == 1) & (grade >= M1), p, 0.0)
+    return p
 
 
 def draw_shocks(pop: Population, act: np.ndarray, grid: TermGrid, rng: np.random.Generator,
                 cfg: SynthConfig) -> Shocks:
     """Draw the term's shocks, move the latent factors (in place) and return the onsets."""
     n = act.shape[0]
-    pov, fam, hea = pop.poverty[act], pop.family[act], pop.health[act]
-    grade, female = pop.grade[act], pop.sex[act] == 1
-    poverty_before = pov.copy()
+    grade = pop.grade[act]
+    poverty_before = pop.poverty[act].copy()
+    probability = {kind: shock_probability(pop, act, grade, grid.semester, kind, cfg) for kind in SHOCKS}
     onset = {}
     for kind in SHOCKS:
-        s = cfg.latent.shocks[kind]
-        logit = (s.base + s.poverty * pov + s.family * fam + s.semester2 * (grid.semester == 2)
-                 + s.health * hea + s.upper_secondary * (grade >= M4))
-        hit = rng.random(n) < sigmoid(logit)
-        if kind == "pregnancy":
-            hit &= female & (grade >= M1)
+        hit = rng.random(n) < probability[kind]
         onset[kind] = np.where(hit, rng.integers(0, grid.size, n), NO_SHOCK).astype(np.int32)
         for factor, jump in cfg.latent.shock_effect.get(kind, {}).items():
             getattr(pop, factor)[act[hit]] += jump
@@ -121,26 +132,20 @@ def term_targets(cfg: SynthConfig) -> np.ndarray:
 def solve_intercepts(pilot: Population, schools: Schools, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
     """Intercepts c[grade, semester] such that the pilot's mean hazard equals the target.
 
-    The pilot is a sample of new students with shocks drawn at their rates, so the
+    The pilot is a sample of new students at the run's own schools. For each
+    grade, the pilot students of that grade's band (K1–P6, M1–M3, M4–M6: the
+    same kinds of school) stand in, with shocks drawn at their rates, so the
     intercepts absorb the mean of every factor. Shape (15, 2).
     """
-    n = pilot.n
-    idx = np.arange(n)
     targets = term_targets(cfg)
     out = np.zeros_like(targets)
-    for sem in (1, 2):
-        shock = {}
-        for kind in SHOCKS:
-            s = cfg.latent.shocks[kind]
-            logit = (s.base + s.poverty * pilot.poverty + s.family * pilot.family + s.semester2 * (sem == 2)
-                     + s.health * pilot.health)
-            shock[kind] = rng.random(n) < sigmoid(logit)
-        shock["pregnancy"] &= pilot.sex == 1
-        for g in range(len(GRADE_LEVELS)):
-            grade = np.full(n, g, dtype=np.int8)
-            shocks = dict(shock)
-            if g < M1:
-                shocks["pregnancy"] = np.zeros(n, dtype=bool)
+    band = band_of(pilot.grade)
+    for g in range(len(GRADE_LEVELS)):
+        idx = np.flatnonzero(band == band_of(np.array([g]))[0])
+        grade = np.full(idx.shape[0], g, dtype=np.int8)
+        for sem in (1, 2):
+            shocks = {kind: rng.random(idx.shape[0]) < shock_probability(pilot, idx, grade, sem, kind, cfg)
+                      for kind in SHOCKS}
             x = hazard_x(pilot, idx, grade, sem, schools, shocks, cfg)
             out[g, sem - 1] = _solve(x, targets[g, sem - 1])
     return out

@@ -63,6 +63,11 @@ class Batch:
             cats.append(value)
         return cats.index(value)
 
+    def slice(self, lo: int, hi: int) -> Batch:
+        """Rows ``lo:hi`` as views (categories and extra IDs shared, not copied)."""
+        return Batch(self.table, {k: v[lo:hi] for k, v in self.cols.items()}, self.cats,
+                     {k: v[lo:hi] for k, v in self.nulls.items()}, self.extra_ids)
+
     def take(self, rows: np.ndarray) -> Batch:
         """A new batch of the given rows (categories and extra IDs shared by copy)."""
         return Batch(
@@ -80,21 +85,21 @@ def concat_batches(batches: list[Batch]) -> Batch:
     cats: dict[str, list[str]] = {}
     cols: dict[str, list[np.ndarray]] = {k: [] for k in first.cols}
     nulls: dict[str, list[np.ndarray]] = {k: [] for k in first.cols}
-    extra: list[str] = []
+    positions: dict[str, dict[str, int]] = {}
     for b in batches:
         for name, values in b.cols.items():
             if name in b.cats:
                 merged = cats.setdefault(name, [])
-                lookup = {}
+                position = positions.setdefault(name, {v: i for i, v in enumerate(merged)})
+                table = np.empty(max(len(b.cats[name]), 1), dtype=np.int64)
                 for i, v in enumerate(b.cats[name]):
-                    if v not in merged:
+                    if v not in position:
+                        position[v] = len(merged)
                         merged.append(v)
-                    lookup[i] = merged.index(v)
-                table = np.array([lookup[i] for i in range(len(b.cats[name]))] or [0], dtype=np.int64)
+                    table[i] = position[v]
                 values = table[values]
             cols[name].append(values)
             nulls[name].append(b.nulls.get(name, np.zeros(b.n, dtype=bool)))
-        extra += b.extra_ids
     out = Batch(first.table, {k: np.concatenate(v) for k, v in cols.items()}, cats,
                 {k: np.concatenate(v) for k, v in nulls.items()}, [])
     if any(b.extra_ids for b in batches):
@@ -113,9 +118,14 @@ def _id_array(codes: np.ndarray, null: np.ndarray | None, ids: IdDictionary, ext
     else:
         lo = hi = 0
     dictionary = ids.ids.slice(lo, hi - lo)
+    extra_code = np.zeros(1, dtype=np.int64)
     if extra:
-        dictionary = pa.concat_arrays([dictionary, pa.array(extra, type=pa.string())])
-    local = np.where(base, codes - lo, codes - ids.size + (hi - lo)).astype(np.int32)
+        # Two corrupted rows may carry the same broken ID; a dictionary must not repeat a
+        # value (Parquet's writer then encodes the column non-deterministically).
+        unique, extra_code = np.unique(np.array(extra, dtype=object).astype(str), return_inverse=True)
+        dictionary = pa.concat_arrays([dictionary, pa.array(unique.tolist(), type=pa.string())])
+    local = np.where(base, codes - lo, extra_code[np.clip(codes - ids.size, 0, len(extra_code) - 1)] + (hi - lo))
+    local = local.astype(np.int32)
     indices = pa.array(local, mask=null if null is not None and null.any() else None)
     arr = pa.DictionaryArray.from_arrays(indices, dictionary)
     return arr.cast(pa.string()) if plain else arr

@@ -160,8 +160,15 @@ def _fresh_keys(batch: Batch, rows: np.ndarray, rng: np.random.Generator, ctx: M
     if batch.table == "enrollments":
         _set_ids(batch, rows, ctx.new_ids("ghost", rows.shape[0]), ctx.ids.shape[0])
     elif batch.table == "schools":
-        codes = [f"1000{x:06d}" for x in rng.choice(1_000_000, rows.shape[0], replace=False)]
-        batch.cols["school_id"][rows] = [batch.category_code("school_id", c) for c in codes]
+        _unknown_schools(batch, rows, rng)
+
+
+def _unknown_schools(batch: Batch, rows: np.ndarray, rng: np.random.Generator) -> None:
+    """Give ``rows`` school codes that no school has (province code 00 does not exist)."""
+    cats = batch.cats["school_id"]
+    numbers = rng.choice(1_000_000, rows.shape[0], replace=False)
+    batch.cols["school_id"][rows] = len(cats) + np.arange(rows.shape[0])
+    cats.extend(f"1000{x:06d}" for x in numbers)
 
 
 def _apply(kind: str, batch: Batch, rows: np.ndarray, rng: np.random.Generator, ctx: MessContext) -> np.ndarray:
@@ -197,8 +204,7 @@ def _apply(kind: str, batch: Batch, rows: np.ndarray, rng: np.random.Generator, 
         batch.cols[col][rows] = be_year_typo(batch.cols[col][rows])
         batch.null_mask(col)[rows] = False
     elif kind == "unknown_school":
-        codes = [f"1000{x:06d}" for x in rng.choice(1_000_000, k, replace=False)]
-        batch.cols["school_id"][rows] = [batch.category_code("school_id", c) for c in codes]
+        _unknown_schools(batch, rows, rng)
     elif kind == "not_a_school_day":
         rows = _weekend(batch, rows, rng)
     else:

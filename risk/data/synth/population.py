@@ -58,6 +58,14 @@ class Population:
             setattr(self, f, np.concatenate([getattr(self, f), getattr(other, f)]))
 
 
+def engagement_mean(pop: Population, idx: np.ndarray, cfg: SynthConfig) -> np.ndarray:
+    """Expected engagement given the other factors (engagement drifts around it)."""
+    eo = cfg.latent.engagement_on
+    return (eo["poverty"] * pop.poverty[idx] + eo["family"] * pop.family[idx] + eo["health"] * pop.health[idx]
+            + eo["ability"] * pop.ability[idx] + eo["disability"] * (pop.disability[idx] > 0)
+            + eo["over_age"] * (pop.over_age[idx] > 0))
+
+
 def school_distance(schools: Schools, school: np.ndarray, noise: np.ndarray, cfg: SynthConfig) -> np.ndarray:
     """Home-to-school distance in km: longer in rural areas, for secondary and BPP schools."""
     med = cfg.household.distance_km_median
@@ -105,20 +113,20 @@ def new_students(grade: np.ndarray, year_ce: int, counter: np.ndarray, schools: 
     ref = (np.datetime64(f"{year_ce}-05-16") - np.datetime64("1970-01-01")).astype(np.int64)
     birth = (ref - np.round(age * 365.25) - 10 - rng.random(n) * 345).astype(np.int32)
 
-    eo = lat.engagement_on
-    engagement = (eo["poverty"] * pov0 + eo["family"] * fam0 + eo["health"] * hea0 + eo["ability"] * ability
-                  + eo["disability"] * disabled + eo["over_age"] * (over_age > 0)
-                  + rng.normal(0, lat.engagement_sd, n))
     dist_noise = rng.normal(0, 1, n).astype(f4)
     hc, bc = cfg.health, cfg.behaviour
     hh = cfg.household
     hh_base = np.clip(2 + rng.poisson(np.maximum(hh.size_mean - 2 + hh.size_poverty * pov0, 0.2)), 2, 15)
-    return Population(
+    sd = lat.drift_sd
+    poverty = pov0 + rng.normal(0, sd["poverty"], n)
+    family = fam0 + rng.normal(0, sd["family"], n)
+    health = hea0 + rng.normal(0, sd["health"], n)
+    pop = Population(
         gid=counter.astype(np.int64), sid=sid.astype("U13"), sex=sex, thai=thai, disability=disability,
         ability=ability.astype(f4), birth=birth, over_age=over_age, grade=grade.astype(np.int8),
         school=school, section=(1 + rng.random(n) * schools.sections[school]).astype(np.int8),
-        pov0=pov0.astype(f4), fam0=fam0.astype(f4), hea0=hea0.astype(f4), poverty=pov0.astype(f4),
-        family=fam0.astype(f4), health=hea0.astype(f4), engagement=engagement.astype(f4),
+        pov0=pov0.astype(f4), fam0=fam0.astype(f4), hea0=hea0.astype(f4), poverty=poverty.astype(f4),
+        family=family.astype(f4), health=health.astype(f4), engagement=np.zeros(n, f4),
         dist_noise=dist_noise, distance=school_distance(schools, school, dist_noise, cfg),
         hh_base=hh_base.astype(np.int8), land_u=rng.normal(0, 1, n).astype(f4),
         elec_u=rng.random(n).astype(f4), veh_u=rng.normal(0, 1, n).astype(f4), water_u=rng.random(n).astype(f4),
@@ -131,3 +139,6 @@ def new_students(grade: np.ndarray, year_ce: int, counter: np.ndarray, schools: 
         enrolled=np.ones(n, dtype=bool), gpa=np.full(n, 2.5, f4), fail_share=np.zeros(n, f4),
         cct=np.full(n, -1, np.int8), pregnant=np.zeros(n, dtype=bool),
     )
+    every = np.arange(n)
+    pop.engagement[:] = engagement_mean(pop, every, cfg) + rng.normal(0, lat.engagement_sd, n)
+    return pop

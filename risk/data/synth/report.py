@@ -28,7 +28,7 @@ class SynthReport(BaseModel):
         description="per term whose next term exists: share of enrolled students not enrolled next term, by grade and overall")
     dropout_rate_by_year: dict[str, dict[str, float]] = Field(
         description="per academic year with both semesters' outcomes known: 1 − Π(1 − term rate), by grade and overall")
-    mid_term_dropout_rate: dict[str, float] = Field(description="largest per-term share dropping out mid-term, by grade")
+    mid_term_dropout_rate: dict[str, float] = Field(description="share of enrolled students dropping out mid-term, per term, by grade (all terms pooled)")
     non_returner_share: dict[str, float] = Field(description="share of all non-returners by grade")
     share_m3: float
     share_p6: float
@@ -39,7 +39,10 @@ class SynthReport(BaseModel):
 
     def summary_lines(self) -> list[str]:
         """A few human-readable lines for the CLI."""
-        years = ", ".join(f"{y}: {v['overall']:.1%}" for y, v in self.dropout_rate_by_year.items()) or "n/a"
+        years = ", ".join(f"{y}: {v['overall']:.1%}" for y, v in self.dropout_rate_by_year.items())
+        if not years:  # no academic year with both semesters' outcomes: show the terms
+            years = "n/a; per term " + (", ".join(f"{t}: {v['overall']:.1%}"
+                                                  for t, v in self.dropout_rate_by_term.items()) or "n/a")
         injected = sum(sum(k.values()) for k in self.injected.values())
         total = sum(self.rows.values())
         lines = [
@@ -124,8 +127,8 @@ class DropoutTally:
         dropped = self.dropped[known].sum(axis=0) if known else np.zeros(len(GRADE_LEVELS))
         total = max(int(dropped.sum()), 1)
         share = {GRADE_LEVELS[g]: round(float(dropped[g] / total), 4) for g in range(len(GRADE_LEVELS))}
-        mid = self.mid_term / np.maximum(self.enrolled, 1)
-        mid_rate = {GRADE_LEVELS[g]: round(float(mid[:, g].max()), 5) for g in range(len(GRADE_LEVELS))}
+        mid = self.mid_term.sum(axis=0) / np.maximum(self.enrolled.sum(axis=0), 1)
+        mid_rate = {GRADE_LEVELS[g]: round(float(mid[g]), 5) for g in range(len(GRADE_LEVELS))}
         scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
         labels = np.concatenate(self.labels) if self.labels else np.zeros(0, bool)
         return {

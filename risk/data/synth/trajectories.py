@@ -119,6 +119,7 @@ def advance(pop: Population, act: np.ndarray, out: Outcomes, grid: TermGrid, sch
                            + mv.repeat_gpa * (pop.gpa[stay] - 2.0))
         repeat = ~no_repeat & (rng.random(n) < p_repeat)
         g_next = np.where(repeat, g, g + 1)
+        pop.over_age[stay[repeat]] += 1  # a repeater is a year older for the grade from now on
         pop.grade[stay] = g_next.astype(np.int8)
         # Changing level: stay if the school teaches the new band (some P6 leave anyway).
         band_next = band_of(g_next)
@@ -135,9 +136,13 @@ def advance(pop: Population, act: np.ndarray, out: Outcomes, grid: TermGrid, sch
         band = band_of(pop.grade[stay[rows]].astype(np.int64))
         far = rng.random(rows.shape[0]) < mv.transfer_other_province
         province = schools.province[new_school[rows]]
-        picked_near = pick_schools(schools, band, province, rng)
-        picked_far = pick_schools(schools, band, None, rng)
-        new_school[rows] = np.where(far, picked_far, picked_near)
+        picked = np.where(far, pick_schools(schools, band, None, rng), pick_schools(schools, band, province, rng))
+        for _ in range(5):  # a transfer goes to another school
+            same = np.flatnonzero(picked == new_school[rows])
+            if same.size == 0:
+                break
+            picked[same] = pick_schools(schools, band[same], None, rng)
+        new_school[rows] = picked
     changed = new_school != pop.school[stay]
     pop.school[stay] = new_school
     pop.distance[stay[changed]] = school_distance(schools, new_school[changed], pop.dist_noise[stay[changed]], cfg)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -59,7 +58,7 @@ class PartSink:
             return start
         step = n if self.csv else self.row_group_rows
         for lo in range(0, n, step):
-            part = batch if (lo == 0 and n <= step) else batch.take(np.arange(lo, min(lo + step, n)))
+            part = batch if (lo == 0 and n <= step) else batch.slice(lo, min(lo + step, n))
             self._write_table(to_arrow(part, ids, plain=self.csv))
         self.rows += n
         return start
