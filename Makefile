@@ -9,11 +9,13 @@ RISK   := $(BIN)/risk
 DATA   ?= data
 DEMO_STUDENTS ?= 20000
 DEMO_TERMS    ?= 4
+# Ten weeks into the last synthetic term (2569-1, May–October 2026).
+DEMO_AS_OF    ?= 2026-07-24
 
 .PHONY: setup demo test bench bench-quick lint serve clean help
 
 help:
-	@echo "make demo   - synthetic export -> validate (grows as capabilities land)"
+	@echo "make demo   - synthetic export -> validate -> features (grows as capabilities land)"
 	@echo "make test   - the test suite"
 	@echo "make bench  - scale benchmarks (slow; figures beside their baselines)"
 	@echo "make lint   - ruff"
@@ -30,6 +32,7 @@ setup: $(STAMP)
 demo: setup
 	$(RISK) synth --out $(DATA)/source --students $(DEMO_STUDENTS) --terms $(DEMO_TERMS) --seed 7
 	$(RISK) validate $(DATA)/source $(DATA)/validated --demo
+	$(RISK) features --as-of $(DEMO_AS_OF) --data $(DATA)/validated --out $(DATA)/features.parquet
 
 test: setup
 	$(BIN)/python -m pytest

@@ -12,7 +12,7 @@ import pandas as pd
 
 AS_OF = dt.date(2024, 6, 7)
 A, B = "1040100001", "1040100002"
-S1, S2, S3, S4, S5, S6, S7 = 1, 2, 3, 4, 5, 6, 7
+S1, S2, S3, S4, S5, S6, S7, S8 = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -56,6 +56,7 @@ def world() -> dict[str, pd.DataFrame]:
         enrol(S2, "2566-1", B, "M1", "2010-03-01", "male"), enrol(S2, "2566-2", B, "M1", "2010-03-01", "male"),
         enrol(S2, "2567-1", A, "M1", "2010-03-01", "male"),
         enrol(S3, "2567-1", A, "P6", "2011-01-10"),
+        enrol(S8, "2567-1", B, "K2", "2020-01-15"),  # too young for the WHO 5–19 reference
         # S4 left before as_of; S5's departure is dated after as_of, so it is not known yet.
         enrol(S4, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-01")),
         enrol(S5, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-20")),
@@ -105,6 +106,7 @@ def world() -> dict[str, pd.DataFrame]:
         {"student_key": S1, "measured_on": d("2024-05-20"), "weight_kg": 40.0, "height_cm": 150.0},
         {"student_key": S1, "measured_on": d("2024-06-03"), "weight_kg": 38.5, "height_cm": 150.0},
         {"student_key": S1, "measured_on": d("2024-06-10"), "weight_kg": 20.0, "height_cm": 150.0},
+        {"student_key": S8, "measured_on": d("2024-06-03"), "weight_kg": 17.0, "height_cm": 103.0},
     ])
     flags = {f: False for f in ("substance", "violence", "bullying", "pregnancy", "gaming", "sexual_risk")}
     behaviour = _frame([

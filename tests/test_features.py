@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from feature_world import AS_OF, S1, S2, S3, S4, S5, context_rates_frame, world
+from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, context_rates_frame, world
 
 from risk.features.base import AsOf
 from risk.features.catalog import load_catalog
@@ -32,7 +32,7 @@ def value(features: pd.DataFrame, student: int, name: str) -> float:
 
 def test_cohort_is_enrolled_students_not_yet_known_to_have_left(features):
     # S4's dropout is dated before as_of; S5's after it, so S5 is still in the cohort.
-    assert set(features.index) == {S1, S2, S3, S5}
+    assert set(features.index) == {S1, S2, S3, S5, S8}
     assert S4 not in features.index
 
 
@@ -143,6 +143,12 @@ class TestHealth:
             who_zscores("bmi_for_age", np.array(["female"]), np.array([months]), np.array([bmi]))[0])
         assert value(features, S1, "height_for_age_z") == pytest.approx(
             who_zscores("height_for_age", np.array(["female"]), np.array([months]), np.array([150.0]))[0])
+
+    def test_z_scores_outside_the_reference_ages_stay_missing(self, features):
+        # S8 is 4 years old: the WHO 2007 reference starts at 61 months.
+        assert np.isnan(value(features, S8, "bmi_for_age_z"))
+        assert np.isnan(value(features, S8, "thin"))
+        assert value(features, S8, "weight_change_kg") != value(features, S8, "weight_change_kg")  # NaN: one measurement
 
     def test_weight_loss_between_measurements(self, features):
         assert value(features, S1, "weight_change_kg") == pytest.approx(-1.5)

@@ -26,18 +26,18 @@ COLUMNS = ("weight_kg", "height_cm", "bmi", "bmi_z", "height_z")
 
 
 def _who_z(indicator: pa.Array, sex: pa.Array, age_months: pa.Array, value: pa.Array) -> pa.Array:
-    # DuckDB hands vectors of rows; one indicator per call site.
-    name = indicator[0].as_py() if len(indicator) else "bmi_for_age"
+    # DuckDB hands vectors of rows (nulls included); one indicator per call site.
+    name = indicator[0].as_py() if len(indicator) and indicator[0].is_valid else "bmi_for_age"
     z = who_zscores(name, np.asarray(sex.to_numpy(zero_copy_only=False), dtype=object),
                     age_months.to_numpy(zero_copy_only=False), value.to_numpy(zero_copy_only=False))
-    return pa.array(z, type=pa.float64(), from_pandas=True)
+    return pa.array(z, type=pa.float64(), from_pandas=True)  # NaN → NULL: missing stays missing
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Make ``who_z(indicator, sex, age_months, value)`` callable from SQL (one implementation: numpy)."""
     con.create_function("who_z", _who_z, [duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR"),
                                           duckdb.sqltype("DOUBLE"), duckdb.sqltype("DOUBLE")],
-                        duckdb.sqltype("DOUBLE"), type="arrow", side_effects=False)
+                        duckdb.sqltype("DOUBLE"), type="arrow", side_effects=False, null_handling="special")
 
 
 def parts(as_of: AsOf) -> list[Part]:
