@@ -362,3 +362,43 @@ def test_buddhist_era_typo_keeps_day_and_month() -> None:
     leap = (np.datetime64("2024-02-29") - np.datetime64("1970-01-01")).astype(np.int64)
     got = (be_year_typo(np.array([day, leap])) + np.datetime64("1970-01-01", "D")).astype(str)
     assert list(got) == ["2567-06-01", "2567-02-28"]
+
+
+def _next_term_sql(term: str) -> str:
+    return (f"CASE WHEN {term} LIKE '%-1' THEN replace({term}, '-1', '-2') "
+            f"ELSE CAST(CAST(left({term}, 4) AS INT) + 1 AS VARCHAR) || '-1' END")
+
+
+def test_a_transferred_student_found_next_term_is_at_another_school(clean: tuple[Path, SynthReport]) -> None:
+    out, _ = clean
+    enr = f"read_parquet('{out}/enrollments/*.parquet')"
+    same, moved = duckdb.connect().execute(f"""
+        SELECT count(*) FILTER (a.school_id = b.school_id), count(*)
+        FROM {enr} a JOIN {enr} b ON b.student_id = a.student_id AND b.term = {_next_term_sql('a.term')}
+        WHERE a.status = 'transferred'
+    """).fetchone()
+    assert moved > 100 and same == 0
+
+
+def test_attendance_stops_at_a_mid_term_dropout(clean: tuple[Path, SynthReport]) -> None:
+    out, _ = clean
+    after, dropouts = duckdb.connect().execute(f"""
+        WITH d AS (SELECT e.student_id, e.status_date FROM read_parquet('{out}/enrollments/*.parquet') e
+                   JOIN read_parquet('{out}/truth.parquet') t USING (student_id, term)
+                   WHERE t.dropped_mid_term)
+        SELECT (SELECT count(*) FROM read_parquet('{out}/attendance_daily/*.parquet') a JOIN d USING (student_id)
+                WHERE a.date >= d.status_date), (SELECT count(*) FROM d)
+    """).fetchone()
+    assert dropouts > 10 and after == 0
+
+
+def test_a_config_error_names_the_section(tmp_path: Path) -> None:
+    from risk.data.synth import SynthConfigError
+
+    broken = CONFIG.read_text(encoding="utf-8").replace("  rate: 0.005", "  rate: lots")
+    path = tmp_path / "synth.yaml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(SynthConfigError, match=r"mess\.rate"):
+        SynthConfig.from_yaml(path)
+    with pytest.raises(SynthConfigError, match="does not exist"):
+        SynthConfig.from_yaml(tmp_path / "missing.yaml")

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from risk.errors import ConfigError
+
 __all__ = ["DEFAULT_CONFIG_PATH", "SynthConfig", "SynthConfigError"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "configs" / "synth.yaml"
@@ -22,7 +24,7 @@ Range = tuple[float, float]
 IntRange = tuple[int, int]
 
 
-class SynthConfigError(ValueError):
+class SynthConfigError(ConfigError):
     """The synth config file is missing or does not match the expected shape."""
 
 
