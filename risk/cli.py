@@ -93,17 +93,21 @@ def synth(
 def validate(
     source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet or CSV per table).")],
     out: Annotated[Path, typer.Argument(help="Folder for validated Parquet, quarantine and the report.")],
-    chunk_rows: Annotated[int, typer.Option(min=1_000, help="Rows per chunk (memory vs speed).")] = 1_000_000,
-    buckets: Annotated[int, typer.Option(min=1, max=1024, help="Student buckets in the output layout.")] = 32,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML): chunk size, buckets, workers.")] = (
+        REPO_CONFIGS / "risk.yaml"),
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes for the row rules (default: settings).")] = None,
     demo: DemoOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Check an export against the contract; pseudonymise IDs; quarantine bad rows with their reasons."""
+    from risk.config import load_settings
     from risk.data.validate import validate_sources
 
     if not source.is_dir():
         raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
-    report = validate_sources(source, out, key=_id_key(demo), chunk_rows=chunk_rows, buckets=buckets,
+    data = load_settings(settings).data
+    report = validate_sources(source, out, key=_id_key(demo), chunk_rows=data.chunk_rows, buckets=data.student_buckets,
+                              memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
                               progress=not quiet)
     for line in report.summary_lines():
         console.print(line, highlight=False)

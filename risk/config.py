@@ -21,6 +21,7 @@ class DataSettings(BaseModel):
     chunk_rows: int = Field(1_000_000, ge=1_000)
     student_buckets: int = Field(32, ge=1, le=1024)
     duckdb_memory_limit: str = "4GB"
+    workers: int = Field(2, ge=1, le=64)
 
 
 class FeatureSettings(BaseModel):

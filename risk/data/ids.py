@@ -196,6 +196,15 @@ class Pseudonymizer:
         ok = numbers >= 0
         self._pending.append((numbers[ok], keys[ok]))
 
+    def take_remembered(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Hand over the pairs remembered since the last freeze (from a worker process)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def absorb(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Take pairs remembered by another process."""
+        self._pending.extend(pairs)
+
     def freeze(self) -> None:
         """Build the lookup index from everything remembered so far."""
         if not self._pending:

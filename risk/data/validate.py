@@ -25,18 +25,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from risk.data.contract import TABLE_ORDER, TABLES, Table
-from risk.data.ids import Pseudonymizer, masked_id
-from risk.data.quarantine import row_failures, split_chunk
-from risk.data.reading import Chunk, inspect_file, iter_chunks, source_files
+from risk.data.ids import Pseudonymizer
+from risk.data.reading import inspect_file, source_files
+from risk.data.row_rules import RowPass, run_row_pass, write_rows
 from risk.data.schemas import (
     References,
-    attach_lookups,
-    build_schema,
     enrollment_key,
     school_day_codes,
     term_codes,
@@ -91,7 +87,7 @@ class ValidationReport(BaseModel):
 
 def validate_sources(
     source_dir: Path, out_dir: Path, *, key: bytes, chunk_rows: int = 1_000_000, buckets: int = 32,
-    progress: bool = True, memory_limit: str = "4GB",
+    progress: bool = True, memory_limit: str = "4GB", workers: int = 1,
 ) -> ValidationReport:
     """Validate every contract table in ``source_dir`` into ``out_dir``.
 
@@ -99,6 +95,8 @@ def validate_sources(
     hive-partitioned by ``bucket`` = student_key mod ``buckets``, attendance also by ``term``),
     ``out_dir/quarantine/<table>.parquet`` (rejected rows with ``rule``, ``rules``,
     ``detail``, ``_file``, ``_row``) and ``out_dir/validation_report.json``.
+
+    ``workers`` processes share the row-rules pass of tables held in several files.
 
     Raises
     ------
@@ -120,7 +118,7 @@ def validate_sources(
             table = TABLES[name]
             task = bar.add(f"validate {name}", total=known_rows[name])
             counts.append(_validate_table(table, files[name], source_dir, out_dir, pseudonymize, refs, chunk_rows,
-                                          con, bar, task, buckets))
+                                          con, bar, task, buckets, workers))
             pseudonymize.freeze()
             refs = _extend_references(refs, table, out_dir, con)
     shutil.rmtree(out_dir / STAGING, ignore_errors=True)
@@ -140,29 +138,17 @@ def _duckdb(out_dir: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
 
 def _validate_table(table: Table, files: list[Path], source_dir: Path, out_dir: Path, pseudonymize: Pseudonymizer,
                     refs: References, chunk_rows: int, con: duckdb.DuckDBPyConnection, bar: Progress,
-                    task: TaskID, buckets: int) -> TableCounts:
+                    task: TaskID, buckets: int, workers: int) -> TableCounts:
     staging = out_dir / STAGING / table.name
     quarantine = out_dir / QUARANTINE / table.name
     for folder in (staging, quarantine, out_dir / table.name):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    schema = build_schema(table, refs)
     started = time.perf_counter()
-    rows_in = 0
-    part = 0
-    for path in files:
-        for chunk in iter_chunks(path, table, chunk_rows, source_dir):
-            frame = _prepared(chunk, table, refs, pseudonymize)
-            clean, reasons = split_chunk(frame, row_failures(schema, frame, chunk.bad_type))
-            _write(frame.loc[clean], staging / f"part-{part:05d}.parquet")
-            if not clean.all():
-                bad = frame.loc[~clean].join(reasons)
-                _write(bad, quarantine / f"part-{part:05d}.parquet")
-            rows_in += len(frame)
-            part += 1
-            bar.advance(task, len(frame))
+    work = RowPass(table, refs, pseudonymize, source_dir, staging, quarantine, chunk_rows)
+    rows_in = run_row_pass(work, files, workers=workers, bar=bar, task=task)
     rows_seconds = time.perf_counter() - started
-    if part == 0:
+    if not any(staging.iterdir()):
         raise ContractError(f"table {table.name!r} has no rows in {', '.join(str(p) for p in files)}")
     _remove_duplicates(table, staging, quarantine, out_dir / table.name, con, buckets)
     bar.done(task)
@@ -179,30 +165,6 @@ def _known_rows(files: list[Path], table: Table) -> int | None:
     return None if None in counts else sum(counts)
 
 
-def _prepared(chunk: Chunk, table: Table, refs: References, pseudonymize: Pseudonymizer) -> pd.DataFrame:
-    """The chunk as the schema sees it: pseudonym, display hint and lookups added, raw ID dropped."""
-    frame = chunk.frame
-    frame.insert(0, "_file", pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [chunk.file]))
-    frame.insert(1, "_row", chunk.row)
-    if table.has_student:
-        frame.insert(2, "student_key", pseudonymize(frame["student_id"]))
-        if table.name == "enrollments":
-            pseudonymize.remember(frame["student_id"], frame["student_key"].to_numpy())
-        if table.name == "enrollments":
-            frame.insert(3, "id_hint", [masked_id(v) for v in frame["student_id"].fillna("")])
-        attach_lookups(frame, table, refs)
-    return frame
-
-
-_LOOKUP_COLUMNS = ("enrolled_that_term", "school_day")
-
-
-def _write(frame: pd.DataFrame, path: Path) -> None:
-    # The raw ID is dropped here: nothing written by validation holds it.
-    frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-
-
 def _remove_duplicates(table: Table, staging: Path, quarantine: Path, final: Path,
                        con: duckdb.DuckDBPyConnection, buckets: int) -> None:
     """Quarantine exact copies and second rows for a key; write the rest as the validated table."""
@@ -216,7 +178,7 @@ def _remove_duplicates(table: Table, staging: Path, quarantine: Path, final: Pat
     groups = con.execute(f"SELECT s.* FROM {source} s SEMI JOIN ({repeated}) k USING ({keys})").df()
     dups = _duplicate_rows(groups, key_cols, data_cols)
     if len(dups):
-        _write(dups, quarantine / "duplicates.parquet")
+        write_rows(dups, quarantine / "duplicates.parquet")
     con.register("dup_rows", dups[["_file", "_row"]] if len(dups) else _NO_ROWS)
     select = ", ".join(_output_column(table, c) for c in _output_columns(table))
     partition = ""

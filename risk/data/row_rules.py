@@ -1,0 +1,128 @@
+"""The first validation pass: row rules, chunk by chunk, in one process or several.
+
+Each source file is read in chunks; every chunk is parsed, pseudonymised, checked
+by the table's pandera schema and split into clean rows (staging Parquet) and
+quarantined rows (with their reasons). Files are independent, so with
+``workers > 1`` they are spread over processes: on two cores the pass takes
+about half the time. Part files are named by file and chunk number, so the
+result does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+import pyarrow.parquet as pq
+
+from risk.data.contract import Table
+from risk.data.ids import Pseudonymizer, masked_id
+from risk.data.quarantine import row_failures, split_chunk
+from risk.data.reading import Chunk, iter_chunks
+from risk.data.schemas import References, attach_lookups, build_schema
+from risk.progress import Progress, TaskID
+
+__all__ = ["RowPass", "run_row_pass", "write_rows"]
+
+# Columns made for the checks only; they are not data and are not written.
+_LOOKUP_COLUMNS = ("enrolled_that_term", "school_day")
+
+
+def write_rows(frame: pd.DataFrame, path: Path) -> None:
+    """Write rows to Parquet without the raw ID: nothing written by validation holds it."""
+    frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
+    pq.write_table(pa_arrow.Table.from_pandas(frame, preserve_index=False), path)
+
+
+@dataclass
+class RowPass:
+    """Everything the row-rules pass of one table needs (picklable, for worker processes)."""
+
+    table: Table
+    refs: References
+    pseudonymize: Pseudonymizer
+    source_dir: Path
+    staging: Path
+    quarantine: Path
+    chunk_rows: int
+
+    @cached_property
+    def schema(self) -> pa.DataFrameSchema:
+        return build_schema(self.table, self.refs)
+
+    def run_file(self, index: int, path: Path, tick: Callable[[int], None]) -> int:
+        """Check every row of one file; return how many rows it had."""
+        rows = 0
+        for number, chunk in enumerate(iter_chunks(path, self.table, self.chunk_rows, self.source_dir)):
+            frame = self._prepared(chunk)
+            clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type))
+            name = f"part-{index:05d}-{number:05d}.parquet"
+            write_rows(frame.loc[clean], self.staging / name)
+            if not clean.all():
+                write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
+            rows += len(frame)
+            tick(len(frame))
+        return rows
+
+    def _prepared(self, chunk: Chunk) -> pd.DataFrame:
+        """The chunk as the schema sees it: source position, pseudonym, display hint and lookups added."""
+        frame = chunk.frame
+        frame.insert(0, "_file", pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [chunk.file]))
+        frame.insert(1, "_row", chunk.row)
+        if self.table.has_student:
+            frame.insert(2, "student_key", self.pseudonymize(frame["student_id"]))
+            if self.table.name == "enrollments":
+                self.pseudonymize.remember(frame["student_id"], frame["student_key"].to_numpy())
+                frame.insert(3, "id_hint", [masked_id(v) for v in frame["student_id"].fillna("")])
+            attach_lookups(frame, self.table, self.refs)
+        return frame
+
+
+def run_row_pass(work: RowPass, files: list[Path], *, workers: int, bar: Progress, task: TaskID) -> int:
+    """Run the row rules over ``files``; return the number of rows read."""
+    if workers <= 1 or len(files) <= 1:
+        return sum(work.run_file(i, path, lambda n: bar.advance(task, n)) for i, path in enumerate(files))
+    context = mp.get_context("spawn")  # no fork: DuckDB and Arrow keep threads in this process
+    counter = context.Value("q", 0)
+    with ProcessPoolExecutor(min(workers, len(files)), mp_context=context, initializer=_start_worker,
+                             initargs=(work, counter)) as pool:
+        futures = [pool.submit(_run_in_worker, i, path) for i, path in enumerate(files)]
+        seen = 0
+        while True:
+            done, pending = wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION)
+            bar.advance(task, counter.value - seen)
+            seen = counter.value
+            if not pending or any(f.exception() for f in done):
+                break
+        results = [f.result() for f in futures]  # re-raises a worker's error (e.g. ContractError) here
+    for _, remembered in results:
+        work.pseudonymize.absorb(remembered)
+    return sum(rows for rows, _ in results)
+
+
+_WORK: RowPass | None = None
+_COUNTER = None
+
+
+def _start_worker(work: RowPass, counter) -> None:  # noqa: ANN001 - a multiprocessing Value
+    global _WORK, _COUNTER
+    _WORK, _COUNTER = work, counter
+
+
+def _tick(rows: int) -> None:
+    with _COUNTER.get_lock():
+        _COUNTER.value += rows
+
+
+def _run_in_worker(index: int, path: Path) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+    assert _WORK is not None
+    rows = _WORK.run_file(index, path, _tick)
+    return rows, _WORK.pseudonymize.take_remembered()
