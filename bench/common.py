@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 RISK = [sys.executable, "-m", "risk"]
 BENCH_DATA = Path(os.environ.get("RISK_BENCH_DATA", ROOT / "data" / "bench"))
@@ -21,16 +23,33 @@ class Measured:
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> Measured:
-    """Run ``argv`` as a child process; its own peak RSS comes from wait4's resource usage."""
+    """Run ``argv`` as a child process; peak RSS is that of its whole process tree (workers included).
+
+    The tree (the child and any worker processes) is sampled every 0.2 s.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})},
                                stdout=subprocess.DEVNULL if quiet else None)
-    _, status, usage = os.wait4(process.pid, 0)
+    tree_peak = 0.0
+    parent = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            members = [parent, *parent.children(recursive=True)]
+            tree_peak = max(tree_peak, sum(_rss(m) for m in members))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"benchmark step failed ({process.returncode}): {' '.join(argv)}")
-    return Measured(seconds, usage.ru_maxrss / 1024)
+    return Measured(seconds, tree_peak / 2**20)
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
 
 
 def line(name: str, value: float, unit: str, baseline_name: str, baseline: float, better: str = "lower") -> str:
