@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression
+from risk.features.events import check_event, event_expression, ranked_events
 
 __all__ = ["COLUMNS", "check", "expression", "parts"]
 
@@ -19,13 +19,12 @@ COLUMNS = ("amount_baht", "received", "amount_received_baht", "is_cct")
 
 
 def parts(as_of: AsOf) -> list[Part]:
-    return [Part("assistance_event", f"""
-        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+    return [ranked_events("assistance_event", f"""
             SELECT student_key, date AS event_date, amount_baht, CAST(received AS INT) AS received,
                    CASE WHEN received THEN amount_baht ELSE 0 END AS amount_received_baht,
                    CAST(programme = 'cct' AS INT) AS is_cct
             FROM assistance
-            WHERE date <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort))
+            WHERE date <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
     """)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression
+from risk.features.events import check_event, event_expression, ranked_events
 
 __all__ = ["COLUMNS", "check", "expression", "parts"]
 
@@ -22,14 +22,13 @@ COLUMNS = (*SDQ, *FLAGS, "sdq_total", "risk_flag_count")
 
 def parts(as_of: AsOf) -> list[Part]:
     flags = " + ".join(f"CAST({f} AS INT)" for f in FLAGS)
-    return [Part("behaviour_event", f"""
-        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+    return [ranked_events("behaviour_event", f"""
             SELECT student_key, screened_on AS event_date, {', '.join(SDQ)},
                    {', '.join(f'CAST({f} AS INT) AS {f}' for f in FLAGS)},
                    sdq_emotional + sdq_conduct + sdq_hyperactivity + sdq_peer AS sdq_total,
                    {flags} AS risk_flag_count
             FROM behaviour
-            WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort))
+            WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
     """)]
 
 

@@ -15,15 +15,24 @@ A catalog entry then asks for one of these kinds over one column:
 
 from __future__ import annotations
 
-from risk.features.base import AsOf, sql_list
+from risk.features.base import AsOf, Part, sql_list
 from risk.features.catalog import FeatureSpec
 
-__all__ = ["EVENT_KINDS", "check_event", "event_expression"]
+__all__ = ["EVENT_KINDS", "check_event", "event_expression", "ranked_events"]
 
 EVENT_KINDS = ("latest", "previous", "change", "pct_change", "window_sum", "window_mean", "window_count",
                "window_max", "days_since_latest", "months_since_latest", "latest_code", "latest_flag")  # fmt: skip
 _OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _NEEDS_COLUMN = set(EVENT_KINDS) - {"window_count", "days_since_latest", "months_since_latest"}
+
+
+def ranked_events(name: str, events_sql: str) -> Part:
+    """An event part: ``events_sql`` (one row per event, with ``student_key`` and ``event_date``)
+    ranked per student, newest first (``rnk`` 1 is the latest event)."""
+    return Part(name, f"""
+        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk
+        FROM ({events_sql})
+    """)
 
 
 def check_event(spec: FeatureSpec, columns: tuple[str, ...]) -> None:

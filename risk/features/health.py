@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from risk.features.base import AsOf, Part
 from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression
+from risk.features.events import check_event, event_expression, ranked_events
 from risk.features.growth import DAYS_PER_MONTH, who_zscores
 
 __all__ = ["COLUMNS", "check", "expression", "parts", "register_functions"]
@@ -41,8 +41,7 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def parts(as_of: AsOf) -> list[Part]:
-    return [Part("health_event", f"""
-        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+    return [ranked_events("health_event", f"""
             SELECT h.student_key, h.measured_on AS event_date, h.weight_kg, h.height_cm,
                    h.weight_kg / ((h.height_cm / 100) ^ 2) AS bmi,
                    who_z('bmi_for_age', c.sex, date_diff('day', c.birth_date, h.measured_on) / {DAYS_PER_MONTH},
@@ -50,7 +49,7 @@ def parts(as_of: AsOf) -> list[Part]:
                    who_z('height_for_age', c.sex, date_diff('day', c.birth_date, h.measured_on) / {DAYS_PER_MONTH},
                          h.height_cm) AS height_z
             FROM health h JOIN cohort c USING (student_key)
-            WHERE h.measured_on <= {as_of.sql})
+            WHERE h.measured_on <= {as_of.sql}
     """)]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression
+from risk.features.events import check_event, event_expression, ranked_events
 
 __all__ = ["COLUMNS", "check", "expression", "parts"]
 
@@ -26,8 +26,7 @@ COLUMNS = ("household_size", "monthly_income_baht", "house_condition", "owns_lan
 
 
 def parts(as_of: AsOf) -> list[Part]:
-    return [Part("hh_event", f"""
-        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk FROM (
+    return [ranked_events("hh_event", f"""
             SELECT student_key, screened_on AS event_date,
                    household_size, monthly_income_baht, house_condition, owns_land, water_source,
                    has_electricity, has_vehicle, dependants, lives_with, distance_to_school_km, cct_status,
@@ -39,7 +38,7 @@ def parts(as_of: AsOf) -> list[Part]:
                    + CAST(dependants > household_size / 2 AS INT) AS proxy_means_score,
                    CAST(lives_with = 'both_parents' AS INT) AS lives_with_parents
             FROM household
-            WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort))
+            WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
     """)]
 
 
