@@ -32,24 +32,37 @@ KINDS = ("rate", "count", "reported_share", "days", "trend", "share_of_absences_
 
 def parts(as_of: AsOf) -> list[Part]:
     terms = f"({sql_text(as_of.term)}, {sql_text(as_of.previous_term)})"
+    # A day's rank among the student's school days (1 = the latest) comes from the
+    # school calendars, ranked once per school, not from a window over every student-day:
+    # this term's days count back from as_of, then last term's continue the count.
+    ranked = Part("att_calendar", f"""
+        SELECT school_id, term, date,
+               row_number() OVER (PARTITION BY school_id, term ORDER BY date DESC) AS back,
+               count(*) OVER (PARTITION BY school_id, term) AS days_in_term
+        FROM calendar WHERE term IN {terms} AND date <= {as_of.sql}
+    """, shared=True)
     day = Part("att_day", f"""
         WITH enr AS (
             SELECT e.student_key, e.term, e.school_id FROM enrollments e
             WHERE e.term IN {terms} AND e.student_key IN (SELECT student_key FROM cohort)),
+        current_days AS (
+            SELECT enr.student_key, any_value(c.days_in_term) AS n FROM enr
+            JOIN att_calendar c ON c.school_id = enr.school_id AND c.term = enr.term
+            WHERE enr.term = {sql_text(as_of.term)} GROUP BY enr.student_key),
         days AS (
-            SELECT enr.student_key, c.date, c.term FROM enr
-            JOIN calendar c ON c.school_id = enr.school_id AND c.term = enr.term
-            WHERE c.date <= {as_of.sql}),
+            SELECT enr.student_key, c.date, c.term = {sql_text(as_of.term)} AS in_term,
+                   CASE WHEN c.term = {sql_text(as_of.term)} THEN c.back ELSE coalesce(cd.n, 0) + c.back END AS day_rank
+            FROM enr JOIN att_calendar c ON c.school_id = enr.school_id AND c.term = enr.term
+            LEFT JOIN current_days cd ON cd.student_key = enr.student_key),
         att AS (
             SELECT student_key, date, status FROM attendance_daily
             WHERE date <= {as_of.sql} AND term IN {terms})
-        SELECT days.student_key, days.date, days.term = {sql_text(as_of.term)} AS in_term,
+        SELECT days.student_key, days.date, days.in_term, days.day_rank,
                coalesce(att.status, 'missing') AS status,
                coalesce(att.status IN {tuple(ATTENDED)}, false) AS attended,
-               isodow(days.date) AS weekday,
-               row_number() OVER (PARTITION BY days.student_key ORDER BY days.date DESC) AS day_rank
+               isodow(days.date) AS weekday
         FROM days LEFT JOIN att ON att.student_key = days.student_key AND att.date = days.date
-    """)
+    """, needs=("att_calendar",))
     # Runs of non-attended days: within a run, day_rank minus the row's position is constant.
     streak = Part("att_streak", """
         SELECT student_key, max(n) AS longest, coalesce(max(n) FILTER (WHERE first_rank = 1), 0) AS current
@@ -63,7 +76,7 @@ def parts(as_of: AsOf) -> list[Part]:
         UNION ALL
         SELECT student_key, 0, 0 FROM att_day GROUP BY student_key HAVING bool_and(attended OR NOT in_term)
     """, needs=("att_day",))
-    return [day, streak]
+    return [ranked, day, streak]
 
 
 def check(spec: FeatureSpec) -> None:

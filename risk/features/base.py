@@ -40,11 +40,16 @@ class AsOf:
 
 @dataclass(frozen=True)
 class Part:
-    """A temporary relation named ``name``, created by ``sql`` (a SELECT), that features aggregate over."""
+    """A temporary relation named ``name``, created by ``sql`` (a SELECT), that features aggregate over.
+
+    ``shared`` marks a part that reads reference tables only (calendar, schools):
+    the batch path builds it once for all buckets of students.
+    """
 
     name: str
     sql: str
     needs: tuple[str, ...] = ()
+    shared: bool = False
 
 
 _SAFE_TEXT = re.compile(r"^[\w\-./ ก-๙]*$")

@@ -77,7 +77,7 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
         task = bar.add(f"features at {as_of}", total=len(buckets))
         for bucket in buckets:
             view_validated(con, validated, bucket=bucket)
-            frame = build_features(con, point, catalog)
+            frame = build_features(con, point, catalog, keep_shared=True)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 meta = {b"risk.catalog_version": catalog.version.encode(), b"risk.as_of": as_of.isoformat().encode(),

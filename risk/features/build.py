@@ -7,6 +7,8 @@ student's payload) run the same code and the same SQL.
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -15,27 +17,32 @@ from risk.features.base import AsOf, Part
 from risk.features.catalog import Catalog
 from risk.features.enrollment import cohort_sql
 from risk.features.registry import DOMAIN_MODULES
+from risk.logs import get_logger
 
 __all__ = ["KEY_COLUMNS", "build_features"]
+
+log = get_logger(__name__)
 
 KEY_COLUMNS = ("student_key", "as_of", "term", "school_id")
 
 
-def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog) -> pd.DataFrame:
+def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog, *,
+                   keep_shared: bool = False) -> pd.DataFrame:
     """Feature matrix for the cohort at ``as_of``, from the views on ``con``.
 
     The connection must hold views named after the contract tables (validated
     layout) and ``context_rates``. Returns one row per cohort student, sorted by
     ``student_key``: the :data:`KEY_COLUMNS` then the catalog's enabled features
     (float64, NaN where data is missing: missing is never filled with a value
-    that means something else).
+    that means something else). With ``keep_shared``, parts that read reference
+    tables only are built once per connection (the batch path's buckets share them).
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE cohort AS {cohort_sql(as_of)}")
     by_part: dict[str, list[tuple[str, str]]] = {}
     for spec in catalog.enabled:
         part, expression = DOMAIN_MODULES[spec.domain].expression(spec, as_of)
         by_part.setdefault(part, []).append((spec.name, expression))
-    _create_parts(con, as_of, set(by_part))
+    _create_parts(con, as_of, set(by_part), keep_shared)
     joins, qualified = [], {}
     for i, (part, features) in enumerate(by_part.items()):
         columns = ", ".join(f"CAST({expr} AS DOUBLE) AS {name}" for name, expr in features)
@@ -45,13 +52,15 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog
     names = ", ".join(qualified[n] for n in catalog.names) or "NULL AS no_features"
     query = (f"SELECT c.student_key, {as_of.sql} AS as_of, c.term, c.school_id, {names} "
              f"FROM cohort c {' '.join(joins)} ORDER BY c.student_key")
+    started = time.perf_counter()
     frame = con.execute(query).df()
+    log.debug("features aggregated", students=len(frame), seconds=round(time.perf_counter() - started, 3))
     for name in catalog.names:
         frame[name] = frame[name].astype(np.float64)
     return frame
 
 
-def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, wanted: set[str]) -> None:
+def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, wanted: set[str], keep_shared: bool) -> None:
     """Create the parts features use, and the parts those need, in dependency order."""
     available: dict[str, Part] = {}
     for module in dict.fromkeys(DOMAIN_MODULES.values()):
@@ -64,8 +73,18 @@ def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, wanted: set[str])
         part = available[name]
         for need in part.needs:
             create(need)
+        if part.shared and keep_shared and _exists(con, name):
+            done.add(name)
+            return
+        started = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {part.sql}")
+        log.debug("feature part built", part=name, seconds=round(time.perf_counter() - started, 3))
         done.add(name)
 
     for name in sorted(wanted):
         create(name)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary",
+                            [table]).fetchone()[0])
