@@ -12,12 +12,12 @@ DEMO_TERMS    ?= 4
 # Ten weeks into the last synthetic term (2569-1, May–October 2026).
 DEMO_AS_OF    ?= 2026-07-24
 
-.PHONY: setup demo test bench bench-quick lint serve clean help
+.PHONY: setup demo test bench bench-quick bench-national lint serve clean help
 
 help:
 	@echo "make demo   - synthetic export -> validate -> features (grows as capabilities land)"
 	@echo "make test   - the test suite"
-	@echo "make bench  - scale benchmarks (slow; figures beside their baselines)"
+	@echo "make bench  - scale benchmarks (slow; figures beside their baselines); bench-quick, bench-national"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create/refresh .venv from pyproject.toml"
 
@@ -42,6 +42,9 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python bench/run.py --quick
+
+bench-national: setup
+	$(BIN)/python bench/run.py --national
 
 lint: setup
 	$(BIN)/ruff check risk tests bench

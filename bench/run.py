@@ -1,4 +1,9 @@
-"""``make bench``: every benchmark in turn. ``--quick`` runs the small sizes only."""
+"""``make bench``: every benchmark in turn, each printing its figures beside a baseline measured in the same run.
+
+python bench/run.py            synth 100k×6 and 4M×2; validate and features at 100k and 1M
+python bench/run.py --quick    the small sizes only
+python bench/run.py --national also validate and build features for 4M students × 2 terms (~25 min)
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_synth.py", "bench_validate.py", "bench_features.py"]
 
 
 def main() -> int:
-    extra = sys.argv[1:]
+    quick = "--quick" in sys.argv[1:]
+    national = "--national" in sys.argv[1:]
+    runs = [
+        ["bench_synth.py", *(["--quick"] if quick else [])],
+        ["bench_validate.py", *(["--quick"] if quick else []), *(["--national"] if national else [])],
+        ["bench_features.py", *(["--quick"] if quick else []), *(["--national"] if national else [])],
+    ]
     failed = []
-    for name in BENCHES:
-        print(f"\n=== {name} {' '.join(extra)}", flush=True)
-        if subprocess.call([sys.executable, str(HERE / name), *extra]) != 0:
+    for name, *args in runs:
+        print(f"\n=== {name} {' '.join(args)}", flush=True)
+        if subprocess.call([sys.executable, str(HERE / name), *args]) != 0:
             failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}")
