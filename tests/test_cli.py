@@ -57,3 +57,16 @@ def test_validate_then_features_end_to_end(tmp_path, monkeypatch):
 def test_features_with_a_bad_date_is_refused(tmp_path):
     result = runner.invoke(app, ["features", "--as-of", "2024-13-06", "--data", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_revalidating_clears_caches_derived_from_the_old_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_ID_KEY", "a-test-key-of-enough-length")
+    source = write_source(clean_tables(), tmp_path / "source")
+    validated = tmp_path / "validated"
+    for _ in range(2):
+        assert runner.invoke(app, ["validate", str(source), str(validated), "--quiet"]).exit_code == 0
+        assert not (validated / "_derived").exists()
+        result = runner.invoke(app, ["features", "--as-of", "2024-06-06", "--data", str(validated),
+                                     "--out", str(tmp_path / "f.parquet"), "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert (validated / "_derived").exists()

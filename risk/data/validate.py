@@ -41,10 +41,12 @@ from risk.errors import ContractError
 from risk.logs import get_logger
 from risk.progress import Progress, TaskID
 
-__all__ = ["TableCounts", "ValidationReport", "validate_sources"]
+__all__ = ["DERIVED", "TableCounts", "ValidationReport", "validate_sources"]
 
 log = get_logger(__name__)
 STAGING = "_staging"
+# Caches computed from validated tables (e.g. past dropout rates); stale once tables change.
+DERIVED = "_derived"
 QUARANTINE = "quarantine"
 REPORT_FILE = "validation_report.json"
 # Dates of events (screenings, payments, grades) must fall inside the calendar's
@@ -109,6 +111,7 @@ def validate_sources(
     files = {name: source_files(source_dir, TABLES[name]) for name in TABLE_ORDER}
     known_rows = {name: _known_rows(paths, TABLES[name]) for name, paths in files.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / DERIVED, ignore_errors=True)
     con = _duckdb(out_dir, memory_limit)
     refs = References()
     pseudonymize = Pseudonymizer(key)

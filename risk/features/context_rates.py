@@ -15,12 +15,12 @@ import pandas as pd
 
 from risk.config import Settings
 from risk.data.contract import previous_term
+from risk.data.validate import DERIVED
 from risk.features.base import AsOf
 from risk.labels import LabelPolicy, dropout_labels
 
 __all__ = ["context_rates", "open_validated"]
 
-DERIVED = "_derived"
 
 
 def context_rates(con: duckdb.DuckDBPyConnection, validated: Path, as_of: AsOf, *, history_terms: int,
