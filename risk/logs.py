@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import structlog
 
@@ -18,10 +19,13 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=__import__("sys").stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    # Used as a library (tests, notebooks), risk says only warnings until a program configures it.
+    if not structlog.is_configured():
+        configure_logging("WARNING")
     return structlog.get_logger(name)
