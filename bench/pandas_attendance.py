@@ -21,21 +21,28 @@ from risk.data.contract import previous_term, term_of_date
 def main(validated: Path, as_of: dt.date, out: Path) -> None:
     term = term_of_date(as_of)
     terms = [term, previous_term(term)]
+    cutoff = pd.Timestamp(as_of)
     enrol = pd.read_parquet(validated / "enrollments",
                             columns=["student_key", "term", "school_id", "status", "status_date"])
     cal = pd.read_parquet(validated / "calendar")
-    att = pd.read_parquet(validated / "attendance_daily", columns=["student_key", "date", "status", "term"])
-    att["term"] = att["term"].astype(str)
+    # Lean dtypes (integers and categories) so that a national term fits in memory at all.
+    for frame in (enrol, cal):
+        frame["school_id"] = frame["school_id"].astype("int64")
+        frame["term"] = frame["term"].astype("category")
+    att = pd.read_parquet(validated / "attendance_daily", columns=["student_key", "date", "status", "term"],
+                          filters=[("term", "in", terms), ("date", "<=", as_of)])
+    att["status"] = att["status"].astype("category")
+    att["date"] = pd.to_datetime(att["date"])
 
-    left = enrol["status"].isin(["dropped_out", "deceased", "transferred", "graduated"]) & (
-        pd.to_datetime(enrol["status_date"]) <= pd.Timestamp(as_of))
+    left = enrol["status"].isin(["dropped_out", "deceased", "transferred"]) & (
+        pd.to_datetime(enrol["status_date"]) <= cutoff)
     cohort = enrol.loc[(enrol["term"] == term) & ~left, ["student_key"]]
     enr = enrol[enrol["term"].isin(terms) & enrol["student_key"].isin(cohort["student_key"])]
-    cal = cal[pd.to_datetime(cal["date"]) <= pd.Timestamp(as_of)]
-    days = enr[["student_key", "term", "school_id"]].merge(cal, on=["school_id", "term"])
-    att = att[(pd.to_datetime(att["date"]) <= pd.Timestamp(as_of)) & att["term"].isin(terms)]
+    cal = cal[pd.to_datetime(cal["date"]) <= cutoff].assign(date=lambda c: pd.to_datetime(c["date"]))
+    days = enr[["student_key", "term", "school_id"]].merge(cal, on=["school_id", "term"])[
+        ["student_key", "date", "term"]]
     days = days.merge(att[["student_key", "date", "status"]], on=["student_key", "date"], how="left")
-    days["status"] = days["status"].fillna("missing")
+    del att
     days["attended"] = days["status"].isin(["present", "late"])
     days["in_term"] = days["term"] == term
     days = days.sort_values(["student_key", "date"], ascending=[True, False])

@@ -12,7 +12,7 @@ import pandas as pd
 
 AS_OF = dt.date(2024, 6, 7)
 A, B = "1040100001", "1040100002"
-S1, S2, S3, S4, S5, S6, S7, S8 = 1, 2, 3, 4, 5, 6, 7, 8
+S1, S2, S3, S4, S5, S6, S7, S8, S9 = 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -57,6 +57,8 @@ def world() -> dict[str, pd.DataFrame]:
         enrol(S2, "2567-1", A, "M1", "2010-03-01", "male"),
         enrol(S3, "2567-1", A, "P6", "2011-01-10"),
         enrol(S8, "2567-1", B, "K2", "2020-01-15"),  # too young for the WHO 5–19 reference
+        # S9 graduated from P6 before as_of: still in the cohort, at the riskiest moment.
+        enrol(S9, "2567-1", B, "P6", "2011-11-11", status="graduated", status_date=d("2024-06-05")),
         # S4 left before as_of; S5's departure is dated after as_of, so it is not known yet.
         enrol(S4, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-01")),
         enrol(S5, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-20")),

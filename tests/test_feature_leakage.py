@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
-from feature_world import AS_OF, S1, S2, S3, S5, S8, A, context_rates_frame, world
+from feature_world import AS_OF, S1, S2, S3, S5, S8, S9, A, context_rates_frame, world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +14,7 @@ from risk.features.catalog import load_catalog
 from risk.features.online import features_from_frames
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
-STUDENTS = [S1, S2, S3, S5, S8]
+STUDENTS = [S1, S2, S3, S5, S8, S9]
 BASE = features_from_frames(world() | {"context_rates": context_rates_frame()}, AS_OF, CATALOG)
 
 later_days = st.integers(min_value=1, max_value=400).map(lambda n: AS_OF + dt.timedelta(days=n))

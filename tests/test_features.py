@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, context_rates_frame, world
+from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, S9, context_rates_frame, world
 
 from risk.features.base import AsOf
 from risk.features.catalog import load_catalog
@@ -32,7 +32,8 @@ def value(features: pd.DataFrame, student: int, name: str) -> float:
 
 def test_cohort_is_enrolled_students_not_yet_known_to_have_left(features):
     # S4's dropout is dated before as_of; S5's after it, so S5 is still in the cohort.
-    assert set(features.index) == {S1, S2, S3, S5, S8}
+    # S9 graduated P6 before as_of: graduates stay, the transition is when students are lost.
+    assert set(features.index) == {S1, S2, S3, S5, S8, S9}
     assert S4 not in features.index
 
 

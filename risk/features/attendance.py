@@ -46,9 +46,10 @@ def parts(as_of: AsOf) -> list[Part]:
             SELECT e.student_key, e.term, e.school_id FROM enrollments e
             WHERE e.term IN {terms} AND e.student_key IN (SELECT student_key FROM cohort)),
         current_days AS (
-            SELECT enr.student_key, any_value(c.days_in_term) AS n FROM enr
-            JOIN att_calendar c ON c.school_id = enr.school_id AND c.term = enr.term
-            WHERE enr.term = {sql_text(as_of.term)} GROUP BY enr.student_key),
+            SELECT enr.student_key, c.days_in_term AS n FROM enr
+            JOIN (SELECT DISTINCT school_id, days_in_term FROM att_calendar
+                  WHERE term = {sql_text(as_of.term)}) c ON c.school_id = enr.school_id
+            WHERE enr.term = {sql_text(as_of.term)}),
         days AS (
             SELECT enr.student_key, c.date, c.term = {sql_text(as_of.term)} AS in_term,
                    CASE WHEN c.term = {sql_text(as_of.term)} THEN c.back ELSE coalesce(cd.n, 0) + c.back END AS day_rank

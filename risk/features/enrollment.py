@@ -32,7 +32,9 @@ CODE_COLUMNS = ("grade_level", "sex", "nationality", "disability", "size", "area
 KINDS = ("code", "in", "age_years", "over_age_years", "rate", "repeated_grade", "schools_attended", "terms_enrolled")
 # The usual age at the start of each grade: K1 at 3 … P1 at 6 … M6 at 17.
 USUAL_AGE = {grade: 3 + i for i, grade in enumerate(GRADE_LEVELS)}
-LEFT = ("dropped_out", "deceased", "transferred", "graduated")
+# Statuses that take a student out of the school's cohort once dated on or before as_of.
+# ``graduated`` is not among them: a P6 or M3 graduate is exactly who may not start M1 or M4.
+LEFT = ("dropped_out", "deceased", "transferred")
 
 
 def cohort_sql(as_of: AsOf) -> str:
@@ -40,6 +42,7 @@ def cohort_sql(as_of: AsOf) -> str:
 
     A status counts only once it is known: a departure dated after ``as_of``, or
     not dated at all (known only at term end), does not remove the student.
+    Graduates stay: the transition after P6 and M3 is when most students are lost.
     """
     return f"""
         SELECT student_key, term, school_id, grade_level, sex, birth_date, nationality, disability
