@@ -12,7 +12,7 @@ import pandas as pd
 
 AS_OF = dt.date(2024, 6, 7)
 A, B = "1040100001", "1040100002"
-S1, S2, S3, S4, S5, S6, S7, S8, S9 = 1, 2, 3, 4, 5, 6, 7, 8, 9
+S1, S2, S3, S4, S5, S6, S7, S8, S9, S10 = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 
 def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -59,6 +59,7 @@ def world() -> dict[str, pd.DataFrame]:
         enrol(S8, "2567-1", B, "K2", "2020-01-15"),  # too young for the WHO 5–19 reference
         # S9 graduated from P6 before as_of: still in the cohort, at the riskiest moment.
         enrol(S9, "2567-1", B, "P6", "2011-11-11", status="graduated", status_date=d("2024-06-05")),
+        enrol(S10, "2567-1", A, "P5", "2013-02-02"),  # came only in the last week
         # S4 left before as_of; S5's departure is dated after as_of, so it is not known yet.
         enrol(S4, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-01")),
         enrol(S5, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-20")),
@@ -77,6 +78,8 @@ def world() -> dict[str, pd.DataFrame]:
         + [{"student_key": S1, "date": d("2024-06-10"), "status": "absent", "term": "2567-1", "school_id": A}]
         + [{"student_key": S2, "date": day, "status": "present", "term": "2567-1", "school_id": A}
            for day in TERM_DAYS if day <= AS_OF]
+        + [{"student_key": S10, "date": day, "status": "present", "term": "2567-1", "school_id": A}
+           for day in TERM_DAYS if d("2024-06-03") <= day <= AS_OF]
     )
 
     def grade(key, term, subject, credits, mark, recorded):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, S9, context_rates_frame, world
+from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, S9, S10, context_rates_frame, world
 
 from risk.features.base import AsOf
 from risk.features.catalog import load_catalog
@@ -33,7 +33,7 @@ def value(features: pd.DataFrame, student: int, name: str) -> float:
 def test_cohort_is_enrolled_students_not_yet_known_to_have_left(features):
     # S4's dropout is dated before as_of; S5's after it, so S5 is still in the cohort.
     # S9 graduated P6 before as_of: graduates stay, the transition is when students are lost.
-    assert set(features.index) == {S1, S2, S3, S5, S8, S9}
+    assert set(features.index) == {S1, S2, S3, S5, S8, S9, S10}
     assert S4 not in features.index
 
 
@@ -52,6 +52,14 @@ class TestAttendance:
         assert value(features, S1, "att_longest_absence_streak") == 3  # 3, 4, 5 June
         assert value(features, S1, "att_current_absence_streak") == 1  # 7 June
         assert value(features, S2, "att_longest_absence_streak") == 0
+
+    def test_streaks_at_the_edges_of_the_term(self, features):
+        # S10 came only in the last week: the first 10 school days are one run, none now.
+        assert value(features, S10, "att_longest_absence_streak") == 10
+        assert value(features, S10, "att_current_absence_streak") == 0
+        # S3 never came: every one of the 15 school days so far is one run, still going.
+        assert value(features, S3, "att_longest_absence_streak") == 15
+        assert value(features, S3, "att_current_absence_streak") == 15
 
     def test_counts_by_status(self, features):
         assert value(features, S1, "att_unexcused_term") == 4
