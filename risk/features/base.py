@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import pandas as pd
 
 from risk.data.contract import previous_term, term_of_date
 
@@ -43,19 +40,16 @@ class AsOf:
 
 @dataclass(frozen=True)
 class Part:
-    """A temporary relation named ``name`` that features aggregate over.
+    """A temporary relation named ``name``, created by ``sql`` (a SELECT), that features aggregate over.
 
-    Made by ``sql`` (a SELECT), or by ``compute(con, as_of, specs, cache)`` returning
-    a frame keyed by ``student_key`` when counting is better done in numpy (``cache``
-    keeps what buckets of one batch share). ``shared`` marks a part that reads
-    reference tables only (calendar, schools): the batch path builds it once.
+    ``shared`` marks a part that reads reference tables only (calendar, schools):
+    the batch path builds it once for all buckets of students.
     """
 
     name: str
     sql: str
     needs: tuple[str, ...] = ()
     shared: bool = False
-    compute: Callable[..., pd.DataFrame] | None = None
 
 
 _SAFE_TEXT = re.compile(r"^[\w\-./ ก-๙]*$")

@@ -72,13 +72,12 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
     partial = out.with_name(out.name + ".partial")
     writer: pq.ParquetWriter | None = None
     rows = 0
-    shared: dict = {}  # what every bucket reuses: reference parts, the calendar lookup
     missing = pd.Series(0.0, index=catalog.names)
     with Progress(enabled=progress) as bar:
         task = bar.add(f"features at {as_of}", total=len(buckets))
         for bucket in buckets:
             view_validated(con, validated, bucket=bucket)
-            frame = build_features(con, point, catalog, shared=shared)
+            frame = build_features(con, point, catalog, keep_shared=True)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
                 meta = {b"risk.catalog_version": catalog.version.encode(), b"risk.as_of": as_of.isoformat().encode(),

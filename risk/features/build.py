@@ -8,14 +8,13 @@ student's payload) run the same code and the same SQL.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from risk.features.base import AsOf, Part
-from risk.features.catalog import Catalog, FeatureSpec
+from risk.features.catalog import Catalog
 from risk.features.enrollment import cohort_sql
 from risk.features.registry import DOMAIN_MODULES
 from risk.logs import get_logger
@@ -28,25 +27,22 @@ KEY_COLUMNS = ("student_key", "as_of", "term", "school_id")
 
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog, *,
-                   shared: dict[str, Any] | None = None) -> pd.DataFrame:
+                   keep_shared: bool = False) -> pd.DataFrame:
     """Feature matrix for the cohort at ``as_of``, from the views on ``con``.
 
     The connection must hold views named after the contract tables (validated
     layout) and ``context_rates``. Returns one row per cohort student, sorted by
     ``student_key``: the :data:`KEY_COLUMNS` then the catalog's enabled features
     (float64, NaN where data is missing: missing is never filled with a value
-    that means something else). Given a ``shared`` dict, parts that read
-    reference tables only are built once and reused by later calls on the same
-    connection (the batch path's buckets share them).
+    that means something else). With ``keep_shared``, parts that read reference
+    tables only are built once per connection (the batch path's buckets share them).
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE cohort AS {cohort_sql(as_of)}")
     by_part: dict[str, list[tuple[str, str]]] = {}
-    specs_by_part: dict[str, list[FeatureSpec]] = {}
     for spec in catalog.enabled:
         part, expression = DOMAIN_MODULES[spec.domain].expression(spec, as_of)
         by_part.setdefault(part, []).append((spec.name, expression))
-        specs_by_part.setdefault(part, []).append(spec)
-    _create_parts(con, as_of, specs_by_part, shared)
+    _create_parts(con, as_of, set(by_part), keep_shared)
     joins, qualified = [], {}
     for i, (part, features) in enumerate(by_part.items()):
         columns = ", ".join(f"CAST({expr} AS DOUBLE) AS {name}" for name, expr in features)
@@ -64,11 +60,8 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog
     return frame
 
 
-def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, specs_by_part: dict[str, list[FeatureSpec]],
-                  shared: dict[str, Any] | None) -> None:
+def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, wanted: set[str], keep_shared: bool) -> None:
     """Create the parts features use, and the parts those need, in dependency order."""
-    keep_shared = shared is not None
-    cache = shared if shared is not None else {}
     available: dict[str, Part] = {}
     for module in dict.fromkeys(DOMAIN_MODULES.values()):
         available.update({p.name: p for p in module.parts(as_of)})
@@ -84,16 +77,11 @@ def _create_parts(con: duckdb.DuckDBPyConnection, as_of: AsOf, specs_by_part: di
             done.add(name)
             return
         started = time.perf_counter()
-        if part.compute is not None:
-            con.register(f"_computed_{name}", part.compute(con, as_of, specs_by_part.get(name, []), cache))
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _computed_{name}")
-            con.unregister(f"_computed_{name}")
-        else:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {part.sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {part.sql}")
         log.debug("feature part built", part=name, seconds=round(time.perf_counter() - started, 3))
         done.add(name)
 
-    for name in sorted(specs_by_part):
+    for name in sorted(wanted):
         create(name)
 
 
