@@ -10,8 +10,7 @@ Columns (kinds in :mod:`risk.features.events`): ``amount_baht``, ``received``
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part
-from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression, ranked_events
+from risk.features.events import event_domain, ranked_events
 
 __all__ = ["COLUMNS", "check", "expression", "parts"]
 
@@ -28,9 +27,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-def check(spec: FeatureSpec) -> None:
-    check_event(spec, COLUMNS)
-
-
-def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
-    return "assistance_event", event_expression(spec, as_of)
+check, expression = event_domain("assistance_event", COLUMNS)

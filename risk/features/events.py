@@ -15,10 +15,12 @@ A catalog entry then asks for one of these kinds over one column:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from risk.features.base import AsOf, Part, sql_list
 from risk.features.catalog import FeatureSpec
 
-__all__ = ["EVENT_KINDS", "check_event", "event_expression", "ranked_events"]
+__all__ = ["EVENT_KINDS", "check_event", "event_domain", "event_expression", "ranked_events"]
 
 EVENT_KINDS = ("latest", "previous", "change", "pct_change", "window_sum", "window_mean", "window_count",
                "window_max", "days_since_latest", "months_since_latest", "latest_code", "latest_flag")  # fmt: skip
@@ -81,3 +83,16 @@ def event_expression(spec: FeatureSpec, as_of: AsOf) -> str:
                         f"max({column}) FILTER (WHERE rnk = 1)) - 1 AS DOUBLE)"),
     }
     return expressions[kind]
+
+
+def event_domain(part: str, columns: tuple[str, ...]) -> tuple[Callable[[FeatureSpec], None],
+                                                               Callable[[FeatureSpec, AsOf], tuple[str, str]]]:
+    """The ``check`` and ``expression`` of a dated-event domain whose part is ``part``."""
+
+    def check(spec: FeatureSpec) -> None:
+        check_event(spec, columns)
+
+    def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
+        return part, event_expression(spec, as_of)
+
+    return check, expression

@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from risk.features.base import AsOf, Part
-from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression, ranked_events
+from risk.features.events import event_domain, ranked_events
 from risk.features.growth import DAYS_PER_MONTH, who_zscores
 
 __all__ = ["COLUMNS", "check", "expression", "parts", "register_functions"]
@@ -53,9 +52,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-def check(spec: FeatureSpec) -> None:
-    check_event(spec, COLUMNS)
-
-
-def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
-    return "health_event", event_expression(spec, as_of)
+check, expression = event_domain("health_event", COLUMNS)

@@ -15,8 +15,7 @@ the contract's household columns, and
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part
-from risk.features.catalog import FeatureSpec
-from risk.features.events import check_event, event_expression, ranked_events
+from risk.features.events import event_domain, ranked_events
 
 __all__ = ["COLUMNS", "check", "expression", "parts"]
 
@@ -42,9 +41,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-def check(spec: FeatureSpec) -> None:
-    check_event(spec, COLUMNS)
-
-
-def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
-    return "hh_event", event_expression(spec, as_of)
+check, expression = event_domain("hh_event", COLUMNS)
