@@ -1,0 +1,1 @@
+"""Reference data shipped with risk.scoring (see README.md)."""

@@ -1,0 +1,342 @@
+"""The term report: one self-contained HTML file an EEF analyst opens offline.
+
+Input is :class:`ReportInputs` (area summaries of this term and, if any, the
+last; the class mix by grade level; the drift check; the model card; alert
+counts). Output is one UTF-8 HTML file with inline CSS and inline SVG charts,
+Thai first with English beside it, and no script, font or image fetched from
+anywhere: it reads the same on an office laptop with no network.
+
+Rates are shares in [0, 1] (``flagged_rate = (at_risk + problem) / students``);
+the report prints them as percentages, and changes between terms as
+percentage points (pp).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from risk.data.geography import PROVINCES, REGIONS
+from risk.errors import RiskError
+from risk.scoring.charts import (
+    CLASS_COLOURS,
+    Segment,
+    legend_svg,
+    nice_bins,
+    percent,
+    ranked_bars_svg,
+    stacked_bars_svg,
+)
+from risk.scoring.thai_tilemap import province_tiles, tilemap_svg
+
+__all__ = ["DriftInput", "ReportError", "ReportInputs", "count_text", "pp", "render_report", "thai_date", "write_report"]
+
+SUMMARY_COLUMNS = ("level", "area_code", "students", "normal", "at_risk", "problem", "flagged_rate")
+GRADE_COLUMNS = ("grade_level", "normal", "at_risk", "problem")
+GRADE_ORDER = ("K1", "K2", "K3", "P1", "P2", "P3", "P4", "P5", "P6", "M1", "M2", "M3", "M4", "M5", "M6")
+TOP_PROVINCES = 15
+TOP_CHANGES = 10
+
+REGION_TH = {
+    "north": "ภาคเหนือ", "northeast": "ภาคตะวันออกเฉียงเหนือ", "central": "ภาคกลาง",
+    "east": "ภาคตะวันออก", "west": "ภาคตะวันตก", "south": "ภาคใต้",
+}  # fmt: skip
+# The class names of OBEC's student-care system (ระบบดูแลช่วยเหลือนักเรียน).
+CLASS_TH = {"normal": "กลุ่มปกติ", "at_risk": "กลุ่มเสี่ยง", "problem": "กลุ่มมีปัญหา"}
+ALERT_TH = {
+    "newly_at_risk": ("เข้ากลุ่มเสี่ยงใหม่", "newly at risk"),
+    "escalated_problem": ("เลื่อนเป็นกลุ่มมีปัญหา", "escalated to problem"),
+    "improved": ("ดีขึ้น", "improved"),
+    "left_register": ("ออกจากทะเบียน", "left the register"),
+}
+DRIFT_STATUS_TH = {"stable": "คงที่", "watch": "เฝ้าดู", "drifted": "เปลี่ยนไป"}
+MODEL_KEY_TH = {
+    "name": "ชื่อ / name", "version": "รุ่น / version", "alias": "สถานะ / alias",
+    "trained_window": "ช่วงข้อมูลที่ใช้ฝึก / trained window",
+    "training_window": "ช่วงข้อมูลที่ใช้ฝึก / trained window",
+    "evaluation": "ผลการประเมิน / evaluation", "oracle": "ค่าอ้างอิงสูงสุด (oracle)",
+    "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "ece": "ความคลาดเคลื่อนการปรับเทียบ / ECE",
+    "recall_top10": "recall ที่ 10% บนสุด / recall at top 10%",
+    "precision_top10": "precision ที่ 10% บนสุด / precision at top 10%",
+}  # fmt: skip
+THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
+               "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")  # fmt: skip
+
+
+class ReportError(RiskError):
+    """The report could not be written (its folder is missing or read-only)."""
+
+
+class FeatureDriftInput(BaseModel):
+    # The drift check owns its record; the report reads the fields it shows and ignores the rest.
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    psi: float
+    status: str
+
+
+class DriftInput(BaseModel):
+    """What the report shows of a drift check (``risk.scoring.drift.DriftReport.model_dump()`` fits)."""
+
+    model_config = ConfigDict(extra="ignore")
+    score_psi: float
+    features: list[FeatureDriftInput]
+    drifted: list[str]
+    threshold: float
+    score_status: str | None = None
+
+    @property
+    def score_drifted(self) -> bool:
+        return self.score_status == "drifted" or self.score_psi > self.threshold
+
+    @property
+    def anything_drifted(self) -> bool:
+        return bool(self.drifted) or self.score_drifted
+
+
+class ReportInputs(BaseModel):
+    """Everything one term report shows.
+
+    ``summaries`` and ``previous_summaries`` have one row per area with columns
+    level (school/district/province/region/nation), area_code, students,
+    normal, at_risk, problem, flagged_rate (share in [0, 1]); province codes are
+    the 2-digit codes of ``risk.data.geography.PROVINCES``, region codes its
+    ``REGIONS``. ``by_grade`` has grade_level (K1..M6), normal, at_risk, problem.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    as_of: date
+    term: str
+    generated_at: datetime
+    model: dict[str, Any]
+    summaries: pd.DataFrame
+    previous_summaries: pd.DataFrame | None = None
+    by_grade: pd.DataFrame
+    drift: DriftInput | None = None
+    alerts: dict[str, int] | None = None
+
+    @field_validator("summaries", "previous_summaries")
+    @classmethod
+    def _summary_columns(cls, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if frame is None else _with_columns(frame, SUMMARY_COLUMNS, "area summaries")
+
+    @field_validator("by_grade")
+    @classmethod
+    def _grade_columns(cls, frame: pd.DataFrame) -> pd.DataFrame:
+        return _with_columns(frame, GRADE_COLUMNS, "class mix by grade")
+
+
+def _with_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) -> pd.DataFrame:
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lack the column(s) {', '.join(missing)}; expected {', '.join(needed)}")
+    return frame
+
+
+def write_report(inputs: ReportInputs, path: Path) -> Path:
+    """Render the term report and write it to ``path`` (UTF-8); return the path."""
+    html = render_report(inputs)
+    try:
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write the term report to {path} ({exc.strerror or exc})") from exc
+    return path
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The term report as one HTML string."""
+    env = Environment(
+        loader=PackageLoader("risk.scoring", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = count_text
+    return env.get_template("term_report.html.j2").render(**_context(inputs))
+
+
+def _context(inputs: ReportInputs) -> dict[str, Any]:
+    provinces = _provinces(inputs.summaries, inputs.previous_summaries)
+    bins = nice_bins(provinces["flagged_rate"].tolist())
+    rates = dict(zip(provinces["area_code"], provinces["flagged_rate"], strict=True))
+    top = provinces.nlargest(TOP_PROVINCES, "flagged_rate")
+    bars = [(f"{r.name_th} {r.name_en}", f"{r.name_th} / {r.name_en}: {percent(r.flagged_rate)}",
+             r.flagged_rate) for r in top.itertuples()]  # fmt: skip
+    return {
+        "term": inputs.term,
+        "as_of": inputs.as_of.isoformat(),
+        "as_of_th": thai_date(inputs.as_of),
+        "generated_at": inputs.generated_at.strftime("%Y-%m-%d %H:%M"),
+        "nation": _nation(inputs.summaries),
+        "counts": _area_counts(inputs.summaries),
+        "map_svg": Markup(tilemap_svg(rates, bins)),
+        "legend_svg": Markup(legend_svg(bins, "อัตราเฝ้าระวัง (เสี่ยง + มีปัญหา) / flagged rate")),
+        "top_svg": Markup(ranked_bars_svg(bars, bins)),
+        "top_n": len(bars),
+        "regions": _regions(inputs.summaries),
+        "grade_svg": Markup(_grade_chart(inputs.by_grade)),
+        "change": _change(inputs.summaries, inputs.previous_summaries, provinces),
+        "provinces": provinces.sort_values("flagged_rate", ascending=False).to_dict("records"),
+        "drift": _drift(inputs.drift),
+        "model_rows": _model_rows(inputs.model),
+        "alerts": _alerts(inputs.alerts),
+    }
+
+
+def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    rows = frame.loc[frame["level"] == level].copy()
+    rows["area_code"] = rows["area_code"].astype(str)
+    return rows
+
+
+def _nation(summaries: pd.DataFrame) -> dict[str, Any]:
+    """The nation row; summed from the provinces when the summaries hold none."""
+    rows = _level(summaries, "nation")
+    if rows.empty:
+        rows = _level(summaries, "province")
+    totals = {c: int(rows[c].sum()) for c in ("students", "normal", "at_risk", "problem")}
+    rate = (
+        float(rows["flagged_rate"].iloc[0]) if len(rows) == 1
+        else (totals["at_risk"] + totals["problem"]) / totals["students"] if totals["students"] else math.nan
+    )  # fmt: skip
+    return {**totals, "flagged_rate": rate, "rate_text": percent(rate)}
+
+
+def _area_counts(summaries: pd.DataFrame) -> dict[str, int]:
+    return {level: int((summaries["level"] == level).sum()) for level in ("school", "district", "province")}
+
+
+def _provinces(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Province rows with Thai and English names, region, and the change since last term in pp."""
+    rows = _level(current, "province")
+    names = {t.code: (t.name_th, t.name_en) for t in province_tiles()}
+    # A code outside the 77 is still listed (under its code) so nothing is hidden.
+    rows["name_th"] = [names.get(c, (c, ""))[0] for c in rows["area_code"]]
+    rows["name_en"] = [names.get(c, ("", ""))[1] for c in rows["area_code"]]
+    rows["region"] = [_region_label(PROVINCES[c][1]) if c in PROVINCES else "" for c in rows["area_code"]]
+    rows["change_pp"] = math.nan
+    if previous is not None:
+        before = _level(previous, "province").set_index("area_code")["flagged_rate"]
+        rows["change_pp"] = 100 * (rows["flagged_rate"] - rows["area_code"].map(before))
+    rows["rate_text"] = rows["flagged_rate"].map(percent)
+    rows["change_text"] = rows["change_pp"].map(pp)
+    return rows.reset_index(drop=True)
+
+
+def _regions(summaries: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = _level(summaries, "region")
+    order = {r: i for i, r in enumerate(REGIONS)}
+    rows = rows.assign(_order=rows["area_code"].map(lambda r: order.get(r, len(order))))
+    rows = rows.sort_values(["_order", "area_code"])
+    return [{**r, "label": _region_label(r["area_code"]), "rate_text": percent(r["flagged_rate"])}
+            for r in rows.to_dict("records")]  # fmt: skip
+
+
+def _region_label(code: str) -> str:
+    return f"{REGION_TH[code]} / {code}" if code in REGION_TH else code
+
+
+def _grade_chart(by_grade: pd.DataFrame) -> str:
+    """100% stacked bars of the three classes, one per grade level in school order."""
+    counts = by_grade.groupby(by_grade["grade_level"].astype(str))[["normal", "at_risk", "problem"]].sum()
+    known = [g for g in GRADE_ORDER if g in counts.index]
+    order = known + sorted(set(counts.index) - set(known))
+    # Problem and at-risk start at the left edge so the flagged shares line up across grades.
+    classes = ("problem", "at_risk", "normal")
+    rows = [(g, [float(counts.at[g, c]) for c in classes]) for g in order]
+    colours = dict(zip(CLASS_TH, CLASS_COLOURS, strict=True))
+    segments = [Segment(f"{CLASS_TH[c]} / {c.replace('_', ' ')}", colours[c]) for c in classes]
+
+    def note(values: list[float]) -> str:
+        total = sum(values)
+        return f"{total:,.0f} คน | {percent((values[0] + values[1]) / total) if total else '–'}"
+
+    return stacked_bars_svg(rows, segments, note=note, width=1000)
+
+
+def _change(current: pd.DataFrame, previous: pd.DataFrame | None, provinces: pd.DataFrame) -> dict[str, Any] | None:
+    """Nation change and the provinces that rose and fell most, in pp; None without a last term."""
+    if previous is None or previous.empty:
+        return None
+    now, before = _nation(current), _nation(previous)
+    compared = provinces.dropna(subset=["change_pp"])
+    return {
+        "nation_before": percent(before["flagged_rate"]),
+        "nation_now": now["rate_text"],
+        "nation_pp": pp(100 * (now["flagged_rate"] - before["flagged_rate"])),
+        "rises": compared.loc[compared["change_pp"] > 0].nlargest(TOP_CHANGES, "change_pp").to_dict("records"),
+        "falls": compared.loc[compared["change_pp"] < 0].nsmallest(TOP_CHANGES, "change_pp").to_dict("records"),
+        "compared": len(compared),
+    }
+
+
+def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
+    if drift is None:
+        return None
+    features = sorted(drift.features, key=lambda f: -f.psi if not math.isnan(f.psi) else math.inf)
+    drifted = set(drift.drifted)
+    return {
+        "score_psi": f"{drift.score_psi:.3f}",
+        "score_drifted": drift.score_drifted,
+        "threshold": f"{drift.threshold:.2f}",
+        "warning": drift.anything_drifted,
+        "drifted": drift.drifted,
+        "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in drifted or f.status == "drifted",
+                      "status": f"{DRIFT_STATUS_TH.get(f.status, f.status)} / {f.status}"}
+                     for f in features],
+    }  # fmt: skip
+
+
+def _model_rows(model: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """The model card as table rows: a value per key; a nested section as a heading row, then its rows."""
+    rows: list[dict[str, Any]] = []
+    for key, value in model.items():
+        label = MODEL_KEY_TH.get(str(key), str(key))
+        if isinstance(value, dict):
+            rows.append({"label": label, "value": "", "depth": depth, "section": True})
+            rows.extend(_model_rows(value, depth + 1))
+        else:
+            rows.append({"label": label, "value": _model_value(value), "depth": depth, "section": False})
+    return rows
+
+
+def _model_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list | tuple):
+        return " – ".join(map(str, value)) if len(value) == 2 else ", ".join(map(str, value))
+    return str(value)
+
+
+def _alerts(alerts: dict[str, int] | None) -> list[dict[str, Any]] | None:
+    if alerts is None:
+        return None
+    return [{"th": ALERT_TH.get(kind, (kind, ""))[0], "en": ALERT_TH.get(kind, ("", kind))[1],
+             "count": f"{count:,}"} for kind, count in alerts.items()]  # fmt: skip
+
+
+def count_text(value: float) -> str:
+    """A head count with thousands separators, ``12345 -> "12,345"``; missing becomes ``"–"``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{round(value):,}"
+
+
+def pp(change: float) -> str:
+    """A change in percentage points with its sign, ``1.25 -> "+1.3 pp"``; NaN becomes ``"–"``."""
+    if change is None or math.isnan(change):
+        return "–"
+    return f"{change:+.1f} pp"
+
+
+def thai_date(day: date) -> str:
+    """A date the Thai way, Buddhist-Era year: ``date(2024, 7, 1) -> "1 ก.ค. 2567"``."""
+    return f"{day.day} {THAI_MONTHS[day.month - 1]} {day.year + 543}"
