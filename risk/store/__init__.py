@@ -1,0 +1,53 @@
+"""risk.store: the one database layer shared by the batch scorer and the service.
+
+SQLAlchemy 2 models and Alembic migrations; SQLite by default, PostgreSQL by URL.
+Open it with :func:`open_store` (which migrates to the newest schema), then:
+
+- runs: :func:`start_run`, :func:`find_unfinished_run`, :func:`done_buckets`,
+  :func:`finish_run`, :func:`fail_run`;
+- scores: :func:`write_bucket_scores`, :func:`latest_scores`,
+  :func:`previous_scores`, :func:`student_history`;
+- alerts: :func:`write_alerts`, :func:`open_alerts`, :func:`acknowledge`;
+- summaries: :func:`write_summaries`, :func:`summaries`.
+
+This package imports nothing above ``risk.errors``: the scorer and the service
+build on it, never the other way round.
+"""
+
+from __future__ import annotations
+
+from risk.store.alerts import acknowledge, open_alerts, write_alerts
+from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
+from risk.store.runs import done_buckets, fail_run, find_unfinished_run, finish_run, start_run
+from risk.store.scores import (
+    SCORE_COLUMNS,
+    latest_scores,
+    previous_scores,
+    student_history,
+    write_bucket_scores,
+)
+from risk.store.summaries import SUMMARY_COLUMNS, summaries, write_summaries
+
+__all__ = [
+    "SCORE_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "Store",
+    "StoreError",
+    "acknowledge",
+    "default_store_url",
+    "done_buckets",
+    "fail_run",
+    "find_unfinished_run",
+    "finish_run",
+    "latest_scores",
+    "open_alerts",
+    "open_store",
+    "previous_scores",
+    "safe_url",
+    "start_run",
+    "student_history",
+    "summaries",
+    "write_alerts",
+    "write_bucket_scores",
+    "write_summaries",
+]

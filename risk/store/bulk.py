@@ -1,0 +1,155 @@
+"""Fast bulk writes and reads of DataFrames through SQLAlchemy Core.
+
+Writing goes through the driver's fastest path inside the caller's transaction:
+PostgreSQL's ``COPY ... FROM STDIN`` (psycopg 3), SQLite's ``executemany`` on the
+raw DBAPI cursor, and a Core ``insert`` elsewhere. Values are converted once per
+column (not per cell in Python where it can be avoided): missing values become
+NULL, dates ISO text, lists JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Date, DateTime, Select, Table, Text, insert
+
+__all__ = ["frame_from_rows", "insert_frame", "json_list", "json_lists", "parse_json_lists", "read_frames"]
+
+
+def json_list(value: Any) -> str | None:
+    """A list (or tuple, or numpy array) as JSON text; text is kept as given; missing → None."""
+    if isinstance(value, str):
+        return value
+    if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+        return None
+    return json.dumps(list(value), ensure_ascii=False)
+
+
+def json_lists(values: Iterable[Any]) -> list[str | None]:
+    """:func:`json_list` of each value, fast for lists of a few texts from a small vocabulary.
+
+    Reason and action texts come from a catalog of a few dozen, so each distinct
+    text is JSON-encoded once and rows are joined from the encoded pieces; this
+    gives the same text as ``json.dumps(list, ensure_ascii=False)``.
+    """
+    pieces: dict[Any, str] = {}
+    out: list[str | None] = []
+    for value in values:
+        if isinstance(value, list | tuple | np.ndarray):
+            parts = []
+            for item in value:
+                piece = pieces.get(item) if isinstance(item, str) else None
+                if piece is None:
+                    piece = json.dumps(item, ensure_ascii=False)
+                    if isinstance(item, str):
+                        pieces[item] = piece
+                parts.append(piece)
+            out.append("[" + ", ".join(parts) + "]")
+        else:
+            out.append(json_list(value))
+    return out
+
+
+def parse_json_lists(values: Iterable[Any]) -> list[list | None]:
+    """JSON list text back into lists (a fresh list per row); anything else → None."""
+    cache: dict[str, list] = {}
+    out: list[list | None] = []
+    for value in values:
+        if isinstance(value, str):
+            parsed = cache.get(value)
+            if parsed is None:
+                parsed = cache[value] = json.loads(value)
+            out.append(list(parsed))
+        else:
+            out.append(None)
+    return out
+
+
+def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame, constants: dict[str, Any]) -> int:
+    """Insert every row of ``frame`` into ``table``, with ``constants`` filled into every row.
+
+    Parameters
+    ----------
+    conn : Connection
+        An open connection inside a transaction; nothing is committed here.
+    table : Table
+        The target; only its columns named in ``frame`` or ``constants`` are written.
+    frame : DataFrame of shape (n_rows, n_columns)
+    constants : dict
+        Column → one value for all rows (e.g. ``run_id``, ``bucket``).
+
+    Returns
+    -------
+    int
+        Rows written (``n_rows``).
+    """
+    if frame.empty:
+        return 0
+    columns = [c for c in table.columns if c.name in frame.columns or c.name in constants]
+    values = [
+        _constant(constants[c.name], c.type, len(frame)) if c.name in constants else _column_values(frame[c.name], c.type)
+        for c in columns
+    ]
+    names = [c.name for c in columns]
+    rows = list(zip(*values, strict=True))
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, names, rows)
+    elif conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * len(names))
+        cursor = conn.connection.cursor()
+        cursor.executemany(f'INSERT INTO "{table.name}" ({_quoted(names)}) VALUES ({marks})', rows)
+        cursor.close()
+    else:
+        conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
+    return len(rows)
+
+
+def _copy(conn: Connection, table: Table, names: Sequence[str], rows: list[tuple]) -> None:
+    # The raw psycopg connection is the one SQLAlchemy's transaction is on, so COPY joins it.
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f'COPY "{table.name}" ({_quoted(names)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.close()
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _column_values(series: pd.Series, sql_type: Any) -> list:
+    """One column as a list of plain Python values the driver takes, NULL for missing."""
+    if isinstance(sql_type, Date | DateTime):
+        # ISO text: SQLAlchemy's own SQLite format, and what COPY parses on PostgreSQL.
+        stamps = pd.to_datetime(series)
+        text = stamps.dt.strftime("%Y-%m-%d %H:%M:%S.%f" if isinstance(sql_type, DateTime) else "%Y-%m-%d")
+        return text.astype(object).where(stamps.notna(), None).tolist()
+    if isinstance(sql_type, Text) and series.dtype == object:
+        return json_lists(series)  # JSON-list columns: lists become text
+    if not series.hasnans:
+        return series.tolist()
+    return series.astype(object).where(series.notna(), None).tolist()
+
+
+def _constant(value: Any, sql_type: Any, n_rows: int) -> list:
+    """One value repeated for every row, converted as its column's values are."""
+    return _column_values(pd.Series([value]), sql_type) * n_rows
+
+
+def read_frames(conn: Connection, stmt: Select, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Run ``stmt`` and yield its rows as DataFrames of at most ``chunk_rows`` rows."""
+    result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+    names = list(result.keys())
+    for part in result.partitions():
+        yield frame_from_rows(part, names)
+
+
+def frame_from_rows(rows: Sequence[Sequence[Any]], names: list[str]) -> pd.DataFrame:
+    """Rows as a DataFrame; date columns come back as ``datetime.date`` objects."""
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
+
+

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store; run by :func:`risk.store.migrate.upgrade`, no alembic.ini needed."""

@@ -1,0 +1,1 @@
+"""Migration scripts, one per schema version (``0001_initial`` first)."""

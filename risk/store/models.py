@@ -1,0 +1,196 @@
+"""The store's tables as typed SQLAlchemy 2 models.
+
+These classes describe the schema that migration ``0001`` creates; a test
+compares the two so they cannot drift apart. Dates are calendar dates of the
+school year; timestamps are UTC, stored without a zone so that SQLite and
+PostgreSQL read them back alike. Lists of reasons and actions are JSON text
+(``'["low attendance", ...]'``), portable across both databases.
+
+No column holds a raw student ID: ``student_key`` is the keyed pseudonym
+(signed 64-bit HMAC prefix, see ``risk.data.ids``) and ``id_hint`` is the ID
+masked to its last four characters (``•••••••••1234``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "ALERT_KINDS",
+    "ALERT_STATUSES",
+    "RISK_CLASSES",
+    "RUN_STATUSES",
+    "SUMMARY_LEVELS",
+    "Acknowledgement",
+    "Alert",
+    "AreaSummary",
+    "Base",
+    "Score",
+    "ScoringRun",
+    "ScoringRunBucket",
+]
+
+RUN_STATUSES = ("running", "finished", "failed")
+RISK_CLASSES = ("normal", "at_risk", "problem")
+ALERT_KINDS = ("newly_at_risk", "escalated_problem", "improved", "left_register")
+ALERT_STATUSES = ("open", "acknowledged")
+SUMMARY_LEVELS = ("school", "district", "province", "region", "nation")
+
+# Constraint names fixed by convention, so later migrations (SQLite batch mode
+# included) can name what they alter.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite auto-increments only an INTEGER PRIMARY KEY (the rowid), which is 64-bit there anyway.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ScoringRun(Base):
+    """One batch scoring of the register at ``as_of`` by one model version."""
+
+    __tablename__ = "scoring_runs"
+    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    term: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    students: Mapped[int | None] = mapped_column(Integer)
+    drift: Mapped[str | None] = mapped_column(Text)  # JSON object
+    settings: Mapped[str | None] = mapped_column(Text)  # JSON object
+
+
+class ScoringRunBucket(Base):
+    """A student bucket whose scores are stored: written in the same transaction as the scores."""
+
+    __tablename__ = "scoring_run_buckets"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("scoring_runs.run_id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Score(Base):
+    """One student's score in one run, with the display hint a teacher recognises."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("run_id", "student_key"),
+        Index(None, "run_id", "bucket"),
+        Index(None, "student_key", "as_of"),
+        CheckConstraint(_one_of("risk_class", RISK_CLASSES), name="risk_class"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("scoring_runs.run_id"))
+    student_key: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    term: Mapped[str] = mapped_column(String(16))
+    school_id: Mapped[str] = mapped_column(String(20), index=True)
+    district_code: Mapped[str] = mapped_column(String(10))
+    province_code: Mapped[str] = mapped_column(String(10))
+    region: Mapped[str] = mapped_column(String(40))
+    grade_level: Mapped[str] = mapped_column(String(8))
+    classroom: Mapped[str | None] = mapped_column(String(40))
+    sex: Mapped[str] = mapped_column(String(16))
+    id_hint: Mapped[str] = mapped_column(String(20))
+    probability: Mapped[float] = mapped_column(Float)
+    risk_class: Mapped[str] = mapped_column(String(16))
+    reasons_en: Mapped[str | None] = mapped_column(Text)  # JSON list
+    reasons_th: Mapped[str | None] = mapped_column(Text)  # JSON list
+    reason_codes: Mapped[str | None] = mapped_column(Text)  # JSON list
+    model_version: Mapped[str] = mapped_column(String(64))
+    bucket: Mapped[int] = mapped_column(Integer)
+
+
+class Alert(Base):
+    """A change in a student's class that a school should see and act on."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("scoring_runs.run_id"), index=True)
+    student_key: Mapped[int] = mapped_column(BigInteger)
+    school_id: Mapped[str] = mapped_column(String(20), index=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(32))
+    previous_class: Mapped[str | None] = mapped_column(String(16))
+    current_class: Mapped[str | None] = mapped_column(String(16))
+    probability: Mapped[float | None] = mapped_column(Float)
+    grade_level: Mapped[str | None] = mapped_column(String(8))
+    classroom: Mapped[str | None] = mapped_column(String(40))
+    sex: Mapped[str | None] = mapped_column(String(16))
+    id_hint: Mapped[str | None] = mapped_column(String(20))
+    reasons_en: Mapped[str | None] = mapped_column(Text)  # JSON list
+    reasons_th: Mapped[str | None] = mapped_column(Text)  # JSON list
+    actions_en: Mapped[str | None] = mapped_column(Text)  # JSON list
+    actions_th: Mapped[str | None] = mapped_column(Text)  # JSON list
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class Acknowledgement(Base):
+    """What a school did about an alert, and when."""
+
+    __tablename__ = "acknowledgements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    action_taken: Mapped[str] = mapped_column(Text)
+    acted_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))  # an API key id, never a person's name
+
+
+class AreaSummary(Base):
+    """Counts by class for one area at one level of the school → nation hierarchy."""
+
+    __tablename__ = "area_summaries"
+    __table_args__ = (CheckConstraint(_one_of("level", SUMMARY_LEVELS), name="level"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("scoring_runs.run_id"), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16), primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    students: Mapped[int] = mapped_column(Integer)
+    normal: Mapped[int] = mapped_column(Integer)
+    at_risk: Mapped[int] = mapped_column(Integer)
+    problem: Mapped[int] = mapped_column(Integer)
+    flagged_rate: Mapped[float] = mapped_column(Float)  # (at_risk + problem) / students, 0..1

@@ -1,0 +1,57 @@
+"""Area summaries: class counts per school, district, province, region and the nation.
+
+A summary frame has one row per area (shape (n_areas, 8)): ``level`` (one of
+:data:`SUMMARY_LEVELS`), ``area_code`` (school id, district or province code,
+region name, or ``"TH"`` for the nation), ``students``, ``normal``, ``at_risk``,
+``problem`` (counts) and ``flagged_rate`` ((at_risk + problem) / students, 0..1).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import delete, select
+
+from risk.store.bulk import insert_frame
+from risk.store.db import Store, StoreError
+from risk.store.models import SUMMARY_LEVELS, AreaSummary
+
+__all__ = ["SUMMARY_COLUMNS", "summaries", "write_summaries"]
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "level", "area_code", "students", "normal", "at_risk", "problem", "flagged_rate",
+)  # fmt: skip
+
+
+def write_summaries(store: Store, run_id: str, frame: pd.DataFrame) -> int:
+    """Store the run's summaries, replacing any written before for the run; returns the row count.
+
+    Raises
+    ------
+    StoreError
+        When a column is missing or a level is unknown.
+    """
+    missing = [c for c in SUMMARY_COLUMNS if c not in frame.columns]
+    if missing:
+        raise StoreError(f"The summaries to store lack the columns {', '.join(missing)}.")
+    unknown = ~frame["level"].isin(SUMMARY_LEVELS)
+    if unknown.any():
+        raise StoreError(f"Summary level {frame['level'][unknown].iloc[0]!r} is not one of {', '.join(SUMMARY_LEVELS)}.")
+    table = AreaSummary.__table__
+    with store.engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.run_id == run_id))
+        return insert_frame(conn, table, frame[list(SUMMARY_COLUMNS)], {"run_id": run_id})
+
+
+def summaries(store: Store, run_id: str, level: str) -> pd.DataFrame:
+    """The run's summaries at one level, by area code (columns: :data:`SUMMARY_COLUMNS`)."""
+    if level not in SUMMARY_LEVELS:
+        raise StoreError(f"Summary level {level!r} is not one of {', '.join(SUMMARY_LEVELS)}.")
+    t = AreaSummary.__table__.c
+    stmt = (
+        select(*(t[c] for c in SUMMARY_COLUMNS))
+        .where(t.run_id == run_id, t.level == level)
+        .order_by(t.area_code)
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(SUMMARY_COLUMNS))
