@@ -46,6 +46,9 @@ class FeatureSpec(BaseModel):
     )
     description: Texts
     reason: Texts
+    missing_reason: Texts | None = Field(
+        None, description="what a teacher reads when a missing value drives a score; without it, missing is never a reason"
+    )
     categories: list[str] | None = None
     enabled: bool = True
 

@@ -1,0 +1,239 @@
+"""Reasons a teacher can read: which of a student's features pushed the score up.
+
+Contributions are SHAP values computed by LightGBM itself
+(``booster.predict(X, pred_contrib=True)``, TreeSHAP), in raw log-odds: for each
+row, one value per feature and, last, the expected value; they add up to the
+row's raw score.
+
+A feature becomes a reason when, for that student,
+
+* its contribution is above 0 (it pushed the risk up); reasons are ordered by
+  contribution, largest first;
+* its catalog ``direction`` is ``higher`` or ``lower`` — ``none`` marks context
+  such as sex, region or grade level, which is never told to a teacher as a
+  reason;
+* the value lies on the risky side of the training median stored in the model's
+  :class:`~risk.models.profile.TrainingProfile`: below it for ``lower``, above it
+  for ``higher`` (for a 0/1 flag with median 0, that means the flag is set).
+  SHAP can credit a 98% attendance with some risk (it is lower than 100%), but
+  "attended only 98%" would mislead, so the next contributor is taken instead;
+* or the value is missing and the catalog entry has a ``missing_reason`` text;
+  otherwise a missing value is never a reason of its own.
+
+Fewer than ``k`` reasons per row is normal. Texts are the catalog's reason texts
+with ``{value}`` filled by :func:`~risk.features.catalog.format_value`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from risk.errors import ConfigError
+from risk.features.catalog import Catalog, FeatureSpec, format_value
+from risk.models.profile import TrainingProfile
+
+__all__ = ["Reason", "contributions", "reason_codes_json", "reasons_json", "top_reasons"]
+
+LANGS = ("en", "th")
+_DIRECTION = {"higher": 1, "lower": -1, "none": 0}
+# Rows handled at once, so the (rows, features) masks stay small on a national run.
+_BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One reason for one student.
+
+    ``code`` is the feature name, ``value`` the student's value (None when
+    missing), ``contribution`` the SHAP value in log-odds (> 0), ``en``/``th``
+    the texts a teacher reads.
+    """
+
+    code: str
+    value: float | None
+    contribution: float
+    en: str
+    th: str
+
+    def text(self, lang: str) -> str:
+        return self.en if lang == "en" else self.th
+
+
+def contributions(booster: Any, X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """SHAP contributions of a binary LightGBM booster.
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features + 1), float64
+        Per-feature contributions in raw log-odds; the last column is the
+        expected value. Each row sums to the booster's raw score.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    values = np.asarray(booster.predict(X, pred_contrib=True), dtype=np.float64)
+    if values.shape != (X.shape[0], X.shape[1] + 1):
+        raise ValueError(f"pred_contrib gave shape {values.shape}, expected {(X.shape[0], X.shape[1] + 1)}; "
+                         "is this a binary model trained on these columns?")
+    return values
+
+
+def top_reasons(
+    contribs: NDArray[np.float64],
+    X: NDArray[np.float64],
+    names: list[str],
+    catalog: Catalog,
+    profile: TrainingProfile,
+    k: int = 3,
+) -> list[list[Reason]]:
+    """Up to ``k`` reasons per row, the strongest first.
+
+    Parameters
+    ----------
+    contribs : ndarray of shape (n_samples, n_features + 1)
+        From :func:`contributions`; the last column (expected value) is ignored.
+    X : ndarray of shape (n_samples, n_features)
+        The same rows' feature values; NaN is missing.
+    names : list of str, length n_features
+        Column names, each a catalog feature and in the profile.
+    catalog : Catalog
+        Directions and reason texts.
+    profile : TrainingProfile
+        Training medians, which decide the risky side.
+    k : int, default 3
+
+    Returns
+    -------
+    list of length n_samples of lists of at most ``k`` :class:`Reason`
+    """
+    contribs = np.asarray(contribs, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    n, f = len(X), len(names)
+    if X.shape != (n, f) or contribs.shape != (n, f + 1):
+        raise ValueError(f"need X of shape (n, {len(names)}) and contribs of shape (n, {len(names) + 1}), "
+                         f"got {X.shape} and {contribs.shape}")
+    if k < 1:
+        raise ValueError(f"k is {k}, expected at least 1")
+    specs = _specs(catalog, names)
+    profiled = set(profile.names)
+    unprofiled = [name for name in names if name not in profiled]
+    if unprofiled:
+        raise ConfigError(f"the model's training profile lacks features {', '.join(unprofiled)}")
+    if n == 0:
+        return []
+    rule = _Rule(specs, profile.medians(names))
+    # Pick the reasons block by block with numpy, then make texts only for those picked.
+    picked = [rule.pick(contribs[i:i + _BLOCK_ROWS, :f], X[i:i + _BLOCK_ROWS], min(k, f))
+              for i in range(0, n, _BLOCK_ROWS)]
+    per_row, feature, strength, value = (np.concatenate(part) for part in zip(*picked, strict=True))
+    with _gc_paused():
+        en, th = _texts(specs, feature, value)
+        flat = [Reason(names[j], None if v != v else v, c, e, t)
+                for j, v, c, e, t in zip(feature.tolist(), value.tolist(), strength.tolist(), en, th, strict=True)]
+        ends = np.cumsum(per_row).tolist()
+        return [flat[stop - count:stop] for stop, count in zip(ends, per_row.tolist(), strict=True)]
+
+
+def reasons_json(reasons: list[list[Reason]], lang: str) -> list[str]:
+    """Each row's reason texts in ``lang`` (``en`` or ``th``) as a JSON list, Thai unescaped."""
+    if lang not in LANGS:
+        raise ValueError(f"lang is {lang!r}, expected one of {LANGS}")
+    return [json.dumps([r.text(lang) for r in row], ensure_ascii=False) for row in reasons]
+
+
+def reason_codes_json(reasons: list[list[Reason]]) -> list[str]:
+    """Each row's reason codes (feature names) as a JSON list."""
+    return [json.dumps([r.code for r in row]) for row in reasons]
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects.
+
+    A national run makes over a million reasons; each batch of allocations sets
+    off a collection that walks them all again, which doubles the time. They
+    hold no reference cycles, so nothing is lost by not looking.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _specs(catalog: Catalog, names: list[str]) -> list[FeatureSpec]:
+    by_name = {spec.name: spec for spec in catalog.features}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ConfigError(f"the model uses features the catalog does not describe: {', '.join(unknown)}")
+    return [by_name[name] for name in names]
+
+
+class _Rule:
+    """Which (row, feature) pairs may be reasons, and the strongest of them per row."""
+
+    def __init__(self, specs: list[FeatureSpec], medians: NDArray[np.float64]) -> None:
+        direction = np.array([_DIRECTION[spec.direction] for spec in specs])
+        self.higher = direction > 0
+        self.lower = direction < 0
+        self.medians = medians
+        self.missing_ok = np.array([spec.missing_reason is not None for spec in specs]) & (direction != 0)
+
+    def pick(self, contribs: NDArray[np.float64], x: NDArray[np.float64], k: int
+             ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]:
+        """Up to ``k`` reasons per row, strongest first.
+
+        Returns the number of reasons of each row, shape ``(rows,)``, and, row after
+        row, each reason's feature index, contribution and value, shape ``(reasons,)``.
+        """
+        # Comparisons with a NaN value or a NaN median are False: neither side is risky.
+        risky = (self.higher & (x > self.medians)) | (self.lower & (x < self.medians))
+        eligible = (contribs > 0) & (risky | (np.isnan(x) & self.missing_ok))
+        masked = np.where(eligible, contribs, -np.inf)
+        if k < masked.shape[1]:
+            top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+        else:
+            top = np.broadcast_to(np.arange(masked.shape[1]), masked.shape)
+        strength = np.take_along_axis(masked, top, axis=1)
+        order = np.argsort(-strength, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        strength = np.take_along_axis(strength, order, axis=1)
+        chosen = strength > -np.inf  # sorted, so each row's chosen slots come first
+        values = np.take_along_axis(x, top, axis=1)
+        return chosen.sum(axis=1), top[chosen], strength[chosen], values[chosen]
+
+
+def _texts(specs: list[FeatureSpec], feature: NDArray[np.intp], value: NDArray[np.float64]
+           ) -> tuple[list[str], list[str]]:
+    """English and Thai texts of each (feature, value), formatting each distinct value once."""
+    en = np.empty(feature.size, dtype=object)
+    th = np.empty(feature.size, dtype=object)
+    for j in np.unique(feature).tolist():
+        spec = specs[j]
+        where = np.flatnonzero(feature == j)
+        missing = np.isnan(value[where])
+        if missing.any():  # only features with a missing_reason get here
+            texts = spec.missing_reason or spec.reason
+            en[where[missing]] = texts.en.replace("{value}", format_value(None, spec.unit, "en"))
+            th[where[missing]] = texts.th.replace("{value}", format_value(None, spec.unit, "th"))
+        where = where[~missing]
+        distinct, inverse = np.unique(value[where], return_inverse=True)
+        for lang, out in (("en", en), ("th", th)):
+            template = getattr(spec.reason, lang)
+            filled = [template.replace("{value}", format_value(v, spec.unit, lang, spec.categories))
+                      for v in distinct.tolist()]
+            out[where] = np.array(filled, dtype=object)[inverse]
+    return en.tolist(), th.tolist()

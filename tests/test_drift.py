@@ -1,0 +1,156 @@
+"""Drift: the training profile's bins, and PSI of a scored population against them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from risk.models.profile import TrainingProfile, training_profile
+from risk.scoring.drift import DriftAccumulator, psi
+
+NAMES = ["att_rate_term", "income_per_capita_baht", "flag_substance", "sex", "gpa_last_term"]
+
+
+def population(n: int, seed: int, attendance_shift: float = 0.0, income_factor: float = 1.0
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Students with the five features above (a tenth of incomes missing) and a score that depends on them."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([
+        np.clip(rng.beta(12, 1.5, n) + attendance_shift, 0, 1),
+        rng.lognormal(7.5, 0.6, n).round() * income_factor,
+        (rng.random(n) < 0.1).astype(float),
+        rng.integers(0, 2, n).astype(float),
+        rng.uniform(0, 4, n).round(1),
+    ])
+    X[rng.random(n) < 0.1, 1] = np.nan
+    logit = -3 - 10 * (X[:, 0] - 0.88) + 1.5 * X[:, 2] - 0.5 * (X[:, 4] - 2)
+    return X, 1 / (1 + np.exp(-logit))
+
+
+@pytest.fixture(scope="module")
+def profile() -> TrainingProfile:
+    X, scores = population(20_000, seed=1)
+    return training_profile(X, NAMES, scores)
+
+
+def drift_of(profile: TrainingProfile, X: np.ndarray, scores: np.ndarray):
+    return DriftAccumulator(profile).add(X, scores).report()
+
+
+# ---------------------------------------------------------------- psi
+
+
+def test_psi_of_identical_distributions_is_zero():
+    assert psi(np.array([0.2, 0.3, 0.5]), np.array([0.2, 0.3, 0.5])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_psi_by_hand():
+    # (0.25 − 0.5)·ln(0.25/0.5) + (0.75 − 0.5)·ln(0.75/0.5) = 0.25·ln 2 + 0.25·ln 1.5
+    assert psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(1.5))
+
+
+def test_psi_takes_counts_as_well_as_shares():
+    assert psi(np.array([50, 50]), np.array([25, 75])) == pytest.approx(psi(np.array([0.5, 0.5]), np.array([0.25, 0.75])))
+
+
+def test_an_empty_bin_gives_a_large_finite_psi():
+    value = psi(np.array([0.5, 0.5, 0.0]), np.array([0.0, 0.5, 0.5]))
+    assert math.isfinite(value) and value > 2
+
+
+# ---------------------------------------------------------------- profile
+
+
+def test_profile_median_missing_share_and_bins_by_hand():
+    X = np.array([[np.nan, 0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]])
+    profile = training_profile(X, ["income_per_capita_baht", "flag_substance"], np.array([0.1, 0.2, 0.3, 0.4]))
+    income, flag = profile.features
+    assert (income.median, income.missing_share) == (2.0, 0.25)
+    assert sum(income.shares) == pytest.approx(0.75)
+    assert (flag.kind, flag.median, flag.edges, flag.shares) == ("values", 0.0, [0.0, 1.0], [0.75, 0.25])
+
+
+def test_weights_count_like_repeated_rows():
+    X = np.array([[1.0], [2.0], [3.0], [4.0]])
+    weighted = training_profile(X, ["gpa_last_term"], np.zeros(4), sample_weight=np.array([1, 1, 1, 5]))
+    assert weighted.features[0].median == 4.0  # half the weight (4 of 8) is reached only at 4
+    assert training_profile(X, ["gpa_last_term"], np.zeros(4)).features[0].median == 2.5
+
+    rng = np.random.default_rng(3)
+    X, scores = rng.lognormal(size=(300, 2)), rng.random(300)
+    counts = rng.integers(1, 6, 300)
+    by_weight = training_profile(X, ["a", "b"], scores, sample_weight=counts.astype(float))
+    by_repeat = training_profile(np.repeat(X, counts, axis=0), ["a", "b"], np.repeat(scores, counts))
+    for w, r in zip(by_weight.features, by_repeat.features, strict=True):
+        assert (w.median, w.edges) == (r.median, r.edges)
+        assert w.shares == pytest.approx(r.shares)
+    assert by_weight.score_edges == by_repeat.score_edges
+
+
+def test_quantile_bins_leave_no_bin_empty_under_heavy_ties():
+    # 70% of students received no assistance: the first seven deciles are all 0.
+    values = np.concatenate([np.zeros(700), np.arange(1, 301) * 10.0])
+    (feature,) = training_profile(values[:, None], ["assistance_received_baht_365d"], np.zeros(1000)).features
+    # The zeros get a bin of their own, [0, 10); the 8th and 9th deciles are 1,000 and 2,000 baht.
+    assert (feature.kind, feature.edges) == ("quantile", [10.0, 1000.0, 2000.0])
+    assert feature.shares == pytest.approx([0.7, 0.099, 0.1, 0.101])
+
+
+def test_profile_round_trips_through_json(profile):
+    text = profile.to_json()
+    assert TrainingProfile.from_json(text) == profile
+    assert '"median"' in text
+
+
+# ---------------------------------------------------------------- accumulator
+
+
+def test_a_fresh_sample_of_the_same_population_is_stable_everywhere(profile):
+    report = drift_of(profile, *population(20_000, seed=2))
+    assert [f.status for f in report.features] == ["stable"] * len(NAMES)
+    assert report.score_status == "stable"
+    assert report.drifted == [] and report.rows == 20_000
+
+
+def test_attendance_fifteen_points_lower_is_drifted(profile):
+    report = drift_of(profile, *population(20_000, seed=2, attendance_shift=-0.15))
+    assert report.drifted == ["att_rate_term"]
+    assert report.score_status == "drifted"  # the score follows attendance
+
+
+def test_income_halved_is_drifted(profile):
+    report = drift_of(profile, *population(20_000, seed=2, income_factor=0.5))
+    assert report.drifted == ["income_per_capita_baht"]
+
+
+def test_a_feature_that_stops_arriving_is_drifted(profile):
+    X, scores = population(5_000, seed=2)
+    X[:, 4] = np.nan
+    report = drift_of(profile, X, scores)
+    gpa = report.features[4]
+    assert (gpa.name, gpa.status, gpa.missing_share, gpa.missing_share_training) == ("gpa_last_term", "drifted", 1.0, 0.0)
+
+
+def test_chunks_add_up_to_one_pass(profile):
+    X, scores = population(10_007, seed=5, income_factor=0.8)
+    whole = DriftAccumulator(profile).add(X, scores).report()
+    chunked = DriftAccumulator(profile)
+    for start in range(0, len(X), 1_000):
+        chunked.add(X[start:start + 1_000], scores[start:start + 1_000])
+    assert chunked.report() == whole
+
+
+def test_thresholds_are_arguments():
+    # Training half 0 and half 1; scored a quarter 0: PSI 0.2747 (see test_psi_by_hand).
+    profile = training_profile(np.array([[0.0], [1.0]]), ["flag_substance"], np.array([0.2, 0.8]))
+    accumulator = DriftAccumulator(profile).add(np.array([[0.0]] + [[1.0]] * 3), np.array([0.2, 0.8, 0.8, 0.8]))
+    assert accumulator.report().features[0].status == "drifted"
+    assert accumulator.report(threshold=0.3).features[0].status == "watch"
+    assert accumulator.report(threshold=0.4, warn=0.3).features[0].status == "stable"
+
+
+def test_a_chunk_with_the_wrong_columns_is_refused(profile):
+    with pytest.raises(ValueError, match="expected"):
+        DriftAccumulator(profile).add(np.zeros((3, 2)), np.zeros(3))
