@@ -275,6 +275,22 @@ def test_scores_missing_a_column_are_refused(store: Store) -> None:
     assert done_buckets(store, run_id) == set()
 
 
+def test_a_refused_bucket_leaves_nothing_behind(store: Store) -> None:
+    run_id = new_run(store, JULY_24)
+    write_bucket_scores(store, run_id, 0, scores_frame([1, 2], ["normal", "normal"], JULY_24))
+    twice = scores_frame([3, 3], ["normal", "problem"], JULY_24)  # one student twice in a run
+    with pytest.raises(StoreError, match="Cannot store bucket 0 of run"):
+        write_bucket_scores(store, run_id, 0, twice)
+    # The old bucket 0 survives whole: delete, insert and bucket row are one transaction.
+    assert pd.concat(latest_scores(store, run_id))["student_key"].tolist() == [1, 2]
+    assert done_buckets(store, run_id) == {0}
+
+
+def test_scores_of_an_unknown_run_are_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="Cannot store bucket 0 of run nope"):
+        write_bucket_scores(store, "nope", 0, scores_frame([1], ["normal"], JULY_24))
+
+
 def test_unknown_risk_class_is_refused(store: Store) -> None:
     run_id = new_run(store, JULY_24)
     with pytest.raises(StoreError, match="'high' is not one of"):

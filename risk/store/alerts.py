@@ -47,7 +47,7 @@ def write_alerts(store: Store, run_id: str, frame: pd.DataFrame) -> int:
     if "id_hint" in frame:
         check_id_hints(frame["id_hint"])
     alert, ack = Alert.__table__, Acknowledgement.__table__
-    with store.engine.begin() as conn:
+    with store.writing(f"the alerts of run {run_id}") as conn:
         acted = conn.scalar(
             select(exists().where(ack.c.alert_id == alert.c.id, alert.c.run_id == run_id))
         )

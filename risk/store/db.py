@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,6 +55,19 @@ class Store:
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
         return self.engine.dialect.name
+
+    @contextmanager
+    def writing(self, what: str) -> Iterator[Connection]:
+        """A connection in one transaction; a database refusal becomes a StoreError naming ``what``.
+
+        The refusal may come from SQLAlchemy or, on the bulk paths that use the
+        raw driver (COPY, executemany), from the driver itself; both roll back.
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            raise StoreError(f"Cannot store {what}: {_first_line(exc)}.") from exc
 
     def close(self) -> None:
         """Release every pooled connection."""

@@ -31,7 +31,10 @@ __all__ = [
     "write_bucket_scores",
 ]
 
-SCORE_COLUMNS: tuple[str, ...] = tuple(c.name for c in Score.__table__.columns if c.name not in ("id", "run_id", "bucket"))
+# The columns a score frame brings; the store adds id, run_id and bucket.
+SCORE_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in Score.__table__.columns if c.name not in ("id", "run_id", "bucket")
+)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in Score.__table__.columns if c.name in SCORE_COLUMNS and not c.nullable
 )
@@ -54,10 +57,11 @@ def write_bucket_scores(store: Store, run_id: str, bucket: int, frame: pd.DataFr
     """
     _check_frame(frame)
     score = Score.__table__
-    with store.engine.begin() as conn:
+    with store.writing(f"bucket {bucket} of run {run_id}") as conn:
         conn.execute(delete(score).where(score.c.run_id == run_id, score.c.bucket == bucket))
         _forget_bucket(conn, run_id, bucket)
-        rows = insert_frame(conn, score, frame[list(c for c in SCORE_COLUMNS if c in frame)], {"run_id": run_id, "bucket": bucket})
+        given = frame[[c for c in SCORE_COLUMNS if c in frame.columns]]
+        rows = insert_frame(conn, score, given, {"run_id": run_id, "bucket": bucket})
         conn.execute(
             insert(ScoringRunBucket.__table__),
             {"run_id": run_id, "bucket": bucket, "rows": rows, "finished_at": utc_now()},
@@ -116,7 +120,10 @@ def previous_scores(
     rank = func.row_number().over(
         partition_by=s.student_key, order_by=(s.as_of.desc(), r.finished_at.desc(), s.id.desc())
     )
-    columns = [s.student_key, s.as_of, s.run_id, s.risk_class, s.probability, s.school_id, *(s[c] for c in HINT_COLUMNS)]
+    columns = [
+        s.student_key, s.as_of, s.run_id, s.risk_class, s.probability, s.school_id,
+        *(s[c] for c in HINT_COLUMNS),
+    ]  # fmt: skip
     ranked = (
         select(*columns, rank.label("rank"))
         .join_from(Score.__table__, ScoringRun.__table__, s.run_id == r.run_id)
@@ -186,5 +193,5 @@ def decode_lists(frame: pd.DataFrame) -> pd.DataFrame:
     """JSON-text list columns (reasons, actions) back into Python lists; NULL stays None."""
     for name in LIST_COLUMNS:
         if name in frame.columns:
-            frame[name] = pd.Series(parse_json_lists(frame[name]), index=frame.index, dtype=object)
+            frame[name] = pd.Series(parse_json_lists(frame[name].tolist()), index=frame.index, dtype=object)
     return frame

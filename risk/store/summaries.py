@@ -37,7 +37,7 @@ def write_summaries(store: Store, run_id: str, frame: pd.DataFrame) -> int:
     if unknown.any():
         raise StoreError(f"Summary level {frame['level'][unknown].iloc[0]!r} is not one of {', '.join(SUMMARY_LEVELS)}.")
     table = AreaSummary.__table__
-    with store.engine.begin() as conn:
+    with store.writing(f"the summaries of run {run_id}") as conn:
         conn.execute(delete(table).where(table.c.run_id == run_id))
         return insert_frame(conn, table, frame[list(SUMMARY_COLUMNS)], {"run_id": run_id})
 
