@@ -133,3 +133,42 @@ def tables() -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def id_key() -> bytes:
     return b"test-key-0123456789abcdef"
+
+
+# ---------------------------------------------------------------- a trained world
+# A small synthetic export with enough terms for a temporal split, validated once per
+# test session; models and scores built on it are shared by the model, scoring and
+# service tests. Sizes are the smallest that still give every role enough dropouts.
+WORLD_KEY = b"model-world-test-key-0123456789"
+WORLD_STUDENTS = 2500
+WORLD_TERMS = 5
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """``root`` with ``source/`` (synthetic, with truth.parquet) and ``validated/``."""
+    from risk.data.synth import SynthConfig, generate
+    from risk.data.validate import validate_sources
+
+    root = tmp_path_factory.mktemp("world")
+    config = SynthConfig.from_yaml(Path(__file__).resolve().parent.parent / "configs" / "synth.yaml")
+    generate(root / "source", students=WORLD_STUDENTS, terms=WORLD_TERMS, seed=3, config=config, progress=False)
+    validate_sources(root / "source", root / "validated", key=WORLD_KEY, progress=False, buckets=4)
+    return root
+
+
+def small_train_settings(**changes):
+    """configs/train.yaml with the sizes of a unit test."""
+    from risk.models.settings import load_train_settings
+
+    settings = load_train_settings()
+    settings.samples.weeks = [4, 6]
+    settings.lightgbm.max_trees = 150
+    settings.lightgbm.early_stopping_rounds = 30
+    settings.evaluation.baseline_max_rows = 20_000
+    settings.evaluation.shap_sample_rows = 300
+    settings.evaluation.fairness_min_rows = 30
+    for dotted, value in changes.items():
+        section, name = dotted.split("__")
+        setattr(getattr(settings, section), name, value)
+    return settings

@@ -18,6 +18,8 @@ Compute kinds:
 - ``rate``: ``school`` or ``district`` past dropout rate (``column``: school_rate, district_rate)
 - ``repeated_grade``: 1 when the student was in the same grade in an earlier academic year
 - ``schools_attended``: distinct schools over the history; ``terms_enrolled``: terms on record
+- ``year_end``: 1 in semester 2, the term that ends the school year (the P6 and M3
+  transitions happen after it)
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from risk.features.catalog import FeatureSpec
 __all__ = ["CODE_COLUMNS", "check", "cohort_sql", "expression", "parts"]
 
 CODE_COLUMNS = ("grade_level", "sex", "nationality", "disability", "size", "area", "region", "affiliation")
-KINDS = ("code", "in", "age_years", "over_age_years", "rate", "repeated_grade", "schools_attended", "terms_enrolled")
+KINDS = ("code", "in", "age_years", "over_age_years", "rate", "repeated_grade", "schools_attended", "terms_enrolled",
+         "year_end")
 # The usual age at the start of each grade: K1 at 3 … P1 at 6 … M6 at 17.
 USUAL_AGE = {grade: 3 + i for i, grade in enumerate(GRADE_LEVELS)}
 # Statuses that take a student out of the school's cohort once dated on or before as_of.
@@ -104,6 +107,8 @@ def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
         return "context", f"any_value({kind})"
     if kind == "rate":
         return "context", f"any_value({c['column']})"
+    if kind == "year_end":
+        return "context", f"CAST(any_value({int(as_of.term.endswith('-2'))}) AS DOUBLE)"
     if kind == "repeated_grade":
         return "enr_history", "CAST(bool_or(same_grade_before) AS DOUBLE)"
     if kind == "schools_attended":

@@ -1,0 +1,126 @@
+"""The model package: booster, calibrator, class policy, catalog and training profile, in plain files.
+
+DESIGN.md "The model package": the booster as LightGBM's own model text, the
+calibrator and policy as JSON, the catalog as YAML, the training profile (medians
+for reasons, bins for drift) as JSON; never a pickle. The MLflow pyfunc
+(:mod:`risk.models.pyfunc_model`) wraps one bundle; the scorer and the service load
+the same bundle and call the booster on arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from risk.errors import RiskError
+from risk.features.catalog import Catalog, load_catalog
+from risk.models.calibrate import Calibrator
+from risk.models.policy import CLASSES, ClassPolicy
+from risk.models.profile import TrainingProfile
+
+__all__ = ["ARTIFACTS", "ModelBundle", "ModelCatalogError", "ModelPackageError"]
+
+# artifact name -> file name inside the package folder
+ARTIFACTS = {"booster": "booster.txt", "calibrator": "calibrator.json", "policy": "policy.json",
+             "catalog": "catalog.yaml", "profile": "profile.json", "meta": "meta.json"}
+
+
+class ModelPackageError(RiskError):
+    """A model package is missing a part or a part cannot be read."""
+
+
+class ModelCatalogError(RiskError):
+    """The feature catalog in use does not match the one the model was trained with."""
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to turn a feature matrix into probability, class and reasons.
+
+    ``meta`` holds ``features`` (column order of the booster), the catalog version,
+    and the training record (window, inputs hash, code version).
+    """
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    policy: ClassPolicy
+    catalog: Catalog
+    profile: TrainingProfile
+    meta: dict[str, Any] = field(default_factory=dict)
+    catalog_yaml: bytes = b""
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.meta["features"])
+
+    def raw_probability(self, X: np.ndarray) -> np.ndarray:
+        """The booster's uncalibrated probability of rows ``X`` (n, f) in :attr:`names` order."""
+        return self.booster.predict(X, num_threads=self.meta.get("num_threads", 2))
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated dropout probability, shape (n,)."""
+        return self.calibrator.transform(self.raw_probability(X))
+
+    def classify(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probability (n,), class codes (n,) indexing ``CLASSES`` and policy rule hits (n, rules)."""
+        probability = self.probability(X)
+        codes, hits = self.policy.classify(probability, X, self.names)
+        return probability, codes, hits
+
+    @staticmethod
+    def class_names(codes: np.ndarray) -> np.ndarray:
+        return np.asarray(CLASSES, dtype=object)[codes]
+
+    def check_catalog(self, catalog: Catalog) -> None:
+        """Raise ModelCatalogError when ``catalog``'s features are not the model's, in the same order."""
+        if catalog.names != self.names:
+            missing = [n for n in self.names if n not in catalog.names]
+            extra = [n for n in catalog.names if n not in self.names]
+            detail = (f"missing {', '.join(missing[:5])}" if missing else "") + (
+                f"{'; ' if missing else ''}not in the model {', '.join(extra[:5])}" if extra else "")
+            raise ModelCatalogError(
+                f"the feature catalog {catalog.version} does not match the model's {self.meta.get('catalog_version')}"
+                f" ({detail or 'same features in another order'}): score with the model's own catalog or retrain")
+
+    def save(self, folder: Path) -> dict[str, Path]:
+        """Write the parts to ``folder``; returns artifact name → path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {name: folder / file for name, file in ARTIFACTS.items()}
+        self.booster.save_model(str(paths["booster"]))
+        paths["calibrator"].write_text(self.calibrator.to_json(), encoding="utf-8")
+        paths["policy"].write_text(self.policy.to_json(), encoding="utf-8")
+        paths["catalog"].write_bytes(self.catalog_yaml)
+        paths["profile"].write_text(self.profile.to_json(), encoding="utf-8")
+        paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str), encoding="utf-8")
+        return paths
+
+    @classmethod
+    def load(cls, paths: dict[str, Path] | Path) -> ModelBundle:
+        """Read a bundle from a folder or from artifact name → path (as MLflow hands them to a pyfunc)."""
+        if isinstance(paths, Path):
+            paths = {name: paths / file for name, file in ARTIFACTS.items()}
+        absent = [name for name in ARTIFACTS if name not in paths or not Path(paths[name]).exists()]
+        if absent:
+            raise ModelPackageError(f"the model package lacks {', '.join(absent)}: it was not written by risk train")
+        try:
+            booster = lgb.Booster(model_file=str(paths["booster"]))
+            meta = json.loads(Path(paths["meta"]).read_text(encoding="utf-8"))
+            bundle = cls(
+                booster=booster,
+                calibrator=Calibrator.from_json(Path(paths["calibrator"]).read_text(encoding="utf-8")),
+                policy=ClassPolicy.from_json(Path(paths["policy"]).read_text(encoding="utf-8")),
+                catalog=load_catalog(Path(paths["catalog"])),
+                profile=TrainingProfile.from_json(Path(paths["profile"]).read_text(encoding="utf-8")),
+                meta=meta,
+                catalog_yaml=Path(paths["catalog"]).read_bytes(),
+            )
+        except (lgb.basic.LightGBMError, ValueError, KeyError, OSError) as exc:
+            raise ModelPackageError(f"the model package cannot be read ({type(exc).__name__}: {exc})") from exc
+        if booster.feature_name() != bundle.names:
+            raise ModelPackageError("the model package's booster and its feature list disagree")
+        return bundle

@@ -1,0 +1,255 @@
+"""Training samples: feature rows at several points of each past term, labelled by what happened next.
+
+For every term whose outcome is known (the following term's register exists), a
+feature vector is built at school weeks of the term (``samples.weeks``) and on
+its last school day, with the feature builders of :mod:`risk.features`, and
+labelled by :func:`risk.labels.dropout_labels`. The same student at several
+points is several rows; every split in this module is by student, so no child
+straddles two of them.
+
+Feature matrices are cached under the validated folder
+(``_derived/features/<catalog version>/<as_of>-<inputs hash>.parquet``):
+the next term's retrain reuses every past point whose inputs did not change, and
+``risk validate`` clears the cache when it rewrites the tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from risk.config import Settings
+from risk.data.contract import next_term
+from risk.data.validate import DERIVED
+from risk.errors import RiskError
+from risk.features.batch import build_feature_matrix
+from risk.features.catalog import Catalog
+from risk.features.sources import connect, view_validated
+from risk.labels import dropout_labels
+from risk.models.settings import SplitSettings
+from risk.progress import Progress
+
+__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "build_samples", "inputs_hash",
+           "known_outcome_terms", "outcome_connection", "sample_points", "split_terms", "student_uniform",
+           "term_labels"]
+
+META_COLUMNS = ("student_key", "term", "as_of", "point", "school_id")
+
+
+class TrainingDataError(RiskError):
+    """The validated data cannot give training samples (no outcomes, too few terms, no dropouts)."""
+
+
+@dataclass(frozen=True)
+class SamplePoint:
+    """One point of a term at which features are taken: ``week`` N, or the last school day (``week`` None)."""
+
+    term: str
+    as_of: dt.date
+    week: int | None
+
+    @property
+    def label(self) -> str:
+        return f"week {self.week}" if self.week is not None else "last day"
+
+
+@dataclass(frozen=True)
+class TermSplit:
+    """Terms by role, oldest first: train on the earlier ones, calibrate on the next, test on the latest."""
+
+    train: list[str]
+    calibration: list[str]
+    test: list[str]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"train": self.train, "calibration": self.calibration, "test": self.test}
+
+
+@dataclass
+class Samples:
+    """Labelled feature rows of one role (train, calibration or test).
+
+    ``X`` float32 of shape (n, f) in catalog order, NaN where data is missing;
+    ``y`` int8 (1 dropped out); ``weight`` float32 (1 / kept share, for down-sampled
+    negatives); ``meta`` the :data:`META_COLUMNS`; ``unknown`` labels left out
+    (transfers found nowhere, deaths) by term.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    meta: pd.DataFrame
+    names: list[str]
+    unknown: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+    @property
+    def positives(self) -> int:
+        return int(self.y.sum())
+
+    def column(self, name: str) -> np.ndarray:
+        return self.X[:, self.names.index(name)]
+
+    def subset(self, mask: np.ndarray) -> Samples:
+        return Samples(self.X[mask], self.y[mask], self.weight[mask], self.meta[mask].reset_index(drop=True),
+                       self.names, self.unknown)
+
+
+def student_uniform(student_key: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per student, the same for every row of that student (splitmix64)."""
+    z = student_key.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def known_outcome_terms(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Terms whose following term's register is present, oldest first."""
+    terms = [r[0] for r in con.execute("SELECT DISTINCT term FROM enrollments ORDER BY term").fetchall()]
+    present = set(terms)
+    return [t for t in terms if next_term(t) in present]
+
+
+def split_terms(terms: list[str], split: SplitSettings) -> TermSplit:
+    """Temporal split of the known-outcome terms; raises TrainingDataError when there are too few."""
+    needed = split.min_train_terms + split.calibration_terms + split.test_terms
+    if len(terms) < needed:
+        have = ", ".join(terms) or "none"
+        raise TrainingDataError(
+            f"training needs {needed} terms with a known outcome ({split.min_train_terms} to train, "
+            f"{split.calibration_terms} to calibrate, {split.test_terms} to test) but the data has {len(terms)} "
+            f"({have}); a term's outcome is known once the next term's enrollments are validated")
+    test = terms[-split.test_terms:]
+    calibration = terms[-split.test_terms - split.calibration_terms:-split.test_terms]
+    return TermSplit(train=terms[:-split.test_terms - split.calibration_terms], calibration=calibration, test=test)
+
+
+def sample_points(con: duckdb.DuckDBPyConnection, term: str, weeks: list[int], last_school_day: bool
+                  ) -> list[SamplePoint]:
+    """The points of ``term``: the Friday of each school week (week 1 holds the first school day), clamped
+    to the last school day, and the last school day itself; from the schools' calendars."""
+    first, last = con.execute("SELECT min(date), max(date) FROM calendar WHERE term = ?", [term]).fetchone()
+    if first is None:
+        raise TrainingDataError(f"term {term} has no school days in the calendar: its samples cannot be placed")
+    monday = first - dt.timedelta(days=first.weekday())
+    points: dict[dt.date, SamplePoint] = {}
+    for week in sorted(weeks):
+        day = min(monday + dt.timedelta(weeks=week - 1, days=4), last)
+        points.setdefault(day, SamplePoint(term, day, week))
+    if last_school_day:
+        points.setdefault(last, SamplePoint(term, last, None))
+    return sorted(points.values(), key=lambda p: p.as_of)
+
+
+def inputs_hash(validated: Path, settings: Settings) -> str:
+    """A hash of what feature rows depend on: the validation report (it changes with the data) and the
+    feature and label settings."""
+    report = validated / "validation_report.json"
+    digest = hashlib.sha256(report.read_bytes() if report.exists() else b"no report")
+    digest.update(json.dumps([settings.features.model_dump(mode="json"), settings.labels.model_dump(mode="json")],
+                             sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_features(validated: Path, point: SamplePoint, *, settings: Settings, catalog: Catalog,
+                    inputs: str) -> tuple[Path, bool]:
+    """The feature matrix at ``point`` (built once, then reused) and whether it was reused."""
+    path = validated / DERIVED / "features" / catalog.version / f"{point.as_of.isoformat()}-{inputs}.parquet"
+    if path.exists():
+        return path, True
+    build_feature_matrix(validated, point.as_of, path, settings=settings, catalog=catalog, progress=False)
+    return path, False
+
+
+def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, pd.DataFrame], *,
+                  settings: Settings, catalog: Catalog, inputs: str, negative_share: float = 1.0,
+                  max_students: int | None = None, holdout: tuple[float, bool] | None = None, seed: int = 7,
+                  progress: Progress | None = None, task_name: str = "samples") -> Samples:
+    """Labelled rows at ``points``; ``labels`` maps each term to :func:`dropout_labels` output.
+
+    Rows whose label is unknown are left out and counted. With ``negative_share`` < 1,
+    students who did not drop out are kept with that probability (weight 1/share);
+    with ``max_students``, a uniform sample of students is kept (all their rows).
+    ``holdout`` = (share, wanted): a fixed share of students is held out of training
+    and used only to calibrate and test, so no child is in both; ``wanted`` says
+    which side to keep.
+    """
+    names = catalog.names
+    parts_x, parts_y, parts_w, parts_meta = [], [], [], []
+    unknown: dict[str, int] = {}
+    task = progress.add(task_name, total=len(points)) if progress else None
+    for point in points:
+        path, _ = cached_features(validated, point, settings=settings, catalog=catalog, inputs=inputs)
+        term_labels = labels[point.term][["student_key", "dropped_out"]]
+        keep_share = _student_share(term_labels, max_students)
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=500_000):
+            frame = batch.to_pandas().merge(term_labels, on="student_key", how="left")
+            known = frame["dropped_out"].notna().to_numpy()
+            unknown[point.term] = unknown.get(point.term, 0) + int((~known).sum())
+            y = frame["dropped_out"].fillna(0).to_numpy(np.int8)
+            u = student_uniform(frame["student_key"].to_numpy(), seed)
+            keep = known & (u < keep_share)
+            if holdout is not None and holdout[0] > 0:
+                held_out = student_uniform(frame["student_key"].to_numpy(), seed + 5) < holdout[0]
+                keep &= held_out == holdout[1]
+            weight = np.ones(len(frame), np.float32)
+            if negative_share < 1.0:
+                v = student_uniform(frame["student_key"].to_numpy(), seed + 1)
+                keep &= (y == 1) | (v < negative_share)
+                weight[y == 0] = 1.0 / negative_share
+            chosen = frame[keep]
+            parts_x.append(chosen[names].to_numpy(np.float32))
+            parts_y.append(y[keep])
+            parts_w.append(weight[keep])
+            meta = chosen[["student_key", "term", "school_id"]].copy()
+            meta["as_of"] = point.as_of
+            meta["point"] = point.label
+            parts_meta.append(meta[list(META_COLUMNS)])
+        if progress and task is not None:
+            progress.advance(task)
+    if not parts_x:
+        raise TrainingDataError("no sample points were given")
+    return Samples(np.concatenate(parts_x), np.concatenate(parts_y), np.concatenate(parts_w),
+                   pd.concat(parts_meta, ignore_index=True), names, unknown)
+
+
+def _student_share(term_labels: pd.DataFrame, max_students: int | None) -> float:
+    if max_students is None or len(term_labels) <= max_students:
+        return 1.0
+    return max_students / len(term_labels)
+
+
+def term_labels(con: duckdb.DuckDBPyConnection, terms: list[str], settings: Settings) -> dict[str, pd.DataFrame]:
+    """:func:`dropout_labels` of each term, over a connection from :func:`outcome_connection`."""
+    return {term: dropout_labels(con, term, settings.labels) for term in terms}
+
+
+def outcome_connection(validated: Path, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A connection with views over the whole validated folder (terms, calendars, outcomes)."""
+    con = connect(settings.features.threads, settings.data.duckdb_memory_limit)
+    view_validated(con, validated)
+    return con
+
+
+def check_samples(samples: Samples, role: str, terms: list[str]) -> None:
+    """Raise TrainingDataError when a role has no rows or no dropout to learn from."""
+    where = ", ".join(terms)
+    if samples.rows == 0:
+        raise TrainingDataError(f"the {role} term(s) {where} have no students with a known outcome")
+    if samples.positives < 10:
+        raise TrainingDataError(
+            f"the {role} term(s) {where} have {samples.positives} dropouts among {samples.rows:,} rows: "
+            "too few to learn or judge a model (at least 10 are needed)")

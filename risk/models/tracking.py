@@ -1,0 +1,191 @@
+"""The MLflow record of a training run, and the registered model ``dropout-risk``.
+
+Tracking goes to ``MLFLOW_TRACKING_URI`` when it is set (a server, for example);
+otherwise to a SQLite store and an artifact folder inside the project's data
+folder, so nothing needs starting. A run holds params, metrics, the data window,
+row counts, the inputs hash, the catalog and code versions, the evaluation and
+fairness tables, plots and a model card; its model is one pyfunc, registered with
+the alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+from risk.errors import RiskError
+from risk.models.bundle import ModelBundle
+from risk.models.card import DataWindow, ModelCardInfo, SplitRows, model_card_html
+from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
+from risk.models.train import TrainingResult
+
+__all__ = ["RegisteredModel", "TrackingError", "champion_bundle", "configure_tracking", "load_bundle",
+           "log_training"]
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# What a fresh environment needs to load the model (the risk package itself travels as code).
+PIP_REQUIREMENTS = ["lightgbm==4.7.0", "numpy==2.4.6", "pandas==3.1.1", "scikit-learn==1.9.1", "pydantic==2.14.3",
+                    "pyyaml==6.0.3", "duckdb==2.0.0", "structlog==26.1.0", "mlflow==3.17.2"]
+
+
+class TrackingError(RiskError):
+    """MLflow cannot be reached, or the registry lacks what was asked for."""
+
+
+class RegisteredModel(dict):
+    """name, version, run_id and alias of a registered model version."""
+
+
+def configure_tracking(data_dir: Path) -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` or at ``<data_dir>/mlflow.db``; returns the URI in use."""
+    # MLflow's download bars would drown risk's own progress lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{data_dir.resolve() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def _experiment(name: str, data_dir: Path) -> str:
+    """The experiment's id; created with its artifacts under ``data_dir`` when the store is local."""
+    client = MlflowClient()
+    try:
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        local = mlflow.get_tracking_uri().startswith("sqlite:")
+        location = (data_dir.resolve() / "mlartifacts").as_uri() if local else None
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow at {_safe(mlflow.get_tracking_uri())} cannot be used: {exc.message}") from exc
+
+
+def _safe(uri: str) -> str:
+    """A tracking URI without its password."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return uri
+
+
+def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, model_name: str,
+                 settings_dump: dict[str, Any]) -> RegisteredModel:
+    """Log ``result`` as one MLflow run, register its model and point ``challenger`` at it."""
+    experiment_id = _experiment(experiment, data_dir)
+    bundle = result.bundle
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{result.split.test[0]}") as run:
+        for trial in result.trials:
+            with mlflow.start_run(run_name=f"optuna-trial-{trial['number']}", nested=True):
+                mlflow.log_params({k: v for k, v in trial["params"].items()})
+                mlflow.log_metric("stop_auc", trial["stop_auc"])
+        mlflow.log_params(_params(result, settings_dump))
+        mlflow.set_tags({"code_version": bundle.meta["code_version"], "inputs_hash": result.inputs_hash,
+                         "catalog_version": bundle.meta["catalog_version"],
+                         "data_window": json.dumps(result.split.as_dict()),
+                         "evaluated_champion_version": result.champion_version or ""})
+        mlflow.log_metrics(_metrics(result))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            _write_artifacts(result, folder, model_name)
+            mlflow.log_artifacts(str(folder / "report"), artifact_path="evaluation")
+            paths = bundle.save(folder / "bundle")
+            example = result.example if result.example is not None else pd.DataFrame(columns=bundle.names)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(PYFUNC_CODE), artifacts={k: str(v) for k, v in paths.items()},
+                code_paths=[str(PACKAGE_DIR)], signature=_signature(bundle.names),
+                input_example=example, pip_requirements=PIP_REQUIREMENTS, registered_model_name=model_name)
+        version = str(info.registered_model_version)
+        MlflowClient().set_registered_model_alias(model_name, "challenger", version)
+        return RegisteredModel(name=model_name, version=version, run_id=run.info.run_id, alias="challenger")
+
+
+def _signature(names: list[str]) -> ModelSignature:
+    """Every feature column a double (missing is NaN, never absent); out come probability and class."""
+    return ModelSignature(inputs=Schema([ColSpec("double", name) for name in names]),
+                          outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "risk_class")]))
+
+
+def _params(result: TrainingResult, settings_dump: dict[str, Any]) -> dict[str, Any]:
+    params = {f"lgb.{k}": v for k, v in result.params.items()}
+    params.update({"trees": result.best_iteration, "calibration": result.calibration.calibrator.method,
+                   "problem_threshold": round(result.bundle.policy.problem_threshold, 6),
+                   "at_risk_threshold": round(result.bundle.policy.at_risk_threshold, 6),
+                   "train_terms": ",".join(result.split.train), "calibration_terms": ",".join(result.split.calibration),
+                   "test_terms": ",".join(result.split.test), "features": len(result.bundle.names),
+                   "sample_weeks": json.dumps(settings_dump["samples"]["weeks"]),
+                   "negative_share": settings_dump["samples"]["negative_share"]})
+    for role, counts in result.rows.items():
+        params.update({f"rows.{role}.{k}": v for k, v in counts.items()})
+    return params
+
+
+def _metrics(result: TrainingResult) -> dict[str, float]:
+    metrics = dict(result.evaluation.headline)
+    metrics.update({f"calibration.brier_{k}": v for k, v in result.calibration.brier.items()})
+    metrics.update({f"policy.{k}": v for k, v in result.bundle.policy.achieved.items() if not np.isnan(v)})
+    metrics.update({f"seconds.{k}": v for k, v in result.seconds.items()})
+    metrics["feature_points_reused"] = result.feature_points["reused"]
+    return metrics
+
+
+def _write_artifacts(result: TrainingResult, folder: Path, model_name: str) -> None:
+    """Evaluation and fairness tables, plots and the model card, under ``folder/report``."""
+    out = folder / "report"
+    out.mkdir(parents=True)
+    evaluation = result.evaluation
+    evaluation.table.to_csv(out / "evaluation.csv", index=False)
+    evaluation.fairness.to_csv(out / "fairness.csv", index=False)
+    evaluation.lead_time.to_csv(out / "lead_time.csv", index=False)
+    evaluation.class_counts.to_csv(out / "class_counts.csv", index=False)
+    images = {
+        "calibration": calibration_plot(evaluation.calibration_curves, out / "calibration.png"),
+        "lead_time": lead_time_plot(evaluation.lead_time, out / "lead_time.png"),
+        "shap_summary": shap_summary_plot(result.shap_sample[1][:, :-1], result.shap_sample[0],
+                                          result.bundle.names, out / "shap_summary.png"),
+    }
+    bundle = result.bundle
+    card = ModelCardInfo(
+        model_name=model_name, version=None, created=bundle.meta["trained_at"], code_version=bundle.meta["code_version"],
+        data_window=DataWindow(**result.split.as_dict()), input_hash=result.inputs_hash,
+        catalog_version=bundle.meta["catalog_version"],
+        rows={role: SplitRows(rows=c["rows"], positives=c["positives"]) for role, c in result.rows.items()},
+        params={**result.params, "trees": result.best_iteration},
+        policy=json.loads(bundle.policy.to_json()),
+        calibration={"method": bundle.calibrator.method, "brier_held_out_half": result.calibration.brier},
+        evaluation=evaluation.table, fairness=evaluation.fairness, lead_time=evaluation.lead_time,
+        images={k: str(v) for k, v in images.items()}, key_model="model",
+        promoted_over=None)
+    (out / "model_card.html").write_text(model_card_html(card), encoding="utf-8")
+
+
+def load_bundle(model_uri: str) -> ModelBundle:
+    """The bundle of a registered or logged model (``models:/dropout-risk@champion``)."""
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot load {model_uri}: {exc.message}") from exc
+    return model.unwrap_python_model().bundle
+
+
+def champion_bundle(model_name: str) -> tuple[str, ModelBundle] | None:
+    """The current champion's version and bundle, or None when there is none yet."""
+    try:
+        version = MlflowClient().get_model_version_by_alias(model_name, "champion")
+    except MlflowException:
+        return None
+    return str(version.version), load_bundle(f"models:/{model_name}@champion")

@@ -1,0 +1,245 @@
+"""``risk train``: samples → LightGBM → calibration → class policy → evaluation, as one result.
+
+The MLflow record of the result is written by :mod:`risk.models.tracking`; this
+module knows nothing of MLflow, so a notebook or a test can train in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from risk.config import Settings
+from risk.data.ids import pseudonyms
+from risk.errors import RiskError
+from risk.features.catalog import Catalog
+from risk.logs import get_logger
+from risk.models.baselines import abc_rule_score, context_only_model, logistic_baseline
+from risk.models.booster import fit_booster, search_params, training_datasets
+from risk.models.bundle import ModelBundle
+from risk.models.calibrate import CalibrationChoice, choose_calibrator
+from risk.models.evaluate import MODEL, Evaluation, evaluate
+from risk.models.policy import choose_thresholds
+from risk.models.profile import training_profile
+from risk.models.samples import (
+    Samples,
+    TermSplit,
+    build_samples,
+    check_samples,
+    inputs_hash,
+    known_outcome_terms,
+    outcome_connection,
+    sample_points,
+    split_terms,
+    student_uniform,
+    term_labels,
+)
+from risk.models.settings import TrainSettings
+from risk.progress import Progress
+
+__all__ = ["TrainingResult", "code_version", "train_model"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """A trained bundle with the record of how it was made and how it scored."""
+
+    bundle: ModelBundle
+    split: TermSplit
+    evaluation: Evaluation
+    calibration: CalibrationChoice
+    rows: dict[str, dict[str, int]]
+    params: dict[str, Any]
+    best_iteration: int
+    inputs_hash: str
+    feature_points: dict[str, int]
+    shap_sample: tuple[np.ndarray, np.ndarray]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    champion_version: str | None = None
+    example: pd.DataFrame | None = None
+
+
+def code_version() -> str:
+    """The git commit of the code that trains (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        return (out.stdout.strip() or "unknown") + ("-dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def train_model(validated: Path, *, settings: Settings, train_settings: TrainSettings, catalog: Catalog,
+                catalog_yaml: bytes, truth: Path | None = None, id_key: bytes | None = None,
+                champion: tuple[str, ModelBundle] | None = None, progress: bool = True,
+                on_trial: Any = None) -> TrainingResult:
+    """Train, calibrate, choose the class policy and evaluate on the held-out term.
+
+    Raises TrainingDataError (a RiskError) with one sentence when the data cannot
+    give a model: no validated data, too few terms with a known outcome, no dropouts.
+    """
+    if not (validated / "enrollments").is_dir():
+        raise RiskError(f"{validated} holds no validated data: run `risk validate` first")
+    ts = train_settings
+    clock: dict[str, float] = {}
+    started = time.perf_counter()
+    con = outcome_connection(validated, settings)
+    split = split_terms(known_outcome_terms(con), ts.split)
+    all_terms = split.train + split.calibration + split.test
+    labels = term_labels(con, all_terms, settings)
+    points = {t: sample_points(con, t, ts.samples.weeks, ts.samples.last_school_day) for t in all_terms}
+    lead = sample_points(con, split.test[0], [ts.evaluation.lead_time_week], False)
+    points[split.test[0]] = sorted({p.as_of: p for p in points[split.test[0]] + lead}.values(), key=lambda p: p.as_of)
+    inputs = inputs_hash(validated, settings)
+    cache_before = _cached_points(validated, catalog, inputs)
+    with Progress(enabled=progress) as bar:
+        common = {"settings": settings, "inputs": inputs, "seed": ts.samples.seed, "progress": bar}
+        share = ts.split.holdout_students
+        train = build_samples(validated, [p for t in split.train for p in points[t]], labels, catalog=catalog,
+                              negative_share=ts.samples.negative_share, holdout=(share, False),
+                              task_name="training samples", **common)
+        calibration = build_samples(validated, [p for t in split.calibration for p in points[t]], labels,
+                                    catalog=catalog, max_students=ts.samples.max_eval_students, holdout=(share, True),
+                                    task_name="calibration samples", **common)
+        test_points = [p for t in split.test for p in points[t]]
+
+        def test_rows(with_catalog: Catalog) -> Samples:
+            return build_samples(validated, test_points, labels, catalog=with_catalog,
+                                 max_students=ts.samples.max_eval_students, holdout=(share, True),
+                                 task_name="test samples", **{**common, "progress": None})
+
+        test = test_rows(catalog)
+    reused = cache_before & _cached_points(validated, catalog, inputs)
+    clock["samples"] = time.perf_counter() - started
+    for role, samples, terms in (("training", train, split.train), ("calibration", calibration, split.calibration),
+                                 ("test", test, split.test)):
+        check_samples(samples, role, terms)
+
+    started = time.perf_counter()
+    params = {**ts.lightgbm.params}
+    fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split.early_stopping_share, ts.samples.seed)
+    held_X, held_y = train.X[stop], train.y[stop]
+    trials: list[dict[str, Any]] = []
+    if ts.optuna.trials > 0:
+        def record(number: int, trial_params: dict[str, Any], auc: float) -> None:
+            trials.append({"number": number, "params": trial_params, "stop_auc": auc})
+            if on_trial is not None:
+                on_trial(number, trial_params, auc)
+
+        params = search_params(fit, held, held_X, held_y, params, optuna_settings=ts.optuna,
+                               max_trees=ts.lightgbm.max_trees, early_stopping_rounds=ts.lightgbm.early_stopping_rounds,
+                               seed=ts.samples.seed, on_trial=record)
+    with Progress(enabled=progress) as bar:
+        task = bar.add("boosting (trees)", total=ts.lightgbm.max_trees)
+        fitted = fit_booster(fit, held, held_X, held_y, params, max_trees=ts.lightgbm.max_trees,
+                             early_stopping_rounds=ts.lightgbm.early_stopping_rounds,
+                             on_iteration=lambda i: bar.advance(task))
+    del fit, held
+    clock["boosting"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    booster = fitted.booster
+    raw_calibration = booster.predict(calibration.X)
+    halves = student_uniform(calibration.meta["student_key"].to_numpy(), ts.samples.seed + 4) < 0.5
+    choice = choose_calibrator(raw_calibration, calibration.y, halves, list(ts.calibration.methods))
+    p_calibration = choice.calibrator.transform(raw_calibration)
+    policy = choose_thresholds(p_calibration, calibration.y, ts.policy)
+    unknown_rules = [r.feature for r in policy.rules if r.feature not in train.names]
+    if unknown_rules:
+        raise RiskError(f"policy rules name features the catalog does not have: {', '.join(unknown_rules)}")
+    discrete = [n for n in train.names if catalog.get(n).unit in ("category", "flag")]
+    profile = training_profile(train.X.astype(np.float64), train.names,
+                               choice.calibrator.transform(booster.predict(train.X)),
+                               sample_weight=train.weight.astype(np.float64), discrete=discrete)
+    meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
+            "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
+    bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml)
+    clock["calibration"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    scores, calibrated = _all_scores(bundle, train, calibration, test, catalog, ts, truth, id_key, champion,
+                                     test_rows)
+    evaluation = evaluate(test, scores, bundle=bundle, catalog=catalog, settings=ts.evaluation, calibrated=calibrated)
+    clock["evaluation"] = time.perf_counter() - started
+    sample = test.subset(student_uniform(test.meta["student_key"].to_numpy(), 99) <
+                         ts.evaluation.shap_sample_rows / max(test.rows, 1))
+    rows = {role: {"rows": s.rows, "positives": s.positives, "students": int(s.meta["student_key"].nunique()),
+                   "unknown_outcome": int(sum(s.unknown.values()))}
+            for role, s in (("train", train), ("calibration", calibration), ("test", test))}
+    example = pd.DataFrame(test.X[:5].astype(np.float64), columns=test.names)
+    return TrainingResult(
+        bundle=bundle, split=split, evaluation=evaluation, calibration=choice, rows=rows, params=params,
+        best_iteration=fitted.best_iteration, inputs_hash=inputs,
+        feature_points={"total": sum(len(p) for p in points.values()), "reused": len(reused)},
+        shap_sample=(sample.X.astype(np.float64), booster.predict(sample.X, pred_contrib=True)),
+        trials=trials, seconds={k: round(v, 2) for k, v in clock.items()},
+        champion_version=champion[0] if champion else None, example=example)
+
+
+def _all_scores(bundle: ModelBundle, train: Samples, calibration: Samples, test: Samples, catalog: Catalog,
+                ts: TrainSettings, truth: Path | None, id_key: bytes | None,
+                champion: tuple[str, ModelBundle] | None, test_rows: Callable[[Catalog], Samples]
+                ) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Every model's score on the test rows: the oracle first, then ours, the champion and the baselines.
+
+    A champion trained with another catalog is scored on the same rows built with its own catalog.
+    """
+    scores: dict[str, np.ndarray] = {}
+    if truth is not None:
+        scores["oracle"] = _oracle(truth, test, id_key)
+    scores[MODEL] = bundle.probability(test.X)
+    if champion is not None:
+        version, old = champion
+        if set(old.names) <= set(test.names):
+            columns = [test.names.index(n) for n in old.names]
+            scores["champion"] = old.probability(test.X[:, columns])
+        else:
+            own = test_rows(old.catalog)
+            if np.array_equal(own.meta["student_key"].to_numpy(), test.meta["student_key"].to_numpy()):
+                scores["champion"] = old.probability(own.X)
+            else:
+                log.warning("champion not comparable", version=version, reason="its rows differ")
+    logistic = logistic_baseline(train, catalog, max_rows=ts.evaluation.baseline_max_rows, seed=ts.samples.seed)
+    scores["logistic"] = logistic.predict_proba(test.X)[:, 1]
+    if any(name in train.names for name in ts.evaluation.context_features):
+        context, context_calibrator, columns = context_only_model(
+            train, calibration, ts.evaluation.context_features, ts.lightgbm.params,
+            trees=max(bundle.meta["best_iteration"], 50), catalog=catalog)
+        scores["context_only"] = context_calibrator.transform(context.predict(test.X[:, columns]))
+    scores["abc_rule"] = abc_rule_score(test, ts.evaluation.abc_attendance_below)
+    return scores, {n for n in scores if n != "abc_rule"}
+
+
+def _oracle(truth: Path, test: Samples, id_key: bytes | None) -> np.ndarray:
+    """The generator's true probability of each test row (synthetic data only), by pseudonym and term."""
+    if id_key is None:
+        raise RiskError("the oracle's truth file holds raw IDs: give the pseudonym key (RISK_ID_KEY or --demo)")
+    if not truth.exists():
+        raise RiskError(f"{truth}: no such truth file (it is written by `risk synth` beside the export)")
+    table = pq.read_table(truth, columns=["student_id", "term", "p_dropout"]).to_pandas()
+    table = table[table["term"].isin(set(test.meta["term"]))]
+    table["student_key"] = pseudonyms(table.pop("student_id").to_numpy(), id_key)
+    merged = test.meta[["student_key", "term"]].merge(table, on=["student_key", "term"], how="left")
+    if merged["p_dropout"].isna().mean() > 0.01:
+        raise RiskError(f"{truth} does not cover the test term's students: is it the truth of this export?")
+    return merged["p_dropout"].fillna(merged["p_dropout"].mean()).to_numpy(np.float64)
+
+
+def _cached_points(validated: Path, catalog: Catalog, inputs: str) -> set[str]:
+    folder = validated / "_derived" / "features" / catalog.version
+    return {p.name for p in folder.glob(f"*-{inputs}.parquet")} if folder.is_dir() else set()

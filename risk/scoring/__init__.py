@@ -1,0 +1,1 @@
+"""Scoring: batch scores, alerts, drift, area summaries and the term report."""
