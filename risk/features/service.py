@@ -1,0 +1,199 @@
+"""The online feature path of the scoring service: one builder per validated folder, many calls.
+
+:class:`OnlineFeatureBuilder` loads what every call shares once: the schools and
+the calendar (as in-memory DuckDB tables), the past dropout rates of each term
+asked for (cached), the payload rules, and the feature plan of each ``as_of``
+(:func:`risk.features.build.feature_plan`, the SQL batch runs). A call checks one
+student's payload (:mod:`risk.features.payload`), registers the valid records on
+its thread's own cursor and runs the plan as one statement. The service calls it
+from a thread pool: DuckDB cursors are not shared between threads, and DuckDB
+releases the GIL while a query runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from risk.config import Settings
+from risk.data.schemas import References, school_day_codes
+from risk.data.validate import WINDOW_AFTER, WINDOW_BEFORE
+from risk.errors import ContractError
+from risk.features.base import AsOf, sql_text
+from risk.features.build import FeaturePlan, feature_plan
+from risk.features.catalog import Catalog
+from risk.features.context_rates import open_validated
+from risk.features.payload import PayloadRules, Rejected
+from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
+from risk.logs import get_logger
+
+__all__ = ["DisplayHint", "OnlineFeatureBuilder", "OnlineFeatures"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DisplayHint:
+    """What a teacher recognises a student by (never the whole ID): enrollment of the term of ``as_of``."""
+
+    id_hint: str
+    grade_level: str
+    classroom: str | None
+    sex: str | None
+    school_id: str
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """One student's feature vector at ``as_of``.
+
+    ``values`` has shape (n_features,), float64, NaN where data is missing, in
+    the order of ``names`` (the catalog's enabled features). ``rejected`` lists
+    the payload records left out, with their rule.
+    """
+
+    student_key: int
+    as_of: dt.date
+    term: str
+    school_id: str
+    names: tuple[str, ...]
+    values: np.ndarray
+    hint: DisplayHint
+    rejected: tuple[Rejected, ...]
+
+
+class OnlineFeatureBuilder:
+    """Feature vectors of single students from payloads, against one validated folder and catalog.
+
+    Create it with :meth:`load` once (the service keeps it); :meth:`features` is
+    safe to call from many threads at once.
+    """
+
+    def __init__(self, *, con: duckdb.DuckDBPyConnection, rules: PayloadRules, catalog: Catalog,
+                 validated: Path, settings: Settings, key: bytes) -> None:
+        self.con = con
+        self.rules = rules
+        self.catalog = catalog
+        self.validated = validated
+        self.settings = settings
+        self.key = key
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._plans: dict[dt.date, FeaturePlan] = {}
+        self._rates: set[str] = set()
+        self._days: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, validated: Path, *, catalog: Catalog, settings: Settings, key: bytes) -> OnlineFeatureBuilder:
+        """Read the reference tables of ``validated`` into memory and build the payload rules."""
+        for name in REFERENCE_TABLES:
+            if not any((validated / name).glob("*.parquet")):
+                raise ContractError(f"{validated / name} holds no validated {name}: run `risk validate` first")
+        con = connect(threads=1, memory_limit=settings.data.duckdb_memory_limit)
+        # Calendar rows sorted by school: a call reads its schools' row groups only.
+        con.execute("SET preserve_insertion_order = true")
+        con.execute(f"CREATE TABLE ref_schools AS SELECT * FROM read_parquet('{validated}/schools/*.parquet')")
+        con.execute(f"CREATE TABLE ref_calendar AS SELECT * FROM read_parquet('{validated}/calendar/*.parquet') "
+                    "ORDER BY school_id, date")
+        con.execute("SET preserve_insertion_order = false")
+        span = con.execute("SELECT min(date), max(date) FROM ref_calendar").fetchone()
+        refs = References(
+            school_ids=frozenset(r[0] for r in con.execute("SELECT school_id FROM ref_schools").fetchall()),
+            terms=frozenset(r[0] for r in con.execute("SELECT DISTINCT term FROM ref_calendar").fetchall()),
+            window=(span[0] - WINDOW_BEFORE, span[1] + WINDOW_AFTER) if span[0] else None,
+        )
+        builder = cls(con=con, rules=PayloadRules(refs, lambda _: np.empty(0, np.int64)), catalog=catalog,
+                      validated=validated, settings=settings, key=key)
+        builder.rules.school_days = builder._school_days
+        return builder
+
+    def features(self, tables: dict[str, list[dict[str, Any]]], as_of: dt.date) -> OnlineFeatures:
+        """The feature vector of the student in ``tables`` at ``as_of``.
+
+        Raises ContractError when nothing scorable is left: no valid enrollment,
+        the student not enrolled at ``as_of``, or records of several students.
+        """
+        point = AsOf(as_of)
+        checked = self.rules.check(tables, self.key)
+        enrollments = checked.frames["enrollments"]
+        schools = sorted(set(enrollments["school_id"]))
+        statement = self._plan(point).as_one_statement((
+            ("schools", "SELECT * FROM ref_schools"),
+            ("calendar", f"SELECT * FROM ref_calendar WHERE school_id IN ({', '.join(map(sql_text, schools))})"),
+            ("context_rates", f"SELECT * FROM {self._rates_table(point)}"),
+        ))
+        cursor = self._cursor()
+        for name in STUDENT_TABLES:
+            cursor.register(name, pa.Table.from_pandas(checked.frames[name], preserve_index=False))
+        rows = cursor.execute(statement).fetchall()
+        if not rows:
+            raise ContractError(f"the student is not enrolled at {as_of} (term {point.term}): nothing to score")
+        row = rows[0]
+        now = enrollments[enrollments["term"] == point.term].iloc[0]
+        hint = DisplayHint(str(now["id_hint"]), str(now["grade_level"]), _text(now["classroom"]), _text(now["sex"]),
+                           str(now["school_id"]))
+        values = np.array([np.nan if v is None else v for v in row[4:]], dtype=np.float64)
+        return OnlineFeatures(checked.student_key, as_of, row[2], row[3], tuple(self.catalog.names), values, hint,
+                              checked.rejected)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor: its registered payload views are its own."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:
+                cursor = self._local.cursor = self.con.cursor()
+        return cursor
+
+    def _plan(self, point: AsOf) -> FeaturePlan:
+        plan = self._plans.get(point.date)
+        if plan is None:
+            plan = feature_plan(point, self.catalog)
+            with self._lock:
+                if len(self._plans) > 64:  # a service asks about today; old dates need not stay
+                    self._plans.clear()
+                self._plans[point.date] = plan
+        return plan
+
+    def _rates_table(self, point: AsOf) -> str:
+        """The past dropout rates for the term of ``point``, as a table (computed or read from cache once)."""
+        name = "ref_rates_" + point.term.replace("-", "_")
+        if name in self._rates:
+            return name
+        with self._lock:
+            if name not in self._rates:
+                source = open_validated(self.validated, point, self.settings, threads=1)
+                rates = source.execute("SELECT * FROM context_rates").df()
+                source.close()
+                self.con.register("_rates", rates)
+                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _rates")
+                self.con.unregister("_rates")
+                self._rates.add(name)
+                log.info("context rates loaded", term=point.term, schools=len(rates))
+        return name
+
+    def _school_days(self, schools: list[str]) -> np.ndarray:
+        """Open days of ``schools`` as the validator codes them (school_code * 100_000 + days since 1970)."""
+        missing = [s for s in schools if s not in self._days]
+        if missing:
+            days = self._cursor().execute(
+                "SELECT school_id, date::TIMESTAMP AS date FROM ref_calendar WHERE school_id IN "
+                f"({', '.join(map(sql_text, missing))})").df()
+            with self._lock:
+                if len(self._days) > 50_000:
+                    self._days.clear()
+                for school in missing:
+                    chosen = days[days["school_id"] == school]
+                    self._days[school] = school_day_codes(chosen["school_id"], chosen["date"])
+        return np.concatenate([self._days[s] for s in schools]) if schools else np.empty(0, np.int64)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)

@@ -1,0 +1,214 @@
+"""The service's feature path: the same vector as batch and as online_features, bad records left out by rule."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from conftest import STUDENTS, WORLD_KEY, clean_tables, write_source
+
+from risk.config import Settings
+from risk.data.contract import TABLES
+from risk.data.ids import pseudonym
+from risk.data.quarantine import row_failures, split_chunk
+from risk.data.reading import typed_frame
+from risk.data.schemas import References, build_schema
+from risk.data.validate import validate_sources
+from risk.errors import ContractError
+from risk.features.batch import build_feature_matrix
+from risk.features.catalog import load_catalog
+from risk.features.online import online_features
+from risk.features.payload import schema_failures
+from risk.features.service import OnlineFeatureBuilder
+
+CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
+AS_OF = dt.date(2024, 6, 6)
+KEY = b"fast-online-key-0123456789"
+
+
+def payload_of(tables: dict[str, pd.DataFrame], student_id: str) -> dict[str, list[dict]]:
+    """One student's rows of every student table, as the JSON an upstream system sends (dates as text)."""
+    out = {}
+    for name, frame in tables.items():
+        if "student_id" in frame.columns:
+            rows = frame[frame["student_id"] == student_id].drop(columns=["_file", "_row"], errors="ignore")
+            out[name] = json.loads(rows.to_json(orient="records", date_format="iso", date_unit="s"))
+    for rows in out.values():
+        for row in rows:
+            for column, value in row.items():
+                if isinstance(value, str) and value.endswith("T00:00:00"):
+                    row[column] = value[:10]
+    return out
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """The hand-made export of conftest, validated, with its batch matrix and a builder."""
+    root = tmp_path_factory.mktemp("fast")
+    source = write_source(clean_tables(), root / "source")
+    validate_sources(source, root / "validated", key=KEY, progress=False, buckets=2)
+    build_feature_matrix(root / "validated", AS_OF, root / "features.parquet", settings=Settings(),
+                         catalog=CATALOG, progress=False)
+    builder = OnlineFeatureBuilder.load(root / "validated", catalog=CATALOG, settings=Settings(), key=KEY)
+    return root / "validated", pd.read_parquet(root / "features.parquet"), builder
+
+
+def _old(validated: Path, tables: dict, as_of: dt.date = AS_OF) -> np.ndarray:
+    frame = online_features(tables, as_of, validated=validated, key=KEY, catalog=CATALOG, settings=Settings())
+    return frame[CATALOG.names].to_numpy()[0]
+
+
+@pytest.mark.parametrize("student_id", STUDENTS)
+def test_vector_equals_the_batch_row_and_online_features(small, student_id):
+    validated, matrix, builder = small
+    tables = payload_of(clean_tables(), student_id)
+    result = builder.features(tables, AS_OF)
+    expected = matrix[matrix["student_key"] == pseudonym(student_id, KEY)]
+    assert result.student_key == expected["student_key"].iloc[0]
+    assert result.names == tuple(CATALOG.names)
+    assert result.values.dtype == np.float64 and result.values.shape == (len(CATALOG.names),)
+    np.testing.assert_array_equal(result.values, expected[CATALOG.names].to_numpy()[0])
+    np.testing.assert_array_equal(result.values, _old(validated, tables))
+    assert result.rejected == ()
+
+
+def test_display_hint_masks_the_id(small):
+    _, _, builder = small
+    hint = builder.features(payload_of(clean_tables(), STUDENTS[0]), AS_OF).hint
+    assert (hint.id_hint, hint.grade_level, hint.classroom, hint.sex) == ("•••••••••" + STUDENTS[0][-4:], "P6", "6/1",
+                                                                          "female")
+    assert STUDENTS[0] not in repr(builder.features(payload_of(clean_tables(), STUDENTS[0]), AS_OF))
+
+
+def test_a_bad_record_is_left_out_with_its_rule_and_the_rest_scores(small):
+    validated, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[1])
+    tables["attendance_daily"][1]["status"] = "Present"  # 4 June: an absence in the clean data
+    result = builder.features(tables, AS_OF)
+    assert [(r.table, r.record, r.rule, r.detail) for r in result.rejected] == [
+        ("attendance_daily", 1, "not_allowed", "status = Present: not_allowed")]
+    without = copy.deepcopy(tables)
+    del without["attendance_daily"][1]
+    np.testing.assert_array_equal(result.values, _old(validated, without))
+    assert result.values[CATALOG.names.index("att_reported_share")] == pytest.approx(3 / 4)  # 4 of 5 days reported
+
+
+def test_an_invalid_id_is_masked_in_the_detail(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[0])
+    tables["health"][0]["student_id"] = "1234567890123"  # wrong check digit
+    (rejected,) = builder.features(tables, AS_OF).rejected
+    assert (rejected.table, rejected.rule) == ("health", "invalid_id")
+    assert "1234567890123" not in rejected.detail and "0123" in rejected.detail
+
+
+def test_a_repeated_record_is_a_duplicate_as_in_batch(small):
+    validated, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[1])
+    tables["assistance"].append(dict(tables["assistance"][0]))
+    result = builder.features(tables, AS_OF)
+    assert [(r.table, r.record, r.rule) for r in result.rejected] == [("assistance", 2, "duplicate")]
+    np.testing.assert_array_equal(result.values, _old(validated, payload_of(clean_tables(), STUDENTS[1])))
+
+
+def test_attendance_on_a_closed_day_is_rejected_like_batch(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[2])  # school B is closed on Friday 7 June
+    tables["attendance_daily"].append({"student_id": STUDENTS[2], "date": "2024-06-07", "status": "present"})
+    assert [(r.record, r.rule) for r in builder.features(tables, AS_OF).rejected] == [(4, "not_a_school_day")]
+
+
+def test_no_valid_enrollment_is_a_contract_error(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[0])
+    tables["enrollments"][0]["grade_level"] = "P7"
+    with pytest.raises(ContractError, match="no valid enrollment.*grade_level = P7: not_allowed"):
+        builder.features(tables, AS_OF)
+
+
+def test_not_enrolled_at_as_of_is_a_contract_error(small):
+    _, _, builder = small
+    with pytest.raises(ContractError, match="not enrolled at 2024-11-15"):
+        builder.features(payload_of(clean_tables(), STUDENTS[0]), dt.date(2024, 11, 15))
+
+
+def test_a_payload_mixing_students_is_refused(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[0])
+    tables["health"] = payload_of(clean_tables(), STUDENTS[1])["health"]
+    with pytest.raises(ContractError, match="one student"):
+        builder.features(tables, AS_OF)
+
+
+def test_checks_reject_the_same_records_with_the_same_rules_as_pandera():
+    records = [row for s in STUDENTS for row in payload_of(clean_tables(), s)["enrollments"]]
+    records[0]["student_id"] = "1234567890123"  # wrong check digit
+    records[1].update(grade_level="P9", sex=None, birth_date="2009-02-x")
+    records[2].update(birth_date="1985-01-01", term="2567/1")
+    frame, bad = typed_frame(pa.Table.from_pylist(records), TABLES["enrollments"])
+    frame.insert(0, "student_key", np.arange(3, dtype=np.int64))
+    refs = References(school_ids=frozenset({"1040100001"}), terms=frozenset({"2567-1"}),
+                      window=(dt.date(2023, 1, 1), dt.date(2025, 1, 1)))
+    schema = build_schema(TABLES["enrollments"], refs)
+    ours = split_chunk(frame, schema_failures(schema, frame, bad))[1]
+    pandera = split_chunk(frame, row_failures(schema, frame, bad))[1]
+    pd.testing.assert_frame_equal(ours, pandera)
+    assert list(ours["rule"]) == ["invalid_id", "bad_type", "bad_format"]  # each row's first rule by priority
+    assert "not_allowed" in ours.loc[1, "rules"] and "unknown_school" in ours.loc[2, "rules"]
+
+
+def test_threads_get_the_same_vectors_as_serial_calls(small):
+    _, _, builder = small
+    payloads = [payload_of(clean_tables(), s) for s in STUDENTS]
+    serial = [builder.features(p, AS_OF).values for p in payloads]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: (i % 3, builder.features(payloads[i % 3], AS_OF).values), range(160)))
+    for which, values in results:
+        np.testing.assert_array_equal(values, serial[which])
+
+
+def test_parity_on_synthetic_students_across_terms(world):
+    """Realistic data: several terms of history, every table, two points in time."""
+    validated = world / "validated"
+    builder = OnlineFeatureBuilder.load(validated, catalog=CATALOG, settings=Settings(), key=WORLD_KEY)
+    tables = {name: _source_table(world / "source" / name) for name, t in TABLES.items() if t.has_student}
+    injected = pd.read_parquet(world / "source" / "_injected.parquet")
+    dirty = set()
+    for name, frame in tables.items():
+        marked = frame.merge(injected[injected["table"] == name], left_on=["_file", "_row"], right_on=["file", "row"])
+        dirty |= set(marked["student_id"])
+    terms = sorted(tables["enrollments"]["term"].dropna().unique())
+    for term, as_of in ((terms[-2], _mid_term(validated, terms[-2])), (terms[-1], _mid_term(validated, terms[-1]))):
+        out = world / f"features-{as_of}.parquet"
+        build_feature_matrix(validated, as_of, out, settings=Settings(), catalog=CATALOG, progress=False)
+        matrix = pd.read_parquet(out).set_index("student_key")
+        enrolled = tables["enrollments"]
+        candidates = enrolled.loc[(enrolled["term"] == term) & ~enrolled["student_id"].isin(dirty), "student_id"]
+        for student_id in candidates.drop_duplicates().sample(4, random_state=1):
+            key = pseudonym(student_id, WORLD_KEY)
+            if key not in matrix.index:
+                continue  # left before as_of
+            result = builder.features(payload_of(tables, student_id), as_of)
+            np.testing.assert_array_equal(result.values, matrix.loc[key, CATALOG.names].to_numpy(dtype=np.float64),
+                                          err_msg=f"{term} {as_of}")
+
+
+def _source_table(folder: Path) -> pd.DataFrame:
+    parts = []
+    for path in sorted(folder.iterdir()):
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv" else pd.read_parquet(path)
+        parts.append(frame.assign(_file=f"{folder.name}/{path.name}", _row=range(len(frame))))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _mid_term(validated: Path, term: str) -> dt.date:
+    calendar = pd.read_parquet(validated / "calendar", columns=["date", "term"])
+    days = sorted(calendar.loc[calendar["term"] == term, "date"].unique())
+    return pd.Timestamp(days[len(days) // 2]).date()
