@@ -241,3 +241,70 @@ def promote(
     decision = run_promotion(ts.mlflow.model_name, ts.promotion)
     for line in decision.summary_lines():
         console.print(line, highlight=False)
+
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", envvar="RISK_STORE_URL",
+    help="Database URL of the store (default: SQLite risk.db beside the validated folder).")]
+
+
+def _store(url: str | None, data: Path) -> object:
+    from risk.store import default_store_url, open_store
+
+    return open_store(url or default_store_url(data.resolve().parent))
+
+
+@app.command()
+@friendly
+def score(
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD.")],
+    data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
+    model: Annotated[str, typer.Option(help="Registry alias (champion, challenger) or version number.")] = "champion",
+    out: Annotated[Path, typer.Option(help="Scores to write (Parquet).")] = Path("data/scores.parquet"),
+    store: StoreOption = None,
+    catalog: Annotated[Path | None, typer.Option(
+        help="Feature catalog to check against the model's (default: the model's own).")] = None,
+    config: Annotated[Path, typer.Option("--config", help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
+    train_config: Annotated[Path, typer.Option(help="Training settings (model name).")] = REPO_CONFIGS / "train.yaml",
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    tracking_dir: Annotated[Path | None, typer.Option(
+        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score every enrolled student with reasons; store scores, alerts and area summaries (resumable)."""
+    from risk.config import load_settings
+    from risk.features.batch import buckets_of
+    from risk.features.catalog import load_catalog
+    from risk.models.settings import load_train_settings
+    from risk.models.tracking import configure_tracking, resolve_model
+    from risk.scoring.batch import score_students
+    from risk.scoring.settings import load_scoring_settings
+
+    point = _date(as_of, "--as-of")
+    buckets_of(data)  # a clear sentence when the folder is not validated data
+    scoring = load_scoring_settings(config)
+    name = load_train_settings(train_config).mlflow.model_name
+    configure_tracking(tracking_dir or data.resolve().parent)
+    version, bundle = resolve_model(name, model)
+    if catalog is not None:
+        bundle.check_catalog(load_catalog(catalog))
+    report = score_students(data, point, bundle=bundle, model_name=name, model_version=version,
+                            store=_store(store, data), out=out, settings=load_settings(settings), scoring=scoring,
+                            progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+
+
+@app.command()
+@friendly
+def report(
+    out: Annotated[Path, typer.Option(help="Report to write (one HTML file).")] = Path("data/report.html"),
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+    run: Annotated[str | None, typer.Option(help="Scoring run id (default: the newest finished run).")] = None,
+) -> None:
+    """Write the term report (HTML with map and charts, Thai and English) of a scoring run."""
+    from risk.scoring.term_report import term_report
+
+    path = term_report(_store(store, data), out, run)
+    console.print(f"report written to {path}", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from risk.errors import ConfigError
 from risk.labels import LabelPolicy
 
-__all__ = ["DataSettings", "FeatureSettings", "Settings", "load_settings"]
+__all__ = ["DataSettings", "FeatureSettings", "Settings", "load_settings", "load_yaml_model"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS = REPO_ROOT / "configs" / "risk.yaml"
@@ -45,11 +46,19 @@ class Settings(BaseModel):
 
 def load_settings(path: Path = DEFAULT_SETTINGS) -> Settings:
     """Read settings; a wrong value raises ConfigError naming the file and the section."""
+    return load_yaml_model(path, Settings, "settings")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M], what: str) -> M:
+    """A YAML file read into the pydantic ``model``; any fault is a ConfigError naming the file and section."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return Settings.model_validate(data)
+        return model.model_validate(data)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read settings ({exc})") from exc
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     except ValidationError as exc:

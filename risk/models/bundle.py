@@ -27,7 +27,8 @@ __all__ = ["ARTIFACTS", "ModelBundle", "ModelCatalogError", "ModelPackageError"]
 
 # artifact name -> file name inside the package folder
 ARTIFACTS = {"booster": "booster.txt", "calibrator": "calibrator.json", "policy": "policy.json",
-             "catalog": "catalog.yaml", "profile": "profile.json", "meta": "meta.json"}
+             "catalog": "catalog.yaml", "profile": "profile.json", "drift_profiles": "drift_profiles.json",
+             "meta": "meta.json"}
 
 
 class ModelPackageError(RiskError):
@@ -53,6 +54,9 @@ class ModelBundle:
     profile: TrainingProfile
     meta: dict[str, Any] = field(default_factory=dict)
     catalog_yaml: bytes = b""
+    # Training profiles by "semester:school week": drift compares a scoring run with the
+    # training rows of the same point of a term (early-term attendance is not end-of-term).
+    drift_profiles: dict[str, TrainingProfile] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -76,6 +80,12 @@ class ModelBundle:
     def class_names(codes: np.ndarray) -> np.ndarray:
         return np.asarray(CLASSES, dtype=object)[codes]
 
+    def drift_profile(self, semester: int, school_week: int) -> TrainingProfile:
+        """The training profile of the nearest sampled week of the same semester (else the overall one)."""
+        same = [(abs(int(k.split(":")[1]) - school_week), k) for k in self.drift_profiles
+                if k.startswith(f"{semester}:")]
+        return self.drift_profiles[min(same)[1]] if same else self.profile
+
     def check_catalog(self, catalog: Catalog) -> None:
         """Raise ModelCatalogError when ``catalog``'s features are not the model's, in the same order."""
         if catalog.names != self.names:
@@ -96,6 +106,8 @@ class ModelBundle:
         paths["policy"].write_text(self.policy.to_json(), encoding="utf-8")
         paths["catalog"].write_bytes(self.catalog_yaml)
         paths["profile"].write_text(self.profile.to_json(), encoding="utf-8")
+        paths["drift_profiles"].write_text(
+            json.dumps({k: json.loads(v.to_json()) for k, v in self.drift_profiles.items()}), encoding="utf-8")
         paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str), encoding="utf-8")
         return paths
 
@@ -118,6 +130,8 @@ class ModelBundle:
                 profile=TrainingProfile.from_json(Path(paths["profile"]).read_text(encoding="utf-8")),
                 meta=meta,
                 catalog_yaml=Path(paths["catalog"]).read_bytes(),
+                drift_profiles={k: TrainingProfile.model_validate(v) for k, v in json.loads(
+                    Path(paths["drift_profiles"]).read_text(encoding="utf-8")).items()},
             )
         except (lgb.basic.LightGBMError, ValueError, KeyError, OSError) as exc:
             raise ModelPackageError(f"the model package cannot be read ({type(exc).__name__}: {exc})") from exc

@@ -194,13 +194,21 @@ def _quantile_bins(values: NDArray[np.float64], w: NDArray[np.float64], bins: in
     candidates = np.union1d(candidates, values[above[above < values.size]])
     counts = np.bincount(np.searchsorted(candidates, values, side="right"), weights=w,
                          minlength=candidates.size + 1)
+    # Ratios of small counts (attendance 47/48, 49/50) are lumpy: a bin narrower than a
+    # sliver of the spread would flip between neighbours from one week to the next and
+    # read as drift. Such a cut is dropped unless its bin holds a quantile's weight alone.
+    spread = values[int(0.95 * (values.size - 1))] - values[int(0.05 * (values.size - 1))]
+    min_gap = spread / (4 * bins)
     kept: list[float] = []
     weight_since_cut = 0.0
     for cut, count in zip(candidates, counts[:-1], strict=True):
         weight_since_cut += count
-        if weight_since_cut > 0:  # a cut with nothing below it since the last one would make an empty bin
-            kept.append(float(cut))
-            weight_since_cut = 0.0
+        if weight_since_cut <= 0:  # a cut with nothing below it since the last one would make an empty bin
+            continue
+        if kept and cut - kept[-1] < min_gap and weight_since_cut < 0.5 * cumulative[-1] / bins:
+            continue
+        kept.append(float(cut))
+        weight_since_cut = 0.0
     cuts = np.asarray(kept)
     shares = np.bincount(np.searchsorted(cuts, values, side="right"), weights=w, minlength=cuts.size + 1)
     while cuts.size and shares[-1] == 0:  # nothing at or above the last cut

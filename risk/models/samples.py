@@ -37,11 +37,11 @@ from risk.labels import dropout_labels
 from risk.models.settings import SplitSettings
 from risk.progress import Progress
 
-__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "build_samples", "inputs_hash",
-           "known_outcome_terms", "outcome_connection", "sample_points", "split_terms", "student_uniform",
+__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "build_samples", "first_school_day", "inputs_hash",
+           "known_outcome_terms", "outcome_connection", "sample_points", "school_week_of", "split_terms", "student_uniform",
            "term_labels"]
 
-META_COLUMNS = ("student_key", "term", "as_of", "point", "school_id")
+META_COLUMNS = ("student_key", "term", "as_of", "point", "school_week", "school_id")
 
 
 class TrainingDataError(RiskError):
@@ -55,6 +55,7 @@ class SamplePoint:
     term: str
     as_of: dt.date
     week: int | None
+    school_week: int = 0  # the week of the term it falls in (the last school day too)
 
     @property
     def label(self) -> str:
@@ -148,10 +149,21 @@ def sample_points(con: duckdb.DuckDBPyConnection, term: str, weeks: list[int], l
     points: dict[dt.date, SamplePoint] = {}
     for week in sorted(weeks):
         day = min(monday + dt.timedelta(weeks=week - 1, days=4), last)
-        points.setdefault(day, SamplePoint(term, day, week))
+        points.setdefault(day, SamplePoint(term, day, week, school_week_of(day, first)))
     if last_school_day:
-        points.setdefault(last, SamplePoint(term, last, None))
+        points.setdefault(last, SamplePoint(term, last, None, school_week_of(last, first)))
     return sorted(points.values(), key=lambda p: p.as_of)
+
+
+def school_week_of(day: dt.date, first_school_day: dt.date) -> int:
+    """Week of the term holding ``day``: week 1 is the week (Monday to Sunday) of the first school day."""
+    monday = first_school_day - dt.timedelta(days=first_school_day.weekday())
+    return (day - monday).days // 7 + 1
+
+
+def first_school_day(con: duckdb.DuckDBPyConnection, term: str) -> dt.date | None:
+    """The first day any school was open in ``term``, from the calendars."""
+    return con.execute("SELECT min(date) FROM calendar WHERE term = ?", [term]).fetchone()[0]
 
 
 def inputs_hash(validated: Path, settings: Settings) -> str:
@@ -217,6 +229,7 @@ def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, 
             meta = chosen[["student_key", "term", "school_id"]].copy()
             meta["as_of"] = point.as_of
             meta["point"] = point.label
+            meta["school_week"] = point.school_week
             parts_meta.append(meta[list(META_COLUMNS)])
         if progress and task is not None:
             progress.advance(task)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from risk.errors import ConfigError
+from risk.config import load_yaml_model
 from risk.features.catalog import Texts
 
 __all__ = ["ClassRule", "TrainSettings", "load_train_settings"]
@@ -123,13 +122,4 @@ class TrainSettings(_Strict):
 
 def load_train_settings(path: Path = DEFAULT_TRAIN_SETTINGS) -> TrainSettings:
     """Read ``configs/train.yaml``; a wrong value raises ConfigError naming the file and the section."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return TrainSettings.model_validate(data)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read training settings ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    return load_yaml_model(path, TrainSettings, "training settings")

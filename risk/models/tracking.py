@@ -30,7 +30,7 @@ from risk.models.card import DataWindow, ModelCardInfo, SplitRows, model_card_ht
 from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
 from risk.models.train import TrainingResult
 
-__all__ = ["RegisteredModel", "TrackingError", "champion_bundle", "configure_tracking", "load_bundle",
+__all__ = ["RegisteredModel", "TrackingError", "champion_bundle", "configure_tracking", "load_bundle", "resolve_model",
            "log_training"]
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -189,3 +189,16 @@ def champion_bundle(model_name: str) -> tuple[str, ModelBundle] | None:
     except MlflowException:
         return None
     return str(version.version), load_bundle(f"models:/{model_name}@champion")
+
+
+def resolve_model(model_name: str, ref: str) -> tuple[str, ModelBundle]:
+    """A model by alias (``champion``, ``challenger``) or version number: its version and bundle."""
+    client = MlflowClient()
+    try:
+        version = (client.get_model_version(model_name, ref) if ref.isdigit()
+                   else client.get_model_version_by_alias(model_name, ref))
+    except MlflowException as exc:
+        raise TrackingError(f"the registry has no {model_name!r} {'version' if ref.isdigit() else 'alias'} {ref}: "
+                            "train one with `risk train` (and `risk promote` for the champion)") from exc
+    suffix = f"/{version.version}" if ref.isdigit() else f"@{ref}"
+    return str(version.version), load_bundle(f"models:/{model_name}{suffix}")

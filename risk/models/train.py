@@ -165,10 +165,12 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     profile = training_profile(train.X.astype(np.float64), train.names,
                                choice.calibrator.transform(booster.predict(train.X)),
                                sample_weight=train.weight.astype(np.float64), discrete=discrete)
+    # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
+    drift_profiles = _drift_profiles([calibration, test], booster, choice.calibrator, discrete)
     meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
-    bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml)
+    bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml, drift_profiles)
     clock["calibration"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -176,6 +178,9 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
                                      test_rows)
     evaluation = evaluate(test, scores, bundle=bundle, catalog=catalog, settings=ts.evaluation, calibrated=calibrated)
     clock["evaluation"] = time.perf_counter() - started
+    # Stored with the model: the scorer's report quotes how the model did on its held-out term.
+    bundle.meta["evaluation"] = {k.removeprefix("test."): round(v, 4) for k, v in evaluation.headline.items()
+                                 if k.startswith(("test.model.", "test.oracle.")) and "grade_" not in k}
     sample = test.subset(student_uniform(test.meta["student_key"].to_numpy(), 99) <
                          ts.evaluation.shap_sample_rows / max(test.rows, 1))
     rows = {role: {"rows": s.rows, "positives": s.positives, "students": int(s.meta["student_key"].nunique()),
@@ -223,6 +228,21 @@ def _all_scores(bundle: ModelBundle, train: Samples, calibration: Samples, test:
         scores["context_only"] = context_calibrator.transform(context.predict(test.X[:, columns]))
     scores["abc_rule"] = abc_rule_score(test, ts.evaluation.abc_attendance_below)
     return scores, {n for n in scores if n != "abc_rule"}
+
+
+def _drift_profiles(roles: list[Samples], booster: Any, calibrator: Any, discrete: list[str]) -> dict[str, Any]:
+    """A profile per (semester, school week) sampled in ``roles``, keyed ``"semester:week"``."""
+    profiles = {}
+    for samples in roles:
+        semester = samples.meta["term"].str[-1].astype(int).to_numpy()
+        week = samples.meta["school_week"].to_numpy()
+        for sem, wk in sorted(set(zip(semester.tolist(), week.tolist(), strict=True))):
+            rows = (semester == sem) & (week == wk)
+            X = samples.X[rows].astype(np.float64)
+            profiles[f"{sem}:{wk}"] = training_profile(X, samples.names, calibrator.transform(booster.predict(X)),
+                                                       sample_weight=samples.weight[rows].astype(np.float64),
+                                                       discrete=discrete)
+    return profiles
 
 
 def _oracle(truth: Path, test: Samples, id_key: bytes | None) -> np.ndarray:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from risk.models.profile import TrainingProfile, bin_index
 
-__all__ = ["DriftAccumulator", "DriftReport", "FeatureDrift", "psi"]
+__all__ = ["DriftAccumulator", "DriftReport", "FeatureDrift", "accumulator_state", "add_state", "psi"]
 
 Status = Literal["stable", "watch", "drifted"]
 
@@ -161,3 +161,20 @@ class DriftAccumulator:
             drifted=[f.name for f in features if f.status == "drifted"],
             watch=[f.name for f in features if f.status == "watch"],
         )
+
+
+def accumulator_state(accumulator: DriftAccumulator) -> dict[str, object]:
+    """The counts of an accumulator as plain JSON (a resumed scoring run adds up each bucket's)."""
+    return {"rows": accumulator.rows, "features": [c.tolist() for c in accumulator._counts],
+            "score": accumulator._score_counts.tolist()}
+
+
+def add_state(accumulator: DriftAccumulator, state: dict[str, object]) -> DriftAccumulator:
+    """Add counts saved by :func:`accumulator_state` (same profile) to ``accumulator``."""
+    features = state["features"]
+    assert isinstance(features, list) and len(features) == len(accumulator._counts)
+    for counts, saved in zip(accumulator._counts, features, strict=True):
+        counts += np.asarray(saved, dtype=np.int64)
+    accumulator._score_counts += np.asarray(state["score"], dtype=np.int64)
+    accumulator.rows += int(state["rows"])  # type: ignore[arg-type]
+    return accumulator

@@ -16,9 +16,18 @@ build on it, never the other way round.
 
 from __future__ import annotations
 
-from risk.store.alerts import acknowledge, open_alerts, write_alerts
+from risk.store.alerts import acknowledge, alert_counts, open_alerts, write_alerts
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
-from risk.store.runs import done_buckets, fail_run, find_unfinished_run, finish_run, start_run
+from risk.store.runs import (
+    done_buckets,
+    fail_run,
+    find_unfinished_run,
+    finish_run,
+    latest_finished_run,
+    previous_finished_run,
+    run_record,
+    start_run,
+)
 from risk.store.scores import (
     SCORE_COLUMNS,
     latest_scores,
@@ -34,15 +43,19 @@ __all__ = [
     "Store",
     "StoreError",
     "acknowledge",
+    "alert_counts",
     "default_store_url",
     "done_buckets",
     "fail_run",
     "find_unfinished_run",
     "finish_run",
+    "latest_finished_run",
     "latest_scores",
     "open_alerts",
     "open_store",
+    "previous_finished_run",
     "previous_scores",
+    "run_record",
     "safe_url",
     "start_run",
     "student_history",

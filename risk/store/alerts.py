@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 
 from risk.store.bulk import insert_frame
 from risk.store.db import Store, StoreError
@@ -20,7 +20,7 @@ from risk.store.models import ALERT_KINDS, Acknowledgement, Alert
 from risk.store.runs import utc_now
 from risk.store.scores import check_id_hints, decode_lists
 
-__all__ = ["acknowledge", "open_alerts", "write_alerts"]
+__all__ = ["acknowledge", "alert_counts", "open_alerts", "write_alerts"]
 
 ALERT_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in Alert.__table__.columns if c.name not in ("id", "run_id", "created_at", "status")
@@ -104,3 +104,11 @@ def acknowledge(
         session.add(record)
         session.flush()
         return record.id
+
+
+def alert_counts(store: Store, run_id: str) -> dict[str, int]:
+    """How many alerts of each kind the run raised."""
+    alert = Alert.__table__
+    stmt = select(alert.c.kind, func.count()).where(alert.c.run_id == run_id).group_by(alert.c.kind)
+    with store.engine.connect() as conn:
+        return {kind: int(n) for kind, n in conn.execute(stmt)}

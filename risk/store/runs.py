@@ -19,7 +19,8 @@ from sqlalchemy import select
 from risk.store.db import Store, StoreError
 from risk.store.models import ScoringRun, ScoringRunBucket
 
-__all__ = ["done_buckets", "fail_run", "find_unfinished_run", "finish_run", "start_run", "utc_now"]
+__all__ = ["done_buckets", "fail_run", "find_unfinished_run", "finish_run", "latest_finished_run",
+           "previous_finished_run", "run_record", "start_run", "utc_now"]
 
 
 def utc_now() -> dt.datetime:
@@ -99,3 +100,33 @@ def _run(session, run_id: str) -> ScoringRun:
     if run is None:
         raise StoreError(f"There is no scoring run {run_id} in the store.")
     return run
+
+
+def previous_finished_run(store: Store, *, before_as_of: dt.date) -> str | None:
+    """The latest finished run dated strictly before ``before_as_of`` (the one alerts compare with)."""
+    stmt = (
+        select(ScoringRun.run_id)
+        .where(ScoringRun.status == "finished", ScoringRun.as_of < before_as_of)
+        .order_by(ScoringRun.as_of.desc(), ScoringRun.finished_at.desc())
+        .limit(1)
+    )
+    with store.session() as session:
+        return session.scalar(stmt)
+
+
+def run_record(store: Store, run_id: str) -> dict[str, Any]:
+    """A run's columns as a dict, with ``drift`` and ``settings`` decoded from JSON."""
+    with store.session() as session:
+        run = _run(session, run_id)
+        record = {c.name: getattr(run, c.name) for c in ScoringRun.__table__.columns}
+    for name in ("drift", "settings"):
+        record[name] = json.loads(record[name]) if record[name] else None
+    return record
+
+
+def latest_finished_run(store: Store) -> str | None:
+    """The newest finished run (by as_of, then finishing time)."""
+    stmt = (select(ScoringRun.run_id).where(ScoringRun.status == "finished")
+            .order_by(ScoringRun.as_of.desc(), ScoringRun.finished_at.desc()).limit(1))
+    with store.session() as session:
+        return session.scalar(stmt)

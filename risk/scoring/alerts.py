@@ -1,0 +1,93 @@
+"""Alerts: what changed for each student since their previous score, with suggested actions.
+
+Kinds (compared with the latest finished run dated before this one):
+
+- ``newly_at_risk``: now at-risk, and normal before (or not scored before);
+- ``escalated_problem``: now problem, and not problem before;
+- ``improved``: a lower class than before;
+- ``left_register``: scored before, and no longer enrolled.
+
+A flagged alert carries the student's reasons and the actions mapped from the
+reasons' domains (``configs/scoring.yaml``: home visit, CCT referral, health
+referral, counselling, learning support), in Thai and English.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from risk.models.bundle import ModelBundle
+from risk.scoring.settings import ScoringSettings
+from risk.store import Store, latest_scores, previous_finished_run
+
+__all__ = ["ALERT_QUERY", "actions_for", "build_alerts"]
+
+PREVIOUS_COLUMNS = ["student_key", "school_id", "risk_class", "grade_level", "classroom", "sex", "id_hint"]
+
+ALERT_QUERY = """
+    WITH cur AS (SELECT * FROM read_parquet($files)),
+         joined AS (
+           SELECT coalesce(c.student_key, p.student_key) AS student_key,
+                  coalesce(c.school_id, p.school_id) AS school_id,
+                  p.risk_class AS previous_class, c.risk_class AS current_class, c.probability,
+                  coalesce(c.grade_level, p.grade_level) AS grade_level,
+                  coalesce(c.classroom, p.classroom) AS classroom, coalesce(c.sex, p.sex) AS sex,
+                  coalesce(c.id_hint, p.id_hint) AS id_hint,
+                  c.reasons_en, c.reasons_th, c.reason_codes,
+                  list_position(['normal', 'at_risk', 'problem'], c.risk_class) AS now_rank,
+                  list_position(['normal', 'at_risk', 'problem'], p.risk_class) AS before_rank
+           FROM cur c FULL OUTER JOIN previous p ON p.student_key = c.student_key)
+    SELECT * EXCLUDE (now_rank, before_rank),
+      CASE WHEN current_class IS NULL THEN 'left_register'
+           WHEN now_rank = 3 AND coalesce(before_rank, 0) < 3 THEN 'escalated_problem'
+           WHEN now_rank = 2 AND coalesce(before_rank, 1) = 1 THEN 'newly_at_risk'
+           WHEN before_rank IS NOT NULL AND now_rank < before_rank THEN 'improved'
+      END AS kind
+    FROM joined
+    WHERE kind IS NOT NULL
+    ORDER BY school_id, student_key
+"""
+
+
+def build_alerts(store: Store, files: list[Path], *, as_of: dt.date, bundle: ModelBundle,
+                 scoring: ScoringSettings) -> pd.DataFrame:
+    """Alert rows for the store (``write_alerts``) from this run's score parts and the previous run."""
+    previous_run = previous_finished_run(store, before_as_of=as_of)
+    if previous_run is None:
+        previous = pd.DataFrame({c: pd.Series(dtype="int64" if c == "student_key" else "object")
+                                 for c in PREVIOUS_COLUMNS})
+    else:
+        chunks = list(latest_scores(store, previous_run, columns=PREVIOUS_COLUMNS))
+        previous = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=PREVIOUS_COLUMNS)
+    con = duckdb.connect()
+    con.register("previous", previous)
+    alerts = con.execute(ALERT_QUERY, {"files": [str(f) for f in files]}).df()
+    alerts["as_of"] = as_of
+    en, th = [], []
+    for kind, codes in zip(alerts["kind"], alerts["reason_codes"], strict=True):
+        texts = actions_for(kind, json.loads(codes) if isinstance(codes, str) else [], bundle, scoring)
+        en.append(json.dumps([t.en for t in texts], ensure_ascii=False))
+        th.append(json.dumps([t.th for t in texts], ensure_ascii=False))
+    alerts["actions_en"], alerts["actions_th"] = en, th
+    return alerts.drop(columns=["reason_codes"])
+
+
+def actions_for(kind: str, codes: list[str], bundle: ModelBundle, scoring: ScoringSettings) -> list:
+    """Suggested actions for an alert: by the domains of its reasons, in order, without repeats."""
+    if kind == "left_register":
+        return [scoring.alerts.left_register_action]
+    if kind == "improved":
+        return [scoring.alerts.improved_action]
+    rules = {f"rule:{r.id}": r.feature for r in bundle.policy.rules}
+    domains: list[str] = []
+    for code in codes:
+        feature = rules.get(code, code)
+        domain = bundle.catalog.get(feature).domain
+        if domain not in domains:
+            domains.append(domain)
+    return [scoring.actions[d] for d in domains if d in scoring.actions]

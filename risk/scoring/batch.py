@@ -1,0 +1,202 @@
+"""``risk score``: every enrolled student at ``as_of``, bucket by bucket, explained, stored, resumable.
+
+Per bucket of students (the validated folders are bucketed by pseudonym):
+features → calibrated probability → class → reasons, written as one Parquet part
+(atomic rename) and then to the store in one transaction that also marks the
+bucket done. Killed part way, the same command finds the unfinished run of this
+model and date and scores only the buckets the store does not have, so every
+student ends up scored exactly once. Drift counts are kept per bucket beside the
+parts and added up at the end; then alerts and area summaries are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from risk.config import Settings
+from risk.errors import RiskError
+from risk.features.base import AsOf
+from risk.features.batch import buckets_of
+from risk.features.build import build_features
+from risk.features.context_rates import open_validated
+from risk.features.sources import view_validated
+from risk.logs import get_logger
+from risk.models.bundle import ModelBundle
+from risk.models.profile import TrainingProfile
+from risk.models.samples import first_school_day, school_week_of
+from risk.progress import Progress
+from risk.scoring.alerts import build_alerts
+from risk.scoring.drift import DriftAccumulator, accumulator_state, add_state
+from risk.scoring.explained import explained_scores
+from risk.scoring.settings import ScoringSettings
+from risk.scoring.summaries import area_summaries
+from risk.store import (
+    Store,
+    done_buckets,
+    find_unfinished_run,
+    finish_run,
+    start_run,
+    write_alerts,
+    write_bucket_scores,
+    write_summaries,
+)
+
+__all__ = ["ScoreReport", "score_students"]
+
+log = get_logger(__name__)
+
+SCORE_FILE_COLUMNS = ("student_key", "as_of", "term", "school_id", "district_code", "province_code", "region",
+                      "grade_level", "classroom", "sex", "id_hint", "probability", "risk_class", "reasons_en",
+                      "reasons_th", "reason_codes", "model_version")
+
+
+class ScoreReport(BaseModel):
+    run_id: str
+    as_of: dt.date
+    term: str
+    model_version: str
+    students: int
+    classes: dict[str, int]
+    buckets: int
+    buckets_resumed: int
+    alerts: dict[str, int]
+    drifted: list[str]
+    score_psi: float
+    seconds: float
+    peak_rss_mb: float
+    output: str
+
+    def summary_lines(self) -> list[str]:
+        mix = ", ".join(f"{k} {v:,}" for k, v in self.classes.items())
+        lines = [f"scored {self.students:,} students at {self.as_of} (term {self.term}) with model version "
+                 f"{self.model_version}: {mix}",
+                 f"run {self.run_id}; {self.buckets} buckets ({self.buckets_resumed} already done); "
+                 f"{self.seconds:.1f} s; peak RSS {self.peak_rss_mb:,.0f} MB",
+                 "alerts: " + (", ".join(f"{k} {v:,}" for k, v in self.alerts.items()) or "none"),
+                 f"drift: score PSI {self.score_psi:.3f}; "
+                 + (f"drifted features: {', '.join(self.drifted)}" if self.drifted else "no feature drifted"),
+                 f"written to {self.output} and the store"]
+        return lines
+
+
+def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, model_name: str, model_version: str,
+                   store: Store, out: Path, settings: Settings, scoring: ScoringSettings,
+                   progress: bool = True) -> ScoreReport:
+    """Score, explain and store every student enrolled at ``as_of``; resumes an unfinished run."""
+    started = time.perf_counter()
+    point = AsOf(as_of)
+    buckets = buckets_of(validated)
+    run_id = find_unfinished_run(store, as_of=as_of, model_version=model_version) or start_run(
+        store, as_of=as_of, term=point.term, model_name=model_name, model_version=model_version,
+        settings={"reasons": scoring.reasons.model_dump(), "drift": scoring.drift.model_dump(),
+                  "evaluation": bundle.meta.get("evaluation", {}), "trained": bundle.meta.get("split", {}),
+                  "catalog_version": bundle.meta.get("catalog_version")})
+    parts = out.with_name(out.name + ".parts") / run_id
+    parts.mkdir(parents=True, exist_ok=True)
+    done = done_buckets(store, run_id)
+    resumed = len(done & set(buckets))
+    con = open_validated(validated, point, settings)
+    first = first_school_day(con, point.term)
+    profile = bundle.drift_profile(int(point.term[-1]), school_week_of(as_of, first) if first else 1)
+    with Progress(enabled=progress) as bar:
+        task = bar.add(f"scoring at {as_of}", total=len(buckets))
+        bar.advance(task, resumed)
+        for bucket in buckets:
+            if bucket in done and (parts / f"bucket={bucket}.parquet").exists():
+                continue
+            frame, state = _score_bucket(con, validated, bucket, point, bundle, profile, model_version, scoring)
+            _write_part(parts, bucket, frame, state)
+            write_bucket_scores(store, run_id, bucket, frame)
+            bar.advance(task)
+    files = [parts / f"bucket={b}.parquet" for b in buckets]
+    drift = _drift(profile, parts, buckets, scoring)
+    alerts = build_alerts(store, files, as_of=as_of, bundle=bundle, scoring=scoring)
+    write_alerts(store, run_id, alerts)
+    write_summaries(store, run_id, area_summaries(files))
+    students, classes = _assemble(files, out)
+    if students == 0:
+        raise RiskError(f"no student in {validated} is enrolled at {as_of}: check --as-of against the terms validated")
+    finish_run(store, run_id, students=students, drift=drift)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ScoreReport(run_id=run_id, as_of=as_of, term=point.term, model_version=model_version, students=students,
+                       classes=classes, buckets=len(buckets), buckets_resumed=resumed,
+                       alerts=alerts["kind"].value_counts().to_dict() if len(alerts) else {},
+                       drifted=drift["drifted"], score_psi=drift["score_psi"],
+                       seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out))
+
+
+def _score_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf, bundle: ModelBundle,
+                  profile: TrainingProfile, model_version: str, scoring: ScoringSettings) -> tuple[pd.DataFrame, dict[str, object]]:
+    """One bucket's score rows (the columns of :data:`SCORE_FILE_COLUMNS`) and its drift counts."""
+    view_validated(con, validated, bucket=bucket)
+    features = build_features(con, point, bundle.catalog, keep_shared=True)
+    X = features[bundle.names].to_numpy(np.float64)
+    if len(X) == 0:  # a bucket with no student enrolled at as_of
+        return pd.DataFrame(columns=list(SCORE_FILE_COLUMNS)), accumulator_state(DriftAccumulator(profile))
+    scored = explained_scores(bundle, X, scoring.reasons)
+    hints = con.execute(
+        """SELECT e.student_key, e.grade_level, e.classroom, e.sex, e.id_hint,
+                  s.district_code, s.province_code, s.region
+           FROM enrollments e LEFT JOIN schools s USING (school_id) WHERE e.term = ?""", [point.term]).df()
+    frame = pd.concat([features[["student_key", "as_of", "term", "school_id"]], scored], axis=1)
+    frame = frame.merge(hints.drop_duplicates("student_key"), on="student_key", how="left", validate="one_to_one")
+    frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+    frame["model_version"] = model_version
+    state = accumulator_state(DriftAccumulator(profile).add(X, scored["probability"].to_numpy()))
+    return frame[list(SCORE_FILE_COLUMNS)], state
+
+
+def _write_part(parts: Path, bucket: int, frame: pd.DataFrame, state: dict[str, object]) -> None:
+    """The bucket's Parquet part and drift counts, each written whole or not at all."""
+    path = parts / f"bucket={bucket}.parquet"
+    temporary = path.with_suffix(".partial")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+    drift = parts / f"bucket={bucket}.drift.json"
+    drift.with_suffix(".partial").write_text(json.dumps(state), encoding="utf-8")
+    drift.with_suffix(".partial").replace(drift)
+    temporary.replace(path)
+
+
+def _drift(profile: TrainingProfile, parts: Path, buckets: list[int], scoring: ScoringSettings) -> dict[str, object]:
+    total = DriftAccumulator(profile)
+    for bucket in buckets:
+        add_state(total, json.loads((parts / f"bucket={bucket}.drift.json").read_text(encoding="utf-8")))
+    report = total.report(threshold=scoring.drift.threshold, warn=scoring.drift.warn)
+    if report.drifted:
+        log.warning("features drifted from the training data", features=",".join(report.drifted))
+    return report.model_dump(mode="json")
+
+
+def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int]]:
+    """The parts as one Parquet file at ``out`` (written whole, then renamed); students and class counts."""
+    temporary = out.with_name(out.name + ".partial")
+    writer: pq.ParquetWriter | None = None
+    classes: dict[str, int] = {"normal": 0, "at_risk": 0, "problem": 0}
+    students = 0
+    for path in files:
+        table = pq.read_table(path)
+        if writer is None:
+            writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
+        writer.write_table(table.cast(writer.schema))
+        students += table.num_rows
+        for name, count in pd.Series(table.column("risk_class").to_pylist()).value_counts().items():
+            classes[str(name)] += int(count)
+    if writer is None:
+        raise RiskError("no bucket was scored: the validated folder holds no students")
+    writer.close()
+    if students == 0:
+        temporary.unlink()
+        return 0, classes
+    temporary.replace(out)
+    return students, classes

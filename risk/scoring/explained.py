@@ -1,0 +1,75 @@
+"""One bucket of students → probability, class and reasons a teacher can read (th/en).
+
+Reasons come from LightGBM's own TreeSHAP (``pred_contrib``) on the students whose
+class asks for them (at-risk and problem by default), filtered by the catalog's
+direction (:func:`risk.models.explain.top_reasons`). A class-raising policy rule
+that fired is a reason of its own and comes first; the SHAP reason on the same
+feature is then not repeated.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from risk.features.catalog import format_value
+from risk.models.bundle import ModelBundle
+from risk.models.explain import top_reasons
+from risk.models.policy import CLASSES
+from risk.scoring.settings import ReasonSettings
+
+__all__ = ["explained_scores"]
+
+
+def explained_scores(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings) -> pd.DataFrame:
+    """Scores of rows ``X`` (n, f) in the bundle's feature order.
+
+    Returns a frame of n rows: ``probability``, ``risk_class``, and ``reasons_en``,
+    ``reasons_th``, ``reason_codes`` as JSON lists (``[]`` for a student not explained).
+    """
+    probability, codes, hits = bundle.classify(X)
+    wanted = np.isin(codes, [CLASSES.index(c) for c in reasons.for_classes])
+    texts_en = np.full(len(X), "[]", dtype=object)
+    texts_th = np.full(len(X), "[]", dtype=object)
+    reason_codes = np.full(len(X), "[]", dtype=object)
+    rows = np.flatnonzero(wanted)
+    if len(rows):
+        contribs = bundle.booster.predict(X[rows], pred_contrib=True)
+        chosen = top_reasons(contribs, X[rows], bundle.names, bundle.catalog, bundle.profile, k=reasons.top)
+        rules = _rule_reasons(bundle, X[rows], hits[rows])
+        for row, model_reasons, rule_reasons in zip(rows, chosen, rules, strict=True):
+            codes_here = [code for code, _, _ in rule_reasons]
+            en = [text for _, text, _ in rule_reasons]
+            th = [text for _, _, text in rule_reasons]
+            fired = {bundle.policy.rules[j].feature for j in np.flatnonzero(hits[row])}
+            for reason in model_reasons:
+                if len(en) >= reasons.top:
+                    break
+                if reason.code in fired:
+                    continue
+                codes_here.append(reason.code)
+                en.append(reason.en)
+                th.append(reason.th)
+            texts_en[row] = json.dumps(en, ensure_ascii=False)
+            texts_th[row] = json.dumps(th, ensure_ascii=False)
+            reason_codes[row] = json.dumps(codes_here)
+    return pd.DataFrame({"probability": probability, "risk_class": bundle.class_names(codes),
+                         "reasons_en": texts_en, "reasons_th": texts_th, "reason_codes": reason_codes})
+
+
+def _rule_reasons(bundle: ModelBundle, X: np.ndarray, hits: np.ndarray) -> list[list[tuple[str, str, str]]]:
+    """Per row, the (code, en, th) of each policy rule that fired, with the student's value filled in."""
+    out: list[list[tuple[str, str, str]]] = [[] for _ in range(len(X))]
+    for j, rule in enumerate(bundle.policy.rules):
+        spec = bundle.catalog.get(rule.feature)
+        column = bundle.names.index(rule.feature)
+        for row in np.flatnonzero(hits[:, j]):
+            value = float(X[row, column])
+            out[row].append((
+                f"rule:{rule.id}",
+                rule.reason.en.format(value=format_value(value, spec.unit, "en", spec.categories)),
+                rule.reason.th.format(value=format_value(value, spec.unit, "th", spec.categories)),
+            ))
+    return out
