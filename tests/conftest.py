@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -172,3 +174,107 @@ def small_train_settings(**changes):
         section, name = dotted.split("__")
         setattr(getattr(settings, section), name, value)
     return settings
+
+
+# ---------------------------------------------------------------- a registered champion
+# One small model trained on ``world``, logged to a fresh SQLite MLflow store and promoted
+# to champion; shared by the serving, tracking-server and notebook tests.
+MODEL_NAME = "dropout-risk"
+FEATURES_YAML = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
+
+
+def train_small(world: Path, **changes):
+    """A small model on ``world`` (champion from the current registry): (result, train settings)."""
+    from risk.config import load_settings
+    from risk.features.catalog import load_catalog
+    from risk.models.tracking import champion_bundle
+    from risk.models.train import train_model
+
+    settings = small_train_settings(**changes)
+    result = train_model(world / "validated", settings=load_settings(), train_settings=settings,
+                         catalog=load_catalog(FEATURES_YAML), catalog_yaml=FEATURES_YAML.read_bytes(),
+                         truth=world / "source" / "truth.parquet", id_key=WORLD_KEY,
+                         champion=champion_bundle(MODEL_NAME), progress=False)
+    return result, settings
+
+
+def train_log_promote(world: Path, home: Path):
+    """train → log → promote against the tracking store in use: (result, registered, promotion)."""
+    from risk.models.registry import promote
+    from risk.models.tracking import log_training
+
+    result, settings = train_small(world)
+    registered = log_training(result, data_dir=home, experiment="dropout-risk", model_name=MODEL_NAME,
+                              settings_dump=settings.model_dump(mode="json"))
+    return result, registered, promote(MODEL_NAME, settings.promotion)
+
+
+@pytest.fixture(scope="session")
+def champion_store(world, tmp_path_factory):
+    """``(home, tracking_uri, result, registered)``: a fresh SQLite store whose champion is one small model."""
+    import os
+
+    from risk.models.tracking import configure_tracking
+
+    home = tmp_path_factory.mktemp("mlflow-champion")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    uri = configure_tracking(home)
+    result, registered, decision = train_log_promote(world, home)
+    assert decision.promoted, decision.reasons
+    return home, uri, result, registered
+
+
+# ---------------------------------------------------------------- databases
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """(URL, schema): a fresh SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        from risk.store import default_store_url
+
+        yield default_store_url(tmp_path), None
+        return
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    schema = f"store_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}", schema
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+
+
+@pytest.fixture(scope="session")
+def champion(world, tmp_path_factory):
+    """A small model trained on ``world``, registered and promoted in its own local MLflow store.
+
+    Returns (tracking folder, model version, bundle). Tests that change the registry
+    make their own; this one is only read.
+    """
+    import os
+
+    from risk.config import load_settings
+    from risk.features.catalog import load_catalog
+    from risk.models.registry import promote
+    from risk.models.tracking import configure_tracking, log_training
+    from risk.models.train import train_model
+
+    home = tmp_path_factory.mktemp("champion")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    configure_tracking(home)
+    settings = small_train_settings()
+    catalog_path = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
+    result = train_model(world / "validated", settings=load_settings(), train_settings=settings,
+                         catalog=load_catalog(catalog_path), catalog_yaml=catalog_path.read_bytes(), progress=False)
+    registered = log_training(result, data_dir=home, experiment="dropout-risk", model_name="dropout-risk",
+                              settings_dump=settings.model_dump(mode="json"))
+    promote("dropout-risk", settings.promotion)
+    return home, registered["version"], result.bundle
