@@ -250,31 +250,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         admin.close()
 
 
-
-
 @pytest.fixture(scope="session")
-def champion(world, tmp_path_factory):
-    """A small model trained on ``world``, registered and promoted in its own local MLflow store.
-
-    Returns (tracking folder, model version, bundle). Tests that change the registry
-    make their own; this one is only read.
-    """
-    import os
-
-    from risk.config import load_settings
-    from risk.features.catalog import load_catalog
-    from risk.models.registry import promote
-    from risk.models.tracking import configure_tracking, log_training
-    from risk.models.train import train_model
-
-    home = tmp_path_factory.mktemp("champion")
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    configure_tracking(home)
-    settings = small_train_settings()
-    catalog_path = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
-    result = train_model(world / "validated", settings=load_settings(), train_settings=settings,
-                         catalog=load_catalog(catalog_path), catalog_yaml=catalog_path.read_bytes(), progress=False)
-    registered = log_training(result, data_dir=home, experiment="dropout-risk", model_name="dropout-risk",
-                              settings_dump=settings.model_dump(mode="json"))
-    promote("dropout-risk", settings.promotion)
+def champion(champion_store):
+    """(tracking folder, model version, bundle) of the session's champion; read it, do not change it."""
+    home, _, result, registered = champion_store
     return home, registered["version"], result.bundle

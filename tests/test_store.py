@@ -7,7 +7,6 @@ when the local server is not reachable.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,30 +41,9 @@ from risk.store import (
 from risk.store.migrate import current_revision, head_revision
 from risk.store.models import Acknowledgement, Base, ScoringRun, ScoringRunBucket
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 TABLES = {"scoring_runs", "scoring_run_buckets", "scores", "alerts", "acknowledgements", "area_summaries"}
 SCHOOL_A, SCHOOL_B = "1040100001", "1030200002"
 JUNE, JULY, JULY_10, JULY_24 = dt.date(2026, 6, 1), dt.date(2026, 7, 1), dt.date(2026, 7, 10), dt.date(2026, 7, 24)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(URL, schema): a fresh SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield default_store_url(tmp_path), None
-        return
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    schema = f"store_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}", schema
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import WORLD_KEY, small_train_settings
 from mlflow.tracking import MlflowClient
 
 from risk.config import load_settings
@@ -17,7 +18,6 @@ from risk.features.catalog import load_catalog
 from risk.models.registry import promote
 from risk.models.tracking import champion_bundle, configure_tracking, log_training
 from risk.models.train import train_model
-from tests.conftest import WORLD_KEY, small_train_settings
 
 CATALOG = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
 NAME = "dropout-risk"

@@ -101,15 +101,15 @@ def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, mod
         mlflow.log_metrics(_metrics(result))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            _write_artifacts(result, folder, model_name)
-            mlflow.log_artifacts(str(folder / "report"), artifact_path="evaluation")
             paths = bundle.save(folder / "bundle")
             example = result.example if result.example is not None else pd.DataFrame(columns=bundle.names)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(PYFUNC_CODE), artifacts={k: str(v) for k, v in paths.items()},
                 code_paths=[str(PACKAGE_DIR)], signature=_signature(bundle.names),
                 input_example=example, pip_requirements=PIP_REQUIREMENTS, registered_model_name=model_name)
-        version = str(info.registered_model_version)
+            version = str(info.registered_model_version)
+            _write_artifacts(result, folder, model_name, version)
+            mlflow.log_artifacts(str(folder / "report"), artifact_path="evaluation")
         MlflowClient().set_registered_model_alias(model_name, "challenger", version)
         return RegisteredModel(name=model_name, version=version, run_id=run.info.run_id, alias="challenger")
 
@@ -143,7 +143,7 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
     return metrics
 
 
-def _write_artifacts(result: TrainingResult, folder: Path, model_name: str) -> None:
+def _write_artifacts(result: TrainingResult, folder: Path, model_name: str, version: str) -> None:
     """Evaluation and fairness tables, plots and the model card, under ``folder/report``."""
     out = folder / "report"
     out.mkdir(parents=True)
@@ -160,7 +160,7 @@ def _write_artifacts(result: TrainingResult, folder: Path, model_name: str) -> N
     }
     bundle = result.bundle
     card = ModelCardInfo(
-        model_name=model_name, version=None, created=bundle.meta["trained_at"], code_version=bundle.meta["code_version"],
+        model_name=model_name, version=version, created=bundle.meta["trained_at"], code_version=bundle.meta["code_version"],
         data_window=DataWindow(**result.split.as_dict()), input_hash=result.inputs_hash,
         catalog_version=bundle.meta["catalog_version"],
         rows={role: SplitRows(rows=c["rows"], positives=c["positives"]) for role, c in result.rows.items()},
