@@ -96,10 +96,16 @@ def validate(
     settings: Annotated[Path, typer.Option(help="Settings (YAML): chunk size, buckets, workers.")] = (
         REPO_CONFIGS / "risk.yaml"),
     workers: Annotated[int | None, typer.Option(min=1, help="Processes for the row rules (default: settings).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Start OUT again from this export, instead of adding it to the tables OUT holds.")] = False,
     demo: DemoOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Check an export against the contract; pseudonymise IDs; quarantine bad rows with their reasons."""
+    """Check an export against the contract; pseudonymise IDs; quarantine bad rows with their reasons.
+
+    When OUT already holds validated tables, the export is added to them (rows already
+    there are quarantined as duplicates; an export validated before is skipped).
+    """
     from risk.config import load_settings
     from risk.data.validate import validate_sources
 
@@ -108,10 +114,11 @@ def validate(
     data = load_settings(settings).data
     report = validate_sources(source, out, key=_id_key(demo), chunk_rows=data.chunk_rows, buckets=data.student_buckets,
                               memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
-                              progress=not quiet)
+                              progress=not quiet, replace=replace)
     for line in report.summary_lines():
         console.print(line, highlight=False)
-    console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
+    if not report.skipped:
+        console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
 
 
 @app.command()
@@ -308,3 +315,138 @@ def report(
 
     path = term_report(_store(store, data), out, run)
     console.print(f"report written to {path}", highlight=False)
+
+
+@app.command()
+@friendly
+def term(
+    source: Annotated[Path, typer.Option(help="The term's export (Parquet or CSV per table).")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time to score, YYYY-MM-DD.")],
+    store: Annotated[Path, typer.Option(
+        help="Data folder: validated tables, MLflow store, risk.db, scores and report.")] = Path("data"),
+    store_url: Annotated[str | None, typer.Option(
+        "--store-url", envvar="RISK_STORE_URL", help="Database URL of the store (default: SQLite in --store).")] = None,
+    truth: Annotated[Path | None, typer.Option(
+        help="The generator's truth.parquet: adds the oracle to the evaluation (synthetic data only).")] = None,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    train_config: Annotated[Path, typer.Option(help="Training settings (YAML).")] = REPO_CONFIGS / "train.yaml",
+    scoring_config: Annotated[Path, typer.Option(help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
+    demo: DemoOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """One school term in one command: validate, features, train, promote, score, alerts, summaries, report."""
+    from rich.table import Table
+
+    from risk.config import load_settings
+    from risk.features.catalog import load_catalog
+    from risk.models.settings import load_train_settings
+    from risk.scoring.settings import load_scoring_settings
+    from risk.term import TermJob, run_term
+
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="--source")
+    loaded = load_settings(settings)
+    catalog_path = loaded.resolve(loaded.features.catalog)
+    job = TermJob(source=source, as_of=_date(as_of, "--as-of"), data_dir=store, id_key=_id_key(demo),
+                  settings=loaded, train_settings=load_train_settings(train_config),
+                  scoring=load_scoring_settings(scoring_config), catalog=load_catalog(catalog_path),
+                  catalog_yaml=catalog_path.read_bytes(), store_url=store_url, truth=truth, progress=not quiet)
+    started = dt.datetime.now()
+    steps = run_term(job)
+    table = Table(title=f"risk term at {job.as_of} ({(dt.datetime.now() - started).total_seconds():,.0f} s)")
+    for column in ("step", "status", "seconds", "peak RSS MB", "in", "out"):
+        table.add_column(column, justify="right" if column in ("seconds", "peak RSS MB") else "left")
+    for s in steps:
+        table.add_row(s.step, s.status, f"{s.seconds:,.1f}", f"{s.peak_rss_mb:,.0f}", s.rows_in, s.rows_out)
+    table.add_row("total", "", f"{sum(s.seconds for s in steps):,.1f}",
+                  f"{max((s.peak_rss_mb for s in steps), default=0):,.0f}", "", "")
+    console.print(table)
+
+
+ServeConfigOption = Annotated[Path, typer.Option("--config", help="Service settings (YAML).")]
+
+
+@app.command()
+@friendly
+def serve(
+    config: ServeConfigOption = REPO_CONFIGS / "serve.yaml",
+    data: Annotated[Path | None, typer.Option(help="Validated folder (default: from the settings).")] = None,
+    store: StoreOption = None,
+    tracking_dir: Annotated[Path | None, typer.Option(
+        help="Folder of the local MLflow store and model cache; MLFLOW_TRACKING_URI wins.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: from the settings).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: from the settings).")] = None,
+    demo: DemoOption = False,
+) -> None:
+    """Run the API and the teacher page (uvicorn) on the champion model, with keys, audit and metrics."""
+    import uvicorn
+
+    from risk.serve.app import create_app
+    from risk.serve.settings import load_serve_settings
+
+    overrides = {k: v for k, v in {"data": data, "store_url": store, "tracking_dir": tracking_dir, "host": host,
+                                   "port": port}.items() if v is not None}
+    if demo:
+        overrides["demo_key"] = True
+    settings = load_serve_settings(config, **overrides)
+    application = create_app(settings, id_key=_id_key(settings.demo_key))
+    if application.state.services.holder.current is None:
+        errors.print("[bold yellow]WARNING: no model yet (registry and cache empty): /readyz says not ready "
+                     "until a champion is promoted.[/]")
+    console.print(f"serving on http://{settings.host}:{settings.port} (docs at /docs, teacher page at /teacher)",
+                  highlight=False)
+    # No access log: a request line can hold a student ID in its path; latency goes to /metrics by route.
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="warning")
+
+
+keys_app = typer.Typer(help="API keys of the service: create (token shown once), list, revoke.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    role: Annotated[str, typer.Option(help="upstream, teacher, analyst or admin.")],
+    school: Annotated[str | None, typer.Option(help="The teacher's school id (teacher keys only).")] = None,
+    label: Annotated[str, typer.Option(help="What the key is for (a system or a role, not a child).")] = "",
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """Create a key and print its token once: it is stored only as a hash and cannot be shown again."""
+    from risk.store import create_key
+
+    new = create_key(_store(store, data), role, school_id=school, label=label)
+    console.print(f"key {new.record.key_id} ({new.record.role}"
+                  f"{', school ' + new.record.school_id if new.record.school_id else ''}) created; its token "
+                  "(shown once, keep it secret):", highlight=False)
+    print(new.token)
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """List keys: id, role, school, label, created, revoked."""
+    from risk.store import list_keys
+
+    for k in list_keys(_store(store, data)):
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        console.print(f"{k.key_id}  {k.role:<8} {k.school_id or '-':<10}  {k.created_at:%Y-%m-%d %H:%M}  {state}  "
+                      f"{k.label}", highlight=False)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `risk keys list`).")],
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """Revoke a key: the service refuses it within its key cache time (configs/serve.yaml)."""
+    from risk.store import revoke_key
+
+    record = revoke_key(_store(store, data), key_id)
+    console.print(f"key {record.key_id} revoked at {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC", highlight=False)

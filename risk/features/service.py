@@ -5,7 +5,8 @@ the calendar (as in-memory DuckDB tables), the past dropout rates of each term
 asked for (cached), the payload rules, and the feature plan of each ``as_of``
 (:func:`risk.features.build.feature_plan`, the SQL batch runs). A call checks one
 student's payload (:mod:`risk.features.payload`), registers the valid records on
-its thread's own cursor and runs the plan as one statement. The service calls it
+its thread's own cursor and runs the plan as one statement; :meth:`features_many`
+does the same for many students' payloads at once (one statement for all). The service calls it
 from a thread pool: DuckDB cursors are not shared between threads, and DuckDB
 releases the GIL while a query runs.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from risk.features.base import AsOf, sql_text
 from risk.features.build import FeaturePlan, feature_plan
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
-from risk.features.payload import PayloadRules, Rejected
+from risk.features.payload import CheckedPayload, PayloadRules, Rejected
 from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
 from risk.logs import get_logger
 
@@ -121,10 +123,49 @@ class OnlineFeatureBuilder:
         Raises ContractError when nothing scorable is left: no valid enrollment,
         the student not enrolled at ``as_of``, or records of several students.
         """
+        (result,) = self.features_many([tables], as_of)
+        if isinstance(result, ContractError):
+            raise result
+        return result
+
+    def features_many(self, payloads: Sequence[Mapping[str, list[dict[str, Any]]]],
+                      as_of: dt.date) -> list[OnlineFeatures | ContractError]:
+        """The feature vectors of many students' payloads at ``as_of``, in one statement where possible.
+
+        Each payload is checked on its own (its bad records left out with their
+        rule); the valid records of all of them are registered together and the
+        plan runs once, which is what makes a batch cheaper than its calls one by
+        one (DuckDB's cost per statement is fixed). Features are per student, so a
+        student's vector does not depend on who shares the statement; two payloads
+        of the same student go to separate statements.
+
+        Returns one item per payload, in order: its features, or the ContractError
+        saying why nothing of it can be scored.
+        """
         point = AsOf(as_of)
-        checked = self.rules.check(tables, self.key)
-        enrollments = checked.frames["enrollments"]
-        schools = sorted(set(enrollments["school_id"]))
+        out: list[OnlineFeatures | ContractError | CheckedPayload] = []
+        for tables in payloads:
+            try:
+                out.append(self.rules.check(tables, self.key))
+            except ContractError as exc:
+                out.append(exc)
+        pending = [i for i, item in enumerate(out) if isinstance(item, CheckedPayload)]
+        while pending:
+            group, later, keys = [], [], set()
+            for i in pending:
+                (later if out[i].student_key in keys else group).append(i)
+                keys.add(out[i].student_key)
+            rows = self._rows(point, [out[i] for i in group])
+            for i in group:
+                out[i] = self._result(out[i], rows.get(out[i].student_key), point)
+            pending = later
+        return out  # type: ignore[return-value]
+
+    def _rows(self, point: AsOf, checked: list[CheckedPayload]) -> dict[int, tuple]:
+        """The plan's row of each student of ``checked`` (students enrolled at ``point`` only)."""
+        frames = {name: pd.concat([c.frames[name] for c in checked], ignore_index=True) if len(checked) > 1
+                  else checked[0].frames[name] for name in STUDENT_TABLES}
+        schools = sorted(set(frames["enrollments"]["school_id"]))
         statement = self._plan(point).as_one_statement((
             ("schools", "SELECT * FROM ref_schools"),
             ("calendar", f"SELECT * FROM ref_calendar WHERE school_id IN ({', '.join(map(sql_text, schools))})"),
@@ -132,17 +173,19 @@ class OnlineFeatureBuilder:
         ))
         cursor = self._cursor()
         for name in STUDENT_TABLES:
-            cursor.register(name, pa.Table.from_pandas(checked.frames[name], preserve_index=False))
-        rows = cursor.execute(statement).fetchall()
-        if not rows:
-            raise ContractError(f"the student is not enrolled at {as_of} (term {point.term}): nothing to score")
-        row = rows[0]
+            cursor.register(name, pa.Table.from_pandas(frames[name], preserve_index=False))
+        return {row[0]: row for row in cursor.execute(statement).fetchall()}
+
+    def _result(self, checked: CheckedPayload, row: tuple | None, point: AsOf) -> OnlineFeatures | ContractError:
+        if row is None:
+            return ContractError(f"the student is not enrolled at {point.date} (term {point.term}): nothing to score")
+        enrollments = checked.frames["enrollments"]
         now = enrollments[enrollments["term"] == point.term].iloc[0]
         hint = DisplayHint(str(now["id_hint"]), str(now["grade_level"]), _text(now["classroom"]), _text(now["sex"]),
                            str(now["school_id"]))
         values = np.array([np.nan if v is None else v for v in row[4:]], dtype=np.float64)
-        return OnlineFeatures(checked.student_key, as_of, row[2], row[3], tuple(self.catalog.names), values, hint,
-                              checked.rejected)
+        return OnlineFeatures(checked.student_key, point.date, row[2], row[3], tuple(self.catalog.names), values,
+                              hint, checked.rejected)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor: its registered payload views are its own."""

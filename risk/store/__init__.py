@@ -8,7 +8,9 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
 - scores: :func:`write_bucket_scores`, :func:`latest_scores`,
   :func:`previous_scores`, :func:`student_history`;
 - alerts: :func:`write_alerts`, :func:`open_alerts`, :func:`acknowledge`;
-- summaries: :func:`write_summaries`, :func:`summaries`.
+- summaries: :func:`write_summaries`, :func:`summaries`;
+- service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
+  :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
 
 This package imports nothing above ``risk.errors``: the scorer and the service
 build on it, never the other way round.
@@ -17,12 +19,15 @@ build on it, never the other way round.
 from __future__ import annotations
 
 from risk.store.alerts import acknowledge, alert_counts, open_alerts, write_alerts
+from risk.store.audit import AuditRecord, audit_entries, write_audit
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
+from risk.store.keys import KeyRecord, NewKey, create_key, find_key, list_keys, revoke_key
 from risk.store.runs import (
     done_buckets,
     fail_run,
     find_unfinished_run,
     finish_run,
+    finished_run,
     latest_finished_run,
     previous_finished_run,
     run_record,
@@ -38,6 +43,15 @@ from risk.store.scores import (
 from risk.store.summaries import SUMMARY_COLUMNS, summaries, write_summaries
 
 __all__ = [
+    "AuditRecord",
+    "KeyRecord",
+    "NewKey",
+    "audit_entries",
+    "create_key",
+    "find_key",
+    "list_keys",
+    "revoke_key",
+    "write_audit",
     "SCORE_COLUMNS",
     "SUMMARY_COLUMNS",
     "Store",
@@ -49,6 +63,7 @@ __all__ = [
     "fail_run",
     "find_unfinished_run",
     "finish_run",
+    "finished_run",
     "latest_finished_run",
     "latest_scores",
     "open_alerts",

@@ -34,11 +34,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "ALERT_KINDS",
     "ALERT_STATUSES",
+    "KEY_ROLES",
     "RISK_CLASSES",
     "RUN_STATUSES",
     "SUMMARY_LEVELS",
     "Acknowledgement",
     "Alert",
+    "ApiKey",
+    "AuditEntry",
     "AreaSummary",
     "Base",
     "Score",
@@ -51,6 +54,7 @@ RISK_CLASSES = ("normal", "at_risk", "problem")
 ALERT_KINDS = ("newly_at_risk", "escalated_problem", "improved", "left_register")
 ALERT_STATUSES = ("open", "acknowledged")
 SUMMARY_LEVELS = ("school", "district", "province", "region", "nation")
+KEY_ROLES = ("upstream", "teacher", "analyst", "admin")
 
 # Constraint names fixed by convention, so later migrations (SQLite batch mode
 # included) can name what they alter.
@@ -194,3 +198,37 @@ class AreaSummary(Base):
     at_risk: Mapped[int] = mapped_column(Integer)
     problem: Mapped[int] = mapped_column(Integer)
     flagged_rate: Mapped[float] = mapped_column(Float)  # (at_risk + problem) / students, 0..1
+
+
+class ApiKey(Base):
+    """A key to the service: only the SHA-256 of its token is kept (the token is shown once, at creation)."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_one_of("role", KEY_ROLES), name="role"),
+        # A teacher sees one school; the other roles are not tied to a school.
+        CheckConstraint("(role = 'teacher') = (school_id IS NOT NULL)", name="teacher_school"),
+    )
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    school_id: Mapped[str | None] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(200))  # what the key is for, never a child's data
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """One read (or change) of a student's data through the service: who, what, which pseudonym, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "student_key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    student_key: Mapped[int | None] = mapped_column(BigInteger)
+    school_id: Mapped[str | None] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)

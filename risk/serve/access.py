@@ -1,0 +1,139 @@
+"""Who may call, how often, and the record of what they read.
+
+- :class:`KeyCache`: API keys looked up by token hash, remembered briefly so a
+  request does not hit the database (a revocation takes effect within the TTL);
+- :class:`RateLimiter`: a token bucket per key, in memory (one process);
+- :class:`AuditTrail`: audit entries queued and written by a background thread
+  in small transactions, or written at once when the caller must not go on
+  before the read is on record;
+- :func:`scrub`: masks anything that looks like a student ID in text going out.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from risk.errors import RiskError
+from risk.logs import get_logger
+from risk.store import AuditRecord, KeyRecord, Store, find_key, write_audit
+from risk.store.keys import token_hash
+
+__all__ = ["AuditTrail", "KeyCache", "RateLimiter", "scrub"]
+
+log = get_logger(__name__)
+# A Thai ID has 13 digits, a G-code 12 after its letter; school ids have 10 and may be shown.
+_ID_LIKE = re.compile(r"\d{11,}")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every run of 11+ digits masked to its last four (``•••••••••1234``)."""
+    return _ID_LIKE.sub(lambda m: "•" * (len(m.group()) - 4) + m.group()[-4:], text)
+
+
+class KeyCache:
+    """Token → active key, via the store, remembered for ``ttl_s`` seconds (misses too)."""
+
+    def __init__(self, store: Store, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self._seen: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._lock = threading.Lock()
+
+    def active(self, token: str) -> KeyRecord | None:
+        """The key of ``token`` when it exists and is not revoked, else None."""
+        digest = token_hash(token)
+        now = time.monotonic()
+        hit = self._seen.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = find_key(self.store, token)
+        record = record if record is not None and record.active else None
+        if self.ttl_s > 0:
+            with self._lock:
+                if len(self._seen) > 10_000:  # a flood of wrong tokens must not grow memory without end
+                    self._seen.clear()
+                self._seen[digest] = (now + self.ttl_s, record)
+        return record
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """A token bucket per key id: ``per_second`` refill, ``burst`` capacity."""
+
+    def __init__(self, per_second: float, burst: int) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key_id: str) -> float:
+        """0.0 when the request may go on (a token is taken), else the seconds until one is free."""
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key_id)
+            if bucket is None:
+                bucket = self._buckets[key_id] = _Bucket(float(self.burst), now)
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.updated) * self.per_second)
+            bucket.updated = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / self.per_second
+
+
+class AuditTrail:
+    """Audit entries to the store: :meth:`now` writes before returning, :meth:`later` within ``flush_s``."""
+
+    def __init__(self, store: Store, flush_s: float = 0.2) -> None:
+        self.store = store
+        self.flush_s = flush_s
+        self._queue: queue.Queue[AuditRecord] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+
+    def start(self) -> AuditTrail:
+        self._thread.start()
+        return self
+
+    def now(self, *records: AuditRecord) -> None:
+        """Write the entries in one transaction (a StoreError reaches the caller: no record, no read)."""
+        write_audit(self.store, list(records))
+
+    def later(self, *records: AuditRecord) -> None:
+        for record in records:
+            self._queue.put(record)
+
+    def flush(self) -> int:
+        """Write whatever is queued; returns how many entries were written."""
+        batch: list[AuditRecord] = []
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        try:
+            return write_audit(self.store, batch)
+        except RiskError as exc:
+            for record in batch:  # kept for the next try: the log must not lose entries
+                self._queue.put(record)
+            log.error("audit entries not written yet", entries=len(batch), reason=str(exc))
+            return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()

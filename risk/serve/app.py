@@ -1,0 +1,131 @@
+"""The application factory: settings in, a FastAPI app out (no import-time globals).
+
+:func:`build_services` loads what every request shares, once: the store, the
+online feature builder (reference tables in memory), the model holder (registry
+or cache), the scorer and its micro-batcher, keys, rate limits and the audit
+trail. :func:`create_app` wires them to the routers; the lifespan starts the
+background threads (batcher, audit writer, registry poll) and stops them.
+
+Errors never echo input: validation errors keep their location and message but
+drop the offending value (it may be a national ID), and anything unexpected is
+a bare 500 with no detail, logged by type only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from risk.config import DEFAULT_SETTINGS, load_settings
+from risk.data.ids import id_key_from_env
+from risk.errors import RiskError
+from risk.features.catalog import load_catalog
+from risk.features.service import OnlineFeatureBuilder
+from risk.logs import get_logger
+from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
+from risk.serve.access import AuditTrail, KeyCache, RateLimiter, scrub
+from risk.serve.deps import Services
+from risk.serve.metrics import LatencyMiddleware, ServiceMetrics
+from risk.serve.model_holder import ModelHolder
+from risk.serve.registry import RegistryClient
+from risk.serve.routes import alerts, health, score, students, summary, teacher
+from risk.serve.scorer import MicroBatcher, OnlineScorer
+from risk.serve.settings import ServeSettings
+from risk.store import default_store_url, open_store
+
+__all__ = ["build_services", "create_app"]
+
+log = get_logger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+DESCRIPTION = """Dropout early-warning scores for Thai students.
+
+Upstream systems (Q-Info, iSEE, DMC) send one student's raw records per the data
+contract to `POST /v1/score` and get a calibrated probability, a class and reasons
+in Thai and English. Analysts read stored scores and area summaries; teachers read
+their own school's alerts. Every call needs an API key (`X-API-Key` or Bearer);
+student IDs are pseudonymised on arrival and never stored, logged or echoed."""
+
+
+def build_services(settings: ServeSettings, *, id_key: bytes | None = None) -> Services:
+    """Open the store, load the builder and the model (registry, else cache); nothing is started yet."""
+    base = load_settings(settings.settings_file or DEFAULT_SETTINGS)
+    scoring = load_scoring_settings(settings.scoring_file or DEFAULT_SCORING_SETTINGS)
+    key = id_key if id_key is not None else id_key_from_env(demo=settings.demo_key)
+    catalog = load_catalog(base.resolve(base.features.catalog))
+    store = open_store(settings.store_url or default_store_url(settings.data.resolve().parent))
+    builder = OnlineFeatureBuilder.load(settings.data, catalog=catalog, settings=base, key=key)
+    metrics = ServiceMetrics()
+    registry = RegistryClient(settings.model_name, settings.model_alias, settings.tracking_dir,
+                              timeout_s=settings.mlflow_timeout_seconds, retries=settings.mlflow_retries)
+    holder = ModelHolder(registry=registry.alias_version, download=registry.download, catalog=catalog,
+                         cache_dir=settings.cache_dir,
+                         on_refused=lambda version, reason: metrics.refused.labels(reason=reason).inc(),
+                         on_swap=lambda model: metrics.model_in_service(settings.model_name, model.version))
+    holder.start()
+    scorer = OnlineScorer(builder, holder, scoring.reasons, on_batch=metrics.batch_size.observe)
+    batch = settings.micro_batch
+    return Services(
+        settings=settings, store=store, builder=builder, holder=holder, scorer=scorer,
+        batcher=MicroBatcher(scorer, window_s=batch.window_ms / 1000, max_size=batch.max_size, workers=batch.workers),
+        metrics=metrics, keys=KeyCache(store, settings.key_cache_seconds),
+        limiter=RateLimiter(settings.rate_limit.per_second, settings.rate_limit.burst), audit=AuditTrail(store),
+        scoring=scoring, id_key=key,
+        templates=Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"])))
+
+
+def create_app(settings: ServeSettings, *, services: Services | None = None, id_key: bytes | None = None) -> FastAPI:
+    """The service as an ASGI app (``services`` built from ``settings`` unless given)."""
+    services = services or build_services(settings, id_key=id_key)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        services.batcher.start()
+        services.audit.start()
+        poll = threading.Thread(target=services.holder.poll_forever, args=(stop, settings.poll_seconds),
+                                name="model-poll", daemon=True)
+        poll.start()
+        model = services.holder.current
+        log.info("service started", model_version=model.version if model else None, store=services.store.url)
+        try:
+            yield
+        finally:
+            stop.set()
+            services.batcher.stop()
+            services.audit.stop()
+            poll.join(timeout=5)
+
+    app = FastAPI(title="risk: dropout early warning", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    for module in (score, students, alerts, summary, health, teacher):
+        app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RiskError, _risk_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(LatencyMiddleware, metrics=services.metrics)
+    return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with each error's location, message and type, never the value that was sent."""
+    detail = [{"loc": [scrub(str(p)) if isinstance(p, str) else p for p in e.get("loc", ())],
+               "msg": scrub(str(e.get("msg", ""))), "type": e.get("type", "invalid")} for e in exc.errors()]
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+
+async def _risk_error(request: Request, exc: RiskError) -> JSONResponse:
+    log.error("request refused by a dependency", error=type(exc).__name__, reason=scrub(str(exc)))
+    return JSONResponse(status_code=503, content={"detail": "The service cannot answer now: " + scrub(str(exc))})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error", error=type(exc).__name__, route=getattr(request.scope.get("route"), "path", None))
+    return JSONResponse(status_code=500, content={"detail": "Internal error."})

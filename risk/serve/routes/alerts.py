@@ -1,0 +1,91 @@
+"""GET /v1/schools/{school_id}/alerts and POST /v1/alerts/{alert_id}/ack: a school's open alerts, and acting on one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from risk.serve.deps import ReaderKey, Services, ServicesDep, TeacherOrAdminKey, may_see_school
+from risk.serve.schemas import AckRequest, AckResponse, AlertOut, AlertsResponse, StudentHint
+from risk.store import AuditRecord, KeyRecord, acknowledge, open_alerts
+from risk.store.models import Alert
+
+__all__ = ["acknowledge_alert", "alert_school", "router", "school_alerts"]
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.", examples=["1040100001"])]
+AlertId = Annotated[int, Path(ge=1, le=2**62, description="The alert's id.")]
+
+
+@router.get("/schools/{school_id}/alerts", response_model=AlertsResponse,
+            responses={403: {"description": "A teacher of another school."}})
+async def list_alerts(school_id: SchoolId, key: ReaderKey, services: ServicesDep) -> AlertsResponse:
+    """The school's open alerts, newest first, with each student's display hint, reasons and suggested actions."""
+    may_see_school(key, school_id)
+    frame = await run_in_threadpool(school_alerts, services, key, school_id, "school_alerts")
+    return AlertsResponse(school_id=school_id, alerts=[alert_out(row) for _, row in frame.iterrows()])
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AckResponse,
+             responses={403: {"description": "A teacher of another school."}, 404: {"description": "No such alert."},
+                        409: {"description": "Already acknowledged."}})
+async def ack_alert(alert_id: AlertId, body: AckRequest, key: TeacherOrAdminKey, services: ServicesDep) -> AckResponse:
+    """Record what the school did about the alert, and when; the alert is then closed."""
+    ack_id = await run_in_threadpool(acknowledge_alert, services, key, alert_id, body.action_taken,
+                                     body.acted_on or dt.date.today())
+    return AckResponse(alert_id=alert_id, acknowledgement_id=ack_id, status="acknowledged")
+
+
+def school_alerts(services: Services, key: KeyRecord, school_id: str, action: str) -> pd.DataFrame:
+    """The open alerts of a school, each student's read written to the audit log first."""
+    frame = open_alerts(services.store, school_id)
+    services.audit.now(*(AuditRecord(key.key_id, action, student_key=int(k), school_id=school_id,
+                                      detail=f"alert {int(a)}") for k, a in zip(frame["student_key"], frame["id"],
+                                                                                strict=True)))
+    return frame
+
+
+def alert_school(services: Services, alert_id: int) -> tuple[str, str, int] | None:
+    """(school_id, status, student_key) of an alert, or None when there is none."""
+    a = Alert.__table__.c
+    with services.store.engine.connect() as conn:
+        row = conn.execute(select(a.school_id, a.status, a.student_key).where(a.id == alert_id)).first()
+    return None if row is None else (row[0], row[1], int(row[2]))
+
+
+def acknowledge_alert(services: Services, key: KeyRecord, alert_id: int, action_taken: str, acted_on: dt.date) -> int:
+    """Check the key may act on the alert, record the acknowledgement and audit it; returns its id."""
+    found = alert_school(services, alert_id)
+    if found is None:
+        raise HTTPException(404, "There is no such alert.")
+    school_id, status, student_key = found
+    may_see_school(key, school_id)
+    if status != "open":
+        raise HTTPException(409, "This alert was acknowledged already.")
+    if not action_taken.strip():
+        raise HTTPException(422, [{"loc": ["body", "action_taken"], "type": "empty",
+                                   "msg": "say what was done about the alert"}])
+    ack_id = acknowledge(services.store, alert_id, action_taken, acted_on, recorded_by=key.key_id)
+    services.audit.now(AuditRecord(key.key_id, "alert_ack", student_key=student_key, school_id=school_id,
+                                   detail=f"alert {alert_id}"))
+    return ack_id
+
+
+def alert_out(row: pd.Series) -> AlertOut:
+    return AlertOut(
+        id=int(row["id"]), as_of=row["as_of"], kind=row["kind"], previous_class=_opt(row["previous_class"]),
+        current_class=_opt(row["current_class"]),
+        probability=None if pd.isna(row["probability"]) else float(row["probability"]),
+        student=StudentHint(id_hint=_opt(row["id_hint"]) or "", grade_level=_opt(row["grade_level"]),
+                            classroom=_opt(row["classroom"]), sex=_opt(row["sex"])),
+        reasons_en=row["reasons_en"] or [], reasons_th=row["reasons_th"] or [],
+        actions_en=row["actions_en"] or [], actions_th=row["actions_th"] or [], created_at=row["created_at"])
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

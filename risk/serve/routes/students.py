@@ -1,0 +1,67 @@
+"""GET /v1/students/{student_id}/risk: a student's latest stored score and history.
+
+The ID (national ID or G-code) is turned into its pseudonym on arrival and then
+dropped: it is never stored, logged, or echoed, not even in an error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Path
+from fastapi.concurrency import run_in_threadpool
+
+from risk.data.ids import is_valid_student_id, pseudonym
+from risk.serve.deps import ReaderKey, Services, ServicesDep, may_see_school
+from risk.serve.schemas import Reason, StoredScore, StudentHint, StudentRiskResponse
+from risk.store import AuditRecord, KeyRecord, student_history
+
+__all__ = ["router", "stored_score"]
+
+router = APIRouter(prefix="/v1/students", tags=["students"])
+StudentId = Annotated[str, Path(max_length=32, description="Thai national ID (13 digits) or G-code.",
+                                examples=["1103700123453"])]
+
+
+@router.get("/{student_id}/risk", response_model=StudentRiskResponse,
+            responses={403: {"description": "A teacher asking about another school's student."},
+                       404: {"description": "No stored score for this student."},
+                       422: {"description": "Not a valid student ID (the ID is not echoed)."}})
+async def student_risk(student_id: StudentId, key: ReaderKey, services: ServicesDep) -> StudentRiskResponse:
+    """The latest stored score of a student and every earlier one, newest first (every read is audited)."""
+    if not is_valid_student_id(student_id):
+        raise HTTPException(422, [{"loc": ["path", "student_id"], "type": "invalid_id",
+                                   "msg": "not a Thai national ID with a valid check digit, nor a G-code"}])
+    student_key = pseudonym(student_id, services.id_key)
+    del student_id  # from here on only the pseudonym exists
+    return await run_in_threadpool(_history, services, key, student_key)
+
+
+def _history(services: Services, key: KeyRecord, student_key: int) -> StudentRiskResponse:
+    frame = student_history(services.store, student_key)
+    frame = frame[frame["run_status"] == "finished"] if len(frame) else frame
+    if frame.empty:
+        raise HTTPException(404, "No stored score for this student.")
+    latest = frame.iloc[0]
+    may_see_school(key, str(latest["school_id"]))
+    services.audit.now(AuditRecord(key.key_id, "student_risk", student_key=student_key,
+                                   school_id=str(latest["school_id"]), detail=f"{len(frame)} scores"))
+    scores = [stored_score(row) for _, row in frame.iterrows()]
+    return StudentRiskResponse(latest=scores[0], history=scores[1:])
+
+
+def stored_score(row: pd.Series) -> StoredScore:
+    codes = row["reason_codes"] or []
+    en, th = row["reasons_en"] or [], row["reasons_th"] or []
+    return StoredScore(
+        run_id=row["run_id"], as_of=row["as_of"], term=row["term"], school_id=row["school_id"],
+        student=StudentHint(id_hint=row["id_hint"], grade_level=row["grade_level"], classroom=_opt(row["classroom"]),
+                            sex=_opt(row["sex"])),
+        probability=float(row["probability"]), risk_class=row["risk_class"],
+        reasons=[Reason(code=c, en=e, th=t) for c, e, t in zip(codes, en, th, strict=False)],
+        model_version=row["model_version"])
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

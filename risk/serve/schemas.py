@@ -1,0 +1,184 @@
+"""Request and response bodies of the API, in pairs; the examples are what the OpenAPI page shows.
+
+A payload record is one row of a contract table as JSON (the export's columns,
+raw ``student_id`` included; dates as ``YYYY-MM-DD``). Records are taken loosely
+here on purpose: a record that breaks a contract rule is left out and reported
+(``left_out``) rather than failing the request, as batch quarantines a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AckRequest", "AckResponse", "AlertOut", "AlertsResponse", "BatchItem", "BatchRequest", "BatchResponse",
+    "ErrorItem", "LeftOut", "Reason", "ScoreRequest", "ScoreResponse", "StoredScore", "StudentHint",
+    "StudentRiskResponse", "SummaryArea", "SummaryResponse",
+]
+
+Scalar = str | int | float | bool | None
+Record = dict[str, Scalar]
+RiskClass = Literal["normal", "at_risk", "problem"]
+
+EXAMPLE_ID = "1103700123453"  # a made-up ID with a valid check digit
+EXAMPLE_SCHOOL = "1040100001"
+SCORE_EXAMPLE = {
+    "as_of": "2026-07-24",
+    "enrollments": [{"student_id": EXAMPLE_ID, "term": "2569-1", "school_id": EXAMPLE_SCHOOL, "grade_level": "M3",
+                     "classroom": "3/2", "sex": "male", "birth_date": "2011-02-14", "nationality": "thai",
+                     "disability": "none", "status": "studying", "status_date": None}],
+    "attendance_daily": [{"student_id": EXAMPLE_ID, "date": "2026-07-20", "status": "present"},
+                         {"student_id": EXAMPLE_ID, "date": "2026-07-21", "status": "absent"}],
+    "grades": [{"student_id": EXAMPLE_ID, "term": "2568-2", "subject_code": "ท23102", "credits": 1.5,
+                "grade": "2.5", "recorded_on": "2026-03-20"}],
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreRequest(_Body):
+    """One student's records per the data contract, and the date to score at."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SCORE_EXAMPLE]})
+
+    as_of: dt.date = Field(description="Point in time: only records dated on or before it count.")
+    enrollments: list[Record] = Field(min_length=1, max_length=40)
+    attendance_daily: list[Record] = Field(default_factory=list, max_length=1500)
+    grades: list[Record] = Field(default_factory=list, max_length=800)
+    household: list[Record] = Field(default_factory=list, max_length=100)
+    health: list[Record] = Field(default_factory=list, max_length=100)
+    behaviour: list[Record] = Field(default_factory=list, max_length=100)
+    assistance: list[Record] = Field(default_factory=list, max_length=400)
+
+    def tables(self) -> dict[str, list[dict]]:
+        return {name: list(getattr(self, name)) for name in
+                ("enrollments", "attendance_daily", "grades", "household", "health", "behaviour", "assistance")}
+
+
+class StudentHint(BaseModel):
+    """What a teacher recognises the student by: never the whole ID."""
+
+    id_hint: str = Field(examples=["•••••••••3453"])
+    grade_level: str | None
+    classroom: str | None
+    sex: str | None
+
+
+class Reason(BaseModel):
+    code: str = Field(examples=["rule:exam_line"])
+    en: str
+    th: str
+
+
+class LeftOut(BaseModel):
+    """A payload record left out, and the contract rule it broke."""
+
+    table: str
+    record: int = Field(description="Position of the record in its table's list, from 0.")
+    rule: str = Field(examples=["not_allowed"])
+    detail: str = Field(examples=["status = Present: not_allowed"])
+
+
+class ScoreResponse(BaseModel):
+    as_of: dt.date
+    term: str = Field(examples=["2569-1"])
+    school_id: str
+    student: StudentHint
+    probability: float = Field(ge=0, le=1, description="Calibrated probability of dropping out after this term.")
+    risk_class: RiskClass
+    reasons: list[Reason]
+    model_version: str
+    left_out: list[LeftOut]
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class BatchRequest(_Body):
+    students: list[ScoreRequest] = Field(min_length=1, max_length=1000)
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: Literal["scored", "rejected"]
+    score: ScoreResponse | None = None
+    errors: list[ErrorItem] = Field(default_factory=list)
+
+
+class BatchResponse(BaseModel):
+    received: int
+    scored: int
+    rejected: int
+    results: list[BatchItem]
+
+
+class StoredScore(BaseModel):
+    run_id: str
+    as_of: dt.date
+    term: str
+    school_id: str
+    student: StudentHint
+    probability: float
+    risk_class: RiskClass
+    reasons: list[Reason]
+    model_version: str
+
+
+class StudentRiskResponse(BaseModel):
+    latest: StoredScore
+    history: list[StoredScore]
+
+
+class AlertOut(BaseModel):
+    id: int
+    as_of: dt.date
+    kind: str
+    previous_class: str | None
+    current_class: str | None
+    probability: float | None
+    student: StudentHint
+    reasons_en: list[str]
+    reasons_th: list[str]
+    actions_en: list[str]
+    actions_th: list[str]
+    created_at: dt.datetime
+
+
+class AlertsResponse(BaseModel):
+    school_id: str
+    alerts: list[AlertOut]
+
+
+class AckRequest(_Body):
+    action_taken: str = Field(min_length=1, max_length=2000, examples=["Home visit with the class teacher"])
+    acted_on: dt.date | None = Field(None, description="When it was done (default: today).")
+
+
+class AckResponse(BaseModel):
+    alert_id: int
+    acknowledgement_id: int
+    status: Literal["acknowledged"]
+
+
+class SummaryArea(BaseModel):
+    area_code: str
+    students: int
+    normal: int
+    at_risk: int
+    problem: int
+    flagged_rate: float
+
+
+class SummaryResponse(BaseModel):
+    run_id: str
+    as_of: dt.date
+    level: str
+    areas: list[SummaryArea]
