@@ -450,3 +450,20 @@ def keys_revoke(
 
     record = revoke_key(_store(store, data), key_id)
     console.print(f"key {record.key_id} revoked at {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
+
+
+@app.command("split-export")
+@friendly
+def split_export_command(
+    source: Annotated[Path, typer.Argument(help="Folder of an export covering several terms.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write one export per term into (OUT/<term>/).")],
+    terms: Annotated[list[str] | None, typer.Option(
+        "--term", help="A term to split into, YYYY-S (repeat; default: the terms of the calendar).")] = None,
+) -> None:
+    """Split an export into one export per term, so that terms can be validated one by one (tests, demo)."""
+    from risk.data.split import split_export
+
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
+    for folder in split_export(source, out, terms or None):
+        console.print(f"{folder.name}: {folder}", highlight=False)

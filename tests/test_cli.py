@@ -64,7 +64,7 @@ def test_revalidating_clears_caches_derived_from_the_old_tables(tmp_path, monkey
     source = write_source(clean_tables(), tmp_path / "source")
     validated = tmp_path / "validated"
     for _ in range(2):
-        assert runner.invoke(app, ["validate", str(source), str(validated), "--quiet"]).exit_code == 0
+        assert runner.invoke(app, ["validate", str(source), str(validated), "--quiet", "--replace"]).exit_code == 0
         assert not (validated / "_derived").exists()
         result = runner.invoke(app, ["features", "--as-of", "2024-06-06", "--data", str(validated),
                                      "--out", str(tmp_path / "f.parquet"), "--quiet"])

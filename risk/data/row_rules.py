@@ -6,6 +6,10 @@ quarantined rows (with their reasons). Files are independent, so with
 ``workers > 1`` they are spread over processes: on two cores the pass takes
 about half the time. Part files are named by file and chunk number, so the
 result does not depend on the number of workers.
+
+Clean rows of student tables are staged by bucket (``bucket=N/part-<file>.parquet``,
+one row group per chunk), so that the duplicate pass can take one bucket at a time:
+two rows with the same key have the same student, hence the same bucket.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class RowPass:
     staging: Path
     quarantine: Path
     chunk_rows: int
+    # Student buckets of the staged rows (0: one folder, for reference tables).
+    buckets: int = 0
+    # Prefix of quarantine file names (the run's batch id), so that runs never overwrite each other.
+    prefix: str = ""
 
     @cached_property
     def schema(self) -> pa.DataFrameSchema:
@@ -61,15 +69,16 @@ class RowPass:
     def run_file(self, index: int, path: Path, tick: Callable[[int], None]) -> int:
         """Check every row of one file; return how many rows it had."""
         rows = 0
-        for number, chunk in enumerate(iter_chunks(path, self.table, self.chunk_rows, self.source_dir)):
-            frame = self._prepared(chunk)
-            clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type))
-            name = f"part-{index:05d}-{number:05d}.parquet"
-            write_rows(frame.loc[clean], self.staging / name)
-            if not clean.all():
-                write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
-            rows += len(frame)
-            tick(len(frame))
+        with _BucketWriters(self.staging, f"part-{index:05d}.parquet", self.buckets) as staged:
+            for number, chunk in enumerate(iter_chunks(path, self.table, self.chunk_rows, self.source_dir)):
+                frame = self._prepared(chunk)
+                clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type))
+                staged.write(frame.loc[clean])
+                if not clean.all():
+                    name = f"{self.prefix}part-{index:05d}-{number:05d}.parquet"
+                    write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
+                rows += len(frame)
+                tick(len(frame))
         return rows
 
     def _prepared(self, chunk: Chunk) -> pd.DataFrame:
@@ -84,6 +93,51 @@ class RowPass:
                 frame.insert(3, "id_hint", [masked_id(v) for v in frame["student_id"].fillna("")])
             attach_lookups(frame, self.table, self.refs)
         return frame
+
+
+class _BucketWriters:
+    """One Parquet writer per bucket for the clean rows of one source file; one row group per chunk."""
+
+    def __init__(self, staging: Path, name: str, buckets: int) -> None:
+        self.staging, self.name, self.buckets = staging, name, buckets
+        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.schema: pa_arrow.Schema | None = None
+
+    def __enter__(self) -> _BucketWriters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
+        table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
+        if self.schema is None:
+            self.schema = table.schema
+        elif not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
+        if not self.buckets:
+            self._writer(-1).write_table(table)
+            return
+        # The same bucket as the validated layout (and DuckDB's): student_key mod buckets, never negative.
+        bucket = np.mod(frame["student_key"].to_numpy(), self.buckets)
+        order = np.argsort(bucket, kind="stable")  # stable: rows keep their file order inside a bucket
+        edges = np.searchsorted(bucket[order], np.arange(self.buckets + 1))
+        table = table.take(order)
+        for b in range(self.buckets):
+            if edges[b + 1] > edges[b]:
+                self._writer(b).write_table(table.slice(edges[b], edges[b + 1] - edges[b]))
+
+    def _writer(self, bucket: int) -> pq.ParquetWriter:
+        if bucket not in self.writers:
+            folder = self.staging / ("all" if bucket < 0 else f"bucket={bucket}")
+            folder.mkdir(parents=True, exist_ok=True)
+            assert self.schema is not None
+            self.writers[bucket] = pq.ParquetWriter(folder / self.name, self.schema, compression="lz4")
+        return self.writers[bucket]
 
 
 def run_row_pass(work: RowPass, files: list[Path], *, workers: int, bar: Progress, task: TaskID) -> int:

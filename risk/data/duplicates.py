@@ -1,0 +1,251 @@
+"""The second validation pass: duplicates, against the export itself and against the store.
+
+A row is a duplicate when an earlier row holds its key (the table's unique key,
+or every column when it has none): an exact copy (``duplicate``) or a conflicting
+row (``duplicate_key``). Earlier means earlier in the export (file order) or
+already in the validated store: a row the store holds is never replaced.
+
+Two rows with the same key have the same student, so they sit in the same bucket
+of the staged rows: the pass takes a few buckets at a time (a *slice* of at most
+``slice_rows`` rows), which keeps DuckDB's grouping in memory instead of spilling a
+national table to disk. Stored rows are read only where new rows may meet them:
+the same buckets, and for attendance the same terms' folders; other tables are
+filtered on the terms or dates of the new rows, which Parquet statistics turn into
+skipped row groups. Clean rows are written as new part files of the run's batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from risk.data.contract import Table
+from risk.data.row_rules import write_rows
+
+__all__ = ["DuplicatePass", "duplicate_rows", "output_columns"]
+
+_NO_ROWS = pd.DataFrame({"_file": pd.Series(dtype="str"), "_row": pd.Series(dtype="int64")})
+STORE_DETAIL = "a row already in the validated store"
+
+
+@dataclass
+class DuplicatePass:
+    """Duplicates of one table's staged rows, and the validated part files of the rest.
+
+    ``staging`` holds the row pass's output (``bucket=N/*.parquet``, or ``all/`` for a
+    reference table); ``store`` the validated table of earlier runs (may not exist);
+    ``target`` receives this batch's part files; ``quarantine`` its duplicate rows.
+    """
+
+    table: Table
+    staging: Path
+    store: Path
+    target: Path
+    quarantine: Path
+    batch: str
+    buckets: int
+    slice_rows: int = 16_000_000
+
+    def run(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Quarantine the duplicates and write the rest; return the number of duplicates."""
+        found = 0
+        for number, files in enumerate(self._slices()):
+            found += self._run_slice(con, files, number)
+        return found
+
+    # -- slices ---------------------------------------------------------------------------------------
+
+    def _slices(self) -> list[list[Path]]:
+        """Staged files grouped by bucket into slices of at most ``slice_rows`` rows (a bucket is never cut)."""
+        if not self.table.has_student:
+            files = sorted((self.staging / "all").glob("*.parquet"))
+            return [files] if files else []
+        slices, current, rows = [], [], 0
+        for folder in sorted(self.staging.glob("bucket=*"), key=lambda p: int(p.name.split("=")[1])):
+            files = sorted(folder.glob("*.parquet"))
+            n = sum(pq.read_metadata(f).num_rows for f in files)
+            if current and rows + n > self.slice_rows:
+                slices.append(current)
+                current, rows = [], 0
+            current += files
+            rows += n
+        return [*slices, current] if current else slices
+
+    def _run_slice(self, con: duckdb.DuckDBPyConnection, files: list[Path], number: int) -> int:
+        staged = f"read_parquet({_paths(files)}, union_by_name = true)"
+        key_cols, data_cols = _key_columns(self.table), _data_columns(self.table)
+        stored = self._stored_rows(con, staged, files)
+        groups = self._groups(con, staged, stored, key_cols)
+        dups = duplicate_rows(groups, key_cols, data_cols)
+        if len(dups):
+            # Quarantined rows as the row pass staged them (the store's own rows are never quarantined).
+            con.register("dup_keys", dups[["_file", "_row", "rule", "rules", "detail"]])
+            rows = con.execute(f"SELECT s.*, d.rule, d.rules, d.detail FROM {staged} s "
+                               "JOIN dup_keys d ON s._file = d._file AND s._row = d._row").df()
+            con.unregister("dup_keys")
+            write_rows(rows, self.quarantine / f"{self.batch}-duplicates-{number:05d}.parquet")
+        self._write(con, staged, dups)
+        return len(dups)
+
+    # -- the store ------------------------------------------------------------------------------------
+
+    def _stored_rows(self, con: duckdb.DuckDBPyConnection, staged: str, files: list[Path]) -> str | None:
+        """A relation of the stored rows new rows may meet, in the staged layout; None when there is none."""
+        paths = self._stored_files(con, staged, files)
+        if not paths:
+            return None
+        if self.table.name == "attendance_daily":
+            hive = "hive_partitioning = true, hive_types = {'bucket': INTEGER, 'term': VARCHAR}"
+        elif self.table.has_student:
+            hive = "hive_partitioning = true, hive_types = {'bucket': INTEGER}"
+        else:
+            hive = "hive_partitioning = false"
+        select = ", ".join(_staged_from_stored(self.table, c) for c in _data_columns(self.table))
+        where = self._stored_filter(con, staged)
+        return f"(SELECT {select} FROM read_parquet({_paths(paths)}, {hive}) r {where})"
+
+    def _stored_files(self, con: duckdb.DuckDBPyConnection, staged: str, files: list[Path]) -> list[Path]:
+        if not self.store.is_dir():
+            return []
+        if not self.table.has_student:
+            return sorted(self.store.glob("*.parquet"))
+        buckets = sorted({f.parent.name for f in files})
+        if self.table.name != "attendance_daily":
+            return sorted(p for b in buckets for p in (self.store / b).glob("*.parquet"))
+        # Attendance is kept by term: only the terms of the new rows' dates can hold their keys.
+        codes = [r[0] for r in con.execute(f"SELECT DISTINCT term_code FROM {staged}").fetchall()]
+        terms = [f"term={c // 10}-{c % 10}" for c in codes if c]
+        return sorted(p for b in buckets for t in terms for p in (self.store / b / t).glob("*.parquet"))
+
+    def _stored_filter(self, con: duckdb.DuckDBPyConnection, staged: str) -> str:
+        """A WHERE clause on the terms or dates of the new rows: Parquet statistics skip the rest."""
+        if "term" in self.table.column_names and self.table.name in ("enrollments", "grades"):
+            terms = [r[0] for r in con.execute(f"SELECT DISTINCT term FROM {staged}").fetchall()]
+            return "WHERE r.term IN (" + ", ".join(f"'{t}'" for t in terms) + ")" if terms else "WHERE false"
+        column = self.table.date_column
+        if column is None or self.table.name == "attendance_daily":
+            return ""
+        low, high = con.execute(f'SELECT min("{column}")::DATE, max("{column}")::DATE FROM {staged}').fetchall()[0]
+        return f"WHERE r.\"{column}\" BETWEEN DATE '{low}' AND DATE '{high}'" if low else "WHERE false"
+
+    # -- groups and output ----------------------------------------------------------------------------
+
+    def _groups(self, con: duckdb.DuckDBPyConnection, staged: str, stored: str | None,
+                key_cols: list[str]) -> pd.DataFrame:
+        """Every staged row whose key is repeated or already stored, with the stored rows of those keys."""
+        keys = ", ".join(f'"{c}"' for c in key_cols)
+        repeated = f"SELECT {keys} FROM {staged} GROUP BY ALL HAVING count(*) > 1"
+        if stored is None:
+            return con.execute(f"SELECT s.*, false AS _stored FROM {staged} s "
+                               f"SEMI JOIN ({repeated}) k ON {_same('s', 'k', key_cols)}").df()
+        known = f"SELECT DISTINCT {keys} FROM {stored} r SEMI JOIN {staged} s ON {_same('r', 's', key_cols)}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _known AS {known}").fetchall()
+        rows = con.execute(
+            f"SELECT s.*, false AS _stored FROM {staged} s "
+            f"SEMI JOIN ({repeated} UNION SELECT * FROM _known) k ON {_same('s', 'k', key_cols)} "
+            f"UNION ALL BY NAME SELECT r.*, true AS _stored FROM {stored} r "
+            f"SEMI JOIN _known k ON {_same('r', 'k', key_cols)}").df()
+        con.execute("DROP TABLE _known").fetchall()
+        return rows
+
+    def _write(self, con: duckdb.DuckDBPyConnection, staged: str, dups: pd.DataFrame) -> None:
+        con.register("dup_rows", dups[["_file", "_row"]] if len(dups) else _NO_ROWS)
+        select = ", ".join(_output_column(self.table, c) for c in output_columns(self.table))
+        rows = f"SELECT {select} FROM {staged} s ANTI JOIN dup_rows d ON s._file = d._file AND s._row = d._row"
+        if self.table.has_student:
+            # Students are spread over buckets by pseudonym, so that feature building can
+            # take one bucket of students at a time and read only that bucket's files.
+            n = self.buckets
+            by = "bucket, term" if self.table.name == "attendance_daily" else "bucket"
+            con.execute(
+                f"COPY (SELECT *, ((student_key % {n}) + {n}) % {n} AS bucket FROM ({rows})) TO '{self.target}' "
+                f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), FILENAME_PATTERN 'part-{self.batch}-{{i}}', "
+                "OVERWRITE_OR_IGNORE)").fetchall()
+        elif con.execute(f"SELECT count(*) FROM ({rows})").fetchall()[0][0]:
+            # No empty file: a run that adds nothing must leave the table as it was.
+            self.target.mkdir(parents=True, exist_ok=True)
+            con.execute(f"COPY ({rows}) TO '{self.target / f'part-{self.batch}.parquet'}' "
+                        "(FORMAT parquet, COMPRESSION zstd)").fetchall()
+        con.unregister("dup_rows")
+
+
+def duplicate_rows(groups: pd.DataFrame, key_cols: list[str], data_cols: list[str]) -> pd.DataFrame:
+    """Of rows sharing a key, all but the first: exact copies (``duplicate``), then conflicts (``duplicate_key``).
+
+    Rows with ``_stored`` true are already in the validated store: they come first and are
+    never returned. The others count in file order (``_file``, ``_row``).
+    """
+    if groups.empty:
+        return groups.assign(rule=pd.Series(dtype="str"), rules=pd.Series(dtype="str"), detail=pd.Series(dtype="str"))
+    stored = groups["_stored"].to_numpy(dtype=bool) if "_stored" in groups else np.zeros(len(groups), dtype=bool)
+    groups = groups.assign(_stored=stored).sort_values(["_stored", "_file", "_row"], ascending=[False, True, True],
+                                                       kind="stable", na_position="first").reset_index(drop=True)
+    later_key = groups.duplicated(key_cols, keep="first")
+    exact = groups.duplicated(data_cols, keep="first")
+    first = groups.groupby(key_cols, dropna=False, sort=False)[["_file", "_row", "_stored"]].transform("first")
+    dups = groups.loc[later_key].drop(columns="_stored")
+    is_exact = exact[later_key].to_numpy()
+    dups["rule"] = np.where(is_exact, "duplicate", "duplicate_key")
+    dups["rules"] = dups["rule"]
+    where = first.loc[later_key]
+    dups["detail"] = [
+        f"{'copy of' if e else 'same key as'} {STORE_DETAIL if s else f'row {r} of {f}'}"
+        for e, f, r, s in zip(is_exact, where["_file"], where["_row"], where["_stored"], strict=True)
+    ]
+    return dups
+
+
+def _key_columns(table: Table) -> list[str]:
+    return [("student_key" if c == "student_id" else c) for c in table.unique_key] or _data_columns(table)
+
+
+def _data_columns(table: Table) -> list[str]:
+    cols = [c for c in table.column_names if c != "student_id"]
+    return ["student_key", *cols] if table.has_student else cols
+
+
+def _same(left: str, right: str, columns: list[str]) -> str:
+    # NULL-safe: a key with an empty optional value still matches its copy.
+    return " AND ".join(f'{left}."{c}" IS NOT DISTINCT FROM {right}."{c}"' for c in columns)
+
+
+def _paths(files: list[Path]) -> str:
+    return "[" + ", ".join(f"'{p}'" for p in files) + "]"
+
+
+def _staged_from_stored(table: Table, name: str) -> str:
+    """A stored column as the row pass stages it (numbers as DOUBLE, dates as timestamps), for comparison."""
+    kind = table.column(name).kind if name in table.column_names else None
+    if kind == "int":
+        return f'CAST(r."{name}" AS DOUBLE) AS "{name}"'
+    if kind == "date":
+        return f'CAST(r."{name}" AS TIMESTAMP_MS) AS "{name}"'
+    return f'r."{name}"'
+
+
+def output_columns(table: Table) -> list[str]:
+    """Columns of the validated table, in order (partition columns aside)."""
+    cols = _data_columns(table)
+    if table.name == "enrollments":
+        cols.insert(1, "id_hint")
+    if table.name == "attendance_daily":
+        cols += ["term", "school_id"]
+    return cols
+
+
+def _output_column(table: Table, name: str) -> str:
+    if table.name == "attendance_daily" and name == "term":
+        return "concat(s.term_code // 10, '-', s.term_code % 10) AS term"
+    if table.name == "attendance_daily" and name == "school_id":
+        return "lpad(CAST(CAST(s.school_code AS BIGINT) AS VARCHAR), 10, '0') AS school_id"
+    kind = table.column(name).kind if name in table.column_names else None
+    if kind == "int":
+        return f'CAST(s."{name}" AS BIGINT) AS "{name}"'
+    if kind == "date":
+        return f'CAST(s."{name}" AS DATE) AS "{name}"'
+    return f's."{name}"'
