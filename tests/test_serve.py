@@ -434,3 +434,26 @@ def _register_corrupt_version(home: Path, cache: Path, tmp_path: Path) -> str:
     (folder / "booster.txt").write_text("this is not a LightGBM model\n", encoding="utf-8")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     return str(client.create_model_version(MODEL_NAME, source=str(folder.resolve())).version)
+
+
+# ---------------------------------------------------------------- the OpenAPI contract, fuzzed (keep last: it may ack)
+def test_no_generated_request_makes_a_server_error(service, people):
+    """schemathesis against the live /openapi.json, a few examples per operation: no 5xx, no echoed ID."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{service['url']}/openapi.json")
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def check(case) -> None:
+            response = case.call(headers={"X-API-Key": people["tokens"]["admin"]}, timeout=60)
+            if response.status_code >= 500:
+                failures.append(f"{case.operation.label}: {response.status_code} {response.text[:200]}")
+
+        check()
+    assert failures == []
