@@ -1,0 +1,187 @@
+"""POST /v1/score under load, beside the same model served by `mlflow models serve`.
+
+Both servers run on this machine on loopback and get the same clients (1, 8 and
+32 threads, each sending one request at a time). Ours gets each student's raw
+records (the contract payload); MLflow gets that student's feature vector (what
+its pyfunc takes), so it does strictly less work per request. Prints p50/p99
+latency and throughput of each, and the ratios.
+
+python bench/bench_serve.py [--requests 240] [--students 24]
+The first run builds a small demo world under BENCH_DATA/serve (synth → validate
+→ train → promote, a few minutes); later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from bench_online import payloads
+from common import BENCH_DATA, RISK, ROOT, line, measure
+
+from risk.config import Settings
+from risk.data.ids import DEMO_KEY
+from risk.features.catalog import load_catalog
+from risk.features.service import OnlineFeatureBuilder
+from risk.store import create_key, open_store
+
+HOME = BENCH_DATA / "serve"
+AS_OF = dt.date(2026, 7, 24)  # ten weeks into the last synthetic term (2569-1)
+BIN = Path(sys.executable).parent
+
+
+def prepare() -> None:
+    """A demo world with a champion: synth, validate, train, promote (skipped when done)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    steps = [
+        (HOME / "source" / "synth_report.json",
+         ["synth", "--out", str(HOME / "source"), "--students", "3000", "--terms", "5", "--seed", "7", "--quiet"]),
+        (HOME / "validated" / "validation_report.json",
+         ["validate", str(HOME / "source"), str(HOME / "validated"), "--demo", "--quiet"]),
+        (HOME / "trained", ["train", "--data", str(HOME / "validated"), "--tracking-dir", str(HOME), "--demo",
+                            "--quiet"]),
+        (HOME / "promoted", ["promote", "--tracking-dir", str(HOME)]),
+    ]
+    for done, args in steps:
+        if not done.exists():
+            print(f"preparing: risk {args[0]}", flush=True)
+            measure([*RISK, *args], env=env, quiet=True)
+            if done.suffix == "":
+                done.touch()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=ROOT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{args[0]} exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            httpx.get(url, timeout=2)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise SystemExit(f"{' '.join(args[:3])} did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, requests: int
+         ) -> tuple[float, float, float, int]:
+    """(p50 ms, p99 ms, requests/s, failures) of ``requests`` POSTs from ``clients`` threads."""
+    latencies: list[float] = []
+    failures = [0]
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(headers={**headers, "Content-Type": "application/json"}, timeout=120) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                response = http.post(url, content=bodies[i % len(bodies)])
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    failures[0] += response.status_code != 200
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    wall = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - wall
+    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), requests / wall, failures[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=240)
+    parser.add_argument("--students", type=int, default=24)
+    args = parser.parse_args()
+    prepare()
+    store_url = f"sqlite:///{HOME.resolve() / 'risk.db'}"
+    token = create_key(open_store(store_url), "upstream", label="bench").token
+    catalog = load_catalog(ROOT / "configs" / "features.yaml")
+    builder = OnlineFeatureBuilder.load(HOME / "validated", catalog=catalog, settings=Settings(), key=DEMO_KEY)
+    ours, theirs = [], []
+    for payload in payloads(HOME / "source", AS_OF, args.students * 2):
+        payload = {k: [{c: v for c, v in r.items() if c not in ("_file", "_row")} for r in rows]
+                   for k, rows in payload.items()}
+        found = builder.features_many([payload], AS_OF)[0]
+        if isinstance(found, Exception):
+            continue
+        ours.append(json.dumps({"as_of": AS_OF.isoformat(), **payload}).encode())
+        row = [None if math.isnan(v) else v for v in found.values.tolist()]
+        theirs.append(json.dumps({"dataframe_split": {"columns": catalog.names, "data": [row]}}).encode())
+        if len(ours) == args.students:
+            break
+    records = np.mean([sum(len(v) for k, v in json.loads(b).items() if k != "as_of") for b in ours])
+    print(f"{len(ours)} students, {records:.0f} records each on average; {args.requests} requests per level")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(RISK_ID_KEY=DEMO_KEY.decode(), PATH=f"{BIN}:{env.get('PATH', '')}")
+    port, mport = free_port(), free_port()
+    config = HOME / "serve-bench.yaml"
+    config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "data": str(HOME / "validated"),
+                                  "store_url": store_url, "tracking_dir": str(HOME), "poll_seconds": 3600,
+                                  "rate_limit": {"per_second": 100000, "burst": 100000}}), encoding="utf-8")
+    server = start([*RISK, "serve", "--config", str(config)], env, f"http://127.0.0.1:{port}/readyz",
+                   HOME / "serve.log")
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{HOME.resolve() / 'mlflow.db'}"}
+    mlflow = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/dropout-risk@champion", "--env-manager",
+                    "local", "-h", "127.0.0.1", "-p", str(mport)], mlflow_env, f"http://127.0.0.1:{mport}/ping",
+                   HOME / "mlflow-serve.log")
+    try:
+        for bodies, url, headers in ((ours, f"http://127.0.0.1:{port}/v1/score", {"X-API-Key": token}),
+                                     (theirs, f"http://127.0.0.1:{mport}/invocations", {})):
+            load(url, bodies, headers, 4, 40)  # warm up
+        for clients in (1, 8, 32):
+            o50, o99, ors, ofail = load(f"http://127.0.0.1:{port}/v1/score", ours, {"X-API-Key": token}, clients,
+                                        args.requests)
+            m50, m99, mrs, mfail = load(f"http://127.0.0.1:{mport}/invocations", theirs, {}, clients, args.requests)
+            print(f"{clients} clients: risk serve p50 {o50:,.1f} ms, p99 {o99:,.1f} ms, {ors:,.1f} req/s"
+                  f" ({ofail} failed) | mlflow models serve p50 {m50:,.1f} ms, p99 {m99:,.1f} ms, {mrs:,.1f} req/s"
+                  f" ({mfail} failed)")
+            print("  p99 " + line("risk serve", o99, "ms", "mlflow models serve", m99))
+            print(f"  throughput: risk serve {ors:,.1f} req/s | baseline (mlflow models serve): {mrs:,.1f} req/s | "
+                  f"ratio {ors / mrs:.3g} ({'risk serve ' + format(ors / mrs, '.1f') + '× the baseline' if ors >= mrs else 'baseline ' + format(mrs / ors, '.1f') + '× risk serve'})")
+            if clients == 8:
+                print("  p99 " + line("risk serve, 8 clients", o99, "ms", "25 ms target", 25.0))
+    finally:
+        stop(server)
+        stop(mlflow)
+
+
+if __name__ == "__main__":
+    main()
