@@ -1,8 +1,8 @@
 """``make bench``: every benchmark in turn, each printing its figures beside a baseline measured in the same run.
 
-python bench/run.py            synth 100k×6 and 4M×2; validate and features at 100k and 1M
-python bench/run.py --quick    the small sizes only
-python bench/run.py --national also validate and build features for 4M students × 2 terms (~25 min)
+python bench/run.py            synth 100k×6 and 4M×2; validate and features at 100k and 1M; retrain 1M×4; score 4M
+python bench/run.py --quick    the small sizes only (retrain 100k×4, score 200k)
+python bench/run.py --national also validate and build features for 4M students × 2 terms (~25 min); retrain 4M×4
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ def main() -> int:
         ["bench_synth.py", *(["--quick"] if quick else [])],
         ["bench_validate.py", *(["--quick"] if quick else []), *(["--national"] if national else [])],
         ["bench_features.py", *(["--quick"] if quick else []), *(["--national"] if national else [])],
+        ["bench_train.py", *(["--quick"] if quick else []), *(["--national"] if national else [])],
+        ["bench_score.py", *(["--quick"] if quick else [])],
     ]
     failed = []
     for name, *args in runs:

@@ -1,0 +1,195 @@
+"""Explained batch scoring at national scale (``risk score``), beside its floor and a naive path, in the same run.
+
+1. A validated export of N students (``validated-Nx2`` of the other benches, else bench_train's ``Nx4``,
+   else a new N × 2 terms), and a champion: trained on a smaller export with the same catalog
+   (M students × 4 terms, for a temporal split) and promoted, once; reused on a rerun.
+2. The measured run: ``risk score --as-of <ten weeks into the last term> --data … --store sqlite:///…``
+   (wall time and peak RSS of the process tree), on a fresh store.
+3. ``risk features`` for the same as_of (timed on its own), then in a child process:
+   (i) the floor: bare ``booster.predict`` on that whole matrix plus ``pred_contrib`` on the rows the
+   scorer flagged; (ii) the naive path on a uniform sample of rows: ``shap.TreeExplainer(booster).shap_values``
+   on every row plus per-row Python reason building (sort the row's contributions, format the catalog's
+   texts in both languages), extrapolated to N.
+
+python bench/bench_score.py [--students N] [--quick] [--model-students M] [--sample R]
+  default   4,000,000 students; champion from 200,000 × 4 terms; naive sample 20,000 rows
+  --quick   200,000 students; champion from 50,000 × 4 terms
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench_features import mid_term
+from bench_train import validated as validated_export
+from common import BENCH_DATA, RISK, line, measure
+
+MODEL = "dropout-risk"
+
+
+def export(students: int) -> Path:
+    """A validated export of ``students``: one the other benches made, else a new one of 2 terms."""
+    for terms in (2, 4):
+        folder = BENCH_DATA / f"validated-{students}x{terms}"
+        if (folder / "validation_report.json").exists():
+            print(f"validated export reused: {folder}")
+            return folder
+    return validated_export(students, 2)  # same naming and steps, for 2 terms
+
+
+def champion(model_students: int) -> Path:
+    """The MLflow folder holding a promoted ``dropout-risk`` champion (trained and promoted once)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    tracking = BENCH_DATA / f"mlflow-score-{model_students}x4"
+    if (tracking / "mlflow.db").exists():
+        mlflow.set_tracking_uri(f"sqlite:///{tracking / 'mlflow.db'}")
+        try:
+            version = MlflowClient().get_model_version_by_alias(MODEL, "champion").version
+            print(f"champion reused: version {version} in {tracking}")
+            return tracking
+        except MlflowException:
+            pass
+    folder = validated_export(model_students, 4)
+    trained = measure([*RISK, "train", "--data", str(folder), "--tracking-dir", str(tracking), "--quiet"], quiet=True)
+    measure([*RISK, "promote", "--tracking-dir", str(tracking)], quiet=True)
+    print(f"champion trained on {model_students:,} × 4 terms and promoted: {trained.seconds:,.1f} s")
+    return tracking
+
+
+def features(folder: Path, as_of: str) -> tuple[Path, float, float]:
+    """The feature matrix at ``as_of`` (built once): path, seconds and peak RSS MB of the build."""
+    out = BENCH_DATA / f"features-{folder.name}-{as_of}.parquet"
+    timing = out.with_suffix(".json")
+    if not (out.exists() and timing.exists()):
+        run = measure([*RISK, "features", "--as-of", as_of, "--data", str(folder), "--out", str(out), "--quiet"],
+                      quiet=True)
+        timing.write_text(json.dumps({"seconds": run.seconds, "peak_rss_mb": run.peak_rss_mb}), encoding="utf-8")
+    measured = json.loads(timing.read_text(encoding="utf-8"))
+    return out, measured["seconds"], measured["peak_rss_mb"]
+
+
+def floor_child(tracking: Path, matrix: Path, scores: Path, sample: int, out: Path) -> None:
+    """(Child process) the floor on the whole matrix, and the naive path on a sample; timings to ``out``."""
+    import numpy as np
+    import pandas as pd
+    import shap
+
+    from risk.features.catalog import format_value
+    from risk.models.tracking import configure_tracking, resolve_model
+
+    configure_tracking(tracking)
+    _, bundle = resolve_model(MODEL, "champion")
+    names = bundle.names
+    keys = pd.read_parquet(matrix, columns=["student_key"])["student_key"]
+    X = pd.read_parquet(matrix, columns=names)[names].to_numpy(np.float64)
+    scored = pd.read_parquet(scores, columns=["student_key", "risk_class"])
+    flagged = np.flatnonzero(keys.isin(scored.loc[scored["risk_class"] != "normal", "student_key"]).to_numpy())
+
+    started = time.perf_counter()
+    bundle.booster.predict(X, num_threads=2)
+    predict = time.perf_counter() - started
+    started = time.perf_counter()
+    bundle.booster.predict(X[flagged], pred_contrib=True, num_threads=2)
+    contrib = time.perf_counter() - started
+
+    rows = np.random.default_rng(12).choice(len(X), size=min(sample, len(X)), replace=False)
+    Xs = X[rows]
+    del X
+    specs = [bundle.catalog.get(n) for n in names]
+    started = time.perf_counter()
+    bundle.booster.predict(Xs, num_threads=2)
+    values = shap.TreeExplainer(bundle.booster).shap_values(Xs)
+    values = values[1] if isinstance(values, list) else values
+    texts = []
+    for i in range(len(Xs)):  # the plain per-row loop a first version would write
+        order = sorted(range(len(names)), key=lambda j: values[i][j], reverse=True)
+        en: list[str] = []
+        th: list[str] = []
+        for j in order:
+            if len(en) == 3 or values[i][j] <= 0:
+                break
+            spec, value = specs[j], float(Xs[i][j])
+            if spec.direction == "none" or math.isnan(value):
+                continue
+            en.append(spec.reason.en.format(value=format_value(value, spec.unit, "en", spec.categories)))
+            th.append(spec.reason.th.format(value=format_value(value, spec.unit, "th", spec.categories)))
+        texts.append((json.dumps(en), json.dumps(th, ensure_ascii=False)))
+    naive = time.perf_counter() - started
+    out.write_text(json.dumps({"rows": len(keys), "flagged": len(flagged), "scored": len(scored),
+                               "predict_seconds": predict, "contrib_seconds": contrib,
+                               "naive_rows": len(rows), "naive_seconds": naive,
+                               "trees": bundle.booster.num_trees()}), encoding="utf-8")
+
+
+def bench(students: int, model_students: int, sample: int) -> None:
+    load = os.getloadavg()
+    folder = export(students)
+    tracking = champion(model_students)
+    as_of = mid_term(folder).isoformat()
+    store = BENCH_DATA / f"score-{folder.name}.db"
+    scores = BENCH_DATA / f"scores-{folder.name}.parquet"
+    for path in (store, scores):  # a fresh store each run: no earlier scores to compare alerts with
+        path.unlink(missing_ok=True)
+    shutil.rmtree(scores.with_name(scores.name + ".parts"), ignore_errors=True)
+    load_before = os.getloadavg()
+    run = measure([*RISK, "score", "--as-of", as_of, "--data", str(folder), "--store", f"sqlite:///{store}",
+                   "--out", str(scores), "--tracking-dir", str(tracking), "--quiet"], quiet=True)
+    load_after = os.getloadavg()
+    matrix, feature_seconds, feature_rss = features(folder, as_of)
+    out = BENCH_DATA / f"score-floor-{folder.name}.json"
+    child = measure([sys.executable, __file__, "--floor-child", str(tracking), str(matrix), str(scores), str(sample),
+                     str(out)])
+    f = json.loads(out.read_text(encoding="utf-8"))
+    floor = f["predict_seconds"] + f["contrib_seconds"]
+    naive = f["naive_seconds"] * f["scored"] / f["naive_rows"]
+
+    print(f"\nexplained scoring, {f['scored']:,} students at {as_of} ({folder.name}; champion from "
+          f"{model_students:,} × 4 terms, {f['trees']} trees): {f['flagged']:,} flagged (at-risk or problem) "
+          "explained")
+    print(f"  load average (1/5/15 min): at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; before the measured run "
+          f"{load_before[0]:.2f}; after {load_after[0]:.2f} (2 cores, shared)")
+    print(f"  risk score: {run.seconds:,.1f} s, {f['scored'] / run.seconds:,.0f} students/s, peak RSS "
+          f"{run.peak_rss_mb:,.0f} MB (target < 8,192 MB)")
+    print(f"  risk features alone (same as_of): {feature_seconds:,.1f} s, peak RSS {feature_rss:,.0f} MB")
+    print(f"  floor: booster.predict on {f['rows']:,} rows {f['predict_seconds']:,.1f} s + pred_contrib on "
+          f"{f['flagged']:,} flagged {f['contrib_seconds']:,.1f} s ({f['flagged'] / f['contrib_seconds']:,.0f} rows/s); "
+          f"child peak RSS {child.peak_rss_mb:,.0f} MB")
+    print(f"  naive: TreeExplainer + Python reasons on {f['naive_rows']:,} rows {f['naive_seconds']:,.1f} s "
+          f"({f['naive_rows'] / f['naive_seconds']:,.0f} rows/s) → {naive:,.0f} s for {f['scored']:,}")
+    rest = run.seconds - feature_seconds - floor
+    print(f"  where risk score's time goes (by subtraction): features ~{feature_seconds:,.0f} s, predict + SHAP "
+          f"~{floor:,.0f} s, the rest (reason texts, Parquet parts, store, alerts, drift, summaries) ~{rest:,.0f} s")
+    print("  " + line("risk score", run.seconds, "s", "floor: predict + pred_contrib on the flagged", floor))
+    print("  " + line("risk score", run.seconds, "s", "risk features + the floor", feature_seconds + floor))
+    print("  " + line("risk score", run.seconds, "s", "risk features + naive (extrapolated)", feature_seconds + naive))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--floor-child":
+        tracking, matrix, scores, sample, out = sys.argv[2:7]
+        floor_child(Path(tracking), Path(matrix), Path(scores), int(sample), Path(out))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=4_000_000)
+    parser.add_argument("--quick", action="store_true", help="200,000 students; champion from 50,000 × 4 terms")
+    parser.add_argument("--model-students", type=int, default=None, help="the champion's export (default 200,000)")
+    parser.add_argument("--sample", type=int, default=20_000, help="rows explained by the naive path")
+    args = parser.parse_args()
+    students = 200_000 if args.quick else args.students
+    model_students = args.model_students or (50_000 if args.quick else 200_000)
+    BENCH_DATA.mkdir(parents=True, exist_ok=True)
+    bench(students, model_students, args.sample)
+
+
+if __name__ == "__main__":
+    main()
