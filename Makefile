@@ -8,14 +8,14 @@ STAMP  := $(VENV)/.installed
 RISK   := $(BIN)/risk
 DATA   ?= data
 DEMO_STUDENTS ?= 20000
-DEMO_TERMS    ?= 4
+DEMO_TERMS    ?= 6
 # Ten weeks into the last synthetic term (2569-1, May–October 2026).
 DEMO_AS_OF    ?= 2026-07-24
 
 .PHONY: setup demo test bench bench-quick bench-national lint serve clean help
 
 help:
-	@echo "make demo   - synthetic export -> validate -> features (grows as capabilities land)"
+	@echo "make demo   - synthetic export -> risk term (validate, features, train, promote, score, alerts, report)"
 	@echo "make test   - the test suite"
 	@echo "make bench  - scale benchmarks (slow; figures beside their baselines); bench-quick, bench-national"
 	@echo "make lint   - ruff"
@@ -29,10 +29,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# synth, then the whole term's job: validate -> features -> train -> promote -> score -> alerts
+# -> summaries -> report, with a step table at the end. Run it again: every step is reused.
 demo: setup
 	$(RISK) synth --out $(DATA)/source --students $(DEMO_STUDENTS) --terms $(DEMO_TERMS) --seed 7
-	$(RISK) validate $(DATA)/source $(DATA)/validated --demo
-	$(RISK) features --as-of $(DEMO_AS_OF) --data $(DATA)/validated --out $(DATA)/features.parquet
+	$(RISK) term --source $(DATA)/source --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
+	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -10,6 +10,7 @@ the alias ``challenger``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,6 +32,7 @@ from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plo
 from risk.models.train import TrainingResult
 
 __all__ = ["RegisteredModel", "TrackingError", "champion_bundle", "configure_tracking", "load_bundle", "resolve_model",
+           "trained_version", "training_key",
            "log_training"]
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -97,7 +99,9 @@ def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, mod
         mlflow.set_tags({"code_version": bundle.meta["code_version"], "inputs_hash": result.inputs_hash,
                          "catalog_version": bundle.meta["catalog_version"],
                          "data_window": json.dumps(result.split.as_dict()),
-                         "evaluated_champion_version": result.champion_version or ""})
+                         "evaluated_champion_version": result.champion_version or "",
+                         "training_key": training_key(result.inputs_hash, bundle.meta["catalog_version"],
+                                                      settings_dump)})
         mlflow.log_metrics(_metrics(result))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -112,6 +116,30 @@ def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, mod
             mlflow.log_artifacts(str(folder / "report"), artifact_path="evaluation")
         MlflowClient().set_registered_model_alias(model_name, "challenger", version)
         return RegisteredModel(name=model_name, version=version, run_id=run.info.run_id, alias="challenger")
+
+
+def training_key(inputs_hash: str, catalog_version: str, settings_dump: dict[str, Any]) -> str:
+    """What a model depends on (data, catalog, training settings) as one hash: equal keys, same model."""
+    text = json.dumps([inputs_hash, catalog_version, settings_dump], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def trained_version(model_name: str, experiment: str, key: str) -> str | None:
+    """The registered version already trained with ``key`` (see :func:`training_key`), if any."""
+    client = MlflowClient()
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = client.search_runs([found.experiment_id], filter_string=f"tags.training_key = '{key}'",
+                                  order_by=["attributes.start_time DESC"], max_results=5)
+        for run in runs:
+            versions = client.search_model_versions(f"name = '{model_name}' and run_id = '{run.info.run_id}'")
+            if versions:
+                return str(versions[0].version)
+    except MlflowException as exc:
+        raise TrackingError(f"MLflow at {_safe(mlflow.get_tracking_uri())} cannot be searched: {exc.message}") from exc
+    return None
 
 
 def _signature(names: list[str]) -> ModelSignature:

@@ -47,6 +47,7 @@ from risk.store import (
     find_unfinished_run,
     finish_run,
     start_run,
+    summaries,
     write_alerts,
     write_bucket_scores,
     write_summaries,
@@ -76,6 +77,9 @@ class ScoreReport(BaseModel):
     seconds: float
     peak_rss_mb: float
     output: str
+    step_seconds: dict[str, float] = {}
+    flagged: int = 0
+    areas: int = 0
 
     def summary_lines(self) -> list[str]:
         mix = ", ".join(f"{k} {v:,}" for k, v in self.classes.items())
@@ -121,10 +125,13 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
             bar.advance(task)
     files = [parts / f"bucket={b}.parquet" for b in buckets]
     drift = _drift(profile, parts, buckets, scoring)
+    steps = {"score": time.perf_counter() - started}
     alerts = build_alerts(store, files, as_of=as_of, bundle=bundle, scoring=scoring)
     write_alerts(store, run_id, alerts)
+    steps["alerts"] = time.perf_counter() - started - steps["score"]
     write_summaries(store, run_id, area_summaries(files))
     students, classes = _assemble(files, out)
+    steps["summaries"] = time.perf_counter() - started - steps["score"] - steps["alerts"]
     if students == 0:
         raise RiskError(f"no student in {validated} is enrolled at {as_of}: check --as-of against the terms validated")
     finish_run(store, run_id, students=students, drift=drift)
@@ -133,7 +140,13 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                        classes=classes, buckets=len(buckets), buckets_resumed=resumed,
                        alerts=alerts["kind"].value_counts().to_dict() if len(alerts) else {},
                        drifted=drift["drifted"], score_psi=drift["score_psi"],
-                       seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out))
+                       seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out),
+                       step_seconds={k: round(v, 2) for k, v in steps.items()},
+                       flagged=classes["at_risk"] + classes["problem"], areas=_areas(store, run_id))
+
+
+def _areas(store: Store, run_id: str) -> int:
+    return sum(len(summaries(store, run_id, level)) for level in ("school", "district", "province", "region", "nation"))
 
 
 def _score_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf, bundle: ModelBundle,

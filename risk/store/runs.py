@@ -19,7 +19,7 @@ from sqlalchemy import select
 from risk.store.db import Store, StoreError
 from risk.store.models import ScoringRun, ScoringRunBucket
 
-__all__ = ["done_buckets", "fail_run", "find_unfinished_run", "finish_run", "latest_finished_run",
+__all__ = ["done_buckets", "fail_run", "find_unfinished_run", "finish_run", "finished_run", "latest_finished_run",
            "previous_finished_run", "run_record", "start_run", "utc_now"]
 
 
@@ -128,5 +128,15 @@ def latest_finished_run(store: Store) -> str | None:
     """The newest finished run (by as_of, then finishing time)."""
     stmt = (select(ScoringRun.run_id).where(ScoringRun.status == "finished")
             .order_by(ScoringRun.as_of.desc(), ScoringRun.finished_at.desc()).limit(1))
+    with store.session() as session:
+        return session.scalar(stmt)
+
+
+def finished_run(store: Store, *, as_of: dt.date, model_version: str) -> str | None:
+    """A finished run of this model version at ``as_of`` (a term job run again reuses it)."""
+    stmt = (select(ScoringRun.run_id)
+            .where(ScoringRun.as_of == as_of, ScoringRun.model_version == model_version,
+                   ScoringRun.status == "finished")
+            .order_by(ScoringRun.finished_at.desc()).limit(1))
     with store.session() as session:
         return session.scalar(stmt)

@@ -1,0 +1,278 @@
+"""``risk term``: one school term's whole job, in order, resumable, one at a time per data folder.
+
+validate → features → train → promote → score → alerts → summaries → report.
+
+Each step is skipped when what it would make already exists for the same inputs:
+an export already validated, feature points cached under the inputs hash, a model
+registered with the same training key (data, catalog, settings), a finished scoring
+run of the same model and date. So a run killed at any step, run again, goes on
+from the step that did not finish, and a run that finished, run again, changes
+nothing. A lock file keeps two runs off one data folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from risk.config import Settings
+from risk.errors import RiskError
+from risk.features.catalog import Catalog
+from risk.logs import get_logger
+from risk.models.settings import TrainSettings
+from risk.scoring.settings import ScoringSettings
+
+__all__ = ["StepRecord", "TermJob", "TermLockedError", "run_term"]
+
+log = get_logger(__name__)
+
+
+class TermLockedError(RiskError):
+    """Another ``risk term`` holds the data folder."""
+
+
+@dataclass
+class StepRecord:
+    """One row of the step table."""
+
+    step: str
+    status: str = "ran"  # ran | reused
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    rows_in: str = ""
+    rows_out: str = ""
+
+
+@dataclass
+class TermJob:
+    """What ``risk term`` was asked to do and where everything lives."""
+
+    source: Path
+    as_of: dt.date
+    data_dir: Path
+    id_key: bytes
+    settings: Settings
+    train_settings: TrainSettings
+    scoring: ScoringSettings
+    catalog: Catalog
+    catalog_yaml: bytes
+    store_url: str | None = None
+    truth: Path | None = None
+    progress: bool = True
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def validated(self) -> Path:
+        return self.data_dir / "validated"
+
+
+class _PeakMeter:
+    """Peak RSS of this process and its children while a step runs (sampled every 0.2 s)."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                rss = 0
+            self.peak = max(self.peak, rss)
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> _PeakMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def _step(job: TermJob, name: str) -> Iterator[StepRecord]:
+    record = StepRecord(name)
+    started = time.perf_counter()
+    with _PeakMeter() as meter:
+        yield record
+    record.seconds = round(time.perf_counter() - started, 2)
+    record.peak_rss_mb = round(meter.peak / 2**20, 1)
+    job.steps.append(record)
+    log.info("term step done", step=name, status=record.status, seconds=record.seconds)
+
+
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    """Hold ``data_dir/.risk-term.lock``; a second run gets a clear error instead of a corrupt store."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / ".risk-term.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise TermLockedError(f"{data_dir} is in use by another `risk term` ({holder}); wait for it to finish") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} since {dt.datetime.now().isoformat(timespec='seconds')}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def run_term(job: TermJob) -> list[StepRecord]:
+    """Run the term's job; returns the step table (also on ``job.steps``)."""
+    from risk.models.tracking import configure_tracking
+
+    with _locked(job.data_dir):
+        configure_tracking(job.data_dir)
+        _validate(job)
+        _features(job)
+        version = _train(job)
+        _promote(job)
+        _score(job, version)
+        _report(job)
+    return job.steps
+
+
+def _validate(job: TermJob) -> None:
+    from risk.data.validate import validate_sources
+
+    with _step(job, "validate") as record:
+        data = job.settings.data
+        report = validate_sources(job.source, job.validated, key=job.id_key, chunk_rows=data.chunk_rows,
+                                  buckets=data.student_buckets, memory_limit=data.duckdb_memory_limit,
+                                  workers=data.workers, progress=job.progress)
+        rows_in = sum(t.rows_in for t in report.tables)
+        used = sum(t.used for t in report.tables)
+        record.rows_in, record.rows_out = f"{rows_in:,} rows", f"{used:,} used"
+        if getattr(report, "skipped", False):
+            record.status = "reused"
+
+
+def _features(job: TermJob) -> None:
+    """Every feature point training needs, built once and cached under the inputs hash."""
+    from risk.models.samples import (
+        cached_features,
+        inputs_hash,
+        known_outcome_terms,
+        outcome_connection,
+        sample_points,
+    )
+
+    with _step(job, "features") as record:
+        con = outcome_connection(job.validated, job.settings)
+        samples = job.train_settings.samples
+        lead = job.train_settings.evaluation.lead_time_week
+        points = [p for term in known_outcome_terms(con)
+                  for p in sample_points(con, term, sorted({*samples.weeks, lead}), samples.last_school_day)]
+        inputs = inputs_hash(job.validated, job.settings)
+        reused = sum(cached_features(job.validated, p, settings=job.settings, catalog=job.catalog, inputs=inputs)[1]
+                     for p in points)
+        record.rows_in = f"{len(points)} points"
+        record.rows_out = f"{len(points) - reused} built, {reused} reused"
+        record.status = "reused" if points and reused == len(points) else "ran"
+
+
+def _train(job: TermJob) -> str:
+    from risk.models.samples import inputs_hash
+    from risk.models.tracking import champion_bundle, log_training, trained_version, training_key
+    from risk.models.train import train_model
+
+    ts = job.train_settings
+    with _step(job, "train") as record:
+        dump = ts.model_dump(mode="json")
+        key = training_key(inputs_hash(job.validated, job.settings), job.catalog.version, dump)
+        version = trained_version(ts.mlflow.model_name, ts.mlflow.experiment, key)
+        if version is not None:
+            record.status, record.rows_out = "reused", f"model version {version}"
+            return version
+        result = train_model(job.validated, settings=job.settings, train_settings=ts, catalog=job.catalog,
+                             catalog_yaml=job.catalog_yaml, truth=job.truth,
+                             id_key=job.id_key if job.truth else None, champion=champion_bundle(ts.mlflow.model_name),
+                             progress=job.progress)
+        registered = log_training(result, data_dir=job.data_dir, experiment=ts.mlflow.experiment,
+                                  model_name=ts.mlflow.model_name, settings_dump=dump)
+        record.rows_in = f"{result.rows['train']['rows']:,} training rows"
+        record.rows_out = (f"model version {registered['version']} "
+                           f"(AUC {result.evaluation.metric('model', 'roc_auc'):.3f})")
+        return str(registered["version"])
+
+
+def _promote(job: TermJob) -> None:
+    from risk.models.registry import promote
+
+    with _step(job, "promote") as record:
+        decision = promote(job.train_settings.mlflow.model_name, job.train_settings.promotion)
+        record.rows_in = f"challenger {decision.challenger}"
+        champion = decision.challenger if decision.promoted else decision.champion_before
+        record.rows_out = f"champion {champion}" + ("" if decision.promoted else " (kept)")
+        if not decision.promoted and decision.champion_before == decision.challenger:
+            record.status = "reused"
+        for reason in decision.reasons:
+            log.info("promotion", reason=reason)
+
+
+def _score(job: TermJob, trained: str) -> None:
+    from risk.models.tracking import resolve_model
+    from risk.scoring.batch import score_students
+    from risk.store import default_store_url, finished_run, open_store, run_record
+
+    store = open_store(job.store_url or default_store_url(job.data_dir))
+    name = job.train_settings.mlflow.model_name
+    version, bundle = resolve_model(name, "champion")
+    done = finished_run(store, as_of=job.as_of, model_version=version)
+    if done is not None:
+        run = run_record(store, done)
+        for step in ("score", "alerts", "summaries"):
+            job.steps.append(StepRecord(step, "reused", rows_out=f"run {done[:8]}, {run['students']:,} students"))
+        return
+    with _PeakMeter() as meter:
+        report = score_students(job.validated, job.as_of, bundle=bundle, model_name=name, model_version=version,
+                                store=store, out=job.data_dir / "scores.parquet", settings=job.settings,
+                                scoring=job.scoring, progress=job.progress)
+    peak = round(meter.peak / 2**20, 1)
+    seconds = report.step_seconds
+    job.steps += [
+        StepRecord("score", "ran", seconds.get("score", 0.0), peak, f"model version {version}",
+                   f"{report.students:,} students, {report.flagged:,} flagged"
+                   + (f" ({report.buckets_resumed} buckets resumed)" if report.buckets_resumed else "")),
+        StepRecord("alerts", "ran", seconds.get("alerts", 0.0), peak, f"{report.students:,} scores",
+                   f"{sum(report.alerts.values()):,} alerts"),
+        StepRecord("summaries", "ran", seconds.get("summaries", 0.0), peak, f"{report.students:,} scores",
+                   f"{report.areas:,} areas"),
+    ]
+
+
+def _report(job: TermJob) -> None:
+    from risk.scoring.term_report import term_report
+    from risk.store import default_store_url, open_store
+
+    with _step(job, "report") as record:
+        path = term_report(open_store(job.store_url or default_store_url(job.data_dir)),
+                           job.data_dir / "report.html")
+        record.rows_out = str(path)
+
+
+def step_table_rows(steps: list[StepRecord]) -> list[dict[str, Any]]:
+    """The step table as plain rows (for printing and for benchmarks)."""
+    return [vars(s) for s in steps]

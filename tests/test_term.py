@@ -1,0 +1,115 @@
+"""``risk term``: the whole job in one command, reused when run again, resumed after a real kill, locked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import WORLD_KEY, small_train_settings
+
+from risk.store import latest_finished_run, latest_scores, open_store
+from risk.term import _locked
+
+AS_OF = "2026-07-24"
+STEPS = ["validate", "features", "train", "promote", "score", "alerts", "summaries", "report"]
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "train.yaml"
+    path.write_text(yaml.safe_dump(small_train_settings().model_dump(mode="json")), encoding="utf-8")
+    return path
+
+
+def term_command(world: Path, data: Path, config: Path) -> list[str]:
+    return [sys.executable, "-m", "risk", "--log-level", "INFO", "term", "--source", str(world / "source"),
+            "--as-of", AS_OF, "--store", str(data), "--train-config", str(config), "--quiet"]
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["RISK_ID_KEY"] = WORLD_KEY.decode()
+    env["COLUMNS"] = "200"  # the step table on one line per step
+    return env
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=900)
+
+
+def step_rows(stdout: str) -> dict[str, str]:
+    """step -> status, read from the printed table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.split("│") if c.strip()]
+        if len(cells) >= 2 and cells[0] in STEPS:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def twice(world, small_config, tmp_path_factory):
+    data = tmp_path_factory.mktemp("term")
+    first = run(term_command(world, data, small_config))
+    second = run(term_command(world, data, small_config))
+    return data, first, second
+
+
+def test_term_runs_every_step_and_prints_the_table(twice):
+    data, first, _ = twice
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list(step_rows(first.stdout)) == STEPS
+    assert (data / "report.html").exists() and (data / "scores.parquet").exists()
+
+
+def test_term_run_again_reuses_every_step_after_validation(twice):
+    _, _, second = twice
+    assert second.returncode == 0, second.stderr[-2000:]
+    statuses = step_rows(second.stdout)
+    assert all(statuses[s] == "reused" for s in STEPS if s not in ("validate", "report")), statuses
+
+
+def test_a_second_term_on_the_same_folder_is_refused(world, small_config, tmp_path):
+    with _locked(tmp_path):
+        busy = run(term_command(world, tmp_path, small_config))
+    assert busy.returncode == 2
+    assert "in use by another `risk term`" in busy.stderr
+
+
+def kill_when(command: list[str], marker: str, timeout: float = 600) -> None:
+    """Start ``command`` and SIGKILL its process group as soon as ``marker`` appears on stderr."""
+    process = subprocess.Popen(command, env=environment(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    assert process.stderr is not None
+    for line in process.stderr:
+        if marker in line:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        if time.monotonic() > deadline:
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, f"the run ended before {marker!r}"
+
+
+@pytest.mark.parametrize("marker", ["step=features", "step=promote"])
+def test_killed_term_resumes_and_every_score_is_there_once(world, small_config, tmp_path, marker):
+    command = term_command(world, tmp_path, small_config)
+    kill_when(command, marker)
+    finished = run(command)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    run_id = latest_finished_run(store)
+    stored = pd.concat(latest_scores(store, run_id, columns=["student_key"]))
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert stored["student_key"].is_unique
+    assert sorted(stored["student_key"]) == sorted(scores["student_key"])
+    enrollments = pd.read_parquet(tmp_path / "validated" / "enrollments")
+    assert not enrollments.duplicated(["student_key", "term"]).any()
