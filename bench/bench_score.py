@@ -11,9 +11,11 @@
    on every row plus per-row Python reason building (sort the row's contributions, format the catalog's
    texts in both languages), extrapolated to N.
 
-python bench/bench_score.py [--students N] [--quick] [--model-students M] [--sample R]
-  default   4,000,000 students; champion from 200,000 × 4 terms; naive sample 20,000 rows
-  --quick   200,000 students; champion from 50,000 × 4 terms
+python bench/bench_score.py [--students N] [--quick] [--model-students M] [--sample R] [--champion-from DIR]
+  default          4,000,000 students; champion from 200,000 × 4 terms; naive sample 20,000 rows
+  --quick          200,000 students; champion from 50,000 × 4 terms
+  --champion-from  the challenger registered in DIR (bench_train's data/bench/mlflow-train-1000000x4,
+                   for example), promoted in a copy of that store, instead of training one
 """
 
 from __future__ import annotations
@@ -44,13 +46,18 @@ def export(students: int) -> Path:
     return validated_export(students, 2)  # same naming and steps, for 2 terms
 
 
-def champion(model_students: int) -> Path:
-    """The MLflow folder holding a promoted ``dropout-risk`` champion (trained and promoted once)."""
+def champion(model_students: int, source: Path | None = None) -> Path:
+    """The MLflow folder holding a promoted ``dropout-risk`` champion (trained and promoted once).
+
+    With ``source`` (an MLflow folder of ``risk train``, bench_train's for example), its store is
+    copied and its challenger promoted in the copy, so no model is trained here and the source's
+    own registry is left as it was (the artifacts are read where they are).
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking = BENCH_DATA / f"mlflow-score-{model_students}x4"
+    tracking = BENCH_DATA / (f"mlflow-score-from-{source.name}" if source else f"mlflow-score-{model_students}x4")
     if (tracking / "mlflow.db").exists():
         mlflow.set_tracking_uri(f"sqlite:///{tracking / 'mlflow.db'}")
         try:
@@ -59,6 +66,12 @@ def champion(model_students: int) -> Path:
             return tracking
         except MlflowException:
             pass
+    if source is not None:
+        tracking.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "mlflow.db", tracking / "mlflow.db")
+        measure([*RISK, "promote", "--tracking-dir", str(tracking)], quiet=True)
+        print(f"champion: the challenger of {source}, promoted in a copy of its store ({tracking})")
+        return tracking
     folder = validated_export(model_students, 4)
     trained = measure([*RISK, "train", "--data", str(folder), "--tracking-dir", str(tracking), "--quiet"], quiet=True)
     measure([*RISK, "promote", "--tracking-dir", str(tracking)], quiet=True)
@@ -131,10 +144,10 @@ def floor_child(tracking: Path, matrix: Path, scores: Path, sample: int, out: Pa
                                "trees": bundle.booster.num_trees()}), encoding="utf-8")
 
 
-def bench(students: int, model_students: int, sample: int) -> None:
+def bench(students: int, model_students: int, sample: int, champion_from: Path | None) -> None:
     load = os.getloadavg()
     folder = export(students)
-    tracking = champion(model_students)
+    tracking = champion(model_students, champion_from)
     as_of = mid_term(folder).isoformat()
     store = BENCH_DATA / f"score-{folder.name}.db"
     scores = BENCH_DATA / f"scores-{folder.name}.parquet"
@@ -153,9 +166,9 @@ def bench(students: int, model_students: int, sample: int) -> None:
     floor = f["predict_seconds"] + f["contrib_seconds"]
     naive = f["naive_seconds"] * f["scored"] / f["naive_rows"]
 
-    print(f"\nexplained scoring, {f['scored']:,} students at {as_of} ({folder.name}; champion from "
-          f"{model_students:,} × 4 terms, {f['trees']} trees): {f['flagged']:,} flagged (at-risk or problem) "
-          "explained")
+    made = f"the challenger of {champion_from.name}" if champion_from else f"{model_students:,} × 4 terms"
+    print(f"\nexplained scoring, {f['scored']:,} students at {as_of} ({folder.name}; champion from {made}, "
+          f"{f['trees']} trees): {f['flagged']:,} flagged (at-risk or problem) explained")
     print(f"  load average (1/5/15 min): at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; before the measured run "
           f"{load_before[0]:.2f}; after {load_after[0]:.2f} (2 cores, shared)")
     print(f"  risk score: {run.seconds:,.1f} s, {f['scored'] / run.seconds:,.0f} students/s, peak RSS "
@@ -184,11 +197,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="200,000 students; champion from 50,000 × 4 terms")
     parser.add_argument("--model-students", type=int, default=None, help="the champion's export (default 200,000)")
     parser.add_argument("--sample", type=int, default=20_000, help="rows explained by the naive path")
+    parser.add_argument("--champion-from", type=Path, default=None,
+                        help="promote the challenger of this MLflow folder (a copy of it) instead of training one")
     args = parser.parse_args()
     students = 200_000 if args.quick else args.students
     model_students = args.model_students or (50_000 if args.quick else 200_000)
     BENCH_DATA.mkdir(parents=True, exist_ok=True)
-    bench(students, model_students, args.sample)
+    bench(students, model_students, args.sample, args.champion_from)
 
 
 if __name__ == "__main__":
