@@ -185,6 +185,8 @@ def train(
     from risk.models.tracking import champion_bundle, configure_tracking, log_training
     from risk.models.train import train_model
 
+    if not (data / "enrollments").is_dir():
+        raise RiskError(f"{data} holds no validated data: run `risk validate` first")
     loaded = load_settings(settings)
     ts = load_train_settings(config)
     catalog_path = catalog or loaded.resolve(loaded.features.catalog)

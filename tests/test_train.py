@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -142,3 +144,39 @@ def test_bundle_parts_are_plain_files(first, tmp_path):
         assert paths[name].read_text().lstrip().startswith("{")
     assert not list(tmp_path.rglob("*.pkl"))
     assert isinstance(pd.read_json(paths["policy"], typ="series"), pd.Series)
+
+
+def test_optuna_trials_are_nested_runs(first, world):
+    home, _, _, _ = first
+    result, settings = fit(world, optuna__trials=2)
+    assert len(result.trials) == 2
+    registered = log(result, settings, home)
+    children = MlflowClient().search_runs(
+        [MlflowClient().get_run(registered["run_id"]).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{registered['run_id']}'")
+    assert len(children) == 2 and all("stop_auc" in c.data.metrics for c in children)
+
+
+def risk_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run([sys.executable, "-m", "risk", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_training_without_validated_data_is_one_sentence(tmp_path):
+    done = risk_cli("train", "--data", str(tmp_path / "nothing"), "--tracking-dir", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "holds no validated data: run `risk validate` first" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 2
+
+
+def test_a_window_without_known_outcomes_is_one_sentence(tables, tmp_path, id_key):
+    from conftest import write_source
+
+    from risk.data.validate import validate_sources
+
+    validate_sources(write_source(tables, tmp_path / "source"), tmp_path / "validated", key=id_key, progress=False)
+    done = risk_cli("train", "--data", str(tmp_path / "validated"), "--tracking-dir", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "training needs 3 terms with a known outcome" in done.stderr and "has 0" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -11,6 +11,7 @@ the alias ``challenger``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 import tempfile
@@ -52,8 +53,10 @@ class RegisteredModel(dict):
 
 def configure_tracking(data_dir: Path) -> str:
     """Point MLflow at ``MLFLOW_TRACKING_URI`` or at ``<data_dir>/mlflow.db``; returns the URI in use."""
-    # MLflow's download bars would drown risk's own progress lines.
+    # MLflow's download bars and database notices would drown risk's own lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +95,8 @@ def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, mod
     bundle = result.bundle
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{result.split.test[0]}") as run:
         for trial in result.trials:
-            with mlflow.start_run(run_name=f"optuna-trial-{trial['number']}", nested=True):
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"optuna-trial-{trial['number']}",
+                                  nested=True):
                 mlflow.log_params({k: v for k, v in trial["params"].items()})
                 mlflow.log_metric("stop_auc", trial["stop_auc"])
         mlflow.log_params(_params(result, settings_dump))
