@@ -93,6 +93,7 @@ class EvaluationSettings(_Strict):
     fairness_min_rows: int = Field(50, ge=1)
     baseline_max_rows: int = Field(300_000, ge=1_000)
     shap_sample_rows: int = Field(2_000, ge=10)
+    profile_max_rows: int = Field(200_000, ge=1_000)
     abc_attendance_below: float = Field(0.90, gt=0, le=1)
     context_features: list[str] = Field(default_factory=list)
 

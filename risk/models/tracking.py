@@ -11,8 +11,8 @@ the alias ``challenger``.
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path

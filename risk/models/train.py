@@ -162,11 +162,16 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     if unknown_rules:
         raise RiskError(f"policy rules name features the catalog does not have: {', '.join(unknown_rules)}")
     discrete = [n for n in train.names if catalog.get(n).unit in ("category", "flag")]
-    profile = training_profile(train.X.astype(np.float64), train.names,
-                               choice.calibrator.transform(booster.predict(train.X)),
-                               sample_weight=train.weight.astype(np.float64), discrete=discrete)
+    # Medians and bins need no more than a few hundred thousand rows; a student sample keeps
+    # the profile's cost flat at national scale.
+    cap = ts.evaluation.profile_max_rows
+    sampled = _sample(train, cap, ts.samples.seed + 6)
+    profile = training_profile(sampled.X.astype(np.float64), train.names,
+                               choice.calibrator.transform(booster.predict(sampled.X)),
+                               sample_weight=sampled.weight.astype(np.float64), discrete=discrete)
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
-    drift_profiles = _drift_profiles([calibration, test], booster, choice.calibrator, discrete)
+    drift_profiles = _drift_profiles([_sample(calibration, cap, ts.samples.seed + 7),
+                                      _sample(test, cap, ts.samples.seed + 8)], booster, choice.calibrator, discrete)
     meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
@@ -223,11 +228,19 @@ def _all_scores(bundle: ModelBundle, train: Samples, calibration: Samples, test:
     scores["logistic"] = logistic.predict_proba(test.X)[:, 1]
     if any(name in train.names for name in ts.evaluation.context_features):
         context, context_calibrator, columns = context_only_model(
-            train, calibration, ts.evaluation.context_features, ts.lightgbm.params,
-            trees=max(bundle.meta["best_iteration"], 50), catalog=catalog)
+            _sample(train, ts.evaluation.baseline_max_rows, ts.samples.seed + 3), calibration,
+            ts.evaluation.context_features, ts.lightgbm.params,
+            trees=min(max(bundle.meta["best_iteration"], 50), 300), catalog=catalog)
         scores["context_only"] = context_calibrator.transform(context.predict(test.X[:, columns]))
     scores["abc_rule"] = abc_rule_score(test, ts.evaluation.abc_attendance_below)
     return scores, {n for n in scores if n != "abc_rule"}
+
+
+def _sample(samples: Samples, max_rows: int, seed: int) -> Samples:
+    """A uniform sample of students whose rows number about ``max_rows`` (all rows when fewer)."""
+    if samples.rows <= max_rows:
+        return samples
+    return samples.subset(student_uniform(samples.meta["student_key"].to_numpy(), seed) < max_rows / samples.rows)
 
 
 def _drift_profiles(roles: list[Samples], booster: Any, calibrator: Any, discrete: list[str]) -> dict[str, Any]:
