@@ -2,8 +2,10 @@
 
 The same payloads (students with a year of records: two terms of daily attendance,
 grades, screenings) go through both, one call at a time, then through the builder
-from 8 threads at once (the service's thread pool). Prints p50/p99 per call and
-the ratio, and checks that both paths give the same vectors.
+from 8 threads at once (the service's thread pool), and in micro-batches of 8
+(``features_many``: one check pass and one statement, as the service's
+MicroBatcher sends them). Prints p50/p99 per call and the ratios, and checks
+that both paths give the same vectors.
 
 python bench/bench_online.py [--students 20] [--calls 200]
 """
@@ -130,6 +132,13 @@ def main() -> None:
     t50, t99 = percentiles(threaded)
     print(f"  8 clients (thread pool): p50 {t50:,.1f} ms, p99 {t99:,.1f} ms, {args.calls / wall:,.0f} calls/s")
     print("    p99 " + line("builder, 8 clients", t99, "ms", "25 ms target", 25.0))
+    # The service's micro-batches: eight students in one features_many call (one check pass, one statement).
+    batches = [[usable[(i * 8 + j) % len(usable)] for j in range(8)] for i in range(max(args.calls // 8, 10))]
+    batch_ms = [timed(lambda b: builder.features_many(b, as_of), b)[0] for b in batches]
+    b50, b99 = percentiles(batch_ms)
+    print(f"  micro-batch of 8 (features_many): p50 {b50:,.1f} ms, p99 {b99:,.1f} ms per batch, "
+          f"{b50 / 8:,.1f} ms per student at p50")
+    print("    p50 " + line("batch of 8", b50, "ms", "8 single calls", 8 * new50))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,59 @@ def test_a_payload_mixing_students_is_refused(small):
         builder.features(tables, AS_OF)
 
 
+def test_a_mixed_batch_is_checked_in_one_pass_with_the_results_of_single_calls(small):
+    _, _, builder = small
+    bad = payload_of(clean_tables(), STUDENTS[1])
+    bad["attendance_daily"][1]["status"] = "Present"  # not_allowed
+    bad["assistance"].append(dict(bad["assistance"][0]))  # duplicate, record 2
+    refused = payload_of(clean_tables(), STUDENTS[0])
+    refused["enrollments"][0]["grade_level"] = "P7"  # its only enrollment: nothing scorable
+    payloads = [payload_of(clean_tables(), STUDENTS[0]), bad, refused, payload_of(clean_tables(), STUDENTS[2])]
+    together = builder.features_many(payloads, AS_OF)
+    assert [(r.table, r.record, r.rule) for r in together[1].rejected] == [
+        ("attendance_daily", 1, "not_allowed"), ("assistance", 2, "duplicate")]
+    assert together[0].rejected == () and together[3].rejected == ()
+    assert isinstance(together[2], ContractError) and "grade_level = P7: not_allowed" in str(together[2])
+    for payload, result in zip(payloads, together, strict=True):
+        alone = builder.features_many([payload], AS_OF)[0]
+        if isinstance(alone, ContractError):
+            assert str(result) == str(alone)
+        else:
+            assert (result.student_key, result.rejected, result.hint) == (alone.student_key, alone.rejected, alone.hint)
+            np.testing.assert_array_equal(result.values, alone.values)
+
+
+def test_two_payloads_of_one_student_in_a_batch_are_not_duplicates_of_each_other(small):
+    _, _, builder = small
+    payload = payload_of(clean_tables(), STUDENTS[1])
+    first, second = builder.features_many([payload, copy.deepcopy(payload)], AS_OF)
+    assert first.rejected == () and second.rejected == ()
+    np.testing.assert_array_equal(first.values, second.values)
+    checked = builder.rules.check_many([payload, payload], KEY)
+    assert checked[0].batch is not checked[1].batch  # checked in separate passes
+
+
+def test_a_payload_that_cannot_be_read_fails_alone(small):
+    _, _, builder = small
+    broken = payload_of(clean_tables(), STUDENTS[0])
+    del broken["enrollments"][0]["term"]  # a required column missing from its first record
+    good = payload_of(clean_tables(), STUDENTS[2])
+    result, fine = builder.features_many([broken, good], AS_OF)
+    assert isinstance(result, ContractError) and "term" in str(result)
+    np.testing.assert_array_equal(fine.values, builder.features(good, AS_OF).values)
+
+
+def test_values_typed_differently_by_payload_parse_as_each_would_alone(small):
+    _, _, builder = small
+    numbers = payload_of(clean_tables(), STUDENTS[0])
+    for row in numbers["enrollments"]:
+        row["classroom"] = 61  # a number where the contract has text
+    texts = payload_of(clean_tables(), STUDENTS[2])
+    together = builder.features_many([numbers, texts], AS_OF)
+    assert together[0].hint.classroom == "61"
+    assert together[1].hint == builder.features(texts, AS_OF).hint
+
+
 def test_checks_reject_the_same_records_with_the_same_rules_as_pandera():
     records = [row for s in STUDENTS for row in payload_of(clean_tables(), s)["enrollments"]]
     records[0]["student_id"] = "1234567890123"  # wrong check digit

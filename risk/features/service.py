@@ -33,7 +33,7 @@ from risk.features.base import AsOf, sql_text
 from risk.features.build import FeaturePlan, feature_plan
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
-from risk.features.payload import CheckedPayload, PayloadRules, Rejected
+from risk.features.payload import CheckedBatch, CheckedPayload, PayloadRules, Rejected
 from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
 from risk.logs import get_logger
 
@@ -132,40 +132,33 @@ class OnlineFeatureBuilder:
                       as_of: dt.date) -> list[OnlineFeatures | ContractError]:
         """The feature vectors of many students' payloads at ``as_of``, in one statement where possible.
 
-        Each payload is checked on its own (its bad records left out with their
-        rule); the valid records of all of them are registered together and the
-        plan runs once, which is what makes a batch cheaper than its calls one by
-        one (DuckDB's cost per statement is fixed). Features are per student, so a
-        student's vector does not depend on who shares the statement; two payloads
-        of the same student go to separate statements.
+        The payloads are checked together, one pass per table
+        (:meth:`PayloadRules.check_many`; each payload's bad records left out with
+        their rule); the valid records of all of them are registered together and
+        the plan runs once, which is what makes a batch cheaper than its calls one
+        by one (the checks' and DuckDB's costs per call are mostly fixed). Features
+        are per student, so a student's vector does not depend on who shares the
+        statement; two payloads of the same student go to separate statements.
 
         Returns one item per payload, in order: its features, or the ContractError
         saying why nothing of it can be scored.
         """
         point = AsOf(as_of)
-        out: list[OnlineFeatures | ContractError | CheckedPayload] = []
-        for tables in payloads:
-            try:
-                out.append(self.rules.check(tables, self.key))
-            except ContractError as exc:
-                out.append(exc)
-        pending = [i for i, item in enumerate(out) if isinstance(item, CheckedPayload)]
-        while pending:
-            group, later, keys = [], [], set()
-            for i in pending:
-                (later if out[i].student_key in keys else group).append(i)
-                keys.add(out[i].student_key)
-            rows = self._rows(point, [out[i] for i in group])
-            for i in group:
-                out[i] = self._result(out[i], rows.get(out[i].student_key), point)
-            pending = later
+        out: list[OnlineFeatures | ContractError | CheckedPayload] = list(self.rules.check_many(payloads, self.key))
+        batches: dict[int, tuple[CheckedBatch, list[int]]] = {}
+        for i, item in enumerate(out):
+            if isinstance(item, CheckedPayload):
+                batches.setdefault(id(item.batch), (item.batch, []))[1].append(i)
+        for batch, members in batches.values():
+            rows = self._rows(point, batch)
+            hints = _hints(batch.frames["enrollments"], point.term)
+            for i in members:
+                out[i] = self._result(out[i], rows.get(out[i].student_key), hints, point)
         return out  # type: ignore[return-value]
 
-    def _rows(self, point: AsOf, checked: list[CheckedPayload]) -> dict[int, tuple]:
-        """The plan's row of each student of ``checked`` (students enrolled at ``point`` only)."""
-        frames = {name: pd.concat([c.frames[name] for c in checked], ignore_index=True) if len(checked) > 1
-                  else checked[0].frames[name] for name in STUDENT_TABLES}
-        schools = sorted(set(frames["enrollments"]["school_id"]))
+    def _rows(self, point: AsOf, batch: CheckedBatch) -> dict[int, tuple]:
+        """The plan's row of each student of ``batch`` (students enrolled at ``point`` only)."""
+        schools = sorted(set(batch.frames["enrollments"]["school_id"]))
         statement = self._plan(point).as_one_statement((
             ("schools", "SELECT * FROM ref_schools"),
             ("calendar", f"SELECT * FROM ref_calendar WHERE school_id IN ({', '.join(map(sql_text, schools))})"),
@@ -173,19 +166,16 @@ class OnlineFeatureBuilder:
         ))
         cursor = self._cursor()
         for name in STUDENT_TABLES:
-            cursor.register(name, pa.Table.from_pandas(frames[name], preserve_index=False))
+            cursor.register(name, pa.Table.from_pandas(batch.frames[name], preserve_index=False))
         return {row[0]: row for row in cursor.execute(statement).fetchall()}
 
-    def _result(self, checked: CheckedPayload, row: tuple | None, point: AsOf) -> OnlineFeatures | ContractError:
+    def _result(self, checked: CheckedPayload, row: tuple | None, hints: Mapping[int, DisplayHint],
+                point: AsOf) -> OnlineFeatures | ContractError:
         if row is None:
             return ContractError(f"the student is not enrolled at {point.date} (term {point.term}): nothing to score")
-        enrollments = checked.frames["enrollments"]
-        now = enrollments[enrollments["term"] == point.term].iloc[0]
-        hint = DisplayHint(str(now["id_hint"]), str(now["grade_level"]), _text(now["classroom"]), _text(now["sex"]),
-                           str(now["school_id"]))
         values = np.array([np.nan if v is None else v for v in row[4:]], dtype=np.float64)
         return OnlineFeatures(checked.student_key, point.date, row[2], row[3], tuple(self.catalog.names), values,
-                              hint, checked.rejected)
+                              hints[checked.student_key], checked.rejected)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor: its registered payload views are its own."""
@@ -236,6 +226,14 @@ class OnlineFeatureBuilder:
                     chosen = days[days["school_id"] == school]
                     self._days[school] = school_day_codes(chosen["school_id"], chosen["date"])
         return np.concatenate([self._days[s] for s in schools]) if schools else np.empty(0, np.int64)
+
+
+def _hints(enrollments: pd.DataFrame, term: str) -> dict[int, DisplayHint]:
+    """Each student's display hint from their first valid enrollment of ``term``."""
+    now = enrollments[(enrollments["term"] == term).to_numpy()].drop_duplicates("student_key")
+    return {int(key): DisplayHint(str(hint), str(grade), _text(room), _text(sex), str(school))
+            for key, hint, grade, room, sex, school in zip(now["student_key"], now["id_hint"], now["grade_level"],
+                                                           now["classroom"], now["sex"], now["school_id"], strict=True)}
 
 
 def _text(value: object) -> str | None:
