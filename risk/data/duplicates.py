@@ -118,8 +118,7 @@ class DuplicatePass:
         if self.table.name != "attendance_daily":
             return sorted(p for b in buckets for p in (self.store / b).glob("*.parquet"))
         # Attendance is kept by term: only the terms of the new rows' dates can hold their keys.
-        codes = [r[0] for r in con.execute(f"SELECT DISTINCT term_code FROM {staged}").fetchall()]
-        terms = [f"term={c // 10}-{c % 10}" for c in codes if c]
+        terms = [f"term={r[0]}" for r in con.execute(f"SELECT DISTINCT term FROM {staged}").fetchall()]
         return sorted(p for b in buckets for t in terms for p in (self.store / b / t).glob("*.parquet"))
 
     def _stored_filter(self, con: duckdb.DuckDBPyConnection, staged: str) -> str:
@@ -239,10 +238,6 @@ def output_columns(table: Table) -> list[str]:
 
 
 def _output_column(table: Table, name: str) -> str:
-    if table.name == "attendance_daily" and name == "term":
-        return "concat(s.term_code // 10, '-', s.term_code % 10) AS term"
-    if table.name == "attendance_daily" and name == "school_id":
-        return "lpad(CAST(CAST(s.school_code AS BIGINT) AS VARCHAR), 10, '0') AS school_id"
     kind = table.column(name).kind if name in table.column_names else None
     if kind == "int":
         return f'CAST(s."{name}" AS BIGINT) AS "{name}"'

@@ -73,7 +73,7 @@ class RowPass:
             for number, chunk in enumerate(iter_chunks(path, self.table, self.chunk_rows, self.source_dir)):
                 frame = self._prepared(chunk)
                 clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type))
-                staged.write(frame.loc[clean])
+                staged.write(_staged_layout(self.table, frame.loc[clean]))
                 if not clean.all():
                     name = f"{self.prefix}part-{index:05d}-{number:05d}.parquet"
                     write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
@@ -95,6 +95,32 @@ class RowPass:
         return frame
 
 
+def _staged_layout(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
+    """Clean attendance rows carry their term and school as the validated table does (text).
+
+    Made here, once per distinct value of a chunk, rather than formatted row by row when
+    the validated files are written (a third of that write's time at 100M rows).
+    """
+    if table.name != "attendance_daily" or "term_code" not in frame:
+        return frame
+    term = _labels(frame.pop("term_code").to_numpy(np.int64), lambda c: f"{c // 10}-{c % 10}")
+    school = _labels(frame.pop("school_code").to_numpy().astype(np.int64), lambda c: f"{c:010d}")
+    return frame.assign(term=term, school_id=school)
+
+
+def _labels(values: np.ndarray, label: Callable[[int], str]) -> pd.Categorical:
+    codes, uniques = pd.factorize(values)
+    return pd.Categorical.from_codes(codes, [label(int(u)) for u in uniques])
+
+
+def _arrow(frame: pd.DataFrame) -> pa_arrow.Table:
+    """``frame`` as Arrow with every dictionary indexed by int32, so that all chunks share one schema."""
+    table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
+    fields = [pa_arrow.field(f.name, pa_arrow.dictionary(pa_arrow.int32(), f.type.value_type))
+              if pa_arrow.types.is_dictionary(f.type) else f for f in table.schema]
+    return table.cast(pa_arrow.schema(fields))
+
+
 class _BucketWriters:
     """One Parquet writer per bucket for the clean rows of one source file; one row group per chunk."""
 
@@ -114,7 +140,7 @@ class _BucketWriters:
         if frame.empty:
             return
         frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
-        table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
+        table = _arrow(frame)
         if self.schema is None:
             self.schema = table.schema
         elif not table.schema.equals(self.schema):

@@ -179,13 +179,19 @@ def validate_sources(
         run = _Run(source_dir, out_dir, new_batch_id(content), manifest.buckets, files, known_rows,
                    Pseudonymizer(key), chunk_rows, memory_limit, workers,
                    append=bool(manifest.exports))
-        counts = run.validate_all(progress)
-        report = ValidationReport(source=str(source_dir), output=str(out_dir), batch=run.batch,
-                                  mode="append" if run.append else "new",
-                                  seconds=round(time.perf_counter() - started, 2), tables=counts)
-        manifest.exports[content] = run.batch
-        write_commit(out_dir, run.batch, run=report.model_dump(), cumulative=_cumulative(out_dir, report).model_dump(),
-                     manifest=manifest, changed=report.changed)
+        try:
+            counts = run.validate_all(progress)
+            report = ValidationReport(source=str(source_dir), output=str(out_dir), batch=run.batch,
+                                      mode="append" if run.append else "new",
+                                      seconds=round(time.perf_counter() - started, 2), tables=counts)
+            manifest.exports[content] = run.batch
+            write_commit(out_dir, run.batch, run=report.model_dump(),
+                         cumulative=_cumulative(out_dir, report).model_dump(), manifest=manifest,
+                         changed=report.changed)
+        except BaseException:
+            # Not committed: nothing of this run may stay (a killed process is cleaned up by the next run).
+            shutil.rmtree(out_dir / INCOMING / run.batch, ignore_errors=True)
+            raise
         publish(out_dir, run.batch)
     return report
 
