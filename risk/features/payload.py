@@ -311,21 +311,23 @@ def _parse_many(name: str, lists: list[tuple[int, list[dict[str, Any]]]],
     value parses (text sent as numbers, say), each payload is typed on its own.
     """
     table = TABLES[name]
-    arrows, where = [], []
-    for i, records in lists:
-        if not records or out[i] is not None:
-            continue
-        try:
-            arrow = pa.Table.from_pylist(records)
-            check_columns(Path(f"payload:{name}"), table, arrow.column_names)
-        except (pa.ArrowException, TypeError, AttributeError) as exc:
-            out[i] = ContractError(f"payload table {name}: records are not uniform JSON objects ({exc})")
-            continue
-        except ContractError as exc:
-            out[i] = exc
-            continue
-        arrows.append(arrow.select([c for c in table.column_names if c in arrow.column_names]))
-        where.append(i)
+    lists = [(i, records) for i, records in lists if records and out[i] is None]
+    arrows, where = _as_one(table, lists), [i for i, _ in lists]
+    if arrows is None:
+        arrows, where = [], []
+        for i, records in lists:
+            try:
+                arrow = pa.Table.from_pylist(records)
+                check_columns(Path(f"payload:{name}"), table, arrow.column_names)
+            except (pa.ArrowException, TypeError, AttributeError) as exc:
+                out[i] = ContractError(f"payload table {name}: records are not uniform JSON objects ({exc})")
+                continue
+            except ContractError as exc:
+                out[i] = exc
+                continue
+            found = set(arrow.column_names)
+            arrows.append(arrow.select([c for c in table.column_names if c in found]))
+            where.append(i)
     if not arrows:
         return None
     payload = np.repeat(np.array(where, dtype=np.int64), [a.num_rows for a in arrows])
@@ -341,12 +343,35 @@ def _parse_many(name: str, lists: list[tuple[int, list[dict[str, Any]]]],
     return _Rows(frame, bad, payload, record)
 
 
+def _as_one(table: Table, lists: list[tuple[int, list[dict[str, Any]]]]) -> list[pa.Table] | None:
+    """All payloads' records as one Arrow table when every payload's first record has the same keys (the usual case).
+
+    Arrow takes a table's columns from its first record, so the payloads then get
+    the columns they would get alone. None when they differ, or on any error (each
+    payload is then read on its own and gets its own error).
+    """
+    if len(lists) < 2 or not all(isinstance(records[0], dict) for _, records in lists):
+        return None
+    keys = lists[0][1][0].keys()
+    if any(records[0].keys() != keys for _, records in lists[1:]):
+        return None
+    try:
+        arrow = pa.Table.from_pylist([record for _, records in lists for record in records])
+        check_columns(Path(f"payload:{table.name}"), table, arrow.column_names)
+    except (pa.ArrowException, TypeError, AttributeError, ContractError):
+        return None
+    found = set(arrow.column_names)
+    arrow = arrow.select([c for c in table.column_names if c in found])
+    if _combined(table, [arrow]) is None:
+        return None
+    offsets = np.cumsum([0, *(len(records) for _, records in lists)])
+    return [arrow.slice(start, stop - start) for start, stop in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
 def _combined(table: Table, arrows: list[pa.Table]) -> pa.Table | None:
     """The payloads' tables as one, or None when a column's type is not one that parses the same in any company."""
-    if len(arrows) == 1:
-        return arrows[0]
     try:
-        combined = pa.concat_tables(arrows, promote_options="permissive")
+        combined = arrows[0] if len(arrows) == 1 else pa.concat_tables(arrows, promote_options="permissive")
     except (pa.ArrowException, TypeError):
         return None
     kinds = {c.name: c.kind for c in table.columns}
