@@ -99,12 +99,14 @@ def kill_when(command: list[str], marker: str, timeout: float = 600) -> None:
     assert process.returncode == -signal.SIGKILL, f"the run ended before {marker!r}"
 
 
-@pytest.mark.parametrize("marker", ["step=features", "step=promote"])
-def test_killed_term_resumes_and_every_score_is_there_once(world, small_config, tmp_path, marker):
+def test_killed_term_resumes_at_two_steps_and_every_row_is_there_once(world, small_config, tmp_path):
     command = term_command(world, tmp_path, small_config)
-    kill_when(command, marker)
+    kill_when(command, "step='features'")  # killed while training
+    kill_when(command, "step='promote'")   # killed while scoring
     finished = run(command)
     assert finished.returncode == 0, finished.stderr[-2000:]
+    statuses = step_rows(finished.stdout)
+    assert statuses["features"] == "reused" and statuses["train"] == "reused"
     store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
     run_id = latest_finished_run(store)
     stored = pd.concat(latest_scores(store, run_id, columns=["student_key"]))
