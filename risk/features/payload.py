@@ -28,23 +28,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.backends.pandas.builtin_checks  # noqa: F401  (pandas implementations of Check.isin, …)
 import pandera.pandas as pdr
-import pyarrow as pa
 
 from risk.data.contract import TABLES, Table
-from risk.data.ids import masked_id, pseudonym, valid_student_id_mask
+from risk.data.ids import masked_id, pseudonym
 from risk.data.quarantine import ROW, _from_pandera, _unparsed, split_chunk
-from risk.data.reading import check_columns, typed_frame
 from risk.data.row_rules import _LOOKUP_COLUMNS
 from risk.data.schemas import References, attach_lookups, build_schema, enrollment_key, term_codes
 from risk.data.validate import _duplicate_rows
 from risk.errors import ContractError
+from risk.features.payload_records import Records, parse_many, the_students
 from risk.features.sources import STUDENT_TABLES, empty_frame
 
 __all__ = ["CheckedBatch", "CheckedPayload", "PayloadRules", "Rejected", "schema_failures"]
@@ -154,28 +152,6 @@ def _rule(check: pdr.Check) -> str:
     return check.error if check.error is not None else check.name
 
 
-@dataclass
-class _Rows:
-    """One table's records of many payloads, parsed once: ``payload`` and ``record`` say where each row came from.
-
-    ``frame`` has one row per record (RangeIndex); ``bad`` maps a column to its
-    mask of unparseable values; ``payload`` and ``record`` are int64 arrays of
-    shape (n_rows,): the payload's position in the call and the record's position
-    in that payload's list.
-    """
-
-    frame: pd.DataFrame
-    bad: dict[str, np.ndarray]
-    payload: np.ndarray
-    record: np.ndarray
-
-    def take(self, keep: np.ndarray) -> _Rows:
-        if keep.all():
-            return self
-        return _Rows(self.frame[keep].reset_index(drop=True), {c: m[keep] for c, m in self.bad.items() if m[keep].any()},
-                     self.payload[keep], self.record[keep])
-
-
 class PayloadRules:
     """The row rules of every student table, with what a validated folder knows about schools and calendar.
 
@@ -216,9 +192,9 @@ class PayloadRules:
             if unknown:
                 out[i] = ContractError(f"payload has tables that are not student tables: {', '.join(sorted(unknown))}")
         live = [i for i, item in enumerate(out) if item is None]
-        parsed = {name: _parse_many(name, [(i, payloads[i].get(name) or []) for i in live], out)
+        parsed = {name: parse_many(name, [(i, payloads[i].get(name) or []) for i in live], out)
                   for name in STUDENT_TABLES}
-        students = _the_students(parsed, [i for i in live if out[i] is None], out)
+        students = the_students(parsed, [i for i in live if out[i] is None], out)
         pending = {i: (sid, pseudonym(sid, key)) for i, sid in students.items()}
         while pending:  # one pass per round of distinct students (two payloads of one student: two rounds)
             round_, seen = {}, set()
@@ -230,7 +206,7 @@ class PayloadRules:
             pending = {i: v for i, v in pending.items() if i not in round_}
         return out  # type: ignore[return-value]
 
-    def _check_round(self, parsed: Mapping[str, _Rows | None], students: Mapping[int, tuple[str, int]],
+    def _check_round(self, parsed: Mapping[str, Records | None], students: Mapping[int, tuple[str, int]],
                      out: list[CheckedPayload | ContractError | None]) -> None:
         """Check the payloads of ``students`` (payload → (student_id, pseudonym)), all of different students."""
         size = len(out)
@@ -270,7 +246,7 @@ class PayloadRules:
                 found = sorted(rejected[i], key=lambda r: (STUDENT_TABLES.index(r.table), r.record))
                 out[i] = CheckedPayload(int(keys[i]), tuple(found), batch)
 
-    def _clean(self, name: str, rows: _Rows | None, keys: np.ndarray, refs: References,
+    def _clean(self, name: str, rows: Records | None, keys: np.ndarray, refs: References,
                rejected: dict[int, list[Rejected]]) -> tuple[pd.DataFrame, np.ndarray]:
         """The table's valid records in the validated layout and the payload of each; the others go to ``rejected``."""
         table = TABLES[name]
@@ -293,121 +269,6 @@ class PayloadRules:
         if not kept.all():
             frame, payload = frame[kept], payload[kept]
         return _validated_layout(table, frame), payload
-
-
-# pyarrow types a column may have after JSON → Arrow and still parse as it would alone (see _combined).
-_NEUTRAL = {"id": ("string", "null"), "text": ("string", "null"), "term": ("string", "null"),
-            "date": ("string", "null"), "float": ("string", "int64", "double", "null"),
-            "int": ("string", "int64", "double", "null"), "bool": ("string", "bool", "null")}  # fmt: skip
-
-
-def _parse_many(name: str, lists: list[tuple[int, list[dict[str, Any]]]],
-                out: list[CheckedPayload | ContractError | None]) -> _Rows | None:
-    """Parse one table of many payloads at once; a payload whose records cannot be read gets its ContractError.
-
-    The payloads' records go to Arrow one payload at a time (as each would alone:
-    the columns are those of its first record) and are typed in one pass. When a
-    column's JSON types differ between payloads in a way that could change how a
-    value parses (text sent as numbers, say), each payload is typed on its own.
-    """
-    table = TABLES[name]
-    lists = [(i, records) for i, records in lists if records and out[i] is None]
-    arrows, where = _as_one(table, lists), [i for i, _ in lists]
-    if arrows is None:
-        arrows, where = [], []
-        for i, records in lists:
-            try:
-                arrow = pa.Table.from_pylist(records)
-                check_columns(Path(f"payload:{name}"), table, arrow.column_names)
-            except (pa.ArrowException, TypeError, AttributeError) as exc:
-                out[i] = ContractError(f"payload table {name}: records are not uniform JSON objects ({exc})")
-                continue
-            except ContractError as exc:
-                out[i] = exc
-                continue
-            found = set(arrow.column_names)
-            arrows.append(arrow.select([c for c in table.column_names if c in found]))
-            where.append(i)
-    if not arrows:
-        return None
-    payload = np.repeat(np.array(where, dtype=np.int64), [a.num_rows for a in arrows])
-    record = np.concatenate([np.arange(a.num_rows, dtype=np.int64) for a in arrows])
-    combined = _combined(table, arrows)
-    if combined is not None:
-        frame, bad = typed_frame(combined, table)
-        return _Rows(frame, bad, payload, record)
-    typed = [typed_frame(a, table) for a in arrows]
-    bad = {c: np.concatenate([b.get(c, np.zeros(a.num_rows, dtype=bool)) for a, (_, b) in zip(arrows, typed, strict=True)])
-           for c in {c for _, b in typed for c in b}}
-    frame = pd.concat([f for f, _ in typed], ignore_index=True)
-    return _Rows(frame, bad, payload, record)
-
-
-def _as_one(table: Table, lists: list[tuple[int, list[dict[str, Any]]]]) -> list[pa.Table] | None:
-    """All payloads' records as one Arrow table when every payload's first record has the same keys (the usual case).
-
-    Arrow takes a table's columns from its first record, so the payloads then get
-    the columns they would get alone. None when they differ, or on any error (each
-    payload is then read on its own and gets its own error).
-    """
-    if len(lists) < 2 or not all(isinstance(records[0], dict) for _, records in lists):
-        return None
-    keys = lists[0][1][0].keys()
-    if any(records[0].keys() != keys for _, records in lists[1:]):
-        return None
-    try:
-        arrow = pa.Table.from_pylist([record for _, records in lists for record in records])
-        check_columns(Path(f"payload:{table.name}"), table, arrow.column_names)
-    except (pa.ArrowException, TypeError, AttributeError, ContractError):
-        return None
-    found = set(arrow.column_names)
-    arrow = arrow.select([c for c in table.column_names if c in found])
-    if _combined(table, [arrow]) is None:
-        return None
-    offsets = np.cumsum([0, *(len(records) for _, records in lists)])
-    return [arrow.slice(start, stop - start) for start, stop in zip(offsets[:-1], offsets[1:], strict=True)]
-
-
-def _combined(table: Table, arrows: list[pa.Table]) -> pa.Table | None:
-    """The payloads' tables as one, or None when a column's type is not one that parses the same in any company."""
-    try:
-        combined = arrows[0] if len(arrows) == 1 else pa.concat_tables(arrows, promote_options="permissive")
-    except (pa.ArrowException, TypeError):
-        return None
-    kinds = {c.name: c.kind for c in table.columns}
-    if any(str(field.type) not in _NEUTRAL[kinds[field.name]] for field in combined.schema):
-        return None
-    return combined
-
-
-def _the_students(parsed: Mapping[str, _Rows | None], live: list[int],
-                  out: list[CheckedPayload | ContractError | None]) -> dict[int, str]:
-    """The one valid student_id of each live payload's enrollments; every other valid ID must be the same."""
-    ids: dict[int, dict[str, set[str]]] = {i: {} for i in live}
-    present = [(name, rows) for name, rows in parsed.items() if rows is not None]
-    if present:
-        # One validity check over every table's IDs: a payload repeats its student's ID in each record.
-        values = np.concatenate([rows.frame["student_id"].to_numpy(dtype=object) for _, rows in present])
-        tables = np.repeat(np.arange(len(present)), [len(rows.frame) for _, rows in present])
-        payloads = np.concatenate([rows.payload for _, rows in present])
-        codes, uniques = pd.factorize(values)
-        known = valid_student_id_mask(np.asarray(uniques, dtype=object))
-        valid = (codes >= 0) & known[np.maximum(codes, 0)] if len(known) else np.zeros(len(codes), dtype=bool)
-        triples = np.unique(np.stack([payloads[valid], tables[valid], codes[valid]]), axis=1)
-        for p, t, code in triples.T:
-            if int(p) in ids:
-                ids[int(p)].setdefault(present[t][0], set()).add(uniques[code])
-    found: dict[int, str] = {}
-    for i, by_table in ids.items():
-        students = by_table.get("enrollments", set())
-        if not students:
-            out[i] = ContractError("the payload has no enrollment with a valid student_id: nothing can be scored")
-        elif len(students) > 1 or any(not seen <= students for seen in by_table.values()):
-            out[i] = ContractError("a payload holds one student: every record must carry the student_id of its "
-                                   "enrollments")
-        else:
-            found[i] = next(iter(students))
-    return found
 
 
 def _without_duplicates(table: Table, frame: pd.DataFrame, payload: np.ndarray,
