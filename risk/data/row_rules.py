@@ -149,8 +149,10 @@ class _BucketWriters:
             self._writer(-1).write_table(table)
             return
         # The same bucket as the validated layout (and DuckDB's): student_key mod buckets, never negative.
-        bucket = np.mod(frame["student_key"].to_numpy(), self.buckets)
-        order = np.argsort(bucket, kind="stable")  # stable: rows keep their file order inside a bucket
+        bucket = np.mod(frame["student_key"].to_numpy(), self.buckets).astype(np.uint16)
+        # Stable, so rows keep their file order inside a bucket; on small integers numpy's
+        # stable sort is a radix sort, ten times faster than on int64.
+        order = np.argsort(bucket, kind="stable")
         edges = np.searchsorted(bucket[order], np.arange(self.buckets + 1))
         table = table.take(order)
         for b in range(self.buckets):
