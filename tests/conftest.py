@@ -255,3 +255,18 @@ def champion(champion_store):
     """(tracking folder, model version, bundle) of the session's champion; read it, do not change it."""
     home, _, result, registered = champion_store
     return home, registered["version"], result.bundle
+
+
+def stop_process_group(process) -> None:
+    """Stop a server started with ``start_new_session=True``: SIGTERM to its group, SIGKILL if it lingers."""
+    import os
+    import signal
+    import subprocess
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

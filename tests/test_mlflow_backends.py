@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import stop_process_group
 from mlflow.tracking import MlflowClient
 
 from risk.models.tracking import champion_bundle, configure_tracking
@@ -47,16 +47,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     env = {**env, "PATH": os.pathsep.join([str(MLFLOW.parent), env.get("PATH", "")])}
     with log.open("wb") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float) -> None:
@@ -97,7 +87,7 @@ def served(champion_store, tmp_path_factory) -> Iterator[str]:
         wait_until_up(f"http://127.0.0.1:{port}/ping", process, log, 120)
         yield f"http://127.0.0.1:{port}"
     finally:
-        stop(process)
+        stop_process_group(process)
 
 
 def test_served_champion_gives_the_training_probabilities_and_classes(served, champion_store):
@@ -179,7 +169,7 @@ def tracking_server(postgres_schema, tmp_path) -> Iterator[str]:
         # configure_tracking pointed this process's MLflow at the server: point it back.
         mlflow.set_tracking_uri(before_uris[0])
         mlflow.set_registry_uri(before_uris[1])
-        stop(process)
+        stop_process_group(process)
 
 
 @pytest.mark.postgres

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import httpx
 import mlflow
 import pandas as pd
 import pytest
-from conftest import MODEL_NAME, WORLD_KEY
+from conftest import MODEL_NAME, WORLD_KEY, stop_process_group
 from mlflow.tracking import MlflowClient
 
 from risk.config import load_settings
@@ -75,18 +74,8 @@ def start_service(folder: Path, *, data: Path, store_url: str, tracking_dir: Pat
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    stop_service(process)
+    stop_process_group(process)
     pytest.fail(f"risk serve did not answer in time:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def stop_service(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def source_tables(source: Path) -> dict[str, pd.DataFrame]:
@@ -179,7 +168,7 @@ def service(world, registry, scored, tmp_path_factory) -> Iterator[dict]:
     try:
         yield {"url": base, "log": log, "process": process, "cache": folder / "cache", "folder": folder}
     finally:
-        stop_service(process)
+        stop_process_group(process)
 
 
 @pytest.fixture(scope="module")
@@ -417,7 +406,7 @@ def test_a_corrupt_champion_is_refused_and_a_restart_without_mlflow_uses_the_cac
                               timeout=60)
         assert response.status_code == 200 and response.json()["model_version"] == "2"
     finally:
-        stop_service(process)
+        stop_process_group(process)
 
 
 def _set_champion(home: Path, version: str) -> None:
