@@ -200,6 +200,19 @@ def test_values_typed_differently_by_payload_parse_as_each_would_alone(small):
     assert together[1].hint == builder.features(texts, AS_OF).hint
 
 
+def test_many_dates_on_one_thread_still_give_each_date_its_own_vector(small):
+    """Each date's plan is prepared once per thread; old ones are dropped after 16 dates."""
+    _, _, builder = small
+    payload = payload_of(clean_tables(), STUDENTS[0])
+    first = builder.features(payload, AS_OF).values
+    early = builder.features(payload, dt.date(2024, 6, 4)).values
+    for day in range(1, 19):
+        builder.features_many([payload], dt.date(2024, 5, 20) + dt.timedelta(days=day))
+    np.testing.assert_array_equal(builder.features(payload, AS_OF).values, first)
+    np.testing.assert_array_equal(builder.features(payload, dt.date(2024, 6, 4)).values, early)
+    assert not np.array_equal(first, early, equal_nan=True)  # the dates do differ, so the test can tell them apart
+
+
 def test_checks_reject_the_same_records_with_the_same_rules_as_pandera():
     records = [row for s in STUDENTS for row in payload_of(clean_tables(), s)["enrollments"]]
     records[0]["student_id"] = "1234567890123"  # wrong check digit
