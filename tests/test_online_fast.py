@@ -201,7 +201,7 @@ def test_values_typed_differently_by_payload_parse_as_each_would_alone(small):
 
 
 def test_many_dates_on_one_thread_still_give_each_date_its_own_vector(small):
-    """Each date's plan is prepared once per thread; old ones are dropped after 16 dates."""
+    """Each date's plan is parsed once per thread; old ones are dropped after 16 dates."""
     _, _, builder = small
     payload = payload_of(clean_tables(), STUDENTS[0])
     first = builder.features(payload, AS_OF).values

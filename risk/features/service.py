@@ -161,33 +161,29 @@ class OnlineFeatureBuilder:
         cursor = self._cursor()
         for name in STUDENT_TABLES:
             cursor.register(name, pa.Table.from_pandas(batch.frames[name], preserve_index=False))
-        return {row[0]: row for row in cursor.execute(f"EXECUTE {self._prepared(cursor, point)}").fetchall()}
+        return {row[0]: row for row in cursor.execute(self._statement(cursor, point)).fetchall()}
 
-    def _prepared(self, cursor: duckdb.DuckDBPyConnection, point: AsOf) -> str:
-        """The name of the plan of ``point`` prepared on ``cursor`` (prepared on first use; the payload views must exist).
+    def _statement(self, cursor: duckdb.DuckDBPyConnection, point: AsOf) -> duckdb.Statement:
+        """The plan of ``point`` parsed once per thread (parsing the ~18 KB statement cost ~12 ms a call).
 
-        The statement text is the same for every call of a date (the calendar is
-        cut to the batch's schools by a subquery, not a literal list), so it is
-        parsed once per thread and date: parsing the ~18 KB plan cost ~12 ms a call.
-        DuckDB binds it again on each EXECUTE because the registered views changed,
-        so each call reads its own payloads.
+        The text is the same for every call of a date: the calendar is cut to the
+        batch's schools by a subquery, not a literal list. A parsed statement is
+        bound afresh by each execute, so it reads the views registered for this call.
+        (Not PREPARE: a prepared plan may keep reading the Arrow tables registered
+        when it was bound.)
         """
-        prepared: dict[dt.date, str] = self._local.prepared
-        name = prepared.get(point.date)
-        if name is None:
-            if len(prepared) >= 16:  # a service asks about today; old dates need not stay
-                for old in prepared.values():
-                    cursor.execute(f"DEALLOCATE {old}")
-                prepared.clear()
-            name = f"features_{point.date:%Y%m%d}"
-            statement = self._plan(point).as_one_statement((
+        parsed: dict[dt.date, duckdb.Statement] = self._local.parsed
+        statement = parsed.get(point.date)
+        if statement is None:
+            if len(parsed) >= 16:  # a service asks about today; old dates need not stay
+                parsed.clear()
+            (statement,) = cursor.extract_statements(self._plan(point).as_one_statement((
                 ("schools", "SELECT * FROM ref_schools"),
                 ("calendar", "SELECT * FROM ref_calendar WHERE school_id IN (SELECT school_id FROM enrollments)"),
                 ("context_rates", f"SELECT * FROM {self._rates_table(point)}"),
-            ))
-            cursor.execute(f"PREPARE {name} AS {statement}")
-            prepared[point.date] = name
-        return name
+            )))
+            parsed[point.date] = statement
+        return statement
 
     def _result(self, checked: CheckedPayload, row: tuple | None, hints: Mapping[int, DisplayHint],
                 point: AsOf) -> OnlineFeatures | ContractError:
@@ -198,12 +194,12 @@ class OnlineFeatureBuilder:
                               hints[checked.student_key], checked.rejected)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor: its registered payload views and prepared plans are its own."""
+        """This thread's cursor: its registered payload views and parsed plans are its own."""
         cursor = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._lock:
                 cursor = self._local.cursor = self.con.cursor()
-            self._local.prepared = {}
+            self._local.parsed = {}
         return cursor
 
     def _plan(self, point: AsOf) -> FeaturePlan:
