@@ -172,8 +172,8 @@ def _validate(job: TermJob) -> None:
 def _features(job: TermJob) -> None:
     """Every feature point training needs, built once and cached under the inputs hash."""
     from risk.models.samples import (
+        DataFiles,
         cached_features,
-        inputs_hash,
         known_outcome_terms,
         outcome_connection,
         sample_points,
@@ -185,8 +185,8 @@ def _features(job: TermJob) -> None:
         lead = job.train_settings.evaluation.lead_time_week
         points = [p for term in known_outcome_terms(con)
                   for p in sample_points(con, term, sorted({*samples.weeks, lead}), samples.last_school_day)]
-        inputs = inputs_hash(job.validated, job.settings)
-        reused = sum(cached_features(job.validated, p, settings=job.settings, catalog=job.catalog, inputs=inputs)[1]
+        files = DataFiles.scan(job.validated)
+        reused = sum(cached_features(job.validated, p, settings=job.settings, catalog=job.catalog, inputs=files)[1]
                      for p in points)
         record.rows_in = f"{len(points)} points"
         record.rows_out = f"{len(points) - reused} built, {reused} reused"

@@ -225,10 +225,12 @@ def test_the_same_rows_in_other_files_are_all_quarantined_and_change_nothing(sto
     assert (store / "validation_runs" / f"{again.batch}.json").exists()
 
 
-def test_new_rows_clear_the_derived_caches(store, tmp_path, id_key):
-    (store / "_derived").mkdir()
+def test_new_rows_clear_term_keyed_caches_and_keep_feature_points(store, tmp_path, id_key):
+    (store / "_derived" / "context_rates").mkdir(parents=True)
+    (store / "_derived" / "features").mkdir(parents=True)
     validate_sources(write_source(_second_week(), tmp_path / "second"), store, key=id_key, progress=False, buckets=4)
-    assert not (store / "_derived").exists()
+    assert not (store / "_derived" / "context_rates").exists()
+    assert (store / "_derived" / "features").exists()  # keyed by the files that touch each point
 
 
 def test_replace_starts_the_store_again(store, tmp_path, id_key):

@@ -174,8 +174,11 @@ def publish(out_dir: Path, batch: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
     if commit["changed"]:
-        # Caches computed from the tables (features, past rates) no longer hold.
-        shutil.rmtree(out_dir / DERIVED, ignore_errors=True)
+        # Caches keyed by term alone (past dropout rates) no longer hold. Feature points are
+        # keyed by the files that can touch their date (risk.models.samples), so they stay.
+        for cache in (out_dir / DERIVED).glob("*"):
+            if cache.name != "features":
+                shutil.rmtree(cache, ignore_errors=True)
         _write_atomic(out_dir / REPORT_FILE, commit["cumulative"])
     (out_dir / RUNS).mkdir(exist_ok=True)
     _write_atomic(out_dir / RUNS / f"{batch}.json", commit["run"])

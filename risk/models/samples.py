@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from risk.config import Settings
-from risk.data.contract import next_term
+from risk.data.contract import next_term, term_of_date
 from risk.data.validate import DERIVED
 from risk.errors import RiskError
 from risk.features.batch import build_feature_matrix
@@ -37,7 +37,7 @@ from risk.labels import dropout_labels
 from risk.models.settings import SplitSettings
 from risk.progress import Progress
 
-__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "build_samples", "first_school_day", "inputs_hash",
+__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "DataFiles", "build_samples", "feature_cache_path", "first_school_day", "inputs_hash",
            "known_outcome_terms", "outcome_connection", "sample_points", "school_week_of", "split_terms", "student_uniform",
            "term_labels"]
 
@@ -177,17 +177,80 @@ def inputs_hash(validated: Path, settings: Settings) -> str:
 
 
 def cached_features(validated: Path, point: SamplePoint, *, settings: Settings, catalog: Catalog,
-                    inputs: str) -> tuple[Path, bool]:
-    """The feature matrix at ``point`` (built once, then reused) and whether it was reused."""
-    path = validated / DERIVED / "features" / catalog.version / f"{point.as_of.isoformat()}-{inputs}.parquet"
+                    inputs: str | DataFiles) -> tuple[Path, bool]:
+    """The feature matrix at ``point`` (built once, then reused) and whether it was reused.
+
+    ``inputs`` is the :class:`DataFiles` of the folder (the cache key is then the files that
+    can hold rows dated on or before the point, so a new term's export leaves the points of
+    earlier terms cached), or a fixed hash.
+    """
+    path = feature_cache_path(validated, point, settings=settings, catalog=catalog, inputs=inputs)
     if path.exists():
         return path, True
     build_feature_matrix(validated, point.as_of, path, settings=settings, catalog=catalog, progress=False)
     return path, False
 
 
+def feature_cache_path(validated: Path, point: SamplePoint, *, settings: Settings, catalog: Catalog,
+                       inputs: str | DataFiles) -> Path:
+    """Where the feature matrix at ``point`` is cached (see :func:`cached_features`)."""
+    key = inputs.point_hash(point.as_of, settings) if isinstance(inputs, DataFiles) else inputs
+    return validated / DERIVED / "features" / catalog.version / f"{point.as_of.isoformat()}-{key}.parquet"
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """The validated Parquet files with, from their statistics, the earliest date and term each holds.
+
+    A feature point at ``as_of`` reads only rows dated on or before it (and terms up to its
+    own), so its cache key needs only the files that hold such rows.
+    """
+
+    files: tuple[tuple[str, int, str, str], ...]  # (path, bytes, earliest date ISO, earliest term)
+
+    @classmethod
+    def scan(cls, validated: Path) -> DataFiles:
+        rows = []
+        for path in sorted(validated.glob("*/**/*.parquet")):
+            relative = path.relative_to(validated)
+            if relative.parts[0] in ("quarantine", DERIVED) or relative.parts[0].startswith("_"):
+                continue
+            rows.append((str(relative), path.stat().st_size, *_earliest(path)))
+        return cls(tuple(rows))
+
+    def point_hash(self, as_of: dt.date, settings: Settings) -> str:
+        day, term = as_of.isoformat(), term_of_date(as_of)
+        digest = hashlib.sha256(json.dumps([settings.features.model_dump(mode="json"),
+                                            settings.labels.model_dump(mode="json")], sort_keys=True).encode())
+        for name, size, first_day, first_term in self.files:
+            if first_day <= day or first_term <= term:
+                digest.update(f"{name}:{size};".encode())
+        return digest.hexdigest()[:16]
+
+
+def _earliest(path: Path) -> tuple[str, str]:
+    """Earliest date and term in a file from its row-group statistics; "" (always relevant) when unknown."""
+    meta = pq.ParquetFile(path).metadata
+    days, terms = [], []
+    for i in range(meta.num_columns):
+        column = meta.schema.column(i)
+        name = column.name
+        is_date = column.logical_type.type == "DATE"
+        is_term = name == "term"
+        if not (is_date or is_term) or name == "birth_date":
+            continue
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(i).statistics
+            if stats is None or not stats.has_min_max:
+                return "", ""
+            (days if is_date else terms).append(str(stats.min))
+    if "term=" in str(path):  # attendance's term lives in its folder name
+        terms.append(str(path).split("term=", 1)[1].split("/", 1)[0])
+    return (min(days) if days else "9999"), (min(terms) if terms else "9999")
+
+
 def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, pd.DataFrame], *,
-                  settings: Settings, catalog: Catalog, inputs: str, negative_share: float = 1.0,
+                  settings: Settings, catalog: Catalog, inputs: str | DataFiles, negative_share: float = 1.0,
                   max_students: int | None = None, holdout: tuple[float, bool] | None = None, seed: int = 7,
                   progress: Progress | None = None, task_name: str = "samples") -> Samples:
     """Labelled rows at ``points``; ``labels`` maps each term to :func:`dropout_labels` output.

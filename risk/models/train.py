@@ -31,10 +31,12 @@ from risk.models.evaluate import MODEL, Evaluation, evaluate
 from risk.models.policy import choose_thresholds
 from risk.models.profile import training_profile
 from risk.models.samples import (
+    DataFiles,
     Samples,
     TermSplit,
     build_samples,
     check_samples,
+    feature_cache_path,
     inputs_hash,
     known_outcome_terms,
     outcome_connection,
@@ -105,9 +107,12 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     lead = sample_points(con, split.test[0], [ts.evaluation.lead_time_week], False)
     points[split.test[0]] = sorted({p.as_of: p for p in points[split.test[0]] + lead}.values(), key=lambda p: p.as_of)
     inputs = inputs_hash(validated, settings)
-    cache_before = _cached_points(validated, catalog, inputs)
+    files = DataFiles.scan(validated)
+    every_point = [p for t in all_terms for p in points[t]]
+    reused = sum(feature_cache_path(validated, p, settings=settings, catalog=catalog, inputs=files).exists()
+                 for p in every_point)
     with Progress(enabled=progress) as bar:
-        common = {"settings": settings, "inputs": inputs, "seed": ts.samples.seed, "progress": bar}
+        common = {"settings": settings, "inputs": files, "seed": ts.samples.seed, "progress": bar}
         share = ts.split.holdout_students
         train = build_samples(validated, [p for t in split.train for p in points[t]], labels, catalog=catalog,
                               negative_share=ts.samples.negative_share, holdout=(share, False),
@@ -123,7 +128,6 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
                                  task_name="test samples", **{**common, "progress": None})
 
         test = test_rows(catalog)
-    reused = cache_before & _cached_points(validated, catalog, inputs)
     clock["samples"] = time.perf_counter() - started
     for role, samples, terms in (("training", train, split.train), ("calibration", calibration, split.calibration),
                                  ("test", test, split.test)):
@@ -195,7 +199,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     return TrainingResult(
         bundle=bundle, split=split, evaluation=evaluation, calibration=choice, rows=rows, params=params,
         best_iteration=fitted.best_iteration, inputs_hash=inputs,
-        feature_points={"total": sum(len(p) for p in points.values()), "reused": len(reused)},
+        feature_points={"total": len(every_point), "reused": reused},
         shap_sample=(sample.X.astype(np.float64), booster.predict(sample.X, pred_contrib=True)),
         trials=trials, seconds={k: round(v, 2) for k, v in clock.items()},
         champion_version=champion[0] if champion else None, example=example)
@@ -271,8 +275,3 @@ def _oracle(truth: Path, test: Samples, id_key: bytes | None) -> np.ndarray:
     if merged["p_dropout"].isna().mean() > 0.01:
         raise RiskError(f"{truth} does not cover the test term's students: is it the truth of this export?")
     return merged["p_dropout"].fillna(merged["p_dropout"].mean()).to_numpy(np.float64)
-
-
-def _cached_points(validated: Path, catalog: Catalog, inputs: str) -> set[str]:
-    folder = validated / "_derived" / "features" / catalog.version
-    return {p.name for p in folder.glob(f"*-{inputs}.parquet")} if folder.is_dir() else set()
