@@ -11,6 +11,7 @@ DEMO_STUDENTS ?= 20000
 DEMO_TERMS    ?= 6
 # Ten weeks into the last synthetic term (2569-1, May–October 2026).
 DEMO_AS_OF    ?= 2026-07-24
+DEMO_LAST_TERM ?= 2569-1
 
 .PHONY: setup demo test bench bench-quick bench-national lint serve clean help
 
@@ -31,9 +32,14 @@ setup: $(STAMP)
 
 # synth, then the whole term's job: validate -> features -> train -> promote -> score -> alerts
 # -> summaries -> report, with a step table at the end. Run it again: every step is reused.
+# The export arrives term by term: earlier terms are validated into the store one at a time,
+# then the newest term's job runs whole.
 demo: setup
-	$(RISK) synth --out $(DATA)/source --students $(DEMO_STUDENTS) --terms $(DEMO_TERMS) --seed 7
-	$(RISK) term --source $(DATA)/source --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
+	$(RISK) synth --out $(DATA)/source --students $(DEMO_STUDENTS) --terms $(DEMO_TERMS) --seed 7 --last-term $(DEMO_LAST_TERM)
+	$(RISK) split-export $(DATA)/source $(DATA)/exports
+	@for export in $$(ls -d $(DATA)/exports/*/ | sort | grep -v "/$(DEMO_LAST_TERM)/"); do \
+	  $(RISK) validate $$export $(DATA)/validated --demo --quiet || exit 1; done
+	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
 test: setup
