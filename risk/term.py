@@ -12,9 +12,8 @@ nothing. A lock file keeps two runs off one data folder.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import fcntl
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import psutil
 from risk.config import Settings
 from risk.errors import RiskError
 from risk.features.catalog import Catalog
+from risk.locks import folder_lock
 from risk.logs import get_logger
 from risk.models.settings import TrainSettings
 from risk.scoring.settings import ScoringSettings
@@ -115,28 +115,10 @@ def _step(job: TermJob, name: str) -> Iterator[StepRecord]:
     log.info("term step done", step=name, status=record.status, seconds=record.seconds)
 
 
-@contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
+def _locked(data_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold ``data_dir/.risk-term.lock``; a second run gets a clear error instead of a corrupt store."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / ".risk-term.lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise TermLockedError(f"{data_dir} is in use by another `risk term` ({holder}); wait for it to finish") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} since {dt.datetime.now().isoformat(timespec='seconds')}")
-    handle.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    return folder_lock(data_dir, ".risk-term.lock", lambda holder: TermLockedError(
+        f"{data_dir} is in use by another `risk term` ({holder}); wait for it to finish"))
 
 
 def run_term(job: TermJob) -> list[StepRecord]:

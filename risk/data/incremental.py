@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from risk.data.contract import TABLE_ORDER
 from risk.errors import RiskError
+from risk.locks import folder_lock
 
 __all__ = [
     "COMMIT_FILE", "DERIVED", "INCOMING", "MANIFEST", "QUARANTINE", "REPORT_FILE", "RUNS",
@@ -118,27 +117,10 @@ def new_batch_id(content: str, now: dt.datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{content[:8]}"
 
 
-@contextlib.contextmanager
-def locked(out_dir: Path) -> Iterator[None]:
+def locked(out_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Hold the store's lock for the duration; a second writer gets a clear error, not a broken store."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle = (out_dir / LOCK_FILE).open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise StoreBusyError(f"{out_dir} is being validated by {holder}; wait for it to finish") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} since {dt.datetime.now().isoformat(timespec='seconds')}")
-    handle.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    return folder_lock(out_dir, LOCK_FILE, lambda holder: StoreBusyError(
+        f"{out_dir} is being validated by {holder}; wait for it to finish"))
 
 
 def clear_store(out_dir: Path) -> None:
