@@ -159,3 +159,47 @@ def test_killed_scoring_resumes_and_scores_every_student_once(fine_buckets, cham
     assert stored["student_key"].is_unique and frame["student_key"].is_unique
     assert sorted(stored["student_key"]) == sorted(frame["student_key"])
     assert len(done_buckets(store, run_id)) == 32
+
+
+def hint_columns(keys: list[int], school: str = "1040100001") -> dict[str, list]:
+    return {"student_key": keys, "school_id": [school] * len(keys), "grade_level": ["M3"] * len(keys),
+            "classroom": ["3/1"] * len(keys), "sex": ["female"] * len(keys), "id_hint": ["•••••••••1234"] * len(keys)}
+
+
+def test_alerts_across_two_rounds_follow_each_students_class_change(champion, backend, tmp_path):
+    """Round 1 (stored, finished) then round 2 (this run's parts): one student for each kind of change."""
+    from risk.scoring.alerts import build_alerts
+    from risk.store import finish_run, start_run, write_bucket_scores
+
+    _, _, bundle = champion
+    store = open_store(backend[0])
+    first_day, second_day = dt.date(2026, 6, 12), AS_OF
+    # student: 1 normal→at_risk, 2 at_risk→problem, 3 problem→normal, 4 at_risk→(gone), 5 normal→normal,
+    # 6 (new)→problem
+    before = pd.DataFrame({**hint_columns([1, 2, 3, 4, 5]), "as_of": first_day, "term": "2569-1",
+                           "district_code": "4001", "province_code": "40", "region": "northeast",
+                           "probability": [0.01, 0.2, 0.6, 0.2, 0.01],
+                           "risk_class": ["normal", "at_risk", "problem", "at_risk", "normal"],
+                           "reasons_en": "[]", "reasons_th": "[]", "reason_codes": "[]", "model_version": "1"})
+    run = start_run(store, as_of=first_day, term="2569-1", model_name="dropout-risk", model_version="1", settings={})
+    write_bucket_scores(store, run, 0, before)
+    finish_run(store, run, students=5, drift={})
+    now = pd.DataFrame({**hint_columns([1, 2, 3, 5, 6]), "probability": [0.2, 0.7, 0.01, 0.01, 0.8],
+                        "risk_class": ["at_risk", "problem", "normal", "normal", "problem"],
+                        "reasons_en": ['["a"]', '["b"]', "[]", "[]", '["c"]'],
+                        "reasons_th": ['["ก"]', '["ข"]', "[]", "[]", '["ค"]'],
+                        "reason_codes": ['["att_rate_term"]', '["rule:exam_line", "income_per_capita_baht"]', "[]",
+                                         "[]", '["sdq_total"]']})
+    parts = tmp_path / "now.parquet"
+    now.to_parquet(parts)
+    alerts = build_alerts(store, [parts], as_of=second_day, bundle=bundle, scoring=load_scoring_settings())
+    kinds = dict(zip(alerts["student_key"], alerts["kind"], strict=True))
+    assert kinds == {1: "newly_at_risk", 2: "escalated_problem", 3: "improved", 4: "left_register",
+                     6: "escalated_problem"}
+    actions = dict(zip(alerts["student_key"], alerts["actions_en"].map(json.loads), strict=True))
+    assert actions[1] == [load_scoring_settings().actions["attendance"].en]
+    assert actions[2] == [load_scoring_settings().actions[d].en for d in ("attendance", "household")]
+    assert actions[4] == [load_scoring_settings().alerts.left_register_action.en]
+    assert actions[6] == [load_scoring_settings().actions["behaviour"].en]
+    left = alerts[alerts["kind"] == "left_register"].iloc[0]
+    assert left["previous_class"] == "at_risk" and pd.isna(left["current_class"])
