@@ -14,7 +14,7 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import delete, exists, func, select
 
-from risk.store.bulk import insert_frame
+from risk.store.bulk import check_frame, insert_frame
 from risk.store.db import Store, StoreError
 from risk.store.models import ALERT_KINDS, Acknowledgement, Alert
 from risk.store.runs import utc_now
@@ -38,12 +38,7 @@ def write_alerts(store: Store, run_id: str, frame: pd.DataFrame) -> int:
         as the school's record, so the run's alerts are not replaced).
     """
     required = [c.name for c in Alert.__table__.columns if c.name in ALERT_COLUMNS and not c.nullable]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise StoreError(f"The alerts to store lack the columns {', '.join(missing)}.")
-    unknown = ~frame["kind"].isin(ALERT_KINDS)
-    if unknown.any():
-        raise StoreError(f"Alert kind {frame['kind'][unknown].iloc[0]!r} is not one of {', '.join(ALERT_KINDS)}.")
+    check_frame(frame, "alerts", required, "kind", ALERT_KINDS, "Alert kind")
     if "id_hint" in frame:
         check_id_hints(frame["id_hint"])
     alert, ack = Alert.__table__, Acknowledgement.__table__

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Date, DateTime, Select, Table, Text, insert
 
-__all__ = ["frame_from_rows", "insert_frame", "json_list", "json_lists", "parse_json_lists", "read_frames"]
+from risk.store.db import StoreError
+
+__all__ = ["check_frame", "frame_from_rows", "insert_frame", "json_list", "json_lists", "parse_json_lists", "read_frames"]
 
 
 def json_list(value: Any) -> str | None:
@@ -148,3 +150,16 @@ def frame_from_rows(rows: Sequence[Sequence[Any]], names: list[str]) -> pd.DataF
     return pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
 
 
+def check_frame(frame: pd.DataFrame, what: str, required: Iterable[str], column: str, allowed: Iterable[str],
+                label: str) -> None:
+    """Refuse a frame to store that lacks a required column or holds a value of ``column`` outside ``allowed``.
+
+    ``what`` names the rows ("scores"), ``label`` the column in words ("Risk class").
+    """
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise StoreError(f"The {what} to store lack the columns {', '.join(missing)}.")
+    allowed = tuple(allowed)
+    unknown = ~frame[column].isin(allowed)
+    if unknown.any():
+        raise StoreError(f"{label} {frame[column][unknown].iloc[0]!r} is not one of {', '.join(allowed)}.")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select
 
-from risk.store.bulk import insert_frame, parse_json_lists, read_frames
+from risk.store.bulk import check_frame, insert_frame, parse_json_lists, read_frames
 from risk.store.db import Store, StoreError
 from risk.store.models import RISK_CLASSES, Score, ScoringRun, ScoringRunBucket
 from risk.store.runs import utc_now
@@ -75,14 +75,7 @@ def _forget_bucket(conn: Connection, run_id: str, bucket: int) -> None:
 
 
 def _check_frame(frame: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise StoreError(f"The scores to store lack the columns {', '.join(missing)}.")
-    unknown = ~frame["risk_class"].isin(RISK_CLASSES)
-    if unknown.any():
-        raise StoreError(
-            f"Risk class {frame['risk_class'][unknown].iloc[0]!r} is not one of {', '.join(RISK_CLASSES)}."
-        )
+    check_frame(frame, "scores", REQUIRED_COLUMNS, "risk_class", RISK_CLASSES, "Risk class")
     check_id_hints(frame["id_hint"])
 
 

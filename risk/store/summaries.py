@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import delete, select
 
-from risk.store.bulk import insert_frame
+from risk.store.bulk import check_frame, insert_frame
 from risk.store.db import Store, StoreError
 from risk.store.models import SUMMARY_LEVELS, AreaSummary
 
@@ -30,12 +30,7 @@ def write_summaries(store: Store, run_id: str, frame: pd.DataFrame) -> int:
     StoreError
         When a column is missing or a level is unknown.
     """
-    missing = [c for c in SUMMARY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise StoreError(f"The summaries to store lack the columns {', '.join(missing)}.")
-    unknown = ~frame["level"].isin(SUMMARY_LEVELS)
-    if unknown.any():
-        raise StoreError(f"Summary level {frame['level'][unknown].iloc[0]!r} is not one of {', '.join(SUMMARY_LEVELS)}.")
+    check_frame(frame, "summaries", SUMMARY_COLUMNS, "level", SUMMARY_LEVELS, "Summary level")
     table = AreaSummary.__table__
     with store.writing(f"the summaries of run {run_id}") as conn:
         conn.execute(delete(table).where(table.c.run_id == run_id))
