@@ -16,6 +16,12 @@ python bench/bench_score.py [--students N] [--quick] [--model-students M] [--sam
   --quick          200,000 students; champion from 50,000 × 4 terms
   --champion-from  the challenger registered in DIR (bench_train's data/bench/mlflow-train-1000000x4,
                    for example), promoted in a copy of that store, instead of training one
+
+Measured 2026-11-26 at 1M students (bench_train's 1M × 4 export; the 4M run did not fit the session),
+champion from 50k × 4 (227 trees), 2 shared cores at load average 2.7–3.4: risk score 125 s, peak RSS
+1,954 MB, 192,109 flagged explained; floor 21 s (predict 4.7 + pred_contrib 16.2), ratio 6.0; with the
+56 s of risk features added to the floor, 1.6; naive (features + TreeExplainer + Python reasons on
+every row, extrapolated from 20k) 173 s, ratio 0.72.
 """
 
 from __future__ import annotations
