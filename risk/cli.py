@@ -10,13 +10,16 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from risk.errors import RiskError
 from risk.logs import configure_logging
+
+if TYPE_CHECKING:  # imported lazily at run time, like every command's module
+    from risk.models.train import TrainingResult
 
 app = typer.Typer(
     name="risk",
@@ -206,10 +209,7 @@ def train(
                   f"(run {registered['run_id']}, tracking {uri.split('@')[-1]})", highlight=False)
 
 
-def _training_lines(result: object) -> list[str]:
-    from risk.models.train import TrainingResult
-
-    assert isinstance(result, TrainingResult)
+def _training_lines(result: TrainingResult) -> list[str]:
     table = result.evaluation.table
     overall = table[table["slice"] == "overall"].set_index("model")
     lines = [f"terms: train {', '.join(result.split.train)}; calibrate {', '.join(result.split.calibration)}; "
