@@ -19,18 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+from common import BENCH_DATA, RISK, ROOT, ensure_validated, line, measure
 
 ATTENDANCE = ["att_rate_term", "att_rate_20d", "att_rate_60d", "att_unexcused_term",
               "att_longest_absence_streak", "att_current_absence_streak"]
-
-
-def validated(students: int, terms: int) -> Path:
-    folder = BENCH_DATA / f"validated-{students}x{terms}"
-    if not (folder / "validation_report.json").exists():
-        source = ensure_synthetic(students, terms)
-        measure([*RISK, "validate", str(source), str(folder), "--demo", "--quiet"], quiet=True)
-    return folder
 
 
 def mid_term(folder: Path) -> dt.date:
@@ -56,7 +48,7 @@ def attendance_catalog() -> Path:
 
 
 def versus_pandas(students: int) -> None:
-    folder = validated(students, 2)
+    folder = ensure_validated(students, 2)
     as_of = end_of_first_term(folder).isoformat()
     engine_out, pandas_out = BENCH_DATA / "att-engine.parquet", BENCH_DATA / "att-pandas.parquet"
     engine = measure([*RISK, "features", "--as-of", as_of, "--data", str(folder), "--out", str(engine_out),
@@ -74,7 +66,7 @@ def versus_pandas(students: int) -> None:
 
 
 def whole_catalog(students: int) -> None:
-    folder = validated(students, 2)
+    folder = ensure_validated(students, 2)
     as_of = mid_term(folder).isoformat()
     out = BENCH_DATA / f"features-{students}.parquet"
     run = measure([*RISK, "features", "--as-of", as_of, "--data", str(folder), "--out", str(out), "--quiet"],

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import BENCH_DATA, RISK, ensure_synthetic, line, measure
+from common import ensure_synthetic, ensure_validated, line
 
 from risk.config import Settings
 from risk.data.contract import TABLES
@@ -32,14 +32,6 @@ from risk.features.online import online_features
 from risk.features.service import OnlineFeatureBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def validated(students: int, terms: int) -> Path:
-    folder = BENCH_DATA / f"validated-{students}x{terms}"
-    if not (folder / "validation_report.json").exists():
-        source = ensure_synthetic(students, terms)
-        measure([*RISK, "validate", str(source), str(folder), "--demo", "--quiet"], quiet=True)
-    return folder
 
 
 def payloads(source: Path, as_of: dt.date, n: int) -> list[dict]:
@@ -76,7 +68,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
-    folder = validated(3000, 3)
+    folder = ensure_validated(3000, 3)
     source = ensure_synthetic(3000, 3)
     calendar = pd.read_parquet(folder / "calendar", columns=["date", "term"])
     last = calendar[calendar["term"] == calendar["term"].max()]

@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 
 from bench_features import mid_term
-from bench_train import validated as validated_export
-from common import BENCH_DATA, RISK, line, measure
+from common import BENCH_DATA, RISK, ensure_validated, line, measure
 
 MODEL = "dropout-risk"
 
@@ -49,7 +48,7 @@ def export(students: int) -> Path:
         if (folder / "validation_report.json").exists():
             print(f"validated export reused: {folder}")
             return folder
-    return validated_export(students, 2)  # same naming and steps, for 2 terms
+    return ensure_validated(students, 2)  # same naming and steps, for 2 terms
 
 
 def champion(model_students: int, source: Path | None = None) -> Path:
@@ -78,7 +77,7 @@ def champion(model_students: int, source: Path | None = None) -> Path:
         measure([*RISK, "promote", "--tracking-dir", str(tracking)], quiet=True)
         print(f"champion: the challenger of {source}, promoted in a copy of its store ({tracking})")
         return tracking
-    folder = validated_export(model_students, 4)
+    folder = ensure_validated(model_students, 4)
     trained = measure([*RISK, "train", "--data", str(folder), "--tracking-dir", str(tracking), "--quiet"], quiet=True)
     measure([*RISK, "promote", "--tracking-dir", str(tracking)], quiet=True)
     print(f"champion trained on {model_students:,} × 4 terms and promoted: {trained.seconds:,.1f} s")

@@ -32,23 +32,11 @@ import time
 from pathlib import Path
 
 import yaml
-from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+from common import BENCH_DATA, RISK, ROOT, ensure_validated, line, measure
 
 NATIONAL = 4_000_000
 NATIONAL_NEGATIVE_SHARE = 0.25
 WARM_TREES = 20  # the warm-up run only has to build the feature cache
-
-
-def validated(students: int, terms: int) -> Path:
-    """The validated export (validated once and reused); prints the validation's time and memory."""
-    folder = BENCH_DATA / f"validated-{students}x{terms}"
-    if (folder / "validation_report.json").exists():
-        print(f"validated export reused: {folder}")
-        return folder
-    source = ensure_synthetic(students, terms)
-    run = measure([*RISK, "validate", str(source), str(folder), "--demo", "--quiet"], quiet=True)
-    print(f"validate {students:,} × {terms} terms: {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
-    return folder
 
 
 def bench_config(name: str, **overrides: dict[str, object]) -> Path:
@@ -125,7 +113,7 @@ def floor_child(folder: Path, config: Path, rounds: int, out: Path) -> None:
 
 def bench(students: int, terms: int, negative_share: float) -> None:
     load = os.getloadavg()
-    folder = validated(students, terms)
+    folder = ensure_validated(students, terms)
     tracking = BENCH_DATA / f"mlflow-train-{students}x{terms}"
     risk_args = ["--data", str(folder), "--tracking-dir", str(tracking), "--quiet"]
     warm_config = bench_config(f"train-warm-{negative_share}.yaml", samples={"negative_share": negative_share},

@@ -67,3 +67,15 @@ def ensure_synthetic(students: int, terms: int, seed: int = 11) -> Path:
         measure([*RISK, "synth", "--students", str(students), "--terms", str(terms), "--seed", str(seed),
                  "--out", str(folder)])
     return folder
+
+
+def ensure_validated(students: int, terms: int) -> Path:
+    """The synthetic export of that size, validated once under BENCH_DATA and reused; says which."""
+    folder = BENCH_DATA / f"validated-{students}x{terms}"
+    if (folder / "validation_report.json").exists():
+        print(f"validated export reused: {folder}")
+        return folder
+    source = ensure_synthetic(students, terms)
+    run = measure([*RISK, "validate", str(source), str(folder), "--demo", "--quiet"], quiet=True)
+    print(f"validate {students:,} × {terms} terms: {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    return folder

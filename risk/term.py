@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 
@@ -129,9 +128,9 @@ def run_term(job: TermJob) -> list[StepRecord]:
         configure_tracking(job.data_dir)
         _validate(job)
         _features(job)
-        version = _train(job)
+        _train(job)
         _promote(job)
-        _score(job, version)
+        _score(job)
         _report(job)
     return job.steps
 
@@ -175,7 +174,7 @@ def _features(job: TermJob) -> None:
         record.status = "reused" if points and reused == len(points) else "ran"
 
 
-def _train(job: TermJob) -> str:
+def _train(job: TermJob) -> None:
     from risk.models.samples import inputs_hash
     from risk.models.tracking import champion_bundle, log_training, trained_version, training_key
     from risk.models.train import train_model
@@ -187,7 +186,7 @@ def _train(job: TermJob) -> str:
         version = trained_version(ts.mlflow.model_name, ts.mlflow.experiment, key)
         if version is not None:
             record.status, record.rows_out = "reused", f"model version {version}"
-            return version
+            return
         result = train_model(job.validated, settings=job.settings, train_settings=ts, catalog=job.catalog,
                              catalog_yaml=job.catalog_yaml, truth=job.truth,
                              id_key=job.id_key if job.truth else None, champion=champion_bundle(ts.mlflow.model_name),
@@ -197,7 +196,6 @@ def _train(job: TermJob) -> str:
         record.rows_in = f"{result.rows['train']['rows']:,} training rows"
         record.rows_out = (f"model version {registered['version']} "
                            f"(AUC {result.evaluation.metric('model', 'roc_auc'):.3f})")
-        return str(registered["version"])
 
 
 def _promote(job: TermJob) -> None:
@@ -214,7 +212,7 @@ def _promote(job: TermJob) -> None:
             log.info("promotion", reason=reason)
 
 
-def _score(job: TermJob, trained: str) -> None:
+def _score(job: TermJob) -> None:
     from risk.models.tracking import resolve_model
     from risk.scoring.batch import score_students
     from risk.store import default_store_url, finished_run, open_store, run_record
@@ -253,8 +251,3 @@ def _report(job: TermJob) -> None:
         path = term_report(open_store(job.store_url or default_store_url(job.data_dir)),
                            job.data_dir / "report.html")
         record.rows_out = str(path)
-
-
-def step_table_rows(steps: list[StepRecord]) -> list[dict[str, Any]]:
-    """The step table as plain rows (for printing and for benchmarks)."""
-    return [vars(s) for s in steps]

@@ -27,12 +27,12 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from risk.errors import RiskError
-from risk.models.bundle import ModelBundle
+from risk.models.bundle import ARTIFACTS, ModelBundle, ModelPackageError
 from risk.models.card import DataWindow, ModelCardInfo, SplitRows, model_card_html
 from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
 from risk.models.train import TrainingResult
 
-__all__ = ["RegisteredModel", "TrackingError", "champion_bundle", "configure_tracking", "load_bundle", "resolve_model",
+__all__ = ["RegisteredModel", "TrackingError", "bundle_files", "champion_bundle", "configure_tracking", "load_bundle", "resolve_model",
            "trained_version", "training_key",
            "log_training"]
 
@@ -205,13 +205,25 @@ def _write_artifacts(result: TrainingResult, folder: Path, model_name: str, vers
     (out / "model_card.html").write_text(model_card_html(card), encoding="utf-8")
 
 
-def load_bundle(model_uri: str) -> ModelBundle:
-    """The bundle of a registered or logged model (``models:/dropout-risk@champion``)."""
+def bundle_files(model_uri: str, folder: Path) -> Path:
+    """Download a logged model's artifacts into ``folder``; returns the folder holding the bundle's files.
+
+    Plain files only: no pyfunc is loaded and no logged code runs.
+    """
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(folder)))
     except MlflowException as exc:
         raise TrackingError(f"cannot load {model_uri}: {exc.message}") from exc
-    return model.unwrap_python_model().bundle
+    found = sorted(local.rglob(ARTIFACTS["booster"]))
+    if not found:
+        raise ModelPackageError(f"{model_uri} has no {ARTIFACTS['booster']}: it was not written by risk train")
+    return found[0].parent
+
+
+def load_bundle(model_uri: str) -> ModelBundle:
+    """The bundle of a registered or logged model (``models:/dropout-risk@champion``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return ModelBundle.load(bundle_files(model_uri, Path(tmp)))
 
 
 def champion_bundle(model_name: str) -> tuple[str, ModelBundle] | None:

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
@@ -47,7 +48,6 @@ from risk.store import (
     find_unfinished_run,
     finish_run,
     start_run,
-    summaries,
     write_alerts,
     write_bucket_scores,
     write_summaries,
@@ -129,7 +129,8 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     alerts = build_alerts(store, files, as_of=as_of, bundle=bundle, scoring=scoring)
     write_alerts(store, run_id, alerts)
     steps["alerts"] = time.perf_counter() - started - steps["score"]
-    write_summaries(store, run_id, area_summaries(files))
+    areas = area_summaries(files)
+    write_summaries(store, run_id, areas)
     students, classes = _assemble(files, out)
     steps["summaries"] = time.perf_counter() - started - steps["score"] - steps["alerts"]
     if students == 0:
@@ -142,11 +143,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                        drifted=drift["drifted"], score_psi=drift["score_psi"],
                        seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out),
                        step_seconds={k: round(v, 2) for k, v in steps.items()},
-                       flagged=classes["at_risk"] + classes["problem"], areas=_areas(store, run_id))
-
-
-def _areas(store: Store, run_id: str) -> int:
-    return sum(len(summaries(store, run_id, level)) for level in ("school", "district", "province", "region", "nation"))
+                       flagged=classes["at_risk"] + classes["problem"], areas=len(areas))
 
 
 def _score_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf, bundle: ModelBundle,
@@ -203,8 +200,8 @@ def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int]]:
             writer = pq.ParquetWriter(temporary, table.schema, compression="zstd")
         writer.write_table(table.cast(writer.schema))
         students += table.num_rows
-        for name, count in pd.Series(table.column("risk_class").to_pylist()).value_counts().items():
-            classes[str(name)] += int(count)
+        for pair in pc.value_counts(table.column("risk_class")).to_pylist():
+            classes[pair["values"]] += pair["counts"]
     if writer is None:
         raise RiskError("no bucket was scored: the validated folder holds no students")
     writer.close()

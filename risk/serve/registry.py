@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import mlflow
 from mlflow.tracking import MlflowClient
 
-from risk.models.bundle import ARTIFACTS, ModelPackageError
-from risk.models.tracking import configure_tracking
+from risk.models.tracking import bundle_files, configure_tracking
 
 __all__ = ["RegistryClient"]
 
@@ -35,9 +33,4 @@ class RegistryClient:
 
     def download(self, version: str, folder: Path) -> Path:
         """Fetch the version's artifacts into ``folder``; returns the folder holding the bundle's files."""
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.model_name}/{version}",
-                                                         dst_path=str(folder)))
-        found = sorted(local.rglob(ARTIFACTS["booster"]))
-        if not found:
-            raise ModelPackageError(f"model version {version} has no {ARTIFACTS['booster']}: it was not written by risk train")
-        return found[0].parent
+        return bundle_files(f"models:/{self.model_name}/{version}", folder)
