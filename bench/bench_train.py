@@ -69,8 +69,8 @@ def floor_child(folder: Path, config: Path, rounds: int, out: Path) -> None:
     from risk.config import load_settings
     from risk.features.catalog import load_catalog
     from risk.models.samples import (
+        DataFiles,
         build_samples,
-        inputs_hash,
         known_outcome_terms,
         outcome_connection,
         sample_points,
@@ -84,13 +84,13 @@ def floor_child(folder: Path, config: Path, rounds: int, out: Path) -> None:
     ts = load_train_settings(config)
     catalog = load_catalog(settings.resolve(settings.features.catalog))
     started = time.perf_counter()
-    # The same rows as risk.models.train.train_model's training role.
+    # The same rows as risk.models.train.train_model's training role, from the same cached points.
     con = outcome_connection(folder, settings)
     split = split_terms(known_outcome_terms(con), ts.split)
     labels = term_labels(con, split.train, settings)
     points = [p for t in split.train for p in sample_points(con, t, ts.samples.weeks, ts.samples.last_school_day)]
     train = build_samples(folder, points, labels, settings=settings, catalog=catalog,
-                          inputs=inputs_hash(folder, settings), seed=ts.samples.seed,
+                          inputs=DataFiles.scan(folder), seed=ts.samples.seed,
                           negative_share=ts.samples.negative_share, holdout=(ts.split.holdout_students, False))
     # The trainer fits on the students not held out for early stopping; so does the floor.
     fit = student_uniform(train.meta["student_key"].to_numpy(), ts.samples.seed + 2) >= ts.split.early_stopping_share

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from conftest import WORLD_KEY
 
 from risk.config import load_settings
 from risk.data.split import split_export
 from risk.data.validate import validate_sources
-from risk.models.samples import DataFiles, SamplePoint, feature_cache_path
+from risk.models.samples import DataFiles, SamplePoint, _earliest, feature_cache_path
 
 EARLY = SamplePoint("2567-2", dt.date(2024, 12, 20), 8)
 LATE = SamplePoint("2568-2", dt.date(2025, 12, 19), 8)
@@ -35,3 +37,15 @@ def test_a_new_terms_export_keeps_earlier_points_and_moves_later_ones(world, tmp
     assert exports[-2].name == "2568-2"
     assert early[0] == early[1]
     assert late[0] != late[1]
+
+
+def test_a_date_column_with_no_values_does_not_tie_a_file_to_every_point(tmp_path):
+    # A new term's enrollments where every student is still studying: status_date all empty.
+    # Such a file holds no early date, so it must not change the keys of earlier terms' points.
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"term": ["2569-1", "2569-1"], "status_date": pa.array([None, None], pa.date32())}), empty)
+    assert _earliest(empty) == ("9999", "2569-1")
+    dated = tmp_path / "dated.parquet"
+    pq.write_table(pa.table({"term": ["2569-1", "2569-1"],
+                             "status_date": pa.array([None, dt.date(2026, 6, 3)], pa.date32())}), dated)
+    assert _earliest(dated) == ("2026-06-03", "2569-1")

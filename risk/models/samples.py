@@ -240,7 +240,10 @@ def _earliest(path: Path) -> tuple[str, str]:
         if not (is_date or is_term) or name == "birth_date":
             continue
         for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(i).statistics
+            group = meta.row_group(g)
+            stats = group.column(i).statistics
+            if stats is not None and stats.has_null_count and stats.null_count == group.num_rows:
+                continue  # all empty (a status_date column of students still studying): holds no date
             if stats is None or not stats.has_min_max:
                 return "", ""
             (days if is_date else terms).append(str(stats.min))

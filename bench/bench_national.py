@@ -1,0 +1,186 @@
+"""``make bench-national``: one national term with ``risk term``, beside the floor for the same work, in the same run.
+
+1. A synthetic national export, N students × T terms (default 4,000,000 × 4), generated once and split by
+   term (``risk split-export``), as the exports arrive term by term.
+2. The store as the earlier terms' jobs leave it (built once, reused, not timed): every term but the newest
+   validated into it one at a time, and the feature points of the terms whose outcome is known cached.
+3. The measured run: ``risk term --source <newest term's export> --as-of …`` in a child process (wall time
+   and peak RSS of the whole tree); its own step table is printed as it ends. It validates the new
+   export, builds the points of the term whose outcome the new export reveals, trains, promotes,
+   scores every enrolled student with reasons, stores alerts and summaries, and writes the report.
+4. The floor for the same work, each piece in a child process of its own: a pyarrow scan of the new
+   export (every table, every column); bare ``lgb.Dataset`` + ``lightgbm.train`` on the same fitting rows
+   for as many rounds as the trainer grew (bench_train.floor_child); bare ``booster.predict`` on every
+   enrolled student plus ``pred_contrib`` on the flagged (bench_score.floor_child). The feature matrix
+   the predict floor reads is built beforehand, not timed.
+
+Training at national scale uses configs/train.yaml with two changes, written to the bench folder:
+negatives down-sampled to 0.25 (weights 1/0.25 restore the base rate) and sample points at school
+weeks 6 and 12 plus the last school day (week 6 is the lead-time week; five points per term at 4M
+students is 20M rows a term, more than the model needs and more than the hour allows).
+
+python bench/bench_national.py [--students N] [--terms T] [--as-of YYYY-MM-DD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+
+NATIONAL = 4_000_000
+LAST_TERM = "2569-1"
+AS_OF = "2026-07-24"  # mid-term of 2569-1 in the synthetic calendar (the demo's date too)
+NATIONAL_SAMPLES = {"weeks": [6, 12], "last_school_day": True, "negative_share": 0.25}
+
+
+def national_config() -> Path:
+    """configs/train.yaml with the national sample settings, under the bench data folder."""
+    data = yaml.safe_load((ROOT / "configs" / "train.yaml").read_text(encoding="utf-8"))
+    data["samples"].update(NATIONAL_SAMPLES)
+    path = BENCH_DATA / "train-national.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def exports(source: Path) -> dict[str, Path]:
+    """The export split by term (once): term -> folder."""
+    folder = source.with_name(source.name + "-by-term")
+    if not (folder / ".done").exists():
+        measure([*RISK, "split-export", str(source), str(folder)], quiet=True)
+        (folder / ".done").touch()
+    return {p.name: p for p in sorted(folder.iterdir()) if p.is_dir()}
+
+
+def prepared_store(store: Path, by_term: dict[str, Path], config: Path) -> None:
+    """The store as the earlier terms' jobs leave it: their exports validated, their known points cached."""
+    done = store / ".prepared"
+    if done.exists():
+        print(f"prepared store reused: {store}")
+        return
+    *earlier, _ = sorted(by_term)
+    for term in earlier:
+        run = measure([*RISK, "validate", str(by_term[term]), str(store / "validated"), "--demo", "--quiet"],
+                      quiet=True)
+        print(f"  prepare: validate {term}: {run.seconds:,.0f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    run = measure([sys.executable, __file__, "--warm-child", str(store / "validated"), str(config)])
+    print(f"  prepare: feature points of the known terms: {run.seconds:,.0f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    done.touch()
+
+
+def warm_child(validated: Path, config: Path) -> None:
+    """(Child process) cache the points ``risk term``'s features step would build for the terms known now."""
+    from risk.config import load_settings
+    from risk.features.catalog import load_catalog
+    from risk.models.samples import (
+        DataFiles,
+        cached_features,
+        known_outcome_terms,
+        outcome_connection,
+        sample_points,
+    )
+    from risk.models.settings import load_train_settings
+
+    settings = load_settings(ROOT / "configs" / "risk.yaml")
+    ts = load_train_settings(config)
+    catalog = load_catalog(settings.resolve(settings.features.catalog))
+    con = outcome_connection(validated, settings)
+    weeks = sorted({*ts.samples.weeks, ts.evaluation.lead_time_week})
+    points = [p for t in known_outcome_terms(con) for p in sample_points(con, t, weeks, ts.samples.last_school_day)]
+    files = DataFiles.scan(validated)
+    for point in points:
+        started = time.perf_counter()
+        _, reused = cached_features(validated, point, settings=settings, catalog=catalog, inputs=files)
+        print(f"    point {point.as_of} ({point.term}): {'reused' if reused else 'built'} "
+              f"in {time.perf_counter() - started:,.0f} s", flush=True)
+
+
+def scan_child(export: Path, out: Path) -> None:
+    """(Child process) the scan floor: every table of the export read whole with pyarrow."""
+    import pyarrow.dataset as ds
+
+    started = time.perf_counter()
+    rows = 0
+    for table in sorted(p for p in export.iterdir() if p.is_dir()):
+        files = [f for f in table.iterdir() if f.suffix in (".parquet", ".csv")]
+        if files:
+            rows += ds.dataset(files, format=files[0].suffix.lstrip(".")).to_table().num_rows
+    out.write_text(json.dumps({"rows": rows, "seconds": time.perf_counter() - started}), encoding="utf-8")
+
+
+def bench(students: int, terms: int, as_of: str) -> None:
+    from bench_train import last_run
+
+    config = national_config()
+    source = ensure_synthetic(students, terms)
+    by_term = exports(source)
+    newest = max(by_term)
+    store = BENCH_DATA / f"national-{students}x{terms}"
+    prepared_store(store, by_term, config)
+
+    load_before = os.getloadavg()
+    print(f"\nrisk term on {newest} ({students:,} students), as of {as_of}:", flush=True)
+    run = measure([*RISK, "term", "--source", str(by_term[newest]), "--as-of", as_of, "--store", str(store),
+                   "--train-config", str(config), "--demo", "--quiet"])
+    load_after = os.getloadavg()
+
+    scan_out = BENCH_DATA / f"{store.name}-floor-scan.json"
+    measure([sys.executable, __file__, "--scan-child", str(by_term[newest]), str(scan_out)])
+    scan = json.loads(scan_out.read_text(encoding="utf-8"))
+
+    metrics, params = last_run(store)
+    ts = yaml.safe_load(config.read_text(encoding="utf-8"))["lightgbm"]
+    rounds = min(int(params["trees"]) + ts["early_stopping_rounds"], ts["max_trees"])
+    train_out = BENCH_DATA / f"{store.name}-floor-train.json"
+    train_run = measure([sys.executable, str(ROOT / "bench" / "bench_train.py"), "--floor-child",
+                         str(store / "validated"), str(config), str(rounds), str(train_out)])
+    train = json.loads(train_out.read_text(encoding="utf-8"))
+
+    matrix = BENCH_DATA / f"{store.name}-features-{as_of}.parquet"
+    if not matrix.exists():  # the predict floor's input; not timed
+        measure([*RISK, "features", "--as-of", as_of, "--data", str(store / "validated"), "--out", str(matrix),
+                 "--quiet"], quiet=True)
+    score_out = BENCH_DATA / f"{store.name}-floor-score.json"
+    score_run = measure([sys.executable, str(ROOT / "bench" / "bench_score.py"), "--floor-child", str(store),
+                         str(matrix), str(store / "scores.parquet"), "2000", str(score_out)])
+    score = json.loads(score_out.read_text(encoding="utf-8"))
+
+    floor = scan["seconds"] + train["floor_seconds"] + score["predict_seconds"] + score["contrib_seconds"]
+    print(f"\nnational term, {students:,} students × {terms} terms (newest {newest}, as of {as_of})")
+    print(f"  load average before the measured run {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)")
+    print(f"  risk term: {run.seconds:,.0f} s ({run.seconds / 60:,.1f} min), peak RSS {run.peak_rss_mb:,.0f} MB "
+          "(targets: < 3,600 s, < 8,192 MB)")
+    print(f"  training: {int(params['rows.train.rows']):,} rows, {params['trees']} trees kept, {rounds} grown; "
+          f"held-out AUC {metrics.get('test.model.roc_auc', float('nan')):.4f}")
+    print(f"  floor: pyarrow scan of the new export {scan['seconds']:,.1f} s ({scan['rows']:,} rows); "
+          f"Dataset + lightgbm.train {train['floor_seconds']:,.1f} s ({train['rows']:,} rows, peak "
+          f"{train_run.peak_rss_mb:,.0f} MB); predict {score['predict_seconds']:,.1f} s on {score['rows']:,} "
+          f"+ pred_contrib {score['contrib_seconds']:,.1f} s on {score['flagged']:,} flagged "
+          f"(peak {score_run.peak_rss_mb:,.0f} MB); total {floor:,.0f} s")
+    print("  " + line("risk term", run.seconds, "s", "floor: scan + lightgbm.train + predict/pred_contrib", floor))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--warm-child":
+        warm_child(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--scan-child":
+        scan_child(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--students", type=int, default=NATIONAL)
+    parser.add_argument("--terms", type=int, default=4, help="terms of history, the newest being the one scored")
+    parser.add_argument("--as-of", default=AS_OF)
+    args = parser.parse_args()
+    BENCH_DATA.mkdir(parents=True, exist_ok=True)
+    bench(args.students, args.terms, args.as_of)
+
+
+if __name__ == "__main__":
+    main()
