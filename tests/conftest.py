@@ -170,6 +170,8 @@ def small_train_settings(**changes):
     settings.evaluation.baseline_max_rows = 20_000
     settings.evaluation.shap_sample_rows = 300
     settings.evaluation.fairness_min_rows = 30
+    settings.policy.min_group_rows = 300
+    settings.policy.min_group_dropouts = 5
     for dotted, value in changes.items():
         section, name = dotted.split("__")
         setattr(getattr(settings, section), name, value)

@@ -52,6 +52,15 @@ def first(world, tmp_path_factory):
     return home, result, registered, decision
 
 
+def test_the_class_policy_has_thresholds_for_each_semester_and_they_differ(first):
+    # The world's calibration term has one semester; the other's thresholds come from the
+    # training terms' early-stopping students. Year-end dropout is likelier, so its bar is higher.
+    _, result, _, _ = first
+    policy = result.bundle.policy
+    assert policy.thresholds_by == "year_end_term" and set(policy.groups) == {"0", "1"}
+    assert policy.groups["1"].at_risk_threshold > policy.groups["0"].at_risk_threshold
+
+
 def test_terms_split_in_time_and_no_student_is_in_training_and_test(first):
     _, result, _, _ = first
     split = result.split

@@ -83,6 +83,9 @@ class PolicySettings(_Strict):
     at_risk_recall: float = Field(0.6, gt=0, le=1)
     at_risk_capacity_share: float = Field(0.15, gt=0, le=1)
     rules: list[ClassRule] = Field(default_factory=list)
+    thresholds_by: str | None = None
+    min_group_rows: int = Field(1_000, ge=1)
+    min_group_dropouts: int = Field(20, ge=1)
 
 
 class EvaluationSettings(_Strict):

@@ -161,6 +161,10 @@ def _params(result: TrainingResult, settings_dump: dict[str, Any]) -> dict[str, 
                    "test_terms": ",".join(result.split.test), "features": len(result.bundle.names),
                    "sample_weeks": json.dumps(settings_dump["samples"]["weeks"]),
                    "negative_share": settings_dump["samples"]["negative_share"]})
+    policy = result.bundle.policy
+    for key, group in policy.groups.items():
+        params.update({f"policy.{policy.thresholds_by}:{key}.problem_threshold": round(group.problem_threshold, 6),
+                       f"policy.{policy.thresholds_by}:{key}.at_risk_threshold": round(group.at_risk_threshold, 6)})
     for role, counts in result.rows.items():
         params.update({f"rows.{role}.{k}": v for k, v in counts.items()})
     return params

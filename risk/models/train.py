@@ -28,7 +28,7 @@ from risk.models.booster import fit_booster, search_params, training_datasets
 from risk.models.bundle import ModelBundle
 from risk.models.calibrate import CalibrationChoice, choose_calibrator
 from risk.models.evaluate import MODEL, Evaluation, evaluate
-from risk.models.policy import choose_thresholds
+from risk.models.policy import choose_policy
 from risk.models.profile import training_profile
 from risk.models.samples import (
     DataFiles,
@@ -136,7 +136,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     started = time.perf_counter()
     params = {**ts.lightgbm.params}
     fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split.early_stopping_share, ts.samples.seed)
-    held_X, held_y = train.X[stop], train.y[stop]
+    held_X, held_y, held_w = train.X[stop], train.y[stop], train.weight[stop]
     trials: list[dict[str, Any]] = []
     if ts.optuna.trials > 0:
         def record(number: int, trial_params: dict[str, Any], auc: float) -> None:
@@ -161,10 +161,16 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     halves = student_uniform(calibration.meta["student_key"].to_numpy(), ts.samples.seed + 4) < 0.5
     choice = choose_calibrator(raw_calibration, calibration.y, halves, list(ts.calibration.methods))
     p_calibration = choice.calibrator.transform(raw_calibration)
-    policy = choose_thresholds(p_calibration, calibration.y, ts.policy)
-    unknown_rules = [r.feature for r in policy.rules if r.feature not in train.names]
-    if unknown_rules:
-        raise RiskError(f"policy rules name features the catalog does not have: {', '.join(unknown_rules)}")
+    unknown = [r.feature for r in ts.policy.rules if r.feature not in train.names]
+    unknown += [ts.policy.thresholds_by] if ts.policy.thresholds_by not in (None, *train.names) else []
+    if unknown:
+        raise RiskError(f"the class policy names features the catalog does not have: {', '.join(unknown)}")
+    # Groups missing from the calibration term (a semester-1 term has no semester-2 rows) take their
+    # thresholds from the early-stopping students of the training terms: rows the booster never fitted.
+    held_weight = held_w.astype(np.float64)
+    policy = choose_policy(p_calibration, calibration.y, calibration.X, calibration.names, ts.policy,
+                           weight=calibration.weight.astype(np.float64),
+                           fallback=(choice.calibrator.transform(booster.predict(held_X)), held_y, held_X, held_weight))
     discrete = [n for n in train.names if catalog.get(n).unit in ("category", "flag")]
     # Medians and bins need no more than a few hundred thousand rows; a student sample keeps
     # the profile's cost flat at national scale.
