@@ -13,7 +13,9 @@ nothing. A lock file keeps two runs off one data folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -132,6 +134,9 @@ def run_term(job: TermJob) -> list[StepRecord]:
         _promote(job)
         _score(job)
         _report(job)
+    # The step table kept beside the report: what ran, how long, how much memory (benchmarks read it too).
+    (job.data_dir / f"term-{job.as_of}.json").write_text(
+        json.dumps([dataclasses.asdict(s) for s in job.steps], indent=2), encoding="utf-8")
     return job.steps
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -67,6 +68,8 @@ def test_term_runs_every_step_and_prints_the_table(twice):
     assert first.returncode == 0, first.stderr[-2000:]
     assert list(step_rows(first.stdout)) == STEPS
     assert (data / "report.html").exists() and (data / "scores.parquet").exists()
+    kept = json.loads((data / f"term-{AS_OF}.json").read_text(encoding="utf-8"))
+    assert [s["step"] for s in kept] == STEPS and all(s["seconds"] >= 0 for s in kept)
 
 
 def test_term_run_again_reuses_every_step_after_validation(twice):

@@ -1,0 +1,84 @@
+"""What every command shares: the Typer app, the consoles, common options and the error wrapper."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from risk.errors import RiskError
+from risk.logs import configure_logging
+
+app = typer.Typer(
+    name="risk",
+    help="Early-warning engine for Thai students at risk of dropping out (EEF / OBEC).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., object])
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
+DemoOption = Annotated[
+    bool, typer.Option("--demo", help="Use the public, labelled demo pseudonym key (synthetic data only).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def friendly(func: F) -> F:
+    """Turn a RiskError into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except RiskError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def pseudonym_key(demo: bool) -> bytes:
+    """The pseudonym key from RISK_ID_KEY, or the public demo key (with a loud warning) under --demo."""
+    from risk.data.ids import DEMO_KEY, id_key_from_env
+
+    key = id_key_from_env(demo=demo)
+    if key == DEMO_KEY:
+        errors.print(
+            "[bold yellow]WARNING: using the PUBLIC DEMO pseudonym key. Pseudonyms made with it protect "
+            "nothing: synthetic data only. Set RISK_ID_KEY for real data.[/]"
+        )
+    return key
+
+
+@app.callback()
+def main(log_level: Annotated[str, typer.Option(help="Log level: DEBUG, INFO, WARNING.")] = "WARNING") -> None:
+    configure_logging(log_level)
+
+
+def parse_date(text: str, option: str) -> dt.date:
+    """A YYYY-MM-DD option value, or a clear error naming the option."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=option) from None
+
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", envvar="RISK_STORE_URL",
+    help="Database URL of the store (default: SQLite risk.db beside the validated folder).")]
+
+
+def open_data_store(url: str | None, data: Path) -> object:
+    """The store at ``url``, or the SQLite store beside the validated folder ``data``."""
+    from risk.store import default_store_url, open_store
+
+    return open_store(url or default_store_url(data.resolve().parent))

@@ -1,0 +1,121 @@
+"""Data commands: synth, validate, split-export, contract, features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from risk.cli.common import (
+    REPO_CONFIGS,
+    DemoOption,
+    QuietOption,
+    app,
+    console,
+    friendly,
+    parse_date,
+    pseudonym_key,
+)
+
+
+@app.command()
+@friendly
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write the synthetic export into.")] = Path("data/source"),
+    students: Annotated[int, typer.Option(min=100, help="Students in the first term.")] = 20_000,
+    terms: Annotated[int, typer.Option(min=2, max=12, help="Consecutive terms ending at --last-term.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+    last_term: Annotated[str, typer.Option(help="Last term, Buddhist-Era YYYY-S.")] = "2569-1",
+    config: Annotated[Path, typer.Option(help="Generator settings (YAML).")] = REPO_CONFIGS / "synth.yaml",
+    quiet: QuietOption = False,
+) -> None:
+    """Write a synthetic national export that follows the data contract, with a hidden oracle."""
+    from risk.data.synth import SynthConfig, generate
+
+    report = generate(out, students=students, terms=terms, seed=seed, last_term=last_term,
+                      config=SynthConfig.from_yaml(config), progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    console.print(f"written to {out}", highlight=False)
+
+
+@app.command()
+@friendly
+def validate(
+    source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet or CSV per table).")],
+    out: Annotated[Path, typer.Argument(help="Folder for validated Parquet, quarantine and the report.")],
+    settings: Annotated[Path, typer.Option(help="Settings (YAML): chunk size, buckets, workers.")] = (
+        REPO_CONFIGS / "risk.yaml"),
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes for the row rules (default: settings).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Start OUT again from this export, instead of adding it to the tables OUT holds.")] = False,
+    demo: DemoOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Check an export against the contract; pseudonymise IDs; quarantine bad rows with their reasons.
+
+    When OUT already holds validated tables, the export is added to them (rows already
+    there are quarantined as duplicates; an export validated before is skipped).
+    """
+    from risk.config import load_settings
+    from risk.data.validate import validate_sources
+
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
+    data = load_settings(settings).data
+    report = validate_sources(source, out, key=pseudonym_key(demo), chunk_rows=data.chunk_rows, buckets=data.student_buckets,
+                              memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
+                              progress=not quiet, replace=replace)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    if not report.skipped:
+        console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
+
+
+@app.command()
+@friendly
+def features(
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD: only rows dated on or before it count.")],
+    data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
+    out: Annotated[Path, typer.Option(help="Feature matrix to write (Parquet).")] = Path("data/features.parquet"),
+    catalog: Annotated[Path | None, typer.Option(help="Feature catalog (YAML); default from settings.")] = None,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    quiet: QuietOption = False,
+) -> None:
+    """Build the point-in-time feature matrix of every enrolled student."""
+    from risk.config import load_settings
+    from risk.features.batch import build_feature_matrix
+    from risk.features.catalog import load_catalog
+
+    point = parse_date(as_of, "--as-of")
+    loaded = load_settings(settings)
+    chosen = load_catalog(catalog or loaded.resolve(loaded.features.catalog))
+    report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+
+
+@app.command()
+def contract() -> None:
+    """Print the source data contract (tables, columns, rules, quarantine reasons) as Markdown."""
+    from risk.data.docs import contract_markdown
+
+    print(contract_markdown())
+
+
+@app.command("split-export")
+@friendly
+def split_export_command(
+    source: Annotated[Path, typer.Argument(help="Folder of an export covering several terms.")],
+    out: Annotated[Path, typer.Argument(help="Folder to write one export per term into (OUT/<term>/).")],
+    terms: Annotated[list[str] | None, typer.Option(
+        "--term", help="A term to split into, YYYY-S (repeat; default: the terms of the calendar).")] = None,
+) -> None:
+    """Split an export into one export per term, so that terms can be validated one by one (tests, demo)."""
+    from risk.data.split import split_export
+
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
+    for folder in split_export(source, out, terms or None):
+        console.print(f"{folder.name}: {folder}", highlight=False)

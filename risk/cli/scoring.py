@@ -1,0 +1,124 @@
+"""Term commands: score, report, and term (the whole term's job in one command)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from risk.cli.common import (
+    REPO_CONFIGS,
+    DemoOption,
+    QuietOption,
+    StoreOption,
+    app,
+    console,
+    friendly,
+    open_data_store,
+    parse_date,
+    pseudonym_key,
+)
+
+
+@app.command()
+@friendly
+def score(
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD.")],
+    data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
+    model: Annotated[str, typer.Option(help="Registry alias (champion, challenger) or version number.")] = "champion",
+    out: Annotated[Path, typer.Option(help="Scores to write (Parquet).")] = Path("data/scores.parquet"),
+    store: StoreOption = None,
+    catalog: Annotated[Path | None, typer.Option(
+        help="Feature catalog to check against the model's (default: the model's own).")] = None,
+    config: Annotated[Path, typer.Option("--config", help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
+    train_config: Annotated[Path, typer.Option(help="Training settings (model name).")] = REPO_CONFIGS / "train.yaml",
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    tracking_dir: Annotated[Path | None, typer.Option(
+        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score every enrolled student with reasons; store scores, alerts and area summaries (resumable)."""
+    from risk.config import load_settings
+    from risk.features.batch import buckets_of
+    from risk.features.catalog import load_catalog
+    from risk.models.settings import load_train_settings
+    from risk.models.tracking import configure_tracking, resolve_model
+    from risk.scoring.batch import score_students
+    from risk.scoring.settings import load_scoring_settings
+
+    point = parse_date(as_of, "--as-of")
+    buckets_of(data)  # a clear sentence when the folder is not validated data
+    scoring = load_scoring_settings(config)
+    name = load_train_settings(train_config).mlflow.model_name
+    configure_tracking(tracking_dir or data.resolve().parent)
+    version, bundle = resolve_model(name, model)
+    if catalog is not None:
+        bundle.check_catalog(load_catalog(catalog))
+    report = score_students(data, point, bundle=bundle, model_name=name, model_version=version,
+                            store=open_data_store(store, data), out=out, settings=load_settings(settings), scoring=scoring,
+                            progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+
+
+@app.command()
+@friendly
+def report(
+    out: Annotated[Path, typer.Option(help="Report to write (one HTML file).")] = Path("data/report.html"),
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+    run: Annotated[str | None, typer.Option(help="Scoring run id (default: the newest finished run).")] = None,
+) -> None:
+    """Write the term report (HTML with map and charts, Thai and English) of a scoring run."""
+    from risk.scoring.term_report import term_report
+
+    path = term_report(open_data_store(store, data), out, run)
+    console.print(f"report written to {path}", highlight=False)
+
+
+@app.command()
+@friendly
+def term(
+    source: Annotated[Path, typer.Option(help="The term's export (Parquet or CSV per table).")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Point in time to score, YYYY-MM-DD.")],
+    store: Annotated[Path, typer.Option(
+        help="Data folder: validated tables, MLflow store, risk.db, scores and report.")] = Path("data"),
+    store_url: Annotated[str | None, typer.Option(
+        "--store-url", envvar="RISK_STORE_URL", help="Database URL of the store (default: SQLite in --store).")] = None,
+    truth: Annotated[Path | None, typer.Option(
+        help="The generator's truth.parquet: adds the oracle to the evaluation (synthetic data only).")] = None,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    train_config: Annotated[Path, typer.Option(help="Training settings (YAML).")] = REPO_CONFIGS / "train.yaml",
+    scoring_config: Annotated[Path, typer.Option(help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
+    demo: DemoOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """One school term in one command: validate, features, train, promote, score, alerts, summaries, report."""
+    from rich.table import Table
+
+    from risk.config import load_settings
+    from risk.features.catalog import load_catalog
+    from risk.models.settings import load_train_settings
+    from risk.scoring.settings import load_scoring_settings
+    from risk.term import TermJob, run_term
+
+    if not source.is_dir():
+        raise typer.BadParameter(f"{source} is not a folder", param_hint="--source")
+    loaded = load_settings(settings)
+    catalog_path = loaded.resolve(loaded.features.catalog)
+    job = TermJob(source=source, as_of=parse_date(as_of, "--as-of"), data_dir=store, id_key=pseudonym_key(demo),
+                  settings=loaded, train_settings=load_train_settings(train_config),
+                  scoring=load_scoring_settings(scoring_config), catalog=load_catalog(catalog_path),
+                  catalog_yaml=catalog_path.read_bytes(), store_url=store_url, truth=truth, progress=not quiet)
+    started = dt.datetime.now()
+    steps = run_term(job)
+    table = Table(title=f"risk term at {job.as_of} ({(dt.datetime.now() - started).total_seconds():,.0f} s)")
+    for column in ("step", "status", "seconds", "peak RSS MB", "in", "out"):
+        table.add_column(column, justify="right" if column in ("seconds", "peak RSS MB") else "left")
+    for s in steps:
+        table.add_row(s.step, s.status, f"{s.seconds:,.1f}", f"{s.peak_rss_mb:,.0f}", s.rows_in, s.rows_out)
+    table.add_row("total", "", f"{sum(s.seconds for s in steps):,.1f}",
+                  f"{max((s.peak_rss_mb for s in steps), default=0):,.0f}", "", "")
+    console.print(table)

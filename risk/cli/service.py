@@ -1,0 +1,108 @@
+"""Service commands: serve (the API and teacher page) and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from risk.cli.common import (
+    REPO_CONFIGS,
+    DemoOption,
+    StoreOption,
+    app,
+    console,
+    errors,
+    friendly,
+    open_data_store,
+    pseudonym_key,
+)
+
+ServeConfigOption = Annotated[Path, typer.Option("--config", help="Service settings (YAML).")]
+
+
+@app.command()
+@friendly
+def serve(
+    config: ServeConfigOption = REPO_CONFIGS / "serve.yaml",
+    data: Annotated[Path | None, typer.Option(help="Validated folder (default: from the settings).")] = None,
+    store: StoreOption = None,
+    tracking_dir: Annotated[Path | None, typer.Option(
+        help="Folder of the local MLflow store and model cache; MLFLOW_TRACKING_URI wins.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: from the settings).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: from the settings).")] = None,
+    demo: DemoOption = False,
+) -> None:
+    """Run the API and the teacher page (uvicorn) on the champion model, with keys, audit and metrics."""
+    import uvicorn
+
+    from risk.serve.app import create_app
+    from risk.serve.settings import load_serve_settings
+
+    overrides = {k: v for k, v in {"data": data, "store_url": store, "tracking_dir": tracking_dir, "host": host,
+                                   "port": port}.items() if v is not None}
+    if demo:
+        overrides["demo_key"] = True
+    settings = load_serve_settings(config, **overrides)
+    application = create_app(settings, id_key=pseudonym_key(settings.demo_key))
+    if application.state.services.holder.current is None:
+        errors.print("[bold yellow]WARNING: no model yet (registry and cache empty): /readyz says not ready "
+                     "until a champion is promoted.[/]")
+    console.print(f"serving on http://{settings.host}:{settings.port} (docs at /docs, teacher page at /teacher)",
+                  highlight=False)
+    # No access log: a request line can hold a student ID in its path; latency goes to /metrics by route.
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="warning")
+
+
+keys_app = typer.Typer(help="API keys of the service: create (token shown once), list, revoke.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    role: Annotated[str, typer.Option(help="upstream, teacher, analyst or admin.")],
+    school: Annotated[str | None, typer.Option(help="The teacher's school id (teacher keys only).")] = None,
+    label: Annotated[str, typer.Option(help="What the key is for (a system or a role, not a child).")] = "",
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """Create a key and print its token once: it is stored only as a hash and cannot be shown again."""
+    from risk.store import create_key
+
+    new = create_key(open_data_store(store, data), role, school_id=school, label=label)
+    console.print(f"key {new.record.key_id} ({new.record.role}"
+                  f"{', school ' + new.record.school_id if new.record.school_id else ''}) created; its token "
+                  "(shown once, keep it secret):", highlight=False)
+    print(new.token)
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """List keys: id, role, school, label, created, revoked."""
+    from risk.store import list_keys
+
+    for k in list_keys(open_data_store(store, data)):
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        console.print(f"{k.key_id}  {k.role:<8} {k.school_id or '-':<10}  {k.created_at:%Y-%m-%d %H:%M}  {state}  "
+                      f"{k.label}", highlight=False)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `risk keys list`).")],
+    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    store: StoreOption = None,
+) -> None:
+    """Revoke a key: the service refuses it within its key cache time (configs/serve.yaml)."""
+    from risk.store import revoke_key
+
+    record = revoke_key(open_data_store(store, data), key_id)
+    console.print(f"key {record.key_id} revoked at {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
