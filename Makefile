@@ -52,7 +52,7 @@ bench-quick: setup
 	$(BIN)/python bench/run.py --quick
 
 bench-national: setup
-	$(BIN)/python bench/run.py --national
+	$(BIN)/python bench/bench_national.py
 
 lint: setup
 	$(BIN)/ruff check risk tests bench
