@@ -189,3 +189,31 @@ def test_a_window_without_known_outcomes_is_one_sentence(tables, tmp_path, id_ke
     assert done.returncode == 2
     assert "training needs 3 terms with a known outcome" in done.stderr and "has 0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_evaluation_cap_counts_the_students_of_the_held_out_side(first, world):
+    # max_eval_students caps the students a held-out role can have (30% of the register),
+    # not the register before the hold-out is taken: a cap as large as that side keeps all of it.
+    from risk.models.samples import (
+        DataFiles,
+        build_samples,
+        outcome_connection,
+        sample_points,
+        term_labels,
+    )
+
+    _, result, _, _ = first
+    settings, validated = load_settings(), world / "validated"
+    con = outcome_connection(validated, settings)
+    term = result.split.test[0]
+    labels = term_labels(con, [term], settings)
+    points = sample_points(con, term, [4], False)
+
+    def students(cap):
+        return build_samples(validated, points, labels, settings=settings, catalog=load_catalog(CATALOG),
+                             inputs=DataFiles.scan(validated), max_students=cap,
+                             holdout=(0.3, True)).meta["student_key"].nunique()
+
+    everyone = students(None)
+    assert students(int(len(labels[term]) * 0.3) + 1) == everyone
+    assert abs(students(int(len(labels[term]) * 0.15)) - everyone / 2) < 0.1 * everyone

@@ -26,6 +26,7 @@ class FittedBooster:
     best_iteration: int
     stop_auc: float
     params: dict[str, Any]
+    held_raw: np.ndarray  # the booster's score of each early-stopping row (the trainer reuses it: predicting is costly)
 
 
 def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSettings, stop_share: float,
@@ -60,8 +61,8 @@ def fit_booster(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y:
     best = booster.best_iteration or booster.current_iteration()
     if best < booster.current_iteration():
         booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-    auc = float(roc_auc_score(held_y, booster.predict(held_X)))
-    return FittedBooster(booster, best, auc, params)
+    held_raw = booster.predict(held_X)
+    return FittedBooster(booster, best, float(roc_auc_score(held_y, held_raw)), params, held_raw)
 
 
 def search_params(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y: np.ndarray, base: dict[str, Any], *,

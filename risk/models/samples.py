@@ -42,6 +42,7 @@ __all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "DataFile
            "term_labels"]
 
 META_COLUMNS = ("student_key", "term", "as_of", "point", "school_week", "school_id")
+KEY_META = ("student_key", "term", "school_id")  # the meta columns read from a feature point
 
 
 class TrainingDataError(RiskError):
@@ -269,30 +270,38 @@ def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, 
     parts_x, parts_y, parts_w, parts_meta = [], [], [], []
     unknown: dict[str, int] = {}
     task = progress.add(task_name, total=len(points)) if progress else None
+    # Of the students on the kept side of the hold-out, ``max_students`` at most: the cap counts
+    # the students this role can have, not the whole register.
+    side = 1.0 if holdout is None or holdout[0] <= 0 else holdout[0] if holdout[1] else 1.0 - holdout[0]
     for point in points:
         path, _ = cached_features(validated, point, settings=settings, catalog=catalog, inputs=inputs)
-        term_labels = labels[point.term][["student_key", "dropped_out"]]
-        keep_share = _student_share(term_labels, max_students)
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=500_000):
-            frame = batch.to_pandas().merge(term_labels, on="student_key", how="left")
-            known = frame["dropped_out"].notna().to_numpy()
+        term_labels = labels[point.term]
+        label_keys, label_values = _label_lookup(term_labels)
+        keep_share = _student_share(len(term_labels) * side, max_students)
+        # Arrow batches, filtered before anything is converted: only the kept rows become float32
+        # (a pandas frame of every row and a merge per batch cost more than the reading itself).
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=500_000, columns=[*KEY_META, *names]):
+            keys = batch.column("student_key").to_numpy()
+            at = np.minimum(np.searchsorted(label_keys, keys), max(len(label_keys) - 1, 0))
+            known = (label_keys[at] == keys) if len(label_keys) else np.zeros(len(keys), dtype=bool)
+            y = np.where(known, label_values[at] if len(label_keys) else 0, 0).astype(np.int8)
             unknown[point.term] = unknown.get(point.term, 0) + int((~known).sum())
-            y = frame["dropped_out"].fillna(0).to_numpy(np.int8)
-            u = student_uniform(frame["student_key"].to_numpy(), seed)
-            keep = known & (u < keep_share)
+            keep = known & (student_uniform(keys, seed) < keep_share)
             if holdout is not None and holdout[0] > 0:
-                held_out = student_uniform(frame["student_key"].to_numpy(), seed + 5) < holdout[0]
+                held_out = student_uniform(keys, seed + 5) < holdout[0]
                 keep &= held_out == holdout[1]
-            weight = np.ones(len(frame), np.float32)
+            weight = np.ones(len(keys), np.float32)
             if negative_share < 1.0:
-                v = student_uniform(frame["student_key"].to_numpy(), seed + 1)
-                keep &= (y == 1) | (v < negative_share)
+                keep &= (y == 1) | (student_uniform(keys, seed + 1) < negative_share)
                 weight[y == 0] = 1.0 / negative_share
-            chosen = frame[keep]
-            parts_x.append(chosen[names].to_numpy(np.float32))
+            chosen = batch.filter(keep)
+            X = np.empty((chosen.num_rows, len(names)), dtype=np.float32)
+            for j, name in enumerate(names):
+                X[:, j] = chosen.column(name).to_numpy(zero_copy_only=False)
+            parts_x.append(X)
             parts_y.append(y[keep])
             parts_w.append(weight[keep])
-            meta = chosen[["student_key", "term", "school_id"]].copy()
+            meta = chosen.select(list(KEY_META)).to_pandas()
             meta["as_of"] = point.as_of
             meta["point"] = point.label
             meta["school_week"] = point.school_week
@@ -305,10 +314,18 @@ def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, 
                    pd.concat(parts_meta, ignore_index=True), names, unknown)
 
 
-def _student_share(term_labels: pd.DataFrame, max_students: int | None) -> float:
-    if max_students is None or len(term_labels) <= max_students:
+def _label_lookup(term_labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Students with a known outcome, sorted by key, and their label (1 dropped out): for searchsorted."""
+    known = term_labels[term_labels["dropped_out"].notna()]
+    keys = known["student_key"].to_numpy(np.int64)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], known["dropped_out"].to_numpy()[order].astype(np.int8)
+
+
+def _student_share(students: float, max_students: int | None) -> float:
+    if max_students is None or students <= max_students:
         return 1.0
-    return max_students / len(term_labels)
+    return max_students / students
 
 
 def term_labels(con: duckdb.DuckDBPyConnection, terms: list[str], settings: Settings) -> dict[str, pd.DataFrame]:

@@ -170,7 +170,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     held_weight = held_w.astype(np.float64)
     policy = choose_policy(p_calibration, calibration.y, calibration.X, calibration.names, ts.policy,
                            weight=calibration.weight.astype(np.float64),
-                           fallback=(choice.calibrator.transform(booster.predict(held_X)), held_y, held_X, held_weight))
+                           fallback=(choice.calibrator.transform(fitted.held_raw), held_y, held_X, held_weight))
     discrete = [n for n in train.names if catalog.get(n).unit in ("category", "flag")]
     # Medians and bins need no more than a few hundred thousand rows; a student sample keeps
     # the profile's cost flat at national scale.
@@ -179,9 +179,12 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     profile = training_profile(sampled.X.astype(np.float64), train.names,
                                choice.calibrator.transform(booster.predict(sampled.X)),
                                sample_weight=sampled.weight.astype(np.float64), discrete=discrete)
+    # Each held-out row is scored once (at 1,500 trees a prediction costs ~30 µs a row): the test
+    # term's scores serve the drift profiles here and the evaluation below.
+    p_test = choice.calibrator.transform(booster.predict(test.X))
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
-    drift_profiles = _drift_profiles([_sample(calibration, cap, ts.samples.seed + 7),
-                                      _sample(test, cap, ts.samples.seed + 8)], booster, choice.calibrator, discrete)
+    drift_profiles = _drift_profiles([(calibration, p_calibration, _sample_mask(calibration, cap, ts.samples.seed + 7)),
+                                      (test, p_test, _sample_mask(test, cap, ts.samples.seed + 8))], discrete)
     meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
@@ -189,7 +192,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     clock["calibration"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scores, calibrated = _all_scores(bundle, train, calibration, test, catalog, ts, truth, id_key, champion,
+    scores, calibrated = _all_scores(bundle, p_test, train, calibration, test, catalog, ts, truth, id_key, champion,
                                      test_rows)
     evaluation = evaluate(test, scores, bundle=bundle, catalog=catalog, settings=ts.evaluation, calibrated=calibrated)
     clock["evaluation"] = time.perf_counter() - started
@@ -211,18 +214,19 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
         champion_version=champion[0] if champion else None, example=example)
 
 
-def _all_scores(bundle: ModelBundle, train: Samples, calibration: Samples, test: Samples, catalog: Catalog,
+def _all_scores(bundle: ModelBundle, p_test: np.ndarray, train: Samples, calibration: Samples, test: Samples,
+                catalog: Catalog,
                 ts: TrainSettings, truth: Path | None, id_key: bytes | None,
                 champion: tuple[str, ModelBundle] | None, test_rows: Callable[[Catalog], Samples]
                 ) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Every model's score on the test rows: the oracle first, then ours, the champion and the baselines.
+    """Every model's score on the test rows: the oracle first, then ours (``p_test``), the champion and the baselines.
 
     A champion trained with another catalog is scored on the same rows built with its own catalog.
     """
     scores: dict[str, np.ndarray] = {}
     if truth is not None:
         scores["oracle"] = _oracle(truth, test, id_key)
-    scores[MODEL] = bundle.probability(test.X)
+    scores[MODEL] = p_test
     if champion is not None:
         version, old = champion
         if set(old.names) <= set(test.names):
@@ -248,21 +252,29 @@ def _all_scores(bundle: ModelBundle, train: Samples, calibration: Samples, test:
 
 def _sample(samples: Samples, max_rows: int, seed: int) -> Samples:
     """A uniform sample of students whose rows number about ``max_rows`` (all rows when fewer)."""
+    mask = _sample_mask(samples, max_rows, seed)
+    return samples if mask is None else samples.subset(mask)
+
+
+def _sample_mask(samples: Samples, max_rows: int, seed: int) -> np.ndarray | None:
+    """The rows of :func:`_sample` as a mask (None: all of them)."""
     if samples.rows <= max_rows:
-        return samples
-    return samples.subset(student_uniform(samples.meta["student_key"].to_numpy(), seed) < max_rows / samples.rows)
+        return None
+    return student_uniform(samples.meta["student_key"].to_numpy(), seed) < max_rows / samples.rows
 
 
-def _drift_profiles(roles: list[Samples], booster: Any, calibrator: Any, discrete: list[str]) -> dict[str, Any]:
-    """A profile per (semester, school week) sampled in ``roles``, keyed ``"semester:week"``."""
+def _drift_profiles(roles: list[tuple[Samples, np.ndarray, np.ndarray | None]], discrete: list[str]) -> dict[str, Any]:
+    """A profile per (semester, school week) sampled in ``roles`` ((samples, probability, rows)), keyed ``"semester:week"``."""
     profiles = {}
-    for samples in roles:
+    for samples, probability, chosen in roles:
         semester = samples.meta["term"].str[-1].astype(int).to_numpy()
         week = samples.meta["school_week"].to_numpy()
-        for sem, wk in sorted(set(zip(semester.tolist(), week.tolist(), strict=True))):
-            rows = (semester == sem) & (week == wk)
-            X = samples.X[rows].astype(np.float64)
-            profiles[f"{sem}:{wk}"] = training_profile(X, samples.names, calibrator.transform(booster.predict(X)),
+        if chosen is None:
+            chosen = np.ones(samples.rows, dtype=bool)
+        for sem, wk in sorted(set(zip(semester[chosen].tolist(), week[chosen].tolist(), strict=True))):
+            rows = chosen & (semester == sem) & (week == wk)
+            profiles[f"{sem}:{wk}"] = training_profile(samples.X[rows].astype(np.float64), samples.names,
+                                                       probability[rows],
                                                        sample_weight=samples.weight[rows].astype(np.float64),
                                                        discrete=discrete)
     return profiles
