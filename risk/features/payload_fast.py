@@ -1,0 +1,224 @@
+"""A clean payload recognised in one pass of plain Python: the service's fast way past the contract checks.
+
+Most payloads an upstream system sends break no rule. For those, the checks of
+:mod:`risk.features.payload` (pandas and the pandera checks, ~60 ms however few the
+records) only confirm what a direct look at each value can: :class:`CleanPayloads`
+walks the records once against the same contract (:data:`risk.data.contract.TABLES`:
+each column's kind, required, allowed values, pattern, range, step; the table rules;
+the references a validated folder knows; the duplicate keys) and returns the
+student's records typed as :mod:`risk.features.rowwise` reads them.
+
+It only ever says "clean" or "not sure": at the first value it cannot vouch for —
+a broken rule, but also a number sent as text, a date not written ``YYYY-MM-DD``,
+padding, an unknown key — it answers None and the payload takes the full path,
+which decides what is left out and why, as batch does. So a record is never
+accepted here that the full checks would reject (``tests/test_online_rowwise.py``
+holds the two side by side, on clean payloads and on every kind of broken one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from risk.data.contract import TABLES, Column, Table, term_of_date, term_start
+from risk.data.ids import is_valid_student_id, masked_id, pseudonym
+from risk.data.schemas import BUDDHIST_ERA_YEARS_FROM, EARLIEST_YEAR, References
+from risk.features.rowwise import StudentRecords
+from risk.features.sources import STUDENT_TABLES
+
+__all__ = ["CleanPayload", "CleanPayloads"]
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TERM = re.compile(r"^\d{4}-[12]$")
+_NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,15})?$")  # plain decimals only: what float() and pandas read alike
+
+
+class _NotSure(Exception):
+    """A value the fast pass cannot vouch for: the payload takes the full checks."""
+
+
+@dataclass(frozen=True)
+class CleanPayload:
+    """A payload every record of which passes the contract: its student and typed records."""
+
+    student_key: int
+    id_hint: str
+    records: StudentRecords
+
+
+class CleanPayloads:
+    """Recognises clean payloads against one validated folder's references (see the module docstring).
+
+    ``school_days(school_id)`` returns the set of the school's open days.
+    """
+
+    def __init__(self, refs: References, school_days: Callable[[str], frozenset[dt.date]]) -> None:
+        self.refs = refs
+        self.school_days = school_days
+        self._columns = {name: {c.name: c for c in TABLES[name].columns} for name in STUDENT_TABLES}
+        self._patterns = {(name, c.name): re.compile(c.pattern) for name in STUDENT_TABLES
+                          for c in TABLES[name].columns if c.pattern}
+
+    def check(self, payload: Mapping[str, Any], key: bytes) -> CleanPayload | None:
+        """The payload's student and typed records when every record is clean, else None."""
+        try:
+            return self._check(payload, key)
+        except _NotSure:
+            return None
+
+    def _check(self, payload: Mapping[str, Any], key: bytes) -> CleanPayload:
+        if not isinstance(payload, Mapping) or set(payload) - set(STUDENT_TABLES):
+            raise _NotSure
+        enrollments = payload.get("enrollments") or []
+        if not isinstance(enrollments, list) or not enrollments or not isinstance(enrollments[0], dict):
+            raise _NotSure
+        student_id = enrollments[0].get("student_id")
+        if not isinstance(student_id, str) or not is_valid_student_id(student_id):
+            raise _NotSure
+        tables: dict[str, dict[str, np.ndarray]] = {}
+        enrolled: dict[str, str] = {}  # term → school of the student's enrollment
+        for name in STUDENT_TABLES:
+            rows = payload.get(name) or []
+            if not isinstance(rows, list):
+                raise _NotSure
+            columns = self._table(TABLES[name], rows, student_id)
+            if name == "enrollments":
+                enrolled = self._enrollments(columns)
+            elif name == "attendance_daily":
+                columns = self._attendance(columns, enrolled)
+            tables[name] = _typed(TABLES[name], columns)
+        return CleanPayload(pseudonym(student_id, key), masked_id(student_id), StudentRecords(tables))
+
+    def _table(self, table: Table, rows: list[Any], student_id: str) -> dict[str, list[Any]]:
+        """The table's columns (lists of Python values) after every record's every value passed."""
+        spec = self._columns[table.name]
+        names = [c.name for c in table.columns]
+        out: dict[str, list[Any]] = {n: [] for n in names}
+        keys = None
+        for record in rows:
+            if not isinstance(record, dict):
+                raise _NotSure
+            if keys is None:
+                keys = record.keys()
+                if set(keys) - set(spec) or any(c.required and c.name not in keys for c in table.columns):
+                    raise _NotSure
+            elif record.keys() != keys:  # columns are those of the first record: differing keys need the full path
+                raise _NotSure
+            for name in names:
+                out[name].append(self._value(table.name, spec[name], record.get(name), student_id))
+        self._unique(table, out, len(rows))
+        return out
+
+    def _value(self, table: str, column: Column, value: Any, student_id: str) -> Any:
+        if value is None:
+            if column.required:
+                raise _NotSure
+            return None
+        kind = column.kind
+        if kind in ("id", "text", "term"):
+            if not isinstance(value, str) or value != value.strip():
+                raise _NotSure
+            if kind == "id" and value != student_id:
+                raise _NotSure
+            if kind == "term" and (not _TERM.match(value) or (self.refs.terms is not None
+                                                             and value not in self.refs.terms)):
+                raise _NotSure
+            pattern = self._patterns.get((table, column.name))
+            if pattern is not None and not pattern.match(value):
+                raise _NotSure
+            if column.allowed is not None and value not in column.allowed:
+                raise _NotSure
+            if column.name == "school_id" and self.refs.school_ids is not None and value not in self.refs.school_ids:
+                raise _NotSure
+            return value
+        if kind == "date":
+            if not isinstance(value, str) or not _DATE.match(value):
+                raise _NotSure
+            try:
+                day = dt.date.fromisoformat(value)
+            except ValueError:
+                raise _NotSure from None
+            if not EARLIEST_YEAR <= day.year < BUDDHIST_ERA_YEARS_FROM:
+                raise _NotSure
+            window = self.refs.window
+            if window is not None and (day > window[1] or (column.name != "birth_date" and day < window[0])):
+                raise _NotSure
+            return day
+        if kind in ("float", "int"):
+            if isinstance(value, str) and _NUMBER.match(value):  # a CSV-born export sends numbers as text
+                number = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise _NotSure
+            else:
+                number = float(value)
+            if kind == "int" and number != math.floor(number):
+                raise _NotSure
+            if (column.minimum is not None and number < column.minimum) or (
+                    column.maximum is not None and number > column.maximum):
+                raise _NotSure
+            if column.step and number / column.step != round(number / column.step):  # exact: stricter than isclose
+                raise _NotSure
+            return number
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise _NotSure
+            return 1.0 if value else 0.0
+        raise _NotSure
+
+    @staticmethod
+    def _unique(table: Table, columns: dict[str, list[Any]], n: int) -> None:
+        """No two records share the table's unique key (or, without one, all their values)."""
+        key_columns = [c for c in table.unique_key if c != "student_id"] or list(columns)
+        seen = set(zip(*(columns[c] for c in key_columns), strict=True)) if key_columns else set()
+        if len(seen) != n and n:
+            raise _NotSure
+
+    @staticmethod
+    def _enrollments(columns: dict[str, list[Any]]) -> dict[str, str]:
+        """Term → school; every enrollment's age at term start within 3–22."""
+        for term, birth in zip(columns["term"], columns["birth_date"], strict=True):
+            age = (term_start(term) - birth).days / 365.25
+            if not 3 <= age < 23:
+                raise _NotSure
+        return dict(zip(columns["term"], columns["school_id"], strict=True))
+
+    def _attendance(self, columns: dict[str, list[Any]], enrolled: Mapping[str, str]) -> dict[str, list[Any]]:
+        """Each day is a school day of the school the student was enrolled at that term; adds term and school."""
+        terms, schools = [], []
+        open_days: dict[str, frozenset[dt.date]] = {}
+        for day in columns["date"]:
+            term = term_of_date(day)
+            school = enrolled.get(term)
+            if school is None:
+                raise _NotSure
+            if school not in open_days:
+                open_days[school] = self.school_days(school)
+            if day not in open_days[school]:
+                raise _NotSure
+            terms.append(term)
+            schools.append(school)
+        return {**columns, "term": terms, "school_id": schools}
+
+
+def _typed(table: Table, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    """Lists of checked values as the arrays of :class:`risk.features.rowwise.StudentRecords`."""
+    kinds = {c.name: c.kind for c in table.columns}
+    out = {}
+    for name, values in columns.items():
+        kind = kinds.get(name, "text")
+        if name == "student_id":
+            continue
+        if kind == "date":
+            out[name] = np.array([np.datetime64("NaT") if v is None else v for v in values], dtype="datetime64[D]")
+        elif kind in ("float", "int", "bool"):
+            out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        else:
+            out[name] = np.array(values, dtype=object)
+    return out
