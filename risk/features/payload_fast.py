@@ -99,20 +99,27 @@ class CleanPayloads:
     def _table(self, table: Table, rows: list[Any], student_id: str) -> dict[str, list[Any]]:
         """The table's columns (lists of Python values) after every record's every value passed."""
         spec = self._columns[table.name]
-        names = [c.name for c in table.columns]
-        out: dict[str, list[Any]] = {n: [] for n in names}
-        keys = None
-        for record in rows:
-            if not isinstance(record, dict):
+        if rows:
+            keys = rows[0].keys() if isinstance(rows[0], dict) else None
+            if keys is None or set(keys) - set(spec) or any(c.required and c.name not in keys for c in table.columns):
                 raise _NotSure
-            if keys is None:
-                keys = record.keys()
-                if set(keys) - set(spec) or any(c.required and c.name not in keys for c in table.columns):
-                    raise _NotSure
-            elif record.keys() != keys:  # columns are those of the first record: differing keys need the full path
+            # Columns are those of the first record: records with other keys need the full way.
+            if not all(isinstance(record, dict) and record.keys() == keys for record in rows):
                 raise _NotSure
-            for name in names:
-                out[name].append(self._value(table.name, spec[name], record.get(name), student_id))
+        out = {}
+        for column in table.columns:
+            values = [record.get(column.name) for record in rows]
+            if column.kind == "date" and column.required:
+                out[column.name] = self._dates(column, values)
+                continue
+            # Each distinct value is checked once (a year of attendance repeats one ID and five
+            # statuses hundreds of times); by type too, as True, 1 and 1.0 are one dict key.
+            try:
+                distinct = dict.fromkeys(zip(map(type, values), values, strict=True))
+            except TypeError:  # an unhashable value (a list or an object): not a contract value
+                raise _NotSure from None
+            typed = {memo: self._value(table.name, column, memo[1], student_id) for memo in distinct}
+            out[column.name] = [typed[memo] for memo in zip(map(type, values), values, strict=True)]
         self._unique(table, out, len(rows))
         return out
 
@@ -171,6 +178,23 @@ class CleanPayloads:
                 raise _NotSure
             return 1.0 if value else 0.0
         raise _NotSure
+
+    def _dates(self, column: Column, values: list[Any]) -> list[dt.date]:
+        """A required date column at once: ``YYYY-MM-DD`` text only, real days, years and window as :meth:`_value`."""
+        if not all(type(v) is str for v in values) or not all(map(_DATE.match, values)):
+            raise _NotSure
+        try:
+            days = np.array(values, dtype="datetime64[D]")
+        except ValueError:  # 2024-02-30 and the like
+            raise _NotSure from None
+        years = days.astype("datetime64[Y]").astype(np.int64) + 1970
+        if len(days) and not ((years >= EARLIEST_YEAR) & (years < BUDDHIST_ERA_YEARS_FROM)).all():
+            raise _NotSure
+        window = self.refs.window
+        if window is not None and len(days) and ((days > np.datetime64(window[1], "D")).any() or (
+                column.name != "birth_date" and (days < np.datetime64(window[0], "D")).any())):
+            raise _NotSure
+        return days.tolist()
 
     @staticmethod
     def _unique(table: Table, columns: dict[str, list[Any]], n: int) -> None:

@@ -483,7 +483,3 @@ def _nan_mean(values: np.ndarray) -> float:
 def _nan_max(values: np.ndarray) -> float:
     present = values[~np.isnan(values)]
     return float(present.max()) if len(present) else np.nan
-
-
-def as_of_day(value: dt.date) -> np.datetime64:
-    return np.datetime64(value, "D")

@@ -163,28 +163,30 @@ class OnlineFeatureBuilder:
         Returns one item per payload, in order: its features, or the ContractError
         saying why nothing of it can be scored.
         """
-        point = AsOf(as_of)
-        out: list[OnlineFeatures | ContractError | None] = [None] * len(payloads)
-        full = []
-        for i, payload in enumerate(payloads):
-            found = self._fast(payload, point) if fast else None
-            if found is None:
-                full.append(i)
-            else:
-                out[i] = found
+        out = self.features_fast(payloads, as_of) if fast else [None] * len(payloads)
+        full = [i for i, item in enumerate(out) if item is None]
         if full:
-            for i, result in zip(full, self._checked([payloads[i] for i in full], point), strict=True):
+            for i, result in zip(full, self.features_full([payloads[i] for i in full], as_of), strict=True):
                 out[i] = result
         return out  # type: ignore[return-value]
 
+    def features_fast(self, payloads: Sequence[Mapping[str, Any]],
+                      as_of: dt.date) -> list[OnlineFeatures | ContractError | None]:
+        """The fast way alone: per payload its features (or why it has none), or None where the full way must decide."""
+        point = AsOf(as_of)
+        return [self._fast(payload, point) for payload in payloads]
+
     def _fast(self, payload: Mapping[str, Any], point: AsOf) -> OnlineFeatures | ContractError | None:
         """The clean payload's features (or why it has none), or None when it must take the full way."""
-        clean = self.clean.check(payload, self.key)
-        if clean is None:
-            return None
         try:
+            clean = self.clean.check(payload, self.key)
+            if clean is None:
+                return None
             found = self._evaluator(point).evaluate(clean.records)
         except ValueError:  # a case the evaluator leaves to SQL (two enrollments in one term)
+            return None
+        except Exception as exc:  # noqa: BLE001  (the full way is the reference: a surprise here must not fail a request)
+            log.warning("fast feature way failed; the full way decides", error=type(exc).__name__)
             return None
         if found is None:
             return ContractError(f"the student is not enrolled at {point.date} (term {point.term}): nothing to score")
@@ -194,9 +196,10 @@ class OnlineFeatureBuilder:
         return OnlineFeatures(clean.student_key, point.date, str(cohort["term"]), str(cohort["school_id"]),
                               tuple(self.catalog.names), values, hint, ())
 
-    def _checked(self, payloads: Sequence[Mapping[str, list[dict[str, Any]]]],
-                 point: AsOf) -> list[OnlineFeatures | ContractError]:
+    def features_full(self, payloads: Sequence[Mapping[str, list[dict[str, Any]]]],
+                      as_of: dt.date) -> list[OnlineFeatures | ContractError]:
         """The full way: batch's checks, then the SQL plan as one statement for all the payloads' valid records."""
+        point = AsOf(as_of)
         out: list[OnlineFeatures | ContractError | CheckedPayload] = list(self.rules.check_many(payloads, self.key))
         batches: dict[int, tuple[CheckedBatch, list[int]]] = {}
         for i, item in enumerate(out):
