@@ -20,7 +20,6 @@ flags float64 with NaN for missing, text as object arrays with None).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
