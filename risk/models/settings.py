@@ -24,7 +24,7 @@ class SampleSettings(_Strict):
     weeks: list[int] = Field(default_factory=lambda: [4, 6, 8, 12])
     last_school_day: bool = True
     negative_share: float = Field(1.0, gt=0, le=1)
-    max_eval_students: int = Field(400_000, ge=100)
+    max_eval_students: int = Field(150_000, ge=100)
     seed: int = 7
 
     @model_validator(mode="after")

@@ -175,10 +175,13 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     # Medians and bins need no more than a few hundred thousand rows; a student sample keeps
     # the profile's cost flat at national scale.
     cap = ts.evaluation.profile_max_rows
-    sampled = _sample(train, cap, ts.samples.seed + 6)
-    profile = training_profile(sampled.X.astype(np.float64), train.names,
-                               choice.calibrator.transform(booster.predict(sampled.X)),
-                               sample_weight=sampled.weight.astype(np.float64), discrete=discrete)
+    # The early-stopping students are a uniform sample of the training students, already
+    # scored: the training profile is taken from them instead of scoring another sample.
+    held_keys = train.meta["student_key"].to_numpy()[stop]
+    take = student_uniform(held_keys, ts.samples.seed + 6) < cap / max(len(held_keys), 1)
+    profile = training_profile(held_X[take].astype(np.float64), train.names,
+                               choice.calibrator.transform(fitted.held_raw[take]),
+                               sample_weight=held_weight[take], discrete=discrete)
     # Each held-out row is scored once (at 1,500 trees a prediction costs ~30 µs a row): the test
     # term's scores serve the drift profiles here and the evaluation below.
     p_test = choice.calibrator.transform(booster.predict(test.X))
