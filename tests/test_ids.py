@@ -51,6 +51,16 @@ def test_invalid_ids(value):
 def test_vectorised_check_matches_scalar_check():
     values = np.array(["1103700123458", "1103700123457", None, "G123456789012", "abc"], dtype=object)
     assert valid_student_id_mask(values).tolist() == [is_valid_student_id(v) for v in values]
+    # Many more: right and wrong check digits, G-codes, Thai digits, letters, lengths 12–14.
+    rng = np.random.default_rng(4)
+    alphabet = list("0123456789") * 6 + list("G๑x -")
+    values = ["".join(rng.choice(alphabet, size=rng.integers(12, 15))) for _ in range(3000)]
+    values += [first + str(thai_check_digit(first)) for first in (v[:12] for v in values if v[:12].isascii()
+                                                                   and v[:12].isdigit())]
+    values += ["G" + v[1:13] for v in values[:500]]
+    found = [is_valid_student_id(v) for v in values]
+    assert valid_student_id_mask(np.array(values, dtype=object)).tolist() == found
+    assert 300 < sum(found) < len(values) - 300
 
 
 def test_pseudonym_is_stable_for_a_key_and_differs_across_keys():

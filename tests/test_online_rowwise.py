@@ -91,14 +91,14 @@ def generated(world):
     """The generated world's validated tables and past rates, read once."""
     validated = world / "validated"
     frames = {name: pd.read_parquet(validated / name) for name in (*STUDENT_TABLES, "schools", "calendar")}
-    return validated, frames
+    return validated, frames, per_student(frames)
 
 
 @pytest.mark.parametrize("week", [1, 6, 15, 30])
-def test_every_student_of_a_generated_world_equals_the_sql(generated, tmp_path, week):
+def test_every_student_of_a_generated_world_equals_the_sql(generated, service_builder, tmp_path, week):
     # Weeks 1 and 6 of the newest term, its last weeks, and a date in the term before (the
     # previous term's days, grades entered since, a screening after as_of all come into play).
-    validated, frames = generated
+    validated, frames, students = generated
     terms = sorted(frames["calendar"]["term"].unique())
     newest = pd.to_datetime(frames["calendar"].loc[frames["calendar"]["term"] == terms[-1], "date"])
     earlier = pd.to_datetime(frames["calendar"].loc[frames["calendar"]["term"] == terms[-2], "date"])
@@ -106,9 +106,8 @@ def test_every_student_of_a_generated_world_equals_the_sql(generated, tmp_path, 
     build_feature_matrix(validated, as_of, tmp_path / "batch.parquet", settings=Settings(), catalog=CATALOG,
                          progress=False)
     batch = pd.read_parquet(tmp_path / "batch.parquet")
-    builder = OnlineFeatureBuilder.load(validated, catalog=CATALOG, settings=Settings(), key=WORLD_KEY)
-    evaluator = RowEvaluator(CATALOG, AsOf(as_of), builder.references)
-    assert assert_rows_equal(evaluator, per_student(frames), batch) > 1000
+    evaluator = RowEvaluator(CATALOG, AsOf(as_of), service_builder[0].references)
+    assert assert_rows_equal(evaluator, students, batch) > 1000
 
 
 # ---------------------------------------------------------------------- clean payloads
@@ -137,6 +136,19 @@ def source_payloads(source: Path, count: int) -> list[dict[str, list[dict]]]:
 
 
 @pytest.fixture(scope="module")
+def raw_payloads(world):
+    return source_payloads(world / "source", 300)
+
+
+@pytest.fixture(scope="module")
+def clean_payload(service_builder, raw_payloads):
+    """A payload the fast way takes, with records in every table."""
+    builder, _ = service_builder
+    return next(p for p in raw_payloads if builder.clean.check(p, WORLD_KEY) is not None
+                and all(p[t] for t in ("attendance_daily", "grades", "health", "household", "behaviour", "assistance")))
+
+
+@pytest.fixture(scope="module")
 def service_builder(world):
     builder = OnlineFeatureBuilder.load(world / "validated", catalog=CATALOG, settings=Settings(), key=WORLD_KEY)
     calendar = pd.read_parquet(world / "validated" / "calendar")
@@ -144,9 +156,9 @@ def service_builder(world):
     return builder, (newest.min() + pd.Timedelta(weeks=7)).date()
 
 
-def test_the_fast_way_vouches_only_for_payloads_the_full_checks_find_clean(world, service_builder):
+def test_the_fast_way_vouches_only_for_payloads_the_full_checks_find_clean(raw_payloads, service_builder):
     builder, as_of = service_builder
-    payloads = source_payloads(world / "source", 300)
+    payloads = raw_payloads
     fast = builder.features_many(payloads, as_of)
     full = builder.features_many(payloads, as_of, fast=False)
     vouched = clean_in_full = 0
@@ -191,11 +203,9 @@ UNUSUAL = {
 
 
 @pytest.mark.parametrize("kind", sorted(BREAKS) + sorted(UNUSUAL))
-def test_a_broken_or_unusual_record_sends_the_payload_the_full_way(world, service_builder, kind):
+def test_a_broken_or_unusual_record_sends_the_payload_the_full_way(clean_payload, service_builder, kind):
     builder, as_of = service_builder
-    payload = next(p for p in source_payloads(world / "source", 120)
-                   if builder.clean.check(p, WORLD_KEY) is not None
-                   and all(p[t] for t in ("attendance_daily", "grades", "health", "household", "behaviour")))
+    payload = clean_payload
     table, index, column, value = {**BREAKS, **UNUSUAL}[kind]
     broken = copy.deepcopy(payload)
     if value == "WEEKEND":  # the Saturday after the first school day on record
@@ -207,10 +217,9 @@ def test_a_broken_or_unusual_record_sends_the_payload_the_full_way(world, servic
     assert (isinstance(full, ContractError) or bool(full.rejected)) == (kind in BREAKS)
 
 
-def test_a_duplicate_record_sends_the_payload_the_full_way(world, service_builder):
+def test_a_duplicate_record_sends_the_payload_the_full_way(clean_payload, service_builder):
     builder, as_of = service_builder
-    payload = next(p for p in source_payloads(world / "source", 60)
-                   if builder.clean.check(p, WORLD_KEY) is not None and p["assistance"])
+    payload = clean_payload
     for table in ("attendance_daily", "assistance"):
         broken = copy.deepcopy(payload)
         broken[table].append(dict(broken[table][0]))

@@ -10,6 +10,7 @@ feature is then not repeated.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,42 +21,57 @@ from risk.models.explain import top_reasons
 from risk.models.policy import CLASSES
 from risk.scoring.settings import ReasonSettings
 
-__all__ = ["explained_scores"]
+__all__ = ["Explained", "explain_rows", "explained_scores"]
 
 
-def explained_scores(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings) -> pd.DataFrame:
-    """Scores of rows ``X`` (n, f) in the bundle's feature order.
+@dataclass(frozen=True)
+class Explained:
+    """Rows' probability (n,), class names (n,), and per row its reasons: (code, en, th), most important first."""
 
-    Returns a frame of n rows: ``probability``, ``risk_class``, and ``reasons_en``,
-    ``reasons_th``, ``reason_codes`` as JSON lists (``[]`` for a student not explained).
-    """
+    probability: np.ndarray
+    risk_class: np.ndarray
+    reasons: list[list[tuple[str, str, str]]]
+
+
+def explain_rows(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings) -> Explained:
+    """Probability, class and reasons of rows ``X`` (n, f) in the bundle's feature order (the service's form)."""
     probability, codes, hits = bundle.classify(X)
     wanted = np.isin(codes, [CLASSES.index(c) for c in reasons.for_classes])
-    texts_en = np.full(len(X), "[]", dtype=object)
-    texts_th = np.full(len(X), "[]", dtype=object)
-    reason_codes = np.full(len(X), "[]", dtype=object)
+    out: list[list[tuple[str, str, str]]] = [[] for _ in range(len(X))]
     rows = np.flatnonzero(wanted)
     if len(rows):
         contribs = bundle.booster.predict(X[rows], pred_contrib=True)
         chosen = top_reasons(contribs, X[rows], bundle.names, bundle.catalog, bundle.profile, k=reasons.top)
         rules = _rule_reasons(bundle, X[rows], hits[rows])
         for row, model_reasons, rule_reasons in zip(rows, chosen, rules, strict=True):
-            codes_here = [code for code, _, _ in rule_reasons]
-            en = [text for _, text, _ in rule_reasons]
-            th = [text for _, _, text in rule_reasons]
+            found = list(rule_reasons)
             fired = {bundle.policy.rules[j].feature for j in np.flatnonzero(hits[row])}
             for reason in model_reasons:
-                if len(en) >= reasons.top:
+                if len(found) >= reasons.top:
                     break
                 if reason.code in fired:
                     continue
-                codes_here.append(reason.code)
-                en.append(reason.en)
-                th.append(reason.th)
-            texts_en[row] = json.dumps(en, ensure_ascii=False)
-            texts_th[row] = json.dumps(th, ensure_ascii=False)
-            reason_codes[row] = json.dumps(codes_here)
-    return pd.DataFrame({"probability": probability, "risk_class": bundle.class_names(codes),
+                found.append((reason.code, reason.en, reason.th))
+            out[row] = found
+    return Explained(probability, bundle.class_names(codes), out)
+
+
+def explained_scores(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings) -> pd.DataFrame:
+    """Scores of rows ``X`` (n, f) in the bundle's feature order, as the batch scorer stores them.
+
+    Returns a frame of n rows: ``probability``, ``risk_class``, and ``reasons_en``,
+    ``reasons_th``, ``reason_codes`` as JSON lists (``[]`` for a student not explained).
+    """
+    explained = explain_rows(bundle, X, reasons)
+    texts_en = np.full(len(X), "[]", dtype=object)
+    texts_th = np.full(len(X), "[]", dtype=object)
+    reason_codes = np.full(len(X), "[]", dtype=object)
+    for row, found in enumerate(explained.reasons):
+        if found:
+            texts_en[row] = json.dumps([en for _, en, _ in found], ensure_ascii=False)
+            texts_th[row] = json.dumps([th for _, _, th in found], ensure_ascii=False)
+            reason_codes[row] = json.dumps([code for code, _, _ in found])
+    return pd.DataFrame({"probability": explained.probability, "risk_class": explained.risk_class,
                          "reasons_en": texts_en, "reasons_th": texts_th, "reason_codes": reason_codes})
 
 

@@ -2,7 +2,7 @@
 
 :class:`OnlineScorer` scores many payloads: the clean ones from the builder's
 fast way, the rest with one feature statement (:meth:`OnlineFeatureBuilder.features_full`),
-each group with one booster call on the stacked array; reasons come from :func:`risk.scoring.explained.explained_scores`, the
+each group with one booster call on the stacked array; reasons come from :func:`risk.scoring.explained.explain_rows`, the
 batch scorer's own function, so a student gets the same reasons from both.
 :class:`MicroBatcher` gathers the single-student requests that arrive within a
 few milliseconds of each other into one such call: clean payloads are scored at
@@ -13,7 +13,6 @@ fixed cost (~50 ms) makes eight students together cost little more than one.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import queue
 import threading
 import time
@@ -27,7 +26,7 @@ import numpy as np
 from risk.errors import ContractError, RiskError
 from risk.features.service import OnlineFeatureBuilder, OnlineFeatures
 from risk.logs import get_logger
-from risk.scoring.explained import explained_scores
+from risk.scoring.explained import explain_rows
 from risk.scoring.settings import ReasonSettings
 from risk.serve.model_holder import ModelHolder
 
@@ -112,11 +111,10 @@ class OnlineScorer:
             if not isinstance(f, OnlineFeatures):
                 out[i] = f
         if ok:
-            frame = explained_scores(model.bundle, np.vstack([f.values for _, f in ok]), self.reasons)
-            for (i, f), p, c, en, th, codes in zip(ok, frame["probability"], frame["risk_class"], frame["reasons_en"],
-                                                   frame["reasons_th"], frame["reason_codes"], strict=True):
-                reasons = tuple(zip(json.loads(codes), json.loads(en), json.loads(th), strict=True))
-                out[i] = Scored(f, float(p), str(c), reasons, model.version)
+            explained = explain_rows(model.bundle, np.vstack([f.values for _, f in ok]), self.reasons)
+            for (i, f), p, c, reasons in zip(ok, explained.probability, explained.risk_class, explained.reasons,
+                                             strict=True):
+                out[i] = Scored(f, float(p), str(c), tuple(reasons), model.version)
         if ready is not None:
             for i, _ in built:
                 ready(i, out[i])
