@@ -179,7 +179,7 @@ class CleanPayloads:
             return 1.0 if value else 0.0
         raise _NotSure
 
-    def _dates(self, column: Column, values: list[Any]) -> list[dt.date]:
+    def _dates(self, column: Column, values: list[Any]) -> np.ndarray:
         """A required date column at once: ``YYYY-MM-DD`` text only, real days, years and window as :meth:`_value`."""
         if not all(type(v) is str for v in values) or not all(map(_DATE.match, values)):
             raise _NotSure
@@ -194,7 +194,7 @@ class CleanPayloads:
         if window is not None and len(days) and ((days > np.datetime64(window[1], "D")).any() or (
                 column.name != "birth_date" and (days < np.datetime64(window[0], "D")).any())):
             raise _NotSure
-        return days.tolist()
+        return days  # kept as numpy: typed records want it so, and back from dates it costs ~1 µs a value
 
     @staticmethod
     def _unique(table: Table, columns: dict[str, list[Any]], n: int) -> None:
@@ -207,7 +207,7 @@ class CleanPayloads:
     @staticmethod
     def _enrollments(columns: dict[str, list[Any]]) -> dict[str, str]:
         """Term → school; every enrollment's age at term start within 3–22."""
-        for term, birth in zip(columns["term"], columns["birth_date"], strict=True):
+        for term, birth in zip(columns["term"], columns["birth_date"].tolist(), strict=True):
             age = (term_start(term) - birth).days / 365.25
             if not 3 <= age < 23:
                 raise _NotSure
@@ -217,7 +217,7 @@ class CleanPayloads:
         """Each day is a school day of the school the student was enrolled at that term; adds term and school."""
         terms, schools = [], []
         open_days: dict[str, frozenset[dt.date]] = {}
-        for day in columns["date"]:
+        for day in columns["date"].tolist():
             term = term_of_date(day)
             school = enrolled.get(term)
             if school is None:
@@ -239,7 +239,9 @@ def _typed(table: Table, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]
         kind = kinds.get(name, "text")
         if name == "student_id":
             continue
-        if kind == "date":
+        if isinstance(values, np.ndarray):  # a required date column, typed already
+            out[name] = values
+        elif kind == "date":
             out[name] = np.array([np.datetime64("NaT") if v is None else v for v in values], dtype="datetime64[D]")
         elif kind in ("float", "int", "bool"):
             out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)

@@ -221,10 +221,14 @@ def _attendance_part(ev: RowEvaluator, rec: StudentRecords, c: dict[str, Any]) -
     date = np.concatenate(dates)
     att = rec.table("attendance_daily")
     status = np.full(len(date), "missing", dtype=object)
-    if len(att.get("date", ())):
-        recorded = (att["date"] <= ev.day) & np.isin(att["term"], [ev.term, ev.previous])
-        by_day = dict(zip(att["date"][recorded].tolist(), att["status"][recorded], strict=True))
-        status = np.array([by_day.get(d, "missing") for d in date.tolist()], dtype=object)
+    recorded = (att["date"] <= ev.day) & np.isin(att["term"], [ev.term, ev.previous]) if len(
+        att.get("date", ())) else np.zeros(0, dtype=bool)
+    if recorded.any():  # each school day's row, if any (validated rows are unique by date)
+        order = np.argsort(att["date"][recorded], kind="stable")
+        days, statuses = att["date"][recorded][order], att["status"][recorded][order]
+        at = np.minimum(np.searchsorted(days, date), len(days) - 1)
+        found = days[at] == date
+        status[found] = statuses[at[found]]
     attended = np.isin(status, ATTENDED)
     weekday = (date.astype(np.int64) + 3) % 7 + 1  # 1970-01-01 was a Thursday; ISO: Monday 1 … Sunday 7
     return {"in_term": np.concatenate(in_term), "day_rank": np.concatenate(ranks), "status": status,
