@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 from common import ensure_synthetic, ensure_validated, line
 
 from risk.config import Settings
-from risk.data.contract import TABLES
+from risk.data.export_payloads import read_student_tables, student_payloads
 from risk.data.ids import DEMO_KEY
 from risk.errors import ContractError
 from risk.features.catalog import load_catalog
@@ -35,28 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def payloads(source: Path, as_of: dt.date, n: int) -> list[dict]:
-    """Payloads of ``n`` students enrolled in the term of ``as_of`` and the term before."""
-    tables = {}
-    for name, table in TABLES.items():
-        if table.has_student:
-            parts = [pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype=str, keep_default_na=False)
-                     for p in sorted((source / name).iterdir())]
-            tables[name] = pd.concat(parts, ignore_index=True)
+    """Payloads of ``n`` × 3 students enrolled in at least two terms (callers keep the ones they can use)."""
+    tables = read_student_tables(source)
     enrolled = tables["enrollments"].dropna(subset=["term"])
     counts = enrolled.groupby("student_id")["term"].nunique()
-    chosen = counts[counts >= 2].index.to_series().sample(n * 3, random_state=1).tolist()
-    out = []
-    for student_id in chosen:
-        payload = {}
-        for name, frame in tables.items():
-            rows = frame[frame["student_id"] == student_id]
-            payload[name] = json.loads(rows.to_json(orient="records", date_format="iso", date_unit="s"))
-            for row in payload[name]:
-                for column, value in row.items():
-                    if isinstance(value, str) and value.endswith("T00:00:00"):
-                        row[column] = value[:10]
-        out.append(payload)
-    return out
+    return student_payloads(tables, counts[counts >= 2].index.to_series().sample(n * 3, random_state=1).tolist())
 
 
 def percentiles(ms: list[float]) -> tuple[float, float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from feature_world import context_rates_frame
 from feature_world import world as edge_world
 
 from risk.config import Settings
-from risk.data.contract import TABLES
+from risk.data.export_payloads import read_student_tables, student_payloads
 from risk.errors import ContractError
 from risk.features.base import AsOf
 from risk.features.batch import build_feature_matrix
@@ -113,26 +112,8 @@ def test_every_student_of_a_generated_world_equals_the_sql(generated, service_bu
 # ---------------------------------------------------------------------- clean payloads
 def source_payloads(source: Path, count: int) -> list[dict[str, list[dict]]]:
     """``count`` students' raw records as the JSON an upstream system sends (the export's own errors included)."""
-    tables = {}
-    for name, table in TABLES.items():
-        if table.has_student:
-            parts = [pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, dtype=str, keep_default_na=False)
-                     for p in sorted((source / name).iterdir()) if p.suffix in (".parquet", ".csv")]
-            tables[name] = pd.concat(parts, ignore_index=True)
-    chosen = tables["enrollments"]["student_id"].drop_duplicates().sample(count, random_state=5).tolist()
-    grouped = {name: dict(tuple(frame.groupby("student_id"))) for name, frame in tables.items()}
-    out = []
-    for student_id in chosen:
-        payload = {}
-        for name in tables:
-            rows = grouped[name].get(student_id, tables[name].iloc[:0])
-            payload[name] = json.loads(rows.to_json(orient="records", date_format="iso", date_unit="s"))
-            for row in payload[name]:
-                for column, value in row.items():
-                    if isinstance(value, str) and value.endswith("T00:00:00"):
-                        row[column] = value[:10]
-        out.append(payload)
-    return out
+    tables = read_student_tables(source)
+    return student_payloads(tables, tables["enrollments"]["student_id"].drop_duplicates().sample(count, random_state=5))
 
 
 @pytest.fixture(scope="module")

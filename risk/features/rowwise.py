@@ -67,12 +67,10 @@ class RowReferences:
     rates: Callable[[str], Mapping[str, tuple[float, float]]]
 
 
-def records_from_frames(frames: Mapping[str, pd.DataFrame], student_key: int | None = None) -> StudentRecords:
-    """Validated-layout frames (one student's, or filtered to ``student_key``) as :class:`StudentRecords`."""
+def records_from_frames(frames: Mapping[str, pd.DataFrame]) -> StudentRecords:
+    """Validated-layout frames as :class:`StudentRecords` (column arrays per table)."""
     tables = {}
     for name, frame in frames.items():
-        if student_key is not None:
-            frame = frame[(frame["student_key"] == student_key).to_numpy()]
         kinds = {c.name: c.kind for c in TABLES[name].columns}
         tables[name] = {column: _array(frame[column], kinds.get(column, "text"))
                         for column in frame.columns if column != "student_key"}
@@ -115,7 +113,7 @@ class RowEvaluator:
         self.previous = as_of.previous_term
         self.term_start = np.datetime64(term_start(as_of.term), "D")
         self._features: list[tuple[str, Callable[[Any], float]]] = [
-            (_PART_OF[spec.domain](spec), self._compiled(spec)) for spec in catalog.enabled]
+            (_PART_OF.get(spec.domain, spec.domain), self._compiled(spec)) for spec in catalog.enabled]
 
     # ------------------------------------------------------------------ the cohort
     def cohort_row(self, rec: StudentRecords) -> dict[str, Any] | None:
@@ -274,10 +272,6 @@ def _events(table: Columns, date_column: str, day: np.datetime64) -> tuple[Colum
     return {k: v[order] for k, v in table.items()}, table[date_column][order]
 
 
-def _flag(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.float64)
-
-
 def _household_part(ev: RowEvaluator, rec: StudentRecords, c: dict[str, Any]) -> Columns | None:
     """``hh_event``: screenings with the derived columns of :mod:`risk.features.household`."""
     found = _events(rec.table("household"), "screened_on", ev.day)
@@ -316,7 +310,7 @@ def _behaviour_part(ev: RowEvaluator, rec: StudentRecords, c: dict[str, Any]) ->
     if found is None:
         return None
     b, dates = found
-    flags = {f: _flag(b[f]) for f in FLAGS}
+    flags = {f: b[f] for f in FLAGS}
     return {**{s: b[s] for s in SDQ}, **flags, "event_date": dates,
             "sdq_total": b["sdq_emotional"] + b["sdq_conduct"] + b["sdq_hyperactivity"] + b["sdq_peer"],
             "risk_flag_count": sum(flags.values())}
@@ -341,14 +335,8 @@ _PARTS: dict[str, Callable[[RowEvaluator, StudentRecords, dict[str, Any]], Any]]
 }
 
 
-def _part_of_enrollment(spec: FeatureSpec) -> str:
-    return "context"
-
-
-_PART_OF: dict[str, Callable[[FeatureSpec], str]] = {
-    "enrollment": _part_of_enrollment, "context": _part_of_enrollment,
-    **{d: (lambda s, d=d: d) for d in ("attendance", "grades", "household", "health", "behaviour", "assistance")},
-}
+# Enrollment features aggregate the cohort row and its history, which the context part holds.
+_PART_OF = {"enrollment": "context"}
 
 
 # ---------------------------------------------------------------------- kinds (SQL: the domain modules' expression)

@@ -37,10 +37,10 @@ import pyarrow as pa
 
 from risk.config import Settings
 from risk.data.contract import term_start
-from risk.data.schemas import References, school_day_codes
+from risk.data.schemas import References
 from risk.data.validate import WINDOW_AFTER, WINDOW_BEFORE
 from risk.errors import ContractError
-from risk.features.base import AsOf, sql_text
+from risk.features.base import AsOf
 from risk.features.build import FeaturePlan, feature_plan
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
@@ -104,7 +104,6 @@ class OnlineFeatureBuilder:
         self._local = threading.local()
         self._plans: dict[dt.date, FeaturePlan] = {}
         self._rates: set[str] = set()
-        self._days: dict[str, np.ndarray] = {}
         self._calendars: dict[str, dict[str, np.ndarray]] = {}  # school → term → its open days, sorted
         self._open_days: dict[str, frozenset[dt.date]] = {}
         self._rate_maps: dict[str, dict[str, tuple[float, float]]] = {}
@@ -297,22 +296,12 @@ class OnlineFeatureBuilder:
 
     def _school_days(self, schools: list[str]) -> np.ndarray:
         """Open days of ``schools`` as the validator codes them (school_code * 100_000 + days since 1970)."""
-        missing = [s for s in schools if s not in self._days]
-        if missing:
-            days = self._cursor().execute(
-                "SELECT school_id, date::TIMESTAMP AS date FROM ref_calendar WHERE school_id IN "
-                f"({', '.join(map(sql_text, missing))})").df()
-            with self._lock:
-                if len(self._days) > 50_000:
-                    self._days.clear()
-                for school in missing:
-                    chosen = days[days["school_id"] == school]
-                    self._days[school] = school_day_codes(chosen["school_id"], chosen["date"])
-        return np.concatenate([self._days[s] for s in schools]) if schools else np.empty(0, np.int64)
+        codes = [int(school) * 100_000 + np.concatenate([_NO_DAYS, *self._terms_of(school).values()]).astype(np.int64)
+                 for school in schools]
+        return np.concatenate(codes) if codes else np.empty(0, np.int64)
 
-
-    def _calendar(self, school: str, term: str) -> np.ndarray:
-        """The school's open days of ``term``, sorted (``datetime64[D]``), read once per school."""
+    def _terms_of(self, school: str) -> dict[str, np.ndarray]:
+        """The school's open days by term, sorted (``datetime64[D]``): read from the calendar once per school."""
         terms = self._calendars.get(school)
         if terms is None:
             days = self._cursor().execute("SELECT term, date FROM ref_calendar WHERE school_id = ? ORDER BY date",
@@ -325,13 +314,15 @@ class OnlineFeatureBuilder:
                     self._calendars.clear()
                     self._open_days.clear()
                 self._calendars[school] = terms
-        return terms.get(term, _NO_DAYS)
+        return terms
+
+    def _calendar(self, school: str, term: str) -> np.ndarray:
+        return self._terms_of(school).get(term, _NO_DAYS)
 
     def _school_open_days(self, school: str) -> frozenset[dt.date]:
         days = self._open_days.get(school)
         if days is None:
-            self._calendar(school, "")
-            days = frozenset(d for dates in self._calendars[school].values() for d in dates.tolist())
+            days = frozenset(d for dates in self._terms_of(school).values() for d in dates.tolist())
             self._open_days[school] = days
         return days
 
