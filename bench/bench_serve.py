@@ -12,7 +12,7 @@ are measured on their own at 8 clients. (The synthetic export puts an error in
 0.5% of rows, so most of its students' year of records holds one; a real
 source's share is what its quarantine counts say.)
 
-python bench/bench_serve.py [--requests 240] [--students 24]
+python bench/bench_serve.py [--requests 240] [--students 24] [--workers N]
 The first run builds a small demo world under BENCH_DATA/serve (synth → validate
 → train → promote, a few minutes); later runs reuse it.
 """
@@ -134,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=240)
     parser.add_argument("--students", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker processes of each server (default: one per core)")
     args = parser.parse_args()
     prepare()
     store_url = f"sqlite:///{HOME.resolve() / 'risk.db'}"
@@ -165,40 +167,54 @@ def main() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(RISK_ID_KEY=DEMO_KEY.decode(), PATH=f"{BIN}:{env.get('PATH', '')}")
-    port, mport = free_port(), free_port()
+    port = free_port()
     config = HOME / "serve-bench.yaml"
     config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "data": str(HOME / "validated"),
                                   "store_url": store_url, "tracking_dir": str(HOME), "poll_seconds": 3600,
-                                  "rate_limit": {"per_second": 100000, "burst": 100000}}), encoding="utf-8")
+                                  "workers": args.workers, "rate_limit": {"per_second": 100000, "burst": 100000}}), encoding="utf-8")
     server = start([*RISK, "serve", "--config", str(config)], env, f"http://127.0.0.1:{port}/readyz",
                    HOME / "serve.log")
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{HOME.resolve() / 'mlflow.db'}"}
-    mlflow = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/dropout-risk@champion", "--env-manager",
-                    "local", "-h", "127.0.0.1", "-p", str(mport)], mlflow_env, f"http://127.0.0.1:{mport}/ping",
-                   HOME / "mlflow-serve.log")
+    # MLflow's own default (one worker), and as many workers as ours: the ratio is printed against both.
+    baselines: dict[int, tuple[str, subprocess.Popen]] = {}
     try:
-        for bodies, url, headers in ((ours, f"http://127.0.0.1:{port}/v1/score", {"X-API-Key": token}),
-                                     (theirs, f"http://127.0.0.1:{mport}/invocations", {})):
-            load(url, bodies, headers, 4, 40)  # warm up
-        for clients in (1, 8, 32):
-            o50, o99, ors, ofail = load(f"http://127.0.0.1:{port}/v1/score", ours, {"X-API-Key": token}, clients,
-                                        args.requests)
-            m50, m99, mrs, mfail = load(f"http://127.0.0.1:{mport}/invocations", theirs, {}, clients, args.requests)
-            print(f"{clients} clients: risk serve p50 {o50:,.1f} ms, p99 {o99:,.1f} ms, {ors:,.1f} req/s"
-                  f" ({ofail} failed) | mlflow models serve p50 {m50:,.1f} ms, p99 {m99:,.1f} ms, {mrs:,.1f} req/s"
-                  f" ({mfail} failed)")
-            print("  p99 " + line("risk serve", o99, "ms", "mlflow models serve", m99))
-            print(f"  throughput: risk serve {ors:,.1f} req/s | baseline (mlflow models serve): {mrs:,.1f} req/s | "
-                  f"ratio {ors / mrs:.3g} ({'risk serve ' + format(ors / mrs, '.1f') + '× the baseline' if ors >= mrs else 'baseline ' + format(mrs / ors, '.1f') + '× risk serve'})")
-            if clients == 8:
-                print("  p99 " + line("risk serve, 8 clients", o99, "ms", "25 ms target", 25.0))
-                d50, d99, drs, dfail = load(f"http://127.0.0.1:{port}/v1/score", dirty, {"X-API-Key": token},
-                                            clients, max(args.requests // 3, 40))
-                print(f"  payloads with a bad record (full checks), 8 clients: p50 {d50:,.1f} ms, p99 {d99:,.1f} ms, "
-                      f"{drs:,.1f} req/s ({dfail} failed)")
+        _run(args, ours, theirs, dirty, token, port, mlflow_env, baselines)
     finally:
         stop(server)
-        stop(mlflow)
+        for _, process in baselines.values():
+            stop(process)
+
+
+def _run(args: argparse.Namespace, ours: list[bytes], theirs: list[bytes], dirty: list[bytes], token: str, port: int,
+         mlflow_env: dict[str, str], baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
+    """Start the baselines (kept in ``baselines`` for the caller to stop), then load each server in turn."""
+    for workers in sorted({1, args.workers}):
+        mport = free_port()
+        baselines[workers] = (f"http://127.0.0.1:{mport}/invocations", start(
+            [str(BIN / "mlflow"), "models", "serve", "-m", "models:/dropout-risk@champion", "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(mport), "-w", str(workers)], mlflow_env, f"http://127.0.0.1:{mport}/ping",
+            HOME / f"mlflow-serve-{workers}.log"))
+    ours_url = f"http://127.0.0.1:{port}/v1/score"
+    print(f"risk serve: {args.workers} worker process(es); mlflow models serve: "
+          + " and ".join(f"{w} worker{'s' if w > 1 else ''}" for w in baselines) + f"; {os.cpu_count()} cores")
+    load(ours_url, ours, {"X-API-Key": token}, 4, 40)  # warm up
+    for url, _ in baselines.values():
+        load(url, theirs, {}, 4, 40)
+    for clients in (1, 8, 32):
+        o50, o99, ors, ofail = load(ours_url, ours, {"X-API-Key": token}, clients, args.requests)
+        print(f"{clients} clients: risk serve p50 {o50:,.1f} ms, p99 {o99:,.1f} ms, {ors:,.1f} req/s ({ofail} failed)")
+        for workers, (url, _) in baselines.items():
+            m50, m99, mrs, mfail = load(url, theirs, {}, clients, args.requests)
+            name = f"mlflow models serve -w {workers}"
+            print(f"  {name}: p50 {m50:,.1f} ms, p99 {m99:,.1f} ms, {mrs:,.1f} req/s ({mfail} failed)")
+            print("    p99 " + line("risk serve", o99, "ms", name, m99))
+            print(f"    throughput: risk serve {ors:,.1f} req/s | baseline ({name}): {mrs:,.1f} req/s | "
+                  f"ratio {ors / mrs:.3g}")
+        if clients == 8:
+            print("  p99 " + line("risk serve, 8 clients", o99, "ms", "25 ms target", 25.0))
+            d50, d99, drs, dfail = load(ours_url, dirty, {"X-API-Key": token}, clients, max(args.requests // 3, 40))
+            print(f"  payloads with a bad record (full checks), 8 clients: p50 {d50:,.1f} ms, p99 {d99:,.1f} ms, "
+                  f"{drs:,.1f} req/s ({dfail} failed)")
 
 
 if __name__ == "__main__":

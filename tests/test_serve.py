@@ -45,15 +45,19 @@ def free_port() -> int:
 
 
 def start_service(folder: Path, *, data: Path, store_url: str, tracking_dir: Path, cache: Path,
-                  tracking_uri: str | None = None, poll_seconds: float = 0.5) -> tuple[subprocess.Popen, str, Path]:
-    """``risk serve`` in its own process group on a free loopback port: (process, base URL, log file)."""
+                  tracking_uri: str | None = None, poll_seconds: float = 0.5, **settings: object,
+                  ) -> tuple[subprocess.Popen, str, Path]:
+    """``risk serve`` in its own process group on a free loopback port: (process, base URL, log file).
+
+    ``settings`` replace the defaults below (``workers``, ``rate_limit``, ...).
+    """
     port = free_port()
     config = folder / f"serve-{port}.yaml"
     config.write_text(json.dumps({
         "host": "127.0.0.1", "port": port, "data": str(data), "store_url": store_url,
         "tracking_dir": str(tracking_dir), "model_cache": str(cache), "poll_seconds": poll_seconds,
         "key_cache_seconds": 0, "batch_max_students": 20, "mlflow_timeout_seconds": 2,
-        "rate_limit": {"per_second": 1000, "burst": 2000}}), encoding="utf-8")
+        "rate_limit": {"per_second": 1000, "burst": 2000}, **settings}), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RISK_"))}
     env["RISK_ID_KEY"] = WORLD_KEY.decode()
     if tracking_uri:
@@ -452,3 +456,42 @@ def test_no_generated_request_makes_a_server_error(service, people):
 
         check()
     assert failures == []
+
+
+# ---------------------------------------------------------------- several worker processes
+def test_two_workers_score_alike_and_share_one_rate_limit_and_one_metrics_page(service, people, registry, world,
+                                                                              scored):
+    _set_champion(registry, "1")  # a sound model, whatever the tests before left as champion
+    folder = service["folder"] / "two-workers"
+    folder.mkdir()
+    burst = 6
+    process, url, log = start_service(folder, data=world / "validated", store_url=scored[0], tracking_dir=registry,
+                                      cache=folder / "cache", workers=2,
+                                      rate_limit={"per_second": 0.001, "burst": burst})
+    two = {"url": url}
+    try:
+        metrics = ""
+        deadline = time.monotonic() + 120
+        while metrics.count("risk_model_info{") < 2 and time.monotonic() < deadline:  # both workers up
+            time.sleep(0.5)
+            metrics = call(two, "GET", "/metrics").text
+        pids = {line.split('pid="')[1].split('"')[0] for line in metrics.splitlines()
+                if line.startswith("risk_model_info{") and line.endswith(" 1.0")}
+        assert len(pids) == 2, metrics
+        # The same answer as the one-process service; each call a new connection, so both workers answer.
+        payload = payload_of(people["tables"], people["student_a"])
+        one = call(service, "POST", "/v1/score", people["tokens"]["upstream"], json=payload).json()
+        statuses = [call(two, "POST", "/v1/score", people["tokens"]["upstream"], json=payload) for _ in range(10)]
+        assert [r.status_code for r in statuses] == [200] * burst + [429] * (10 - burst)
+        got = statuses[0].json()
+        assert (got["probability"], got["risk_class"], got["reasons"]) == (one["probability"], one["risk_class"],
+                                                                          one["reasons"])
+        metrics = call(two, "GET", "/metrics").text
+        counted = {status: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                               if line.startswith("risk_request_seconds_count{")
+                               and 'route="/v1/score"' in line and f'status="{status}"' in line)
+                   for status in ("200", "429")}
+        assert counted == {"200": float(burst), "429": float(10 - burst)}
+    finally:
+        stop_process_group(process)
+    assert "Traceback" not in log.read_text(errors="replace")

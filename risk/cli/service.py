@@ -32,27 +32,54 @@ def serve(
         help="Folder of the local MLflow store and model cache; MLFLOW_TRACKING_URI wins.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: from the settings).")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: from the settings).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=32, help="Worker processes (default: from the settings; about one per core).")] = None,
     demo: DemoOption = False,
 ) -> None:
     """Run the API and the teacher page (uvicorn) on the champion model, with keys, audit and metrics."""
+    import gc
+    import os
+    import tempfile
+
     import uvicorn
 
-    from risk.serve.app import create_app
+    from risk.serve.app import WORKER_SETTINGS, NoDelayH11Protocol, create_app
     from risk.serve.settings import load_serve_settings
 
     overrides = {k: v for k, v in {"data": data, "store_url": store, "tracking_dir": tracking_dir, "host": host,
-                                   "port": port}.items() if v is not None}
+                                   "port": port, "workers": workers}.items() if v is not None}
     if demo:
         overrides["demo_key"] = True
     settings = load_serve_settings(config, **overrides)
+    # Built here first even for several workers: a fault in the settings, the data or the store is
+    # one clear sentence now, not a crash in every worker; and the model is in the local cache
+    # before the workers start, so they load it from there.
     application = create_app(settings, id_key=pseudonym_key(settings.demo_key))
     if application.state.services.holder.current is None:
         errors.print("[bold yellow]WARNING: no model yet (registry and cache empty): /readyz says not ready "
                      "until a champion is promoted.[/]")
-    console.print(f"serving on http://{settings.host}:{settings.port} (docs at /docs, teacher page at /teacher)",
-                  highlight=False)
+    console.print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker process"
+                  f"{'es' if settings.workers > 1 else ''} (docs at /docs, teacher page at /teacher)", highlight=False)
     # No access log: a request line can hold a student ID in its path; latency goes to /metrics by route.
-    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="warning")
+    if settings.workers == 1:
+        uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="warning",
+                    http=NoDelayH11Protocol)
+        return
+    application.state.services.store.close()
+    del application
+    gc.collect()
+    # Several processes, one service: they share rate-limit buckets and metrics through a folder of
+    # this run, and each builds its app from the settings resolved here.
+    with tempfile.TemporaryDirectory(prefix="risk-serve-") as shared:
+        metrics_dir = Path(shared) / "metrics"
+        metrics_dir.mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        os.environ[WORKER_SETTINGS] = settings.model_copy(update={"shared_dir": Path(shared)}).model_dump_json()
+        uvicorn.run("risk.serve.app:worker_app", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, access_log=False, log_level="warning", http=NoDelayH11Protocol,
+                    # A worker loading its reference tables and model answers the supervisor's
+                    # ping late; the 5 s default had it killed and restarted, over and over.
+                    timeout_worker_healthcheck=120)
 
 
 keys_app = typer.Typer(help="API keys of the service: create (token shown once), list, revoke.",

@@ -40,6 +40,9 @@ _TERM = re.compile(r"^\d{4}-[12]$")
 _NUMBER = re.compile(r"^-?\d{1,15}(\.\d{1,15})?$")  # plain decimals only: what float() and pandas read alike
 
 
+_AS_SENT = frozenset({"id", "text", "term"})  # kinds whose checked value is the value sent
+
+
 class _NotSure(Exception):
     """A value the fast pass cannot vouch for: the payload takes the full checks."""
 
@@ -56,12 +59,13 @@ class CleanPayload:
 class CleanPayloads:
     """Recognises clean payloads against one validated folder's references (see the module docstring).
 
-    ``school_days(school_id)`` returns the set of the school's open days.
+    ``calendar(school_id, term)`` returns the school's open days of that term, sorted
+    (``datetime64[D]``; empty when the school has none that term).
     """
 
-    def __init__(self, refs: References, school_days: Callable[[str], frozenset[dt.date]]) -> None:
+    def __init__(self, refs: References, calendar: Callable[[str, str], np.ndarray]) -> None:
         self.refs = refs
-        self.school_days = school_days
+        self.calendar = calendar
         self._columns = {name: {c.name: c for c in TABLES[name].columns} for name in STUDENT_TABLES}
         self._patterns = {(name, c.name): re.compile(c.pattern) for name in STUDENT_TABLES
                           for c in TABLES[name].columns if c.pattern}
@@ -96,19 +100,24 @@ class CleanPayloads:
             tables[name] = _typed(TABLES[name], columns)
         return CleanPayload(pseudonym(student_id, key), masked_id(student_id), StudentRecords(tables))
 
-    def _table(self, table: Table, rows: list[Any], student_id: str) -> dict[str, list[Any]]:
-        """The table's columns (lists of Python values) after every record's every value passed."""
+    def _table(self, table: Table, rows: list[Any], student_id: str) -> dict[str, Any]:
+        """The table's columns (lists or arrays of Python values) after every record's every value passed."""
         spec = self._columns[table.name]
-        if rows:
-            keys = rows[0].keys() if isinstance(rows[0], dict) else None
-            if keys is None or set(keys) - set(spec) or any(c.required and c.name not in keys for c in table.columns):
-                raise _NotSure
-            # Columns are those of the first record: records with other keys need the full way.
-            if not all(isinstance(record, dict) and record.keys() == keys for record in rows):
-                raise _NotSure
-        out = {}
+        if not rows:
+            return {column.name: [] for column in table.columns}
+        if set(map(type, rows)) != {dict}:
+            raise _NotSure
+        # Every record must carry the first one's keys in its order (what one upstream program
+        # writes); anything else takes the full way. Then one C-level pass splits the columns.
+        keys = tuple(rows[0])
+        if set(keys) - set(spec) or any(c.required and c.name not in keys for c in table.columns) or \
+                len(set(map(tuple, rows))) != 1:
+            raise _NotSure
+        given = dict(zip(keys, zip(*map(dict.values, rows), strict=True), strict=True))
+        none = [None] * len(rows)
+        out: dict[str, Any] = {}
         for column in table.columns:
-            values = [record.get(column.name) for record in rows]
+            values = given.get(column.name, none)
             if column.kind == "date" and column.required:
                 out[column.name] = self._dates(column, values)
                 continue
@@ -119,7 +128,12 @@ class CleanPayloads:
             except TypeError:  # an unhashable value (a list or an object): not a contract value
                 raise _NotSure from None
             typed = {memo: self._value(table.name, column, memo[1], student_id) for memo in distinct}
-            out[column.name] = [typed[memo] for memo in zip(map(type, values), values, strict=True)]
+            if column.kind in _AS_SENT:  # checked text comes back as sent: no second pass
+                out[column.name] = values
+            elif len(typed) == 1:
+                out[column.name] = [next(iter(typed.values()))] * len(values)
+            else:
+                out[column.name] = [typed[memo] for memo in zip(map(type, values), values, strict=True)]
         self._unique(table, out, len(rows))
         return out
 
@@ -181,7 +195,7 @@ class CleanPayloads:
 
     def _dates(self, column: Column, values: list[Any]) -> np.ndarray:
         """A required date column at once: ``YYYY-MM-DD`` text only, real days, years and window as :meth:`_value`."""
-        if not all(type(v) is str for v in values) or not all(map(_DATE.match, values)):
+        if set(map(type, values)) - {str} or not all(map(_DATE.match, values)):
             raise _NotSure
         try:
             days = np.array(values, dtype="datetime64[D]")
@@ -213,21 +227,29 @@ class CleanPayloads:
                 raise _NotSure
         return dict(zip(columns["term"], columns["school_id"], strict=True))
 
-    def _attendance(self, columns: dict[str, list[Any]], enrolled: Mapping[str, str]) -> dict[str, list[Any]]:
-        """Each day is a school day of the school the student was enrolled at that term; adds term and school."""
-        terms, schools = [], []
-        open_days: dict[str, frozenset[dt.date]] = {}
-        for day in columns["date"].tolist():
-            term = term_of_date(day)
+    def _attendance(self, columns: dict[str, Any], enrolled: Mapping[str, str]) -> dict[str, Any]:
+        """Each day is a school day of the school the student was enrolled at that term; adds term and school.
+
+        Days are grouped by month (a term is whole months), so the term and school are
+        looked up once a month and each term's days are matched to that school's sorted
+        calendar at once.
+        """
+        days = np.asarray(columns["date"], dtype="datetime64[D]")
+        months, inverse = np.unique(days.astype("datetime64[M]").astype(np.int64), return_inverse=True)
+        month_terms = [term_of_date(dt.date(1970 + m // 12, m % 12 + 1, 1)) for m in months.tolist()]
+        terms = np.array(month_terms, dtype=object)[inverse]
+        schools = np.empty(len(days), dtype=object)
+        for term in set(month_terms):
             school = enrolled.get(term)
             if school is None:
                 raise _NotSure
-            if school not in open_days:
-                open_days[school] = self.school_days(school)
-            if day not in open_days[school]:
+            rows = terms == term
+            wanted = days[rows]
+            open_days = self.calendar(school, term)
+            at = np.minimum(np.searchsorted(open_days, wanted), max(len(open_days) - 1, 0))
+            if not len(open_days) or (open_days[at] != wanted).any():
                 raise _NotSure
-            terms.append(term)
-            schools.append(school)
+            schools[rows] = school
         return {**columns, "term": terms, "school_id": schools}
 
 

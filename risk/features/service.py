@@ -105,11 +105,10 @@ class OnlineFeatureBuilder:
         self._plans: dict[dt.date, FeaturePlan] = {}
         self._rates: set[str] = set()
         self._calendars: dict[str, dict[str, np.ndarray]] = {}  # school → term → its open days, sorted
-        self._open_days: dict[str, frozenset[dt.date]] = {}
         self._rate_maps: dict[str, dict[str, tuple[float, float]]] = {}
         self._evaluators: dict[dt.date, RowEvaluator] = {}
         self._schools = {row["school_id"]: row for row in con.execute("SELECT * FROM ref_schools").df().to_dict("records")}
-        self.clean = CleanPayloads(rules.refs, self._school_open_days)
+        self.clean = CleanPayloads(rules.refs, self._calendar)
         self.references = RowReferences(school=self._schools.get, calendar=self._calendar, rates=self._rate_map)
 
     @classmethod
@@ -312,19 +311,11 @@ class OnlineFeatureBuilder:
             with self._lock:
                 if len(self._calendars) > 50_000:
                     self._calendars.clear()
-                    self._open_days.clear()
                 self._calendars[school] = terms
         return terms
 
     def _calendar(self, school: str, term: str) -> np.ndarray:
         return self._terms_of(school).get(term, _NO_DAYS)
-
-    def _school_open_days(self, school: str) -> frozenset[dt.date]:
-        days = self._open_days.get(school)
-        if days is None:
-            days = frozenset(d for dates in self._terms_of(school).values() for d in dates.tolist())
-            self._open_days[school] = days
-        return days
 
     def _rate_map(self, term: str) -> dict[str, tuple[float, float]]:
         """The past dropout rates of ``term`` by school: (school_rate, district_rate)."""

@@ -26,7 +26,7 @@ class FittedBooster:
     best_iteration: int
     stop_auc: float
     params: dict[str, Any]
-    held_raw: np.ndarray  # the booster's score of each early-stopping row (the trainer reuses it: predicting is costly)
+    held_raw: np.ndarray  # the booster's score of each row of held_X (the trainer reuses it: predicting is costly)
 
 
 def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSettings, stop_share: float,
@@ -52,7 +52,10 @@ def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSett
 def fit_booster(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y: np.ndarray, params: dict[str, Any], *,
                 max_trees: int, early_stopping_rounds: int,
                 on_iteration: Callable[[int], None] | None = None) -> FittedBooster:
-    """Train with early stopping on ``held``; returns the booster cut at its best iteration."""
+    """Train with early stopping on ``held``; returns the booster cut at its best iteration.
+
+    ``held_X``, ``held_y``: early-stopping rows (all or a uniform sample) scored once at the end.
+    """
     callbacks: list[Callable[..., None]] = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
     if on_iteration is not None:
         callbacks.append(lambda env: on_iteration(env.iteration + 1))

@@ -13,6 +13,9 @@ a bare 500 with no detail, logged by type only.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +26,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from risk.config import DEFAULT_SETTINGS, load_settings
 from risk.data.ids import id_key_from_env
@@ -41,10 +45,12 @@ from risk.serve.scorer import MicroBatcher, OnlineScorer
 from risk.serve.settings import ServeSettings
 from risk.store import default_store_url, open_store
 
-__all__ = ["build_services", "create_app"]
+__all__ = ["WORKER_SETTINGS", "NoDelayH11Protocol", "build_services", "create_app", "worker_app"]
 
 log = get_logger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# `risk serve` with workers > 1 leaves its resolved settings here for each worker process.
+WORKER_SETTINGS = "RISK_SERVE_WORKER_SETTINGS"
 DESCRIPTION = """Dropout early-warning scores for Thai students.
 
 Upstream systems (Q-Info, iSEE, DMC) send one student's raw records per the data
@@ -76,7 +82,9 @@ def build_services(settings: ServeSettings, *, id_key: bytes | None = None) -> S
         settings=settings, store=store, builder=builder, holder=holder, scorer=scorer,
         batcher=MicroBatcher(scorer, window_s=batch.window_ms / 1000, max_size=batch.max_size, workers=batch.workers),
         metrics=metrics, keys=KeyCache(store, settings.key_cache_seconds),
-        limiter=RateLimiter(settings.rate_limit.per_second, settings.rate_limit.burst), audit=AuditTrail(store),
+        limiter=RateLimiter(settings.rate_limit.per_second, settings.rate_limit.burst,
+                            shared=settings.shared_dir / "rate-limits.sqlite" if settings.shared_dir else None),
+        audit=AuditTrail(store),
         scoring=scoring, id_key=key,
         templates=Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"])))
 
@@ -112,6 +120,26 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(LatencyMiddleware, metrics=services.metrics)
     return app
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
+
+    With several workers uvicorn binds the listening socket itself, without naming TCP,
+    and asyncio then leaves TCP_NODELAY off: each response's second write waited for the
+    client's delayed ACK (~40 ms a request on keep-alive connections).
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def worker_app() -> FastAPI:
+    """(uvicorn factory) One worker process's app, from the settings ``risk serve`` left in the environment."""
+    return create_app(ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS]))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

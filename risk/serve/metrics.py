@@ -1,5 +1,9 @@
 """Prometheus metrics of one app (its own registry, so several apps can live in one process, as in tests).
 
+With several worker processes (``workers`` > 1) the parent sets ``PROMETHEUS_MULTIPROC_DIR``
+before it starts them: each worker writes its samples there and ``/metrics``, whichever
+worker answers, adds up all of them (prometheus_client's multiprocess mode).
+
 - ``risk_request_seconds`` (histogram): request latency by method, route template and status;
 - ``risk_model_info`` (gauge, 1 for the version in service) and ``risk_model_swaps_total``;
 - ``risk_model_refused_total``: models refused (corrupt or built for other features);
@@ -8,9 +12,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LatencyMiddleware", "ServiceMetrics"]
@@ -28,8 +34,10 @@ class ServiceMetrics:
         r = self.registry
         self.latency = Histogram("risk_request_seconds", "Request latency, seconds.", ["method", "route", "status"],
                                  buckets=LATENCY_BUCKETS, registry=r)
-        self.model_info = Gauge("risk_model_info", "1 for the model version in service.", ["name", "version"],
-                                registry=r)
+        # Per worker process ("liveall" adds a pid label): during a swap each says which version it serves.
+        self.model_info = Gauge("risk_model_info", "1 for the model version in service, 0 for one swapped out.",
+                                ["name", "version"], registry=r, multiprocess_mode="liveall")
+        self._serving: tuple[str, str] | None = None
         self.swaps = Counter("risk_model_swaps_total", "Models swapped into service.", registry=r)
         self.refused = Counter("risk_model_refused_total", "Models refused (corrupt or incompatible).", ["reason"],
                                registry=r)
@@ -40,11 +48,19 @@ class ServiceMetrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
 
     def model_in_service(self, name: str, version: str) -> None:
-        self.model_info.clear()
+        # Set to 0 rather than removed: a multiprocess sample cannot be removed from its worker's file.
+        if self._serving is not None:
+            self.model_info.labels(*self._serving).set(0)
+        self._serving = (name, version)
         self.model_info.labels(name=name, version=version).set(1)
         self.swaps.inc()
 
     def exposition(self) -> bytes:
+        """The text format: this app's registry, or every worker's samples in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

@@ -156,18 +156,22 @@ class ModelHolder:
         target = self.cache_dir / version
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=_ensure(self.cache_dir)))
         bundle.save(staging)
-        if target.exists():
-            shutil.rmtree(staging)
-        else:
+        try:
             os.replace(staging, target)
+        except OSError:  # already there (another worker process kept it first): theirs is the same files
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (target / "meta.json").exists():
+                raise
 
     def _swap(self, model: LoadedModel) -> None:
         with self._lock:
             previous = self._current
             self._current = model
             pointer = _ensure(self.cache_dir) / POINTER
-            tmp = pointer.with_suffix(".tmp")
-            tmp.write_text(model.version, encoding="utf-8")
+            # A temporary name of this process's own: the service's workers share the cache.
+            fd, tmp = tempfile.mkstemp(prefix=f".{POINTER}-", dir=self.cache_dir)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(model.version)
             os.replace(tmp, pointer)
         self.on_swap(model)
         log.info("model in service", version=model.version, source=model.source,

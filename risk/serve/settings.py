@@ -42,6 +42,9 @@ class ServeSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=32)
+    # Set by `risk serve` when workers > 1: the folder its workers share (rate-limit buckets).
+    shared_dir: Path | None = None
     data: Path = Path("data/validated")
     store_url: str | None = None
     tracking_dir: Path = Path("data")
