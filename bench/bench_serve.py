@@ -15,6 +15,12 @@ source's share is what its quarantine counts say.)
 python bench/bench_serve.py [--requests 240] [--students 24] [--workers N]
 The first run builds a small demo world under BENCH_DATA/serve (synth → validate
 → train → promote, a few minutes); later runs reuse it.
+
+Measured 2026-11-26, quiet machine, 2 workers each: 8 clients risk serve p50 47.5 ms,
+p99 101 ms, 135.6 req/s; mlflow models serve -w 1: 14.6 req/s (9.3×), -w 2: 32.1 req/s
+(4.2×). MLflow's two workers answer one client slower than its one (11 vs 19.5 req/s):
+uvicorn binds the socket of several workers itself and TCP_NODELAY stays off, the
+stall ``risk serve`` removes (risk/serve/app.py, NoDelayH11Protocol).
 """
 
 from __future__ import annotations

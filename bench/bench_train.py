@@ -16,10 +16,11 @@ python bench/bench_train.py [--students N] [--terms T] [--national] [--quick] [-
               the training matrix and its float64 copies stay well under 8 GiB
   --quick     100,000 students × 4 terms
 
-Measured 2026-11-26, 1M × 4, quiet machine (load average 1.2 before the measured run, 1.8 after):
-risk train 472 s (samples from the cache 30, boosting 345, calibration 56, evaluation 28, the rest 13),
-peak RSS 5,306 MB; bare Dataset + lightgbm.train for the same 1,244 rounds on the same 2.95M fitting
-rows 279 s, 3,269 MB; ratio 1.69 (boosting alone 1.24). Warm-up (builds the 15 feature points): 1,226 s.
+Measured 2026-11-26, 1M × 4, quiet machine (load average 1.4 before the measured run, 1.7 after):
+risk train 415 s (samples from the cache 33, boosting 292, calibration 50, evaluation 27, the rest 14),
+peak RSS 4,414 MB; bare Dataset + lightgbm.train for the same 1,244 rounds on the same 2.95M fitting
+rows 263 s, 3,559 MB; ratio 1.58 (boosting alone 1.11). Warm-up (builds the 15 feature points): ~1,230 s
+on a quiet machine (2,308 s beside other work).
 """
 
 from __future__ import annotations
