@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -492,6 +493,28 @@ def test_two_workers_score_alike_and_share_one_rate_limit_and_one_metrics_page(s
                                and 'route="/v1/score"' in line and f'status="{status}"' in line)
                    for status in ("200", "429")}
         assert counted == {"200": float(burst), "429": float(10 - burst)}
+        # The supervisor killed outright: its workers end too, none is left holding the port.
+        workers = _children(process.pid)
+        assert len(workers) >= 2
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
     finally:
         stop_process_group(process)
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out

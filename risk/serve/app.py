@@ -14,8 +14,11 @@ a bare 500 with no detail, logged by type only.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +54,7 @@ log = get_logger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # `risk serve` with workers > 1 leaves its resolved settings here for each worker process.
 WORKER_SETTINGS = "RISK_SERVE_WORKER_SETTINGS"
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 DESCRIPTION = """Dropout early-warning scores for Thai students.
 
 Upstream systems (Q-Info, iSEE, DMC) send one student's raw records per the data
@@ -140,7 +144,21 @@ class NoDelayH11Protocol(H11Protocol):
 
 def worker_app() -> FastAPI:
     """(uvicorn factory) One worker process's app, from the settings ``risk serve`` left in the environment."""
+    _end_with_parent()
     return create_app(ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS]))
+
+
+def _end_with_parent() -> None:
+    """On Linux, ask for SIGTERM when the supervisor dies, even killed outright: no orphan keeps the port's memory."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError) as exc:  # not glibc/musl: the worker simply outlives a killed supervisor
+        log.warning("worker cannot follow its supervisor's exit", reason=str(exc))
+        return
+    if os.getppid() == 1:  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
