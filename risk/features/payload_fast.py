@@ -243,11 +243,13 @@ class CleanPayloads:
             school = enrolled.get(term)
             if school is None:
                 raise _NotSure
+            open_days = self.calendar(school, term)
+            if not len(open_days):
+                raise _NotSure
             rows = terms == term
             wanted = days[rows]
-            open_days = self.calendar(school, term)
-            at = np.minimum(np.searchsorted(open_days, wanted), max(len(open_days) - 1, 0))
-            if not len(open_days) or (open_days[at] != wanted).any():
+            at = np.minimum(np.searchsorted(open_days, wanted), len(open_days) - 1)
+            if (open_days[at] != wanted).any():
                 raise _NotSure
             schools[rows] = school
         return {**columns, "term": terms, "school_id": schools}
