@@ -165,6 +165,8 @@ BREAKS = {
     "a status outside the contract": ("attendance_daily", 0, "status", "Present"),
     "a date not written YYYY-MM-DD": ("health", 0, "measured_on", "06/03/2025"),
     "a Buddhist-Era year in a date": ("household", 0, "screened_on", "2568-06-23"),
+    "a date in Thai digits": ("attendance_daily", 0, "date", "๒๐๒๕-๐๖-๑๑"),
+    "a date in year 0000": ("household", 0, "screened_on", "0000-06-23"),
     "a number out of range": ("health", 0, "weight_kg", 400.0),
     "a number as words": ("grades", 0, "credits", "one"),
     "a credit off its half steps": ("grades", 0, "credits", 1.3),
@@ -196,6 +198,16 @@ def test_a_broken_or_unusual_record_sends_the_payload_the_full_way(clean_payload
     assert builder.clean.check(broken, WORLD_KEY) is None
     (full,) = builder.features_many([broken], as_of)
     assert (isinstance(full, ContractError) or bool(full.rejected)) == (kind in BREAKS)
+
+
+def test_records_may_list_their_keys_in_any_order(clean_payload, service_builder):
+    builder, as_of = service_builder
+    shuffled = copy.deepcopy(clean_payload)
+    for table in ("attendance_daily", "grades", "household"):
+        shuffled[table] = [dict(reversed(r.items())) if i % 2 else r for i, r in enumerate(shuffled[table])]
+    assert builder.clean.check(shuffled, WORLD_KEY) is not None
+    (a,), (b,) = builder.features_many([shuffled], as_of), builder.features_many([clean_payload], as_of, fast=False)
+    np.testing.assert_array_equal(a.values, b.values)
 
 
 def test_a_duplicate_record_sends_the_payload_the_full_way(clean_payload, service_builder):

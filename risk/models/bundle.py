@@ -20,6 +20,7 @@ import numpy as np
 from risk.errors import RiskError
 from risk.features.catalog import Catalog, load_catalog
 from risk.models.calibrate import Calibrator
+from risk.models.explain import contributions
 from risk.models.policy import CLASSES, ClassPolicy
 from risk.models.profile import TrainingProfile
 
@@ -29,6 +30,8 @@ __all__ = ["ARTIFACTS", "ModelBundle", "ModelCatalogError", "ModelPackageError"]
 ARTIFACTS = {"booster": "booster.txt", "calibrator": "calibrator.json", "policy": "policy.json",
              "catalog": "catalog.yaml", "profile": "profile.json", "drift_profiles": "drift_profiles.json",
              "meta": "meta.json"}
+# Fewer rows than this are scored on one thread (see ModelBundle.threads).
+FEW_ROWS = 256
 
 
 class ModelPackageError(RiskError):
@@ -62,9 +65,21 @@ class ModelBundle:
     def names(self) -> list[str]:
         return list(self.meta["features"])
 
+    def threads(self, rows: int) -> int:
+        """LightGBM threads for ``rows`` rows: one for a few (the service's requests).
+
+        An OpenMP team costs more to start than a few rows cost to score, and its
+        threads then spin on the other core, taking it from the next request.
+        """
+        return 1 if rows < FEW_ROWS else self.meta.get("num_threads", 2)
+
     def raw_probability(self, X: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probability of rows ``X`` (n, f) in :attr:`names` order."""
-        return self.booster.predict(X, num_threads=self.meta.get("num_threads", 2))
+        return self.booster.predict(X, num_threads=self.threads(len(X)))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions of rows ``X`` (n, f+1; the last column the expected value), raw log-odds."""
+        return contributions(self.booster, X, num_threads=self.threads(len(X)))
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """Calibrated dropout probability, shape (n,)."""

@@ -67,13 +67,15 @@ class Reason:
         return self.en if lang == "en" else self.th
 
 
-def contributions(booster: Any, X: NDArray[np.float64]) -> NDArray[np.float64]:
+def contributions(booster: Any, X: NDArray[np.float64], *, num_threads: int = 0) -> NDArray[np.float64]:
     """SHAP contributions of a binary LightGBM booster.
 
     Parameters
     ----------
     booster : lightgbm.Booster
     X : ndarray of shape (n_samples, n_features)
+    num_threads : int, default 0
+        LightGBM threads (0: OpenMP's default, every core).
 
     Returns
     -------
@@ -82,7 +84,7 @@ def contributions(booster: Any, X: NDArray[np.float64]) -> NDArray[np.float64]:
         expected value. Each row sums to the booster's raw score.
     """
     X = np.asarray(X, dtype=np.float64)
-    values = np.asarray(booster.predict(X, pred_contrib=True), dtype=np.float64)
+    values = np.asarray(booster.predict(X, pred_contrib=True, num_threads=num_threads), dtype=np.float64)
     if values.shape != (X.shape[0], X.shape[1] + 1):
         raise ValueError(f"pred_contrib gave shape {values.shape}, expected {(X.shape[0], X.shape[1] + 1)}; "
                          "is this a binary model trained on these columns?")

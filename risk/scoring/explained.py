@@ -40,7 +40,7 @@ def explain_rows(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings) ->
     out: list[list[tuple[str, str, str]]] = [[] for _ in range(len(X))]
     rows = np.flatnonzero(wanted)
     if len(rows):
-        contribs = bundle.booster.predict(X[rows], pred_contrib=True)
+        contribs = bundle.contributions(X[rows])
         chosen = top_reasons(contribs, X[rows], bundle.names, bundle.catalog, bundle.profile, k=reasons.top)
         rules = _rule_reasons(bundle, X[rows], hits[rows])
         for row, model_reasons, rule_reasons in zip(rows, chosen, rules, strict=True):

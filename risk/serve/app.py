@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 import signal
 import socket
@@ -100,6 +101,7 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
+        _freeze_startup_objects()
         services.batcher.start()
         services.audit.start()
         poll = threading.Thread(target=services.holder.poll_forever, args=(stop, settings.poll_seconds),
@@ -124,6 +126,18 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(LatencyMiddleware, metrics=services.metrics)
     return app
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything start-up built (reference tables, model, app) out of the garbage collector's sight.
+
+    Those are hundreds of thousands of objects that live as long as the process; each
+    full collection walked them all while holding the GIL, stalling every in-flight
+    request 0.2–0.3 s (measured: p50 15 ms, p99 270 ms at 8 clients). Frozen, a full
+    collection looks only at what requests made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class NoDelayH11Protocol(H11Protocol):

@@ -144,7 +144,7 @@ class ModelHolder:
             bundle.check_catalog(self.catalog)
             probe = np.full((2, len(bundle.names)), np.nan)
             probability, codes, _ = bundle.classify(probe)
-            bundle.booster.predict(probe, pred_contrib=True)
+            bundle.contributions(probe)
         except (RiskError, lgb.basic.LightGBMError, ValueError, KeyError, IndexError, OSError) as exc:
             raise ModelRefused(f"model version {version}: {_short(exc)}") from exc
         if not (np.isfinite(probability).all() and ((probability >= 0) & (probability <= 1)).all()):
