@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -113,16 +114,24 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     con = open_validated(validated, point, settings)
     first = first_school_day(con, point.term)
     profile = bundle.drift_profile(int(point.term[-1]), school_week_of(as_of, first) if first else 1)
-    with Progress(enabled=progress) as bar:
+    todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
+    # Two stages: the next bucket's features are read (DuckDB, its own threads, off Python's lock)
+    # while this bucket is explained, written and stored (mostly Python and one core).
+    with Progress(enabled=progress) as bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
         task = bar.add(f"scoring at {as_of}", total=len(buckets))
         bar.advance(task, resumed)
-        for bucket in buckets:
-            if bucket in done and (parts / f"bucket={bucket}.parquet").exists():
-                continue
-            frame, state = _score_bucket(con, validated, bucket, point, bundle, profile, model_version, scoring)
-            _write_part(parts, bucket, frame, state)
-            write_bucket_scores(store, run_id, bucket, frame)
-            bar.advance(task)
+        upcoming = reader.submit(_read_bucket, con, validated, todo[0], point, bundle) if todo else None
+        try:
+            for i, bucket in enumerate(todo):
+                features, hints = upcoming.result()
+                upcoming = (reader.submit(_read_bucket, con, validated, todo[i + 1], point, bundle)
+                            if i + 1 < len(todo) else None)
+                frame, state = _score_bucket(features, hints, bundle, profile, model_version, scoring)
+                _write_part(parts, bucket, frame, state)
+                write_bucket_scores(store, run_id, bucket, frame)
+                bar.advance(task)
+        finally:
+            reader.shutdown(cancel_futures=True)
     files = [parts / f"bucket={b}.parquet" for b in buckets]
     drift = _drift(profile, parts, buckets, scoring)
     steps = {"score": time.perf_counter() - started}
@@ -146,19 +155,25 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                        flagged=classes["at_risk"] + classes["problem"], areas=len(areas))
 
 
-def _score_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf, bundle: ModelBundle,
-                  profile: TrainingProfile, model_version: str, scoring: ScoringSettings) -> tuple[pd.DataFrame, dict[str, object]]:
-    """One bucket's score rows (the columns of :data:`SCORE_FILE_COLUMNS`) and its drift counts."""
+def _read_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf,
+                 bundle: ModelBundle) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One bucket's feature rows at ``point`` and its students' display hints and areas."""
     view_validated(con, validated, bucket=bucket)
     features = build_features(con, point, bundle.catalog, keep_shared=True)
-    X = features[bundle.names].to_numpy(np.float64)
-    if len(X) == 0:  # a bucket with no student enrolled at as_of
-        return pd.DataFrame(columns=list(SCORE_FILE_COLUMNS)), accumulator_state(DriftAccumulator(profile))
-    scored = explained_scores(bundle, X, scoring.reasons)
     hints = con.execute(
         """SELECT e.student_key, e.grade_level, e.classroom, e.sex, e.id_hint,
                   s.district_code, s.province_code, s.region
            FROM enrollments e LEFT JOIN schools s USING (school_id) WHERE e.term = ?""", [point.term]).df()
+    return features, hints
+
+
+def _score_bucket(features: pd.DataFrame, hints: pd.DataFrame, bundle: ModelBundle, profile: TrainingProfile,
+                  model_version: str, scoring: ScoringSettings) -> tuple[pd.DataFrame, dict[str, object]]:
+    """One bucket's score rows (the columns of :data:`SCORE_FILE_COLUMNS`) and its drift counts."""
+    X = features[bundle.names].to_numpy(np.float64)
+    if len(X) == 0:  # a bucket with no student enrolled at as_of
+        return pd.DataFrame(columns=list(SCORE_FILE_COLUMNS)), accumulator_state(DriftAccumulator(profile))
+    scored = explained_scores(bundle, X, scoring.reasons)
     frame = pd.concat([features[["student_key", "as_of", "term", "school_id"]], scored], axis=1)
     frame = frame.merge(hints.drop_duplicates("student_key"), on="student_key", how="left", validate="one_to_one")
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
