@@ -154,3 +154,16 @@ def test_thresholds_are_arguments():
 def test_a_chunk_with_the_wrong_columns_is_refused(profile):
     with pytest.raises(ValueError, match="expected"):
         DriftAccumulator(profile).add(np.zeros((3, 2)), np.zeros(3))
+
+
+def test_values_computed_in_float64_fall_in_the_bins_of_their_float32_training_copies():
+    # Training matrices are float32, scoring builds float64: 1.0 - 0.8 is 0.19999999999999996 in
+    # float64 but 0.2000000030 in float32, and unrounded every perfect attender's exam-line margin
+    # fell a bin below its training copy (PSI 2.9 on a population that had not moved).
+    rng = np.random.default_rng(3)
+    rate = np.minimum(1.0, np.round(rng.beta(12, 1.5, 20_000) * 48) / 48)
+    margin = (rate - 0.8)[:, None]
+    scores = np.full(20_000, 0.1)
+    trained = training_profile(margin.astype(np.float32).astype(np.float64), ["att_exam_line_margin"], scores)
+    report = DriftAccumulator(trained).add(margin, scores).report()
+    assert report.features[0].psi < 0.01 and report.drifted == []

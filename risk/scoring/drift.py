@@ -97,7 +97,11 @@ class DriftAccumulator:
 
     def __init__(self, profile: TrainingProfile) -> None:
         self.profile = profile
-        self._cuts = [feature.cuts for feature in profile.features]
+        # Features are compared at float32 precision, both sides: the training matrix the profile was
+        # cut from is float32, scoring builds float64, and a value computed in float64 (1.0 - 0.8 =
+        # 0.19999999999999996) falls just below its float32 training copy (0.2000000030), a whole bin
+        # lower when it sits on a cut (an exam-line margin read PSI 2.9 on a population that had not moved).
+        self._cuts = [_float32(feature.cuts) for feature in profile.features]
         # One count per bin plus the missing bin, last.
         self._counts = [np.zeros(len(feature.shares) + 1, dtype=np.int64) for feature in profile.features]
         self._score_cuts = np.asarray(profile.score_edges, dtype=np.float64)
@@ -125,6 +129,7 @@ class DriftAccumulator:
             raise ValueError(f"X_chunk has shape {X_chunk.shape}, expected (n_rows, {n_features})")
         if scores_chunk.shape != (X_chunk.shape[0],):
             raise ValueError(f"scores_chunk has shape {scores_chunk.shape}, expected ({X_chunk.shape[0]},)")
+        X_chunk = _float32(X_chunk)
         for j, (cuts, counts) in enumerate(zip(self._cuts, self._counts, strict=True)):
             counts += np.bincount(bin_index(X_chunk[:, j], cuts), minlength=counts.size)
         self._score_counts += np.bincount(bin_index(scores_chunk, self._score_cuts),
@@ -178,3 +183,8 @@ def add_state(accumulator: DriftAccumulator, state: dict[str, object]) -> DriftA
     accumulator._score_counts += np.asarray(state["score"], dtype=np.int64)
     accumulator.rows += int(state["rows"])  # type: ignore[arg-type]
     return accumulator
+
+
+def _float32(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``values`` rounded to float32 precision (kept float64, so NaN and the bin search work as before)."""
+    return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)
