@@ -148,6 +148,17 @@ def test_a_value_at_the_median_is_not_a_reason(catalog):
     assert reasons == []
 
 
+def test_a_value_at_the_median_of_a_float32_training_matrix_is_not_a_reason(catalog):
+    # Training matrices are float32; 47 of 49 days is 0.95918367346 in float64 but its float32
+    # copy, the stored median, is 0.95918369293: unrounded, the child at the median read as below it.
+    at_median = 47 / 49
+    column = np.array([0.80, at_median, 1.00], dtype=np.float32).astype(np.float64).tolist()
+    profile = profile_from({"att_rate_term": column})
+    (reasons,) = top_reasons(one_row({"att_rate_term": 0.8}), np.array([[at_median]]), ["att_rate_term"], catalog,
+                             profile)
+    assert reasons == []
+
+
 def test_a_flag_is_a_reason_only_when_set(catalog):
     profile = profile_from({"flag_substance": [0, 0, 1]})
     X = np.array([[1.0], [0.0]])

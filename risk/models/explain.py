@@ -191,7 +191,7 @@ class _Rule:
         direction = np.array([_DIRECTION[spec.direction] for spec in specs])
         self.higher = direction > 0
         self.lower = direction < 0
-        self.medians = medians
+        self.medians = medians.astype(np.float32).astype(np.float64)  # compared at float32: see pick
         self.missing_ok = np.array([spec.missing_reason is not None for spec in specs]) & (direction != 0)
 
     def pick(self, contribs: NDArray[np.float64], x: NDArray[np.float64], k: int
@@ -201,8 +201,11 @@ class _Rule:
         Returns the number of reasons of each row, shape ``(rows,)``, and, row after
         row, each reason's feature index, contribution and value, shape ``(reasons,)``.
         """
-        # Comparisons with a NaN value or a NaN median are False: neither side is risky.
-        risky = (self.higher & (x > self.medians)) | (self.lower & (x < self.medians))
+        # Comparisons with a NaN value or a NaN median are False: neither side is risky. Value and
+        # median are compared at float32, the training matrix's precision: 47/49 in float64 lies just
+        # below its own float32 copy (the stored median) and would read as "below the median".
+        at = x.astype(np.float32).astype(np.float64)
+        risky = (self.higher & (at > self.medians)) | (self.lower & (at < self.medians))
         eligible = (contribs > 0) & (risky | (np.isnan(x) & self.missing_ok))
         masked = np.where(eligible, contribs, -np.inf)
         if k < masked.shape[1]:
