@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import mlflow
 import pandas as pd
+import psutil
 import pytest
 from conftest import MODEL_NAME, WORLD_KEY, stop_process_group
 from mlflow.tracking import MlflowClient
@@ -493,9 +494,22 @@ def test_two_workers_score_alike_and_share_one_rate_limit_and_one_metrics_page(s
                                and 'route="/v1/score"' in line and f'status="{status}"' in line)
                    for status in ("200", "429")}
         assert counted == {"200": float(burst), "429": float(10 - burst)}
-        # The supervisor killed outright: its workers end too, none is left holding the port.
         workers = _children(process.pid)
         assert len(workers) >= 2
+        # Eight keep-alive clients end up four to a worker, however their first connections fell.
+        port = int(url.rsplit(":", 1)[1])
+        clients = [httpx.Client(base_url=url, timeout=30) for _ in range(8)]
+        try:
+            for _ in range(25):
+                assert all(c.get("/healthz").status_code == 200 for c in clients)
+            time.sleep(0.5)  # connections shed by the last responses finish closing
+            held = {pid: sum(1 for c in psutil.Process(pid).net_connections("tcp")
+                             if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port) for pid in workers}
+        finally:
+            for client in clients:
+                client.close()
+        assert sorted(held.values())[-2:] == [4, 4], held
+        # The supervisor killed outright: its workers end too, none is left holding the port.
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         deadline = time.monotonic() + 30

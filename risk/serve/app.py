@@ -40,6 +40,7 @@ from risk.features.service import OnlineFeatureBuilder
 from risk.logs import get_logger
 from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter, scrub
+from risk.serve.balance import SHARE, BalanceConnections
 from risk.serve.deps import Services
 from risk.serve.metrics import LatencyMiddleware, ServiceMetrics
 from risk.serve.model_holder import ModelHolder
@@ -125,6 +126,8 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     app.add_exception_handler(RiskError, _risk_error)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(LatencyMiddleware, metrics=services.metrics)
+    if settings.workers > 1:
+        app.add_middleware(BalanceConnections)
     return app
 
 
@@ -154,12 +157,20 @@ class NoDelayH11Protocol(H11Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(transport)
+        SHARE.opened()  # counted for the balance of connections across workers (risk.serve.balance)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        SHARE.closed(self.client)
 
 
 def worker_app() -> FastAPI:
     """(uvicorn factory) One worker process's app, from the settings ``risk serve`` left in the environment."""
     _end_with_parent()
-    return create_app(ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS]))
+    settings = ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS])
+    if settings.shared_dir is not None:
+        SHARE.join(settings.shared_dir, settings.workers)
+    return create_app(settings)
 
 
 def _end_with_parent() -> None:
