@@ -16,13 +16,13 @@ python bench/bench_serve.py [--requests 960] [--students 24] [--workers N]
 The first run builds a small demo world under BENCH_DATA/serve (synth → validate
 → train → promote, a few minutes); later runs reuse it.
 
-Measured 2026-11-27, quiet machine, 2 workers each, 960 requests a level after the warm-up:
-8 clients risk serve p50 12.6 ms, p99 31.0 ms, 546 req/s; mlflow models serve -w 1: 55.5 req/s
-(9.9×), -w 2: 97.9 req/s (5.6×). The p99 at 8 clients ran 23.0–37.1 ms over four runs: a
-keep-alive connection stays with the worker that accepted it, and the 8 fell 4/4 to 7/1 (two
-single-worker servers with the clients split 4/4 by hand: 24.1–29.2 ms). MLflow's two workers
-answer one client slower than its one (17.9 vs 85.6 req/s): uvicorn binds the socket of several
-workers itself and TCP_NODELAY stays off, the stall ``risk serve`` removes (risk/serve/app.py,
+Measured 2026-11-27, quiet machine, 2 workers each, 960 requests a level after the warm-up,
+workers evening out their connections: 8 clients risk serve p50 13.8 ms, p99 32.9 ms, 487 req/s;
+mlflow models serve -w 1: 53.2 req/s (9.2×), -w 2: 85.2 req/s (5.7×). Before the workers evened
+out their keep-alive connections the p99 at 8 clients ran 23.0–37.1 ms over four runs (the 8 fell
+4/4 to 7/1 and stayed so); the same hour's harness A/B, balancing on / off: 25.8, 27.6 / 31.0 ms.
+MLflow's two workers answer one client slower than its one (17.3 vs 66.6 req/s): uvicorn binds
+the socket of several workers itself and TCP_NODELAY stays off, the stall ``risk serve`` removes (risk/serve/app.py,
 NoDelayH11Protocol).
 """
 
