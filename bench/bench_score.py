@@ -27,6 +27,9 @@ Measured 2026-11-27, 200k students (validated-200000x4, its own 525-tree champio
 --model-students 200000 --sample 5000``): risk score 22.2 s, 875 MB; floor 4.0 s (5.6×: at this model
 size the features, 9.3 s, outweigh the model); risk features + floor 13.3 s (1.7×); naive 31.0 s (0.72×).
 Reading the next bucket's features while this one is scored took the run from 24.1 to 20.5 s (A/B).
+At 4M (4M × 2 export validated in 605 s; the same champion; ``--students 4000000 --model-students 200000
+--sample 5000``): risk score 333 s, 5,151 MB; floor 89.8 s (predict 23.9 + pred_contrib on 738,525 flagged
+65.9), ratio 3.7; risk features (124 s) + floor 1.56; naive 553 s + features, ratio 0.49.
 """
 
 from __future__ import annotations

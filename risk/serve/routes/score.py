@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
 from risk.errors import ContractError
@@ -34,7 +34,7 @@ UNSCORABLE = {422: {"description": "Nothing scorable is left (for example, no va
 
 
 @router.post("/score", response_model=ScoreResponse, responses={**UNSCORABLE, 503: {"description": "No model yet."}})
-async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> ScoreResponse:
+async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> Response:
     """Score one student from their raw records at ``as_of``.
 
     A record that breaks a contract rule is left out and listed in ``left_out``
@@ -57,7 +57,10 @@ async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> 
     except ModelNotReady as exc:
         raise HTTPException(503, str(exc)) from None
     _record(services, key.key_id, [scored])
-    return _response(scored)
+    # Built and checked as a ScoreResponse once, serialised in one pass: returned as a model, FastAPI
+    # would dump it, validate it again against response_model and encode it (the OpenAPI page still
+    # documents response_model).
+    return Response(_response(scored).model_dump_json(), media_type="application/json")
 
 
 @router.post("/score/batch", response_model=BatchResponse, responses={503: {"description": "No model yet."}})
