@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from risk.errors import ConfigError
 from risk.features.catalog import Catalog, FeatureSpec, format_value
-from risk.models.profile import TrainingProfile
+from risk.models.profile import TrainingProfile, at_training_precision
 
 __all__ = ["Reason", "contributions", "reason_codes_json", "reasons_json", "top_reasons"]
 
@@ -191,7 +191,7 @@ class _Rule:
         direction = np.array([_DIRECTION[spec.direction] for spec in specs])
         self.higher = direction > 0
         self.lower = direction < 0
-        self.medians = medians.astype(np.float32).astype(np.float64)  # compared at float32: see pick
+        self.medians = at_training_precision(medians)
         self.missing_ok = np.array([spec.missing_reason is not None for spec in specs]) & (direction != 0)
 
     def pick(self, contribs: NDArray[np.float64], x: NDArray[np.float64], k: int
@@ -201,10 +201,9 @@ class _Rule:
         Returns the number of reasons of each row, shape ``(rows,)``, and, row after
         row, each reason's feature index, contribution and value, shape ``(reasons,)``.
         """
-        # Comparisons with a NaN value or a NaN median are False: neither side is risky. Value and
-        # median are compared at float32, the training matrix's precision: 47/49 in float64 lies just
-        # below its own float32 copy (the stored median) and would read as "below the median".
-        at = x.astype(np.float32).astype(np.float64)
+        # Comparisons with a NaN value or a NaN median are False: neither side is risky. Both at the
+        # training precision: 47/49 in float64 lies just below its float32 copy, the stored median.
+        at = at_training_precision(x)
         risky = (self.higher & (at > self.medians)) | (self.lower & (at < self.medians))
         eligible = (contribs > 0) & (risky | (np.isnan(x) & self.missing_ok))
         masked = np.where(eligible, contribs, -np.inf)

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FeatureProfile", "TrainingProfile", "bin_index", "training_profile"]
+__all__ = ["FeatureProfile", "TrainingProfile", "at_training_precision", "bin_index", "training_profile"]
 
 
 class FeatureProfile(BaseModel):
@@ -143,6 +143,16 @@ def training_profile(
     present = ~np.isnan(scores)
     score_edges, score_shares = _quantile_bins(scores[present], weight[present], bins)
     return TrainingProfile(rows=X.shape[0], features=features, score_edges=score_edges, score_shares=score_shares)
+
+
+def at_training_precision(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``values`` rounded to float32, the precision of the training matrix a profile is cut from (kept float64).
+
+    Whatever is compared with a profile's cuts or medians goes through this, on both sides:
+    scoring builds float64, and 1.0 - 0.8 (0.19999999999999996) lies just below its float32
+    training copy (0.2000000030), a bin low or "below the median" when it sits on one.
+    """
+    return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
 def bin_index(x: NDArray[np.float64], cuts: NDArray[np.float64]) -> NDArray[np.intp]:

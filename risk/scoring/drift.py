@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
-from risk.models.profile import TrainingProfile, bin_index
+from risk.models.profile import TrainingProfile, at_training_precision, bin_index
 
 __all__ = ["DriftAccumulator", "DriftReport", "FeatureDrift", "accumulator_state", "add_state", "psi"]
 
@@ -97,11 +97,9 @@ class DriftAccumulator:
 
     def __init__(self, profile: TrainingProfile) -> None:
         self.profile = profile
-        # Features are compared at float32 precision, both sides: the training matrix the profile was
-        # cut from is float32, scoring builds float64, and a value computed in float64 (1.0 - 0.8 =
-        # 0.19999999999999996) falls just below its float32 training copy (0.2000000030), a whole bin
-        # lower when it sits on a cut (an exam-line margin read PSI 2.9 on a population that had not moved).
-        self._cuts = [_float32(feature.cuts) for feature in profile.features]
+        # Compared at the training matrix's precision (an exam-line margin of 1.0 - 0.8 read PSI 2.9
+        # on a population that had not moved when its float64 value met the float32 cut).
+        self._cuts = [at_training_precision(feature.cuts) for feature in profile.features]
         # One count per bin plus the missing bin, last.
         self._counts = [np.zeros(len(feature.shares) + 1, dtype=np.int64) for feature in profile.features]
         self._score_cuts = np.asarray(profile.score_edges, dtype=np.float64)
@@ -129,7 +127,7 @@ class DriftAccumulator:
             raise ValueError(f"X_chunk has shape {X_chunk.shape}, expected (n_rows, {n_features})")
         if scores_chunk.shape != (X_chunk.shape[0],):
             raise ValueError(f"scores_chunk has shape {scores_chunk.shape}, expected ({X_chunk.shape[0]},)")
-        X_chunk = _float32(X_chunk)
+        X_chunk = at_training_precision(X_chunk)
         for j, (cuts, counts) in enumerate(zip(self._cuts, self._counts, strict=True)):
             counts += np.bincount(bin_index(X_chunk[:, j], cuts), minlength=counts.size)
         self._score_counts += np.bincount(bin_index(scores_chunk, self._score_cuts),
@@ -184,7 +182,3 @@ def add_state(accumulator: DriftAccumulator, state: dict[str, object]) -> DriftA
     accumulator.rows += int(state["rows"])  # type: ignore[arg-type]
     return accumulator
 
-
-def _float32(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``values`` rounded to float32 precision (kept float64, so NaN and the bin search work as before)."""
-    return np.asarray(values, dtype=np.float64).astype(np.float32).astype(np.float64)

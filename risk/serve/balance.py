@@ -84,14 +84,14 @@ class ConnectionShare:
         if self._map is None or client in self._shedding:
             return False
         total = sum(_SLOT.unpack_from(self._map, i * _SLOT.size)[0] for i in range(self._workers))
-        if self.held - len(self._shedding) <= math.ceil(max(total, 0) / self._workers):
+        if self.held - len(self._shedding) <= math.ceil(total / self._workers):
             return False
         self._shedding.add(client)
         return True
 
     def _publish(self) -> None:
-        if self._map is not None and self._slot is not None:
-            _SLOT.pack_into(self._map, self._slot * _SLOT.size, self.held)
+        if self._map is not None:  # set with the slot by join
+            _SLOT.pack_into(self._map, self._slot * _SLOT.size, self.held)  # type: ignore[operator]
 
 
 # One per process: uvicorn's protocol instances (connections) and the app's middleware meet here.
