@@ -167,3 +167,29 @@ def test_values_computed_in_float64_fall_in_the_bins_of_their_float32_training_c
     trained = training_profile(margin.astype(np.float32).astype(np.float64), ["att_exam_line_margin"], scores)
     report = DriftAccumulator(trained).add(margin, scores).report()
     assert report.features[0].psi < 0.01 and report.drifted == []
+
+
+def test_school_days_are_counted_as_the_median_student_sees_them():
+    """Two schools: a big one open every weekday, a small one closed on Mondays; days so far are the
+    students' mean, and a reference term is read on the date nearest the same mean."""
+    import datetime as dt
+
+    import duckdb
+
+    from risk.scoring.drift_reference import date_of_school_day, school_days_elapsed
+
+    con = duckdb.connect()
+    days = [dt.date(2025, 5, 19) + dt.timedelta(days=i) for i in range(28)]
+    calendar = [("big", d, "2568-1") for d in days if d.weekday() < 5]
+    calendar += [("small", d, "2568-1") for d in days if 0 < d.weekday() < 5]
+    con.execute("CREATE TABLE calendar (school_id VARCHAR, date DATE, term VARCHAR)")
+    con.executemany("INSERT INTO calendar VALUES (?, ?, ?)", calendar)
+    con.execute("CREATE TABLE enrollments (school_id VARCHAR, term VARCHAR)")
+    con.executemany("INSERT INTO enrollments VALUES (?, ?)", [("big", "2568-1")] * 30 + [("small", "2568-1")] * 10)
+    assert school_days_elapsed(con, "2568-1", dt.date(2025, 5, 30)) == (30 * 10 + 10 * 8) / 40
+    assert school_days_elapsed(con, "2568-1", dt.date(2025, 5, 18)) == 0
+    assert date_of_school_day(con, "2568-1", 7) == dt.date(2025, 5, 27)  # 6.75 (Wednesday: 7.75)
+    assert date_of_school_day(con, "2568-1", 99) == dt.date(2025, 6, 13)  # past the end: the last day
+    assert date_of_school_day(con, "2569-1", 7) is None
+    con.execute("DELETE FROM enrollments WHERE school_id = 'big'")  # now every student is in the small one
+    assert school_days_elapsed(con, "2568-1", dt.date(2025, 5, 30)) == 8

@@ -121,6 +121,19 @@ def test_drift_is_stored_with_the_run(scored):
     assert {f["status"] for f in drift["features"]} <= {"stable", "watch", "drifted"}
 
 
+def test_drift_compares_with_the_held_out_term_at_the_same_school_day(scored, champion):
+    """Week 10 is no sampled week: the run is compared with the model's held-out term of the same
+    semester, rebuilt on the date it had passed as many school days, where ratios of the days so far
+    (attendance, the exam line) line up."""
+    store, report, _, _ = scored
+    _, _, bundle = champion
+    drift = run_record(store, report.run_id)["drift"]
+    semester = [t for t in bundle.meta["split"]["test"] + bundle.meta["split"]["calibration"] if t.endswith("-1")]
+    assert drift["reference"].startswith(f"held-out term {semester[0]} on ")
+    status = {f["name"]: f["status"] for f in drift["features"]}
+    assert status["att_rate_term"] != "drifted" and status["att_exam_line_margin"] != "drifted"
+
+
 @pytest.fixture(scope="module")
 def fine_buckets(world, tmp_path_factory):
     """The world validated into 32 buckets, so a scoring run has many steps to be killed between."""

@@ -95,11 +95,15 @@ class ModelBundle:
     def class_names(codes: np.ndarray) -> np.ndarray:
         return np.asarray(CLASSES, dtype=object)[codes]
 
-    def drift_profile(self, semester: int, school_week: int) -> TrainingProfile:
-        """The training profile of the nearest sampled week of the same semester (else the overall one)."""
+    def drift_profile(self, semester: int, school_week: int) -> tuple[TrainingProfile, str]:
+        """The training profile of the nearest sampled week of the same semester (else the overall one),
+        and which it is. Scoring prefers a reference built at the same school day (risk.scoring.drift_reference)."""
         same = [(abs(int(k.split(":")[1]) - school_week), k) for k in self.drift_profiles
                 if k.startswith(f"{semester}:")]
-        return self.drift_profiles[min(same)[1]] if same else self.profile
+        if not same:
+            return self.profile, "the overall training profile"
+        key = min(same)[1]
+        return self.drift_profiles[key], f"semester {semester}, school week {key.split(':')[1]}"
 
     def check_catalog(self, catalog: Catalog) -> None:
         """Raise ModelCatalogError when ``catalog``'s features are not the model's, in the same order."""

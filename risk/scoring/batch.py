@@ -36,10 +36,10 @@ from risk.features.sources import view_validated
 from risk.logs import get_logger
 from risk.models.bundle import ModelBundle
 from risk.models.profile import TrainingProfile
-from risk.models.samples import first_school_day, school_week_of
 from risk.progress import Progress
 from risk.scoring.alerts import build_alerts
 from risk.scoring.drift import DriftAccumulator, accumulator_state, add_state
+from risk.scoring.drift_reference import DriftReference, drift_reference
 from risk.scoring.explained import explained_scores
 from risk.scoring.settings import ScoringSettings
 from risk.scoring.summaries import area_summaries
@@ -112,8 +112,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     done = done_buckets(store, run_id)
     resumed = len(done & set(buckets))
     con = open_validated(validated, point, settings)
-    first = first_school_day(con, point.term)
-    profile = bundle.drift_profile(int(point.term[-1]), school_week_of(as_of, first) if first else 1)
+    reference = drift_reference(validated, con, point, bundle, settings)
     todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
     # Two stages: the next bucket's features are read (DuckDB, its own threads, off Python's lock)
     # while this bucket is explained, written and stored (mostly Python and one core).
@@ -126,14 +125,14 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                 features, hints = upcoming.result()
                 upcoming = (reader.submit(_read_bucket, con, validated, todo[i + 1], point, bundle)
                             if i + 1 < len(todo) else None)
-                frame, state = _score_bucket(features, hints, bundle, profile, model_version, scoring)
+                frame, state = _score_bucket(features, hints, bundle, reference.profile, model_version, scoring)
                 _write_part(parts, bucket, frame, state)
                 write_bucket_scores(store, run_id, bucket, frame)
                 bar.advance(task)
         finally:
             reader.shutdown(cancel_futures=True)
     files = [parts / f"bucket={b}.parquet" for b in buckets]
-    drift = _drift(profile, parts, buckets, scoring)
+    drift = _drift(reference, parts, buckets, scoring)
     steps = {"score": time.perf_counter() - started}
     alerts = build_alerts(store, files, as_of=as_of, bundle=bundle, scoring=scoring)
     write_alerts(store, run_id, alerts)
@@ -193,14 +192,16 @@ def _write_part(parts: Path, bucket: int, frame: pd.DataFrame, state: dict[str, 
     temporary.replace(path)
 
 
-def _drift(profile: TrainingProfile, parts: Path, buckets: list[int], scoring: ScoringSettings) -> dict[str, object]:
-    total = DriftAccumulator(profile)
+def _drift(reference: DriftReference, parts: Path, buckets: list[int], scoring: ScoringSettings) -> dict[str, object]:
+    """The run's drift figures from each bucket's counts, with what they were compared with."""
+    total = DriftAccumulator(reference.profile)
     for bucket in buckets:
         add_state(total, json.loads((parts / f"bucket={bucket}.drift.json").read_text(encoding="utf-8")))
     report = total.report(threshold=scoring.drift.threshold, warn=scoring.drift.warn)
     if report.drifted:
-        log.warning("features drifted from the training data", features=",".join(report.drifted))
-    return report.model_dump(mode="json")
+        log.warning("features drifted from the training data", features=",".join(report.drifted),
+                    reference=reference.label)
+    return {**report.model_dump(mode="json"), "reference": reference.label}
 
 
 def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int]]:

@@ -91,6 +91,7 @@ class DriftInput(BaseModel):
     drifted: list[str]
     threshold: float
     score_status: str | None = None
+    reference: str | None = None  # what the run was compared with (risk.scoring.drift_reference)
 
     @property
     def score_drifted(self) -> bool:
@@ -287,6 +288,7 @@ def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
         "score_psi": f"{drift.score_psi:.3f}",
         "score_drifted": drift.score_drifted,
         "threshold": f"{drift.threshold:.2f}",
+        "reference": drift.reference,
         "warning": drift.anything_drifted,
         "drifted": drift.drifted,
         "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in drifted or f.status == "drifted",
