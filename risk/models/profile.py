@@ -38,7 +38,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["FeatureProfile", "TrainingProfile", "at_training_precision", "bin_index", "training_profile"]
+from risk.features.catalog import Catalog
+
+__all__ = ["FeatureProfile", "TrainingProfile", "at_training_precision", "bin_index", "discrete_features", "training_profile"]
 
 
 class FeatureProfile(BaseModel):
@@ -143,6 +145,11 @@ def training_profile(
     present = ~np.isnan(scores)
     score_edges, score_shares = _quantile_bins(scores[present], weight[present], bins)
     return TrainingProfile(rows=X.shape[0], features=features, score_edges=score_edges, score_shares=score_shares)
+
+
+def discrete_features(catalog: Catalog, names: list[str]) -> list[str]:
+    """The features of ``names`` binned by their values in a profile: categories and flags."""
+    return [n for n in names if catalog.get(n).unit in ("category", "flag")]
 
 
 def at_training_precision(values: NDArray[np.float64]) -> NDArray[np.float64]:

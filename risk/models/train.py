@@ -29,7 +29,7 @@ from risk.models.bundle import ModelBundle
 from risk.models.calibrate import CalibrationChoice, choose_calibrator
 from risk.models.evaluate import MODEL, Evaluation, evaluate
 from risk.models.policy import choose_policy
-from risk.models.profile import training_profile
+from risk.models.profile import discrete_features, training_profile
 from risk.models.samples import (
     DataFiles,
     Samples,
@@ -178,7 +178,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     policy = choose_policy(p_calibration, calibration.y, calibration.X, calibration.names, ts.policy,
                            weight=calibration.weight.astype(np.float64),
                            fallback=(choice.calibrator.transform(fitted.held_raw), held_y, held_X, held_weight))
-    discrete = [n for n in train.names if catalog.get(n).unit in ("category", "flag")]
+    discrete = discrete_features(catalog, train.names)
     # The early-stopping students are a uniform sample of the training students, already
     # scored: the training profile is taken from them instead of scoring another sample.
     profile = training_profile(held_X.astype(np.float64), train.names, choice.calibrator.transform(fitted.held_raw),

@@ -35,8 +35,8 @@ from risk.features.build import build_features
 from risk.features.context_rates import open_validated
 from risk.features.sources import view_validated
 from risk.models.bundle import ModelBundle
-from risk.models.profile import TrainingProfile, training_profile
-from risk.models.samples import school_week_of
+from risk.models.profile import TrainingProfile, discrete_features, training_profile
+from risk.models.samples import first_school_day, school_week_of
 
 __all__ = ["DriftReference", "date_of_school_day", "drift_reference", "school_days_elapsed"]
 
@@ -103,11 +103,11 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
         frame = _sample_features(validated, AsOf(on), bundle, settings, min_rows)
         if len(frame):
             X = frame[bundle.names].to_numpy(np.float64)
-            discrete = [n for n in bundle.names if bundle.catalog.get(n).unit in ("category", "flag")]
-            profile = training_profile(X, bundle.names, bundle.probability(X), discrete=discrete)
+            profile = training_profile(X, bundle.names, bundle.probability(X),
+                                       discrete=discrete_features(bundle.catalog, bundle.names))
             return DriftReference(profile, f"held-out term {term} on {on} (school day {day:.1f}, as on {point.date}): "
                                            f"{len(frame):,} students")
-    first = con.execute("SELECT min(date) FROM calendar WHERE term = ?", [point.term]).fetchone()[0]
+    first = first_school_day(con, point.term)
     week = school_week_of(point.date, first) if first else 1
     profile, sampled = bundle.drift_profile(int(semester), week)
     why = f"held-out term{'s' if len(held_out) > 1 else ''} {', '.join(held_out)} not in the validated data" \
