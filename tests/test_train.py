@@ -217,3 +217,71 @@ def test_the_evaluation_cap_counts_the_students_of_the_held_out_side(first, worl
     everyone = students(None)
     assert students(int(len(labels[term]) * 0.3) + 1) == everyone
     assert abs(students(int(len(labels[term]) * 0.15)) - everyone / 2) < 0.1 * everyone
+
+
+def test_samples_are_the_cached_rows_of_the_kept_students_read_in_small_chunks(first, world, monkeypatch, tmp_path):
+    # Read a few row groups at a time and written into the matrix a band of rows at a time: with
+    # chunks and bands far smaller than a point, every kept row must still be its cached row.
+    import pyarrow.parquet as pq
+
+    from risk.models import samples as samples_module
+    from risk.models.samples import (
+        DataFiles,
+        build_samples,
+        outcome_connection,
+        sample_points,
+        term_labels,
+    )
+
+    _, result, _, _ = first
+    settings, validated, catalog = load_settings(), world / "validated", load_catalog(CATALOG)
+    con = outcome_connection(validated, settings)
+    term = result.split.train[0]
+    labels = term_labels(con, [term], settings)
+    points = sample_points(con, term, [4, 8], False)
+    files = DataFiles.scan(validated)
+
+    def build():
+        return build_samples(validated, points, labels, settings=settings, catalog=catalog, inputs=files,
+                             negative_share=0.5, holdout=(0.3, False), seed=3)
+
+    whole = build()
+    # The same points re-written with row groups of 97 rows, read 300 rows and filled 64 rows at a time.
+    copies = {}
+    for point in points:
+        path = samples_module.feature_cache_path(validated, point, settings=settings, catalog=catalog, inputs=files)
+        copies[point] = tmp_path / path.name
+        pq.write_table(pq.read_table(path), copies[point], row_group_size=97)
+        assert pq.ParquetFile(copies[point]).metadata.num_row_groups > 3
+    monkeypatch.setattr(samples_module, "cached_features", lambda validated, point, **_: (copies[point], True))
+    monkeypatch.setattr(samples_module, "_CHUNK_ROWS", 300)
+    monkeypatch.setattr(samples_module, "_FILL_ROWS", 64)
+    chunked = build()
+    assert chunked.rows == whole.rows > 0 and 0 < chunked.positives < chunked.rows
+    np.testing.assert_array_equal(chunked.X, whole.X)
+    pd.testing.assert_frame_equal(chunked.meta, whole.meta)
+    np.testing.assert_array_equal(chunked.y, whole.y)
+    # Each row is its student's cached vector at that point, labelled with the student's outcome.
+    path = samples_module.feature_cache_path(validated, points[1], settings=settings, catalog=catalog, inputs=files)
+    cached = pq.read_table(path).to_pandas().set_index("student_key")
+    rows = np.flatnonzero(chunked.meta["as_of"].to_numpy() == points[1].as_of)
+    keys = chunked.meta["student_key"].to_numpy()[rows]
+    np.testing.assert_array_equal(chunked.X[rows], cached.loc[keys, catalog.names].to_numpy(np.float32))
+    outcome = labels[term].set_index("student_key")["dropped_out"]
+    np.testing.assert_array_equal(chunked.y[rows], outcome.loc[keys].to_numpy().astype(np.int8))
+    # Kept negatives weigh 1 / negative_share; dropouts 1.
+    np.testing.assert_array_equal(chunked.weight, np.where(chunked.y == 1, 1.0, 2.0).astype(np.float32))
+
+
+def test_early_stopping_takes_whole_students_and_at_most_its_row_cap():
+    from risk.models.booster import stopping_rows
+    from risk.models.settings import SplitSettings
+
+    students = np.arange(20_000, dtype=np.int64) * 7919 + 11
+    keys = np.repeat(students, 5)  # five sample points each
+    share = stopping_rows(keys, SplitSettings(early_stopping_share=0.15), seed=7)
+    assert abs(share.mean() - 0.15) < 0.01
+    capped = stopping_rows(keys, SplitSettings(early_stopping_share=0.15, early_stopping_max_rows=5_000), seed=7)
+    assert 4_000 < capped.sum() <= 5_600 and not (capped & ~share).any()  # a sample of the same students
+    by_student = capped.reshape(-1, 5)
+    assert (by_student.all(axis=1) | ~by_student.any(axis=1)).all()  # no student is split

@@ -12,9 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from risk.features.catalog import Catalog
 from risk.models.samples import Samples, student_uniform
-from risk.models.settings import LightGBMSettings, OptunaSettings
+from risk.models.settings import LightGBMSettings, OptunaSettings, SplitSettings
 
-__all__ = ["FittedBooster", "fit_booster", "search_params"]
+__all__ = ["FittedBooster", "fit_booster", "search_params", "stopping_rows", "training_datasets"]
 
 # Parameters fixed when the Dataset is built; they cannot change between Optuna trials.
 _DATASET_PARAMS = ("max_bin", "min_data_in_bin", "bin_construct_sample_cnt")
@@ -29,14 +29,25 @@ class FittedBooster:
     held_raw: np.ndarray  # the booster's score of each row of held_X (the trainer reuses it: predicting is costly)
 
 
-def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSettings, stop_share: float,
+def stopping_rows(student_key: np.ndarray, split: SplitSettings, seed: int) -> np.ndarray:
+    """The rows held out of fitting for early stopping: ``early_stopping_share`` of the students, and of
+    those a uniform sample when their rows pass ``early_stopping_max_rows`` (the others are fitted on)."""
+    draw = student_uniform(student_key, seed + 2)
+    stop = draw < split.early_stopping_share
+    rows = int(stop.sum())
+    if rows > split.early_stopping_max_rows:
+        stop = draw < split.early_stopping_share * split.early_stopping_max_rows / rows
+    return stop
+
+
+def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSettings, split: SplitSettings,
                       seed: int) -> tuple[lgb.Dataset, lgb.Dataset, np.ndarray]:
-    """The fit and early-stopping Datasets (split by student) and the stopping rows' mask.
+    """The fit and early-stopping Datasets (split by student, :func:`stopping_rows`) and the stopping rows' mask.
 
     The matrix is binned once (LightGBM's own ``subset`` shares the bins), so the
     float matrix is not copied: at national scale it is the largest thing in memory.
     """
-    stop = student_uniform(samples.meta["student_key"].to_numpy(), seed + 2) < stop_share
+    stop = stopping_rows(samples.meta["student_key"].to_numpy(), split, seed)
     weight = samples.weight.astype(np.float64) * np.where(samples.y == 1, settings.positive_weight, 1.0)
     categorical = [i for i, name in enumerate(samples.names) if catalog.get(name).unit == "category"]
     dataset_params = {k: v for k, v in settings.params.items() if k in _DATASET_PARAMS}

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from risk.config import Settings
 from risk.data.contract import next_term, term_of_date
+from risk.data.reading import parquet_chunks
 from risk.data.validate import DERIVED
 from risk.errors import RiskError
 from risk.features.batch import build_feature_matrix
@@ -267,51 +268,80 @@ def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, 
     which side to keep.
     """
     names = catalog.names
-    parts_x, parts_y, parts_w, parts_meta = [], [], [], []
     unknown: dict[str, int] = {}
-    task = progress.add(task_name, total=len(points)) if progress else None
+    task = progress.add(task_name, total=2 * len(points)) if progress else None
     # Of the students on the kept side of the hold-out, ``max_students`` at most: the cap counts
     # the students this role can have, not the whole register.
     side = 1.0 if holdout is None or holdout[0] <= 0 else holdout[0] if holdout[1] else 1.0 - holdout[0]
+    # First the keys of every point (one column): which rows are kept, so the matrix is allocated
+    # once at its final size and filled in place (parts and a concatenation held it twice).
+    chosen: list[tuple[SamplePoint, Path, np.ndarray]] = []
+    parts_y, parts_w = [], []
     for point in points:
         path, _ = cached_features(validated, point, settings=settings, catalog=catalog, inputs=inputs)
         term_labels = labels[point.term]
         label_keys, label_values = _label_lookup(term_labels)
         keep_share = _student_share(len(term_labels) * side, max_students)
-        # Arrow batches, filtered before anything is converted: only the kept rows become float32
-        # (a pandas frame of every row and a merge per batch cost more than the reading itself).
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=500_000, columns=[*KEY_META, *names]):
-            keys = batch.column("student_key").to_numpy()
-            at = np.minimum(np.searchsorted(label_keys, keys), max(len(label_keys) - 1, 0))
-            known = (label_keys[at] == keys) if len(label_keys) else np.zeros(len(keys), dtype=bool)
-            y = np.where(known, label_values[at] if len(label_keys) else 0, 0).astype(np.int8)
-            unknown[point.term] = unknown.get(point.term, 0) + int((~known).sum())
-            keep = known & (student_uniform(keys, seed) < keep_share)
-            if holdout is not None and holdout[0] > 0:
-                held_out = student_uniform(keys, seed + 5) < holdout[0]
-                keep &= held_out == holdout[1]
-            weight = np.ones(len(keys), np.float32)
-            if negative_share < 1.0:
-                keep &= (y == 1) | (student_uniform(keys, seed + 1) < negative_share)
-                weight[y == 0] = 1.0 / negative_share
-            chosen = batch.filter(keep)
-            X = np.empty((chosen.num_rows, len(names)), dtype=np.float32)
-            for j, name in enumerate(names):
-                X[:, j] = chosen.column(name).to_numpy(zero_copy_only=False)
-            parts_x.append(X)
-            parts_y.append(y[keep])
-            parts_w.append(weight[keep])
-            meta = chosen.select(list(KEY_META)).to_pandas()
+        keys = pq.read_table(path, columns=["student_key"]).column(0).to_numpy()
+        at = np.minimum(np.searchsorted(label_keys, keys), max(len(label_keys) - 1, 0))
+        known = (label_keys[at] == keys) if len(label_keys) else np.zeros(len(keys), dtype=bool)
+        y = np.where(known, label_values[at] if len(label_keys) else 0, 0).astype(np.int8)
+        unknown[point.term] = unknown.get(point.term, 0) + int((~known).sum())
+        keep = known & (student_uniform(keys, seed) < keep_share)
+        if holdout is not None and holdout[0] > 0:
+            keep &= (student_uniform(keys, seed + 5) < holdout[0]) == holdout[1]
+        weight = np.ones(len(keys), np.float32)
+        if negative_share < 1.0:
+            keep &= (y == 1) | (student_uniform(keys, seed + 1) < negative_share)
+            weight[y == 0] = 1.0 / negative_share
+        chosen.append((point, path, keep))
+        parts_y.append(y[keep])
+        parts_w.append(weight[keep])
+        if progress and task is not None:
+            progress.advance(task)
+    if not chosen:
+        raise TrainingDataError("no sample points were given")
+    X = np.empty((sum(int(keep.sum()) for _, _, keep in chosen), len(names)), dtype=np.float32)
+    parts_meta, offset = [], 0
+    for point, path, keep in chosen:
+        start = 0
+        # Row groups read a few at a time with Arrow's threads (~4x iter_batches, which decodes one
+        # group at a time); only the kept rows become float32.
+        for table in parquet_chunks(pq.ParquetFile(path), [*KEY_META, *names], _CHUNK_ROWS):
+            rows = keep[start:start + table.num_rows]
+            start += table.num_rows
+            kept = int(rows.sum())
+            if not kept:
+                continue
+            table = table.filter(rows)
+            _fill_rows(X[offset:offset + kept], [table.column(n).to_numpy() for n in names])
+            offset += kept
+            meta = table.select(list(KEY_META)).to_pandas()
             meta["as_of"] = point.as_of
             meta["point"] = point.label
             meta["school_week"] = point.school_week
             parts_meta.append(meta[list(META_COLUMNS)])
         if progress and task is not None:
             progress.advance(task)
-    if not parts_x:
-        raise TrainingDataError("no sample points were given")
-    return Samples(np.concatenate(parts_x), np.concatenate(parts_y), np.concatenate(parts_w),
-                   pd.concat(parts_meta, ignore_index=True), names, unknown)
+    meta = (pd.concat(parts_meta, ignore_index=True) if parts_meta
+            else pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS}))
+    return Samples(X, np.concatenate(parts_y), np.concatenate(parts_w), meta, names, unknown)
+
+
+_CHUNK_ROWS = 250_000
+_FILL_ROWS = 4096  # rows × features of float32 that stay in cache while the columns are written in
+
+
+def _fill_rows(out: np.ndarray, columns: list[np.ndarray]) -> None:
+    """Write 1-D ``columns`` into the row-major ``out`` as its columns, a cache-sized band of rows at a time.
+
+    Column by column over the whole block, every write lands on another cache line
+    (5x slower at 250k rows × 68 features).
+    """
+    for first in range(0, len(out), _FILL_ROWS):
+        band = out[first:first + _FILL_ROWS]
+        for j, column in enumerate(columns):
+            band[:, j] = column[first:first + _FILL_ROWS]
 
 
 def _label_lookup(term_labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

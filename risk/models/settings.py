@@ -41,6 +41,7 @@ class SplitSettings(_Strict):
     test_terms: int = Field(1, ge=1)
     min_train_terms: int = Field(1, ge=1)
     early_stopping_share: float = Field(0.15, gt=0, lt=0.5)
+    early_stopping_max_rows: int = Field(250_000, ge=1_000)
     holdout_students: float = Field(0.3, ge=0, lt=1)
 
 

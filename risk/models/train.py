@@ -135,7 +135,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
 
     started = time.perf_counter()
     params = {**ts.lightgbm.params}
-    fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split.early_stopping_share, ts.samples.seed)
+    fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split, ts.samples.seed)
     # After boosting, the early-stopping students are scored for the policy's fallback thresholds and
     # the training profile; a uniform sample of them is enough for both (medians, bins, thresholds),
     # and scoring all of them cost ~15 s at 1M students.
