@@ -285,3 +285,30 @@ def test_early_stopping_takes_whole_students_and_at_most_its_row_cap():
     assert 4_000 < capped.sum() <= 5_600 and not (capped & ~share).any()  # a sample of the same students
     by_student = capped.reshape(-1, 5)
     assert (by_student.all(axis=1) | ~by_student.any(axis=1)).all()  # no student is split
+
+
+def test_a_semester_the_calibration_term_lacks_is_calibrated_on_its_early_stopping_students(first):
+    # The world calibrates on a semester-1 term and tests on a semester-2 one, where dropout is likelier:
+    # the training terms' early-stopping students of semester 2 (never fitted on) join the calibration.
+    _, result, _, _ = first
+    assert {t[-1] for t in result.split.calibration} == {"1"} and {t[-1] for t in result.split.test} == {"2"}
+    assert result.rows["calibration"]["added_other_semester"] > 0
+    assert result.evaluation.metric("model", "ece") <= 0.02
+
+
+def test_a_calibration_weight_counts_as_that_many_rows():
+    from risk.models.calibrate import choose_calibrator
+
+    rng = np.random.default_rng(5)
+    raw = rng.uniform(0.001, 0.3, 4_000)
+    y = (rng.uniform(size=raw.size) < raw * 0.8).astype(np.int8)
+    halves = rng.uniform(size=raw.size) < 0.5
+    weight = np.where(rng.uniform(size=raw.size) < 0.3, 2.0, 1.0)
+    twice = np.repeat(np.arange(raw.size), weight.astype(int))
+    for methods in (["platt"], ["isotonic"]):
+        weighted = choose_calibrator(raw, y, halves, methods, weight=weight)
+        repeated = choose_calibrator(raw[twice], y[twice], halves[twice], methods)
+        probe = np.linspace(0.001, 0.3, 50)
+        np.testing.assert_allclose(weighted.calibrator.transform(probe), repeated.calibrator.transform(probe),
+                                   atol=1e-5)
+        assert weighted.brier[methods[0]] == pytest.approx(repeated.brier[methods[0]], rel=1e-6)

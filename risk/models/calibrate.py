@@ -76,18 +76,21 @@ class CalibrationChoice(BaseModel):
     brier: dict[str, float]
 
 
-def choose_calibrator(raw: np.ndarray, y: np.ndarray, halves: np.ndarray, methods: list[str]) -> CalibrationChoice:
+def choose_calibrator(raw: np.ndarray, y: np.ndarray, halves: np.ndarray, methods: list[str],
+                      weight: np.ndarray | None = None) -> CalibrationChoice:
     """Fit each method on one half and score it on the other (both ways), keep the best, refit on all.
 
-    ``halves`` is a boolean array (n,) splitting the calibration rows by student.
+    ``halves`` is a boolean array (n,) splitting the calibration rows by student; ``weight``
+    the rows' weights (1 / kept share of down-sampled rows), in the fits and the Brier scores.
     """
+    weight = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
     scores: dict[str, float] = {}
     for method in methods:
         losses = []
         for fit_on in (halves, ~halves):
-            calibrator = fit_calibrator(method, raw[fit_on], y[fit_on])
+            calibrator = fit_calibrator(method, raw[fit_on], y[fit_on], weight[fit_on])
             p = calibrator.transform(raw[~fit_on])
-            losses.append(float(np.mean((p - y[~fit_on]) ** 2)))
+            losses.append(float(np.average((p - y[~fit_on]) ** 2, weights=weight[~fit_on])))
         scores[method] = float(np.mean(losses))
     best = min(scores, key=lambda m: scores[m])
-    return CalibrationChoice(calibrator=fit_calibrator(best, raw, y), brier=scores)
+    return CalibrationChoice(calibrator=fit_calibrator(best, raw, y, weight), brier=scores)

@@ -165,8 +165,17 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     started = time.perf_counter()
     booster = fitted.booster
     raw_calibration = booster.predict(calibration.X)
-    halves = student_uniform(calibration.meta["student_key"].to_numpy(), ts.samples.seed + 4) < 0.5
-    choice = choose_calibrator(raw_calibration, calibration.y, halves, list(ts.calibration.methods))
+    # A semester the calibration term lacks (one semester-1 term calibrating for a semester-2 test, where
+    # dropout is several times likelier) is calibrated on the training terms' early-stopping students of
+    # that semester, rows the booster never fitted on, as the class policy's fallback is.
+    semester = train.meta["term"].str[-1].to_numpy()[scored_held]
+    extra = ~np.isin(semester, calibration.meta["term"].str[-1].unique())
+    fit_raw = np.concatenate([raw_calibration, fitted.held_raw[extra]])
+    fit_y = np.concatenate([calibration.y, held_y[extra]])
+    fit_keys = np.concatenate([calibration.meta["student_key"].to_numpy(), held_keys[take][extra]])
+    halves = student_uniform(fit_keys, ts.samples.seed + 4) < 0.5
+    choice = choose_calibrator(fit_raw, fit_y, halves, list(ts.calibration.methods),
+                               weight=np.concatenate([calibration.weight, held_w[extra]]).astype(np.float64))
     p_calibration = choice.calibrator.transform(raw_calibration)
     unknown = [r.feature for r in ts.policy.rules if r.feature not in train.names]
     unknown += [ts.policy.thresholds_by] if ts.policy.thresholds_by not in (None, *train.names) else []
@@ -208,6 +217,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     rows = {role: {"rows": s.rows, "positives": s.positives, "students": int(s.meta["student_key"].nunique()),
                    "unknown_outcome": int(sum(s.unknown.values()))}
             for role, s in (("train", train), ("calibration", calibration), ("test", test))}
+    rows["calibration"]["added_other_semester"] = int(extra.sum())  # early-stopping rows, above
     example = pd.DataFrame(test.X[:5].astype(np.float64), columns=test.names)
     return TrainingResult(
         bundle=bundle, split=split, evaluation=evaluation, calibration=choice, rows=rows, params=params,
