@@ -18,6 +18,13 @@ from mlflow.tracking import MlflowClient
 from risk.config import load_settings
 from risk.features.catalog import load_catalog
 from risk.models.registry import promote
+from risk.models.samples import (
+    DataFiles,
+    build_samples,
+    outcome_connection,
+    sample_points,
+    term_labels,
+)
 from risk.models.tracking import champion_bundle, configure_tracking, log_training
 from risk.models.train import train_model
 
@@ -33,6 +40,13 @@ def fit(world: Path, catalog_path: Path = CATALOG, **changes):
                          truth=world / "source" / "truth.parquet", id_key=WORLD_KEY, champion=champion,
                          progress=False)
     return result, settings
+
+
+def term_points(world: Path, term: str, weeks: list[int]):
+    """(settings, validated folder, labels of ``term``, its sample points at ``weeks``) for build_samples."""
+    settings, validated = load_settings(), world / "validated"
+    con = outcome_connection(validated, settings)
+    return settings, validated, term_labels(con, [term], settings), sample_points(con, term, weeks, False)
 
 
 def log(result, settings, home: Path):
@@ -194,20 +208,9 @@ def test_a_window_without_known_outcomes_is_one_sentence(tables, tmp_path, id_ke
 def test_the_evaluation_cap_counts_the_students_of_the_held_out_side(first, world):
     # max_eval_students caps the students a held-out role can have (30% of the register),
     # not the register before the hold-out is taken: a cap as large as that side keeps all of it.
-    from risk.models.samples import (
-        DataFiles,
-        build_samples,
-        outcome_connection,
-        sample_points,
-        term_labels,
-    )
-
     _, result, _, _ = first
-    settings, validated = load_settings(), world / "validated"
-    con = outcome_connection(validated, settings)
     term = result.split.test[0]
-    labels = term_labels(con, [term], settings)
-    points = sample_points(con, term, [4], False)
+    settings, validated, labels, points = term_points(world, term, [4])
 
     def students(cap):
         return build_samples(validated, points, labels, settings=settings, catalog=load_catalog(CATALOG),
@@ -225,20 +228,11 @@ def test_samples_are_the_cached_rows_of_the_kept_students_read_in_small_chunks(f
     import pyarrow.parquet as pq
 
     from risk.models import samples as samples_module
-    from risk.models.samples import (
-        DataFiles,
-        build_samples,
-        outcome_connection,
-        sample_points,
-        term_labels,
-    )
 
     _, result, _, _ = first
-    settings, validated, catalog = load_settings(), world / "validated", load_catalog(CATALOG)
-    con = outcome_connection(validated, settings)
     term = result.split.train[0]
-    labels = term_labels(con, [term], settings)
-    points = sample_points(con, term, [4, 8], False)
+    settings, validated, labels, points = term_points(world, term, [4, 8])
+    catalog = load_catalog(CATALOG)
     files = DataFiles.scan(validated)
 
     def build():

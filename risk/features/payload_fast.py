@@ -129,10 +129,12 @@ class CleanPayloads:
             raise _NotSure from None
         none = [None] * len(rows)
         out: dict[str, Any] = {}
+        dates_as_sent: dict[str, list[Any]] = {}  # for the duplicate check: one spelling a day, text hashes fast
         for column in table.columns:
             values = given.get(column.name, none)
             if column.kind == "date" and column.required:
                 out[column.name] = self._dates(column, values)
+                dates_as_sent[column.name] = values
                 continue
             if column.kind == "id":  # one student's payload: every record names the student (a valid ID)
                 if values.count(student_id) != len(values):
@@ -162,8 +164,7 @@ class CleanPayloads:
                 out[column.name] = [next(iter(typed.values()))] * len(values)
             else:
                 out[column.name] = list(map(lookup, values))
-        # Keys compared as sent: a checked date has one spelling, and hashing text beats numpy scalars.
-        self._unique(table, {**out, **{c: given[c] for c in given if isinstance(out.get(c), np.ndarray)}}, len(rows))
+        self._unique(table, {**out, **dates_as_sent}, len(rows))
         return out
 
     def _remembered(self, table: str, column: Column, memo: tuple[type, Any]) -> Any:
