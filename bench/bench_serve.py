@@ -39,10 +39,14 @@ import subprocess
 import sys
 import threading
 import time
+from http.client import HTTPConnection
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+import psutil
 from bench_online import payloads
 from common import BENCH_DATA, RISK, ROOT, line, measure
 
@@ -107,41 +111,82 @@ def stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, requests: int
-         ) -> tuple[float, float, float, int]:
-    """(p50 ms, p99 ms, requests/s, failures) of ``requests`` POSTs from ``clients`` threads."""
+class Level(NamedTuple):
+    """One server under one load: latency percentiles, throughput, and the CPU each side spent a request."""
+
+    p50: float  # ms
+    p99: float  # ms
+    rate: float  # requests/s
+    failed: int
+    client_cpu: float  # ms of the load generator's CPU a request
+    server_cpu: float  # ms of the server's CPU a request (all its processes)
+
+
+def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, requests: int,
+         server: subprocess.Popen) -> Level:
+    """``requests`` POSTs from ``clients`` threads, each one keep-alive connection.
+
+    The client is the standard library's ``http.client`` (one write a request, TCP_NODELAY).
+    The load runs on the servers' own two cores, so it must cost them little: httpx's
+    clients cost ~0.5 ms of Python a request, time the servers' workers waited for a core.
+    """
+    target = urlsplit(url)
+    sent = {**headers, "Content-Type": "application/json"}
     latencies: list[float] = []
     failures = [0]
     counter = iter(range(requests))
     lock = threading.Lock()
 
     def client() -> None:
-        with httpx.Client(headers={**headers, "Content-Type": "application/json"}, timeout=120) as http:
+        http = HTTPConnection(target.hostname, target.port, timeout=120)
+        try:
             while True:
                 with lock:
                     i = next(counter, None)
                 if i is None:
                     return
                 started = time.perf_counter()
-                response = http.post(url, content=bodies[i % len(bodies)])
+                http.request("POST", target.path, body=bodies[i % len(bodies)], headers=sent)
+                response = http.getresponse()
+                response.read()
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     latencies.append(elapsed)
-                    failures[0] += response.status_code != 200
+                    failures[0] += response.status != 200
+        finally:
+            http.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    wall = time.perf_counter()
+    served = server_cpu(server)
+    wall, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - wall
-    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), requests / wall, failures[0]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    served = server_cpu(server) - served
+    return Level(float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), requests / wall,
+                 failures[0], cpu / requests * 1000, served / requests * 1000)
+
+
+def server_cpu(server: subprocess.Popen) -> float:
+    """CPU seconds (user + system) of a server's process and its workers so far."""
+    total = 0.0
+    root = psutil.Process(server.pid)
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=960)
+    parser.add_argument("--requests", type=int, default=4800, help="requests to risk serve at each load level")
+    parser.add_argument("--baseline-requests", type=int, default=960,
+                        help="requests to each mlflow models serve at each level (it takes ~50 a second)")
     parser.add_argument("--students", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes of each server (default: one per core)")
@@ -187,7 +232,7 @@ def main() -> None:
     # MLflow's own default (one worker), and as many workers as ours: the ratio is printed against both.
     baselines: dict[int, tuple[str, subprocess.Popen]] = {}
     try:
-        _run(args, ours, theirs, dirty, token, port, mlflow_env, baselines)
+        _run(args, ours, theirs, dirty, token, port, server, mlflow_env, baselines)
     finally:
         stop(server)
         for _, process in baselines.values():
@@ -195,7 +240,7 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace, ours: list[bytes], theirs: list[bytes], dirty: list[bytes], token: str, port: int,
-         mlflow_env: dict[str, str], baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
+         server: subprocess.Popen, mlflow_env: dict[str, str], baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
     """Start the baselines (kept in ``baselines`` for the caller to stop), then load each server in turn."""
     for workers in sorted({1, args.workers}):
         mport = free_port()
@@ -209,26 +254,30 @@ def _run(args: argparse.Namespace, ours: list[bytes], theirs: list[bytes], dirty
     # Warm-up, not counted: each worker's first sight of a term and of each school reads its
     # reference rows once (~40 ms, then ~1 ms a school); the figures below are the steady state.
     warm = 16 * len(ours)
-    c50, c99, _, _ = load(ours_url, ours, {"X-API-Key": token}, 8, warm)
-    print(f"warm-up ({warm} requests at 8 clients, from a cold start): risk serve p50 {c50:,.1f} ms, p99 {c99:,.1f} ms")
-    for url, _ in baselines.values():
-        load(url, theirs, {}, 8, warm)
+    cold = load(ours_url, ours, {"X-API-Key": token}, 8, warm, server)
+    print(f"warm-up ({warm} requests at 8 clients, from a cold start): risk serve p50 {cold.p50:,.1f} ms, "
+          f"p99 {cold.p99:,.1f} ms")
+    for url, process in baselines.values():
+        load(url, theirs, {}, 8, warm, process)
     for clients in (1, 8, 32):
-        o50, o99, ors, ofail = load(ours_url, ours, {"X-API-Key": token}, clients, args.requests)
-        print(f"{clients} clients: risk serve p50 {o50:,.1f} ms, p99 {o99:,.1f} ms, {ors:,.1f} req/s ({ofail} failed)")
-        for workers, (url, _) in baselines.items():
-            m50, m99, mrs, mfail = load(url, theirs, {}, clients, args.requests)
+        ours_level = load(ours_url, ours, {"X-API-Key": token}, clients, args.requests, server)
+        print(f"{clients} clients: risk serve p50 {ours_level.p50:,.1f} ms, p99 {ours_level.p99:,.1f} ms, "
+              f"{ours_level.rate:,.1f} req/s ({ours_level.failed} failed); CPU a request: server "
+              f"{ours_level.server_cpu:.2f} ms, the load's clients {ours_level.client_cpu:.2f} ms")
+        for workers, (url, process) in baselines.items():
+            theirs_level = load(url, theirs, {}, clients, args.baseline_requests, process)
             name = f"mlflow models serve -w {workers}"
-            print(f"  {name}: p50 {m50:,.1f} ms, p99 {m99:,.1f} ms, {mrs:,.1f} req/s ({mfail} failed)")
-            print("    p99 " + line("risk serve", o99, "ms", name, m99))
-            print(f"    throughput: risk serve {ors:,.1f} req/s | baseline ({name}): {mrs:,.1f} req/s | "
-                  f"ratio {ors / mrs:.3g}")
+            print(f"  {name}: p50 {theirs_level.p50:,.1f} ms, p99 {theirs_level.p99:,.1f} ms, "
+                  f"{theirs_level.rate:,.1f} req/s ({theirs_level.failed} failed); server CPU "
+                  f"{theirs_level.server_cpu:.2f} ms a request")
+            print("    p99 " + line("risk serve", ours_level.p99, "ms", name, theirs_level.p99))
+            print(f"    throughput: risk serve {ours_level.rate:,.1f} req/s | baseline ({name}): "
+                  f"{theirs_level.rate:,.1f} req/s | ratio {ours_level.rate / theirs_level.rate:.3g}")
         if clients == 8:
-            print("  p99 " + line("risk serve, 8 clients", o99, "ms", "25 ms target", 25.0))
-            d50, d99, drs, dfail = load(ours_url, dirty, {"X-API-Key": token}, clients, max(args.requests // 3, 40))
-            print(f"  payloads with a bad record (full checks), 8 clients: p50 {d50:,.1f} ms, p99 {d99:,.1f} ms, "
-                  f"{drs:,.1f} req/s ({dfail} failed)")
-
+            print("  p99 " + line("risk serve, 8 clients", ours_level.p99, "ms", "25 ms target", 25.0))
+            dirty_level = load(ours_url, dirty, {"X-API-Key": token}, clients, max(args.requests // 20, 40), server)
+            print(f"  payloads with a bad record (full checks), 8 clients: p50 {dirty_level.p50:,.1f} ms, "
+                  f"p99 {dirty_level.p99:,.1f} ms, {dirty_level.rate:,.1f} req/s ({dirty_level.failed} failed)")
 
 if __name__ == "__main__":
     main()

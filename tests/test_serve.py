@@ -198,7 +198,7 @@ def people(world, scored) -> dict:
 
 
 def call(service: dict, method: str, path: str, token: str | None = None, **kwargs) -> httpx.Response:
-    headers = {"X-API-Key": token} if token else {}
+    headers = {**({"X-API-Key": token} if token else {}), **kwargs.pop("headers", {})}
     return httpx.request(method, service["url"] + path, headers=headers, timeout=60, **kwargs)
 
 
@@ -249,6 +249,18 @@ def test_a_malformed_body_is_a_422_that_does_not_echo_the_id(service, people):
     assert response.status_code == 422
     assert student not in response.text and "detail" in response.json()
     assert {tuple(e["loc"][:2]) for e in response.json()["detail"]} >= {("body", "as_of")}
+
+
+def test_a_body_that_is_not_json_is_a_422_json_invalid_that_does_not_echo_the_id(service, people):
+    """Bodies are parsed by orjson, stricter than ``json``: a NaN literal and a cut-off body alike are 422 json_invalid."""
+    student = people["student_a"]
+    whole = json.dumps(payload_of(people["tables"], student))
+    for body in (whole.replace('"present"', "NaN", 1), whole[: len(whole) // 2], "\ud800".join(["{", "}"])):
+        response = call(service, "POST", "/v1/score", people["tokens"]["upstream"], content=body.encode(
+            "utf-8", "surrogatepass"), headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert [e["type"] for e in response.json()["detail"]] == ["json_invalid"]
+        assert student not in response.text
 
 
 def test_batch_counts_add_up_and_each_student_has_its_own_errors(service, people):

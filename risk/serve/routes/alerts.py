@@ -11,13 +11,14 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from risk.serve.deps import ReaderKey, Services, ServicesDep, TeacherOrAdminKey, may_see_school
+from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import AckRequest, AckResponse, AlertOut, AlertsResponse, StudentHint
 from risk.store import AuditRecord, KeyRecord, acknowledge, open_alerts
 from risk.store.models import Alert
 
 __all__ = ["acknowledge_alert", "alert_school", "router", "school_alerts"]
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], route_class=OrjsonRoute)
 SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.", examples=["1040100001"])]
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="The alert's id.")]
 

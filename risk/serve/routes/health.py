@@ -7,10 +7,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from risk.serve.deps import ServicesDep
+from risk.serve.routing import OrjsonRoute
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=OrjsonRoute)
 
 
 @router.get("/healthz")

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from risk.errors import ContractError
 from risk.serve.access import scrub
 from risk.serve.deps import Services, ServicesDep, UpstreamKey
+from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import (
     BatchItem,
     BatchRequest,
@@ -27,7 +28,7 @@ from risk.store import AuditRecord
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["score"])
+router = APIRouter(prefix="/v1", tags=["score"], route_class=OrjsonRoute)
 TABLE_NAMES = ("enrollments", "attendance_daily", "grades", "household", "health", "behaviour", "assistance")
 UNSCORABLE = {422: {"description": "Nothing scorable is left (for example, no valid enrollment); "
                                    "field-level messages say why."}}

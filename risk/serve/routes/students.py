@@ -14,12 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from risk.data.ids import is_valid_student_id, pseudonym
 from risk.serve.deps import ReaderKey, Services, ServicesDep, may_see_school
+from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import Reason, StoredScore, StudentHint, StudentRiskResponse
 from risk.store import AuditRecord, KeyRecord, student_history
 
 __all__ = ["router", "stored_score"]
 
-router = APIRouter(prefix="/v1/students", tags=["students"])
+router = APIRouter(prefix="/v1/students", tags=["students"], route_class=OrjsonRoute)
 StudentId = Annotated[str, Path(max_length=32, description="Thai national ID (13 digits) or G-code.",
                                 examples=["1103700123453"])]
 

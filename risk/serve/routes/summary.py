@@ -8,12 +8,13 @@ from fastapi import APIRouter, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from risk.serve.deps import AnalystKey, Services, ServicesDep
+from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import SummaryArea, SummaryResponse
 from risk.store import latest_finished_run, run_record, summaries
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["summary"])
+router = APIRouter(prefix="/v1", tags=["summary"], route_class=OrjsonRoute)
 
 
 @router.get("/summary", response_model=SummaryResponse, responses={404: {"description": "No finished run yet."}})

@@ -19,11 +19,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of
 from risk.serve.routes.alerts import acknowledge_alert, alert_out, school_alerts
+from risk.serve.routing import OrjsonRoute
 from risk.store import KeyRecord
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/teacher", include_in_schema=False)
+router = APIRouter(prefix="/teacher", include_in_schema=False, route_class=OrjsonRoute)
 
 TEXTS = {
     "th": {"title": "นักเรียนที่ต้องติดตาม", "school": "โรงเรียน", "other_lang": "English", "logout": "ออกจากระบบ",
