@@ -31,3 +31,34 @@ def test_worker_processes_sharing_the_file_share_each_keys_bucket(tmp_path):
     for worker in workers:
         worker.join(timeout=60)
     assert sorted([out.get(timeout=10), out.get(timeout=10)]) in ([1, 4], [2, 3])
+
+
+def _take_many(path: str, n: int, out: multiprocessing.Queue) -> None:
+    limiter = RateLimiter(per_second=0.001, burst=100, shared=Path(path))  # leases of 5 tokens
+    out.put(sum(limiter.allow("upstream-1") == 0.0 for _ in range(n)))
+
+
+def test_leased_tokens_never_let_the_workers_past_the_shared_burst(tmp_path):
+    # Two processes ask 80 each of a bucket of 100, 5 tokens a lease: together they get the 100,
+    # less what one may still hold unspent at its end (under a lease), never more.
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_take_many, args=(str(tmp_path / "buckets.sqlite"), 80, out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    got = [out.get(timeout=10), out.get(timeout=10)]
+    assert 100 - 5 < sum(got) <= 100 and min(got) >= 20
+
+
+def test_a_lease_is_taken_from_the_bucket_at_once_and_dropped_when_stale(tmp_path):
+    shared = tmp_path / "buckets.sqlite"
+    first = RateLimiter(per_second=0.001, burst=10, shared=shared, lease=5)
+    assert first.allow("k") == 0.0  # one spent, four in hand: the file holds 5
+    other = RateLimiter(per_second=0.001, burst=10, shared=shared, lease=5)
+    assert [other.allow("k") for _ in range(5)] == [0.0] * 5 and other.allow("k") > 0  # the file's 5, no more
+    assert [first.allow("k") for _ in range(4)] == [0.0] * 4 and first.allow("k") > 0  # its own four
+    stale = RateLimiter(per_second=0.001, burst=10, lease=5, lease_s=0.0)
+    assert stale.allow("k") == 0.0 and stale.allow("k") == 0.0  # the second took a new lease: 4 dropped
+    assert stale.allow("k") > 0  # stricter, never looser: 2 of 10 used and the bucket is empty

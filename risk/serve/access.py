@@ -61,14 +61,15 @@ class KeyCache:
         return record
 
 
-# One statement per request: refill by the time since the last one, take a token when a whole
-# one is there. Every right-hand side reads the row as it was, so ``taken`` and ``tokens`` agree.
+# One statement per lease: refill by the time since the last one, take as many whole tokens as
+# are there, up to the lease (CAST truncates: the tokens are never negative, so it is floor).
+# Every right-hand side reads the row as it was, so ``taken`` and ``tokens`` agree.
 _TAKE = """
-INSERT INTO buckets (key_id, tokens, updated, taken) VALUES (:key, :burst - 1, :now, 1)
+INSERT INTO buckets (key_id, tokens, updated, taken) VALUES (:key, :burst - :lease, :now, :lease)
 ON CONFLICT (key_id) DO UPDATE SET
-    taken = min(:burst, tokens + max(0, :now - updated) * :rate) >= 1,
+    taken = min(:lease, CAST(min(:burst, tokens + max(0, :now - updated) * :rate) AS INTEGER)),
     tokens = min(:burst, tokens + max(0, :now - updated) * :rate)
-             - (min(:burst, tokens + max(0, :now - updated) * :rate) >= 1),
+             - min(:lease, CAST(min(:burst, tokens + max(0, :now - updated) * :rate) AS INTEGER)),
     updated = max(updated, :now)
 RETURNING taken, tokens
 """
@@ -79,12 +80,21 @@ class RateLimiter:
 
     The buckets live in SQLite: in memory for one process, or in the file ``shared``
     that every worker process of one service opens, so a key's limit holds however
-    its requests are spread over the workers (one upsert, ~50 µs).
+    its requests are spread over the workers. A process takes up to ``lease`` tokens
+    at a time (default a twentieth of the burst) and spends them from memory, so the
+    file is written once in ``lease`` requests instead of every time: a write in each
+    of ~300 requests a second per worker cost ~0.2 ms of a ~3 ms request and made the
+    workers queue for the file's lock. Tokens unspent for ``lease_s`` are dropped,
+    never returned: a lease can make the limit stricter by a few tokens, never looser.
     """
 
-    def __init__(self, per_second: float, burst: int, shared: Path | None = None) -> None:
+    def __init__(self, per_second: float, burst: int, shared: Path | None = None, *, lease: int | None = None,
+                 lease_s: float = 1.0) -> None:
         self.per_second = per_second
         self.burst = burst
+        self.lease = max(1, burst // 20) if lease is None else max(1, min(lease, burst))
+        self.lease_s = lease_s
+        self._leased: dict[str, tuple[int, float]] = {}  # key id → (tokens in hand, when they were taken)
         self._db = sqlite3.connect(str(shared) if shared else ":memory:", timeout=10, isolation_level=None,
                                    check_same_thread=False)
         if shared:
@@ -97,10 +107,18 @@ class RateLimiter:
     def allow(self, key_id: str) -> float:
         """0.0 when the request may go on (a token is taken), else the seconds until one is free."""
         # CLOCK_MONOTONIC is one clock for every process of the machine.
+        now = time.monotonic()
         with self._lock:
-            taken, tokens = self._db.execute(_TAKE, {"key": key_id, "burst": float(self.burst),
-                                                     "now": time.monotonic(), "rate": self.per_second}).fetchone()
-        return 0.0 if taken else (1.0 - tokens) / self.per_second
+            held, since = self._leased.get(key_id, (0, now))
+            if held and now - since <= self.lease_s:
+                self._leased[key_id] = (held - 1, since)
+                return 0.0
+            taken, tokens = self._db.execute(_TAKE, {"key": key_id, "burst": float(self.burst), "now": now,
+                                                     "rate": self.per_second, "lease": self.lease}).fetchone()
+            if taken:
+                self._leased[key_id] = (taken - 1, now)
+                return 0.0
+        return (1.0 - tokens) / self.per_second
 
 
 class AuditTrail:
