@@ -12,18 +12,21 @@ are measured on their own at 8 clients. (The synthetic export puts an error in
 0.5% of rows, so most of its students' year of records holds one; a real
 source's share is what its quarantine counts say.)
 
-python bench/bench_serve.py [--requests 960] [--students 24] [--workers N]
+python bench/bench_serve.py [--requests 4800] [--baseline-requests 960] [--students 24] [--workers N]
 The first run builds a small demo world under BENCH_DATA/serve (synth → validate
-→ train → promote, a few minutes); later runs reuse it.
+→ train → promote, a few minutes); later runs reuse it. Each level prints the
+CPU each server spent a request (all its processes), beside the load's own.
 
-Measured 2026-11-27, quiet machine, 2 workers each, 960 requests a level after the warm-up,
-workers evening out their connections: 8 clients risk serve p50 13.8 ms, p99 32.9 ms, 487 req/s;
-mlflow models serve -w 1: 53.2 req/s (9.2×), -w 2: 85.2 req/s (5.7×). Before the workers evened
-out their keep-alive connections the p99 at 8 clients ran 23.0–37.1 ms over four runs (the 8 fell
-4/4 to 7/1 and stayed so); the same hour's harness A/B, balancing on / off: 25.8, 27.6 / 31.0 ms.
-MLflow's two workers answer one client slower than its one (17.3 vs 66.6 req/s): uvicorn binds
-the socket of several workers itself and TCP_NODELAY stays off, the stall ``risk serve`` removes (risk/serve/app.py,
-NoDelayH11Protocol).
+Measured 2026-11-27, quiet machine, 2 workers each, two runs: 8 clients risk serve p50 10.2 / 9.9 ms,
+p99 21.9 / 22.4 ms, 742 / 740 req/s, 2.5 ms of server CPU a request; mlflow models serve -w 1: 52.8 /
+50.3 req/s (14.0 / 14.7×), -w 2: 52.4 / 87.5 req/s (14.2 / 8.5×), 16–20 ms of CPU a request; at 32
+clients -w 2 reaches 96–102 req/s (6.5 / 6.4×). The load's clients were httpx until then: they cost
+0.58 ms of the same two cores a request against http.client's 0.19 (side by side), and the same code
+measured p99 34.9 ms, 493 req/s with them against 24.5 ms, 680 req/s with ``http.client``. On a
+slow hour of the host (server CPU 3.4 ms a request) the p99 at 8 clients reached 25.5–33.4 ms. MLflow's two workers answer one client slower than
+its one (~17 vs 54–76 req/s): uvicorn binds the socket of several workers itself and TCP_NODELAY stays
+off, the stall ``risk serve`` removes (risk/serve/app.py, NoDelayH11Protocol); nor does it even out
+keep-alive connections over its workers, so at 8 clients its second worker may sit idle.
 """
 
 from __future__ import annotations
@@ -127,8 +130,8 @@ def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, r
     """``requests`` POSTs from ``clients`` threads, each one keep-alive connection.
 
     The client is the standard library's ``http.client`` (one write a request, TCP_NODELAY).
-    The load runs on the servers' own two cores, so it must cost them little: httpx's
-    clients cost ~0.5 ms of Python a request, time the servers' workers waited for a core.
+    The load runs on the servers' own two cores, so it must cost them little: httpx's clients
+    cost ~0.6 ms of Python a request (http.client ~0.2), time the servers' workers waited for a core.
     """
     target = urlsplit(url)
     sent = {**headers, "Content-Type": "application/json"}
@@ -240,7 +243,8 @@ def main() -> None:
 
 
 def _run(args: argparse.Namespace, ours: list[bytes], theirs: list[bytes], dirty: list[bytes], token: str, port: int,
-         server: subprocess.Popen, mlflow_env: dict[str, str], baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
+         server: subprocess.Popen, mlflow_env: dict[str, str],
+         baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
     """Start the baselines (kept in ``baselines`` for the caller to stop), then load each server in turn."""
     for workers in sorted({1, args.workers}):
         mport = free_port()
