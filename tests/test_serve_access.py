@@ -62,3 +62,9 @@ def test_a_lease_is_taken_from_the_bucket_at_once_and_dropped_when_stale(tmp_pat
     stale = RateLimiter(per_second=0.001, burst=10, lease=5, lease_s=0.0)
     assert stale.allow("k") == 0.0 and stale.allow("k") == 0.0  # the second took a new lease: 4 dropped
     assert stale.allow("k") > 0  # stricter, never looser: 2 of 10 used and the bucket is empty
+
+
+def test_the_leases_in_hand_stay_bounded_however_many_keys_call():
+    limiter = RateLimiter(per_second=1000, burst=100)
+    assert all(limiter.allow(f"key-{i}") == 0.0 for i in range(25_000))
+    assert len(limiter._leased) < 10_000

@@ -116,6 +116,9 @@ class RateLimiter:
             taken, tokens = self._db.execute(_TAKE, {"key": key_id, "burst": float(self.burst), "now": now,
                                                      "rate": self.per_second, "lease": self.lease}).fetchone()
             if taken:
+                if len(self._leased) >= 10_000:  # an entry per key seen, bounded: dropping one only forgoes tokens
+                    fresh = {k: v for k, v in self._leased.items() if now - v[1] <= self.lease_s}
+                    self._leased = fresh if len(fresh) < 5_000 else {}
                 self._leased[key_id] = (taken - 1, now)
                 return 0.0
         return (1.0 - tokens) / self.per_second
