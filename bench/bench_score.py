@@ -30,6 +30,15 @@ Reading the next bucket's features while this one is scored took the run from 24
 At 4M (4M × 2 export validated in 605 s; the same champion; ``--students 4000000 --model-students 200000
 --sample 5000``): risk score 333 s, 5,151 MB; floor 89.8 s (predict 23.9 + pred_contrib on 738,525 flagged
 65.9), ratio 3.7; risk features (124 s) + floor 1.56; naive 553 s + features, ratio 0.49.
+
+Measured 2026-11-27 at 4M with a national-size champion (``--students 4000000 --champion-from
+data/bench/mlflow-train-1000000x4 --sample 5000``: bench_train's 1M × 4 challenger, 1,405 trees), quiet
+machine: risk score 595.8 s (6,712 students/s), peak RSS 5,065 MB, 764,411 flagged explained; floor
+277.0 s (predict on 4M 86.8 + pred_contrib on the flagged 190.2), ratio 2.15; risk features (130.7 s)
++ floor 1.46; naive (TreeExplainer + Python reasons, 2,588 rows/s, extrapolated) + features 1,676 s,
+ratio 0.36. By subtraction, ~188 s is neither features nor the model: reason texts, Parquet parts,
+the store, alerts, drift and summaries. The ratio to the floor falls as the model grows (3.7 with 525
+trees), since the features cost the same for any model.
 """
 
 from __future__ import annotations
