@@ -16,40 +16,33 @@ def test_a_key_gets_its_burst_then_waits_for_the_refill():
     assert limiter.allow("b") == 0.0  # another key has its own bucket
 
 
-def _take(path: str, n: int, out: multiprocessing.Queue) -> None:
-    limiter = RateLimiter(per_second=0.001, burst=5, shared=Path(path))
+def _take(path: str, burst: int, n: int, out: multiprocessing.Queue) -> None:
+    limiter = RateLimiter(per_second=0.001, burst=burst, shared=Path(path))
     out.put(sum(limiter.allow("upstream-1") == 0.0 for _ in range(n)))
 
 
-def test_worker_processes_sharing_the_file_share_each_keys_bucket(tmp_path):
-    # Two processes take 4 tokens each from one bucket of 5: together they get 5, not 8.
+def _two_workers_take(bucket: Path, burst: int, each: int) -> list[int]:
+    """Two spawned processes ask ``each`` tokens of one key's shared bucket; how many each got."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
-    workers = [context.Process(target=_take, args=(str(tmp_path / "buckets.sqlite"), 4, out)) for _ in range(2)]
+    workers = [context.Process(target=_take, args=(str(bucket), burst, each, out)) for _ in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=60)
-    assert sorted([out.get(timeout=10), out.get(timeout=10)]) in ([1, 4], [2, 3])
+    return [out.get(timeout=10), out.get(timeout=10)]
 
 
-def _take_many(path: str, n: int, out: multiprocessing.Queue) -> None:
-    limiter = RateLimiter(per_second=0.001, burst=100, shared=Path(path))  # leases of 5 tokens
-    out.put(sum(limiter.allow("upstream-1") == 0.0 for _ in range(n)))
+def test_worker_processes_sharing_the_file_share_each_keys_bucket(tmp_path):
+    # Two processes take 4 tokens each from one bucket of 5: together they get 5, not 8.
+    assert sorted(_two_workers_take(tmp_path / "buckets.sqlite", 5, 4)) in ([1, 4], [2, 3])
 
 
 def test_leased_tokens_never_let_the_workers_past_the_shared_burst(tmp_path):
     # Two processes ask 80 each of a bucket of 100, 5 tokens a lease: together they get the 100,
     # less what one may still hold unspent at its end (under a lease), never more.
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    workers = [context.Process(target=_take_many, args=(str(tmp_path / "buckets.sqlite"), 80, out)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    got = [out.get(timeout=10), out.get(timeout=10)]
-    assert 100 - 5 < sum(got) <= 100 and min(got) >= 20
+    got = _two_workers_take(tmp_path / "buckets.sqlite", 100, 80)
+    assert 100 - 5 < sum(got) <= 100 and min(got) > 100 - 80 - 5
 
 
 def test_a_lease_is_taken_from_the_bucket_at_once_and_dropped_when_stale(tmp_path):
