@@ -148,3 +148,17 @@ def test_lead_time_table_keeps_week_slices_only():
     assert lead["week"].tolist() == [2, 6]
     # Week 2 holds both dropouts, the top row (0.9) one of them.
     assert lead["recall_top10"].iloc[0] == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_auc_and_average_precision_are_scikit_learns_with_ties(seed):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(5_000) < 0.05).astype(int)
+    # a rule count (heavy ties), a rounded probability (some ties) and a continuous score
+    for p in (rng.integers(0, 4, 5_000).astype(float) + y, np.round(rng.random(5_000) + 0.3 * y, 2),
+              rng.random(5_000) + 0.2 * y):
+        m = score_metrics(y, p)
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p), rel=1e-12)
+        assert m["pr_auc"] == pytest.approx(average_precision_score(y, p), rel=1e-12)

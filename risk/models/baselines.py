@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightgbm as lgb
 import numpy as np
 from sklearn.compose import ColumnTransformer
@@ -22,9 +24,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from risk.features.catalog import Catalog
 from risk.models.calibrate import Calibrator, fit_calibrator
+from risk.models.forest import CompiledForest, booster_probability
 from risk.models.samples import Samples, student_uniform
 
-__all__ = ["abc_rule_score", "context_only_model", "logistic_baseline"]
+__all__ = ["ContextModel", "abc_rule_score", "context_only_model", "logistic_baseline"]
 
 # Course-performance features of the ABC rule: any of them above zero is a flag.
 _COURSE = ("grades_zero_last_term", "grades_not_eligible_last_term", "grades_incomplete_last_term",
@@ -63,17 +66,29 @@ def abc_rule_score(samples: Samples, attendance_below: float) -> np.ndarray:
     return attendance.astype(np.float64) + course + above("risk_flag_count", 0)
 
 
-def context_only_model(train: Samples, calibration: Samples, names: list[str], params: dict,
-                       *, trees: int, catalog: Catalog) -> tuple[lgb.Booster, Calibrator, list[int]]:
-    """LightGBM on the context columns ``names`` only, Platt-calibrated on the calibration term.
+@dataclass(frozen=True)
+class ContextModel:
+    """The context-only baseline: a booster on a few context columns, Platt-calibrated."""
 
-    Returns the booster, its calibrator and the column indexes it reads.
-    """
+    booster: lgb.Booster
+    calibrator: Calibrator
+    columns: list[int]  # the columns of the full feature matrix it reads
+    forest: CompiledForest | None
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probability of rows ``X`` of the full feature matrix."""
+        return self.calibrator.transform(booster_probability(self.booster, X[:, self.columns], self.forest))
+
+
+def context_only_model(train: Samples, calibration: Samples, names: list[str], params: dict,
+                       *, trees: int, catalog: Catalog) -> ContextModel:
+    """LightGBM on the context columns ``names`` only, Platt-calibrated on the calibration term."""
     columns = [train.names.index(n) for n in names if n in train.names]
     chosen = [train.names[i] for i in columns]
     categorical = [i for i, n in enumerate(chosen) if catalog.get(n).unit == "category"]
     data = lgb.Dataset(train.X[:, columns], label=train.y, weight=train.weight, feature_name=chosen,
                        categorical_feature=categorical, params={"verbose": -1})
     booster = lgb.train({**params, "verbose": -1}, data, num_boost_round=trees)
-    raw = booster.predict(calibration.X[:, columns])
-    return booster, fit_calibrator("platt", raw, calibration.y), columns
+    forest = CompiledForest.from_booster(booster, threads=params.get("num_threads", 2))
+    raw = booster_probability(booster, calibration.X[:, columns], forest)
+    return ContextModel(booster, fit_calibrator("platt", raw, calibration.y), columns, forest)

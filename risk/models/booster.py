@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from risk.features.catalog import Catalog
+from risk.models.forest import CompiledForest, booster_probability
 from risk.models.samples import Samples, student_uniform
 from risk.models.settings import LightGBMSettings, OptunaSettings, SplitSettings
 
@@ -27,6 +28,7 @@ class FittedBooster:
     stop_auc: float
     params: dict[str, Any]
     held_raw: np.ndarray  # the booster's score of each row of held_X (the trainer reuses it: predicting is costly)
+    forest: CompiledForest | None  # the trees compiled for large batches (None: LightGBM predicts)
 
 
 def stopping_rows(student_key: np.ndarray, split: SplitSettings, seed: int) -> np.ndarray:
@@ -75,8 +77,9 @@ def fit_booster(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y:
     best = booster.best_iteration or booster.current_iteration()
     if best < booster.current_iteration():
         booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-    held_raw = booster.predict(held_X)
-    return FittedBooster(booster, best, float(roc_auc_score(held_y, held_raw)), params, held_raw)
+    forest = CompiledForest.from_booster(booster, threads=params.get("num_threads", 2))
+    held_raw = booster_probability(booster, held_X, forest, threads=params.get("num_threads", 2))
+    return FittedBooster(booster, best, float(roc_auc_score(held_y, held_raw)), params, held_raw, forest)
 
 
 def search_params(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y: np.ndarray, base: dict[str, Any], *,

@@ -21,6 +21,7 @@ from risk.errors import RiskError
 from risk.features.catalog import Catalog, load_catalog
 from risk.models.calibrate import Calibrator
 from risk.models.explain import contributions
+from risk.models.forest import MIN_ROWS, CompiledForest, booster_probability
 from risk.models.policy import CLASSES, ClassPolicy
 from risk.models.profile import TrainingProfile
 
@@ -60,6 +61,10 @@ class ModelBundle:
     # Training profiles by "semester:school week": drift compares a scoring run with the
     # training rows of the same point of a term (early-term attendance is not end-of-term).
     drift_profiles: dict[str, TrainingProfile] = field(default_factory=dict)
+    # The booster's trees compiled for large batches (risk.models.forest); compiled on first use
+    # unless the trainer hands over the one it already has.
+    forest: CompiledForest | None = field(default=None, repr=False, compare=False)
+    _forest_compiled: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def names(self) -> list[str]:
@@ -75,7 +80,10 @@ class ModelBundle:
 
     def raw_probability(self, X: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probability of rows ``X`` (n, f) in :attr:`names` order."""
-        return self.booster.predict(X, num_threads=self.threads(len(X)))
+        if self.forest is None and not self._forest_compiled and len(X) >= MIN_ROWS:
+            self.forest = CompiledForest.from_booster(self.booster, threads=self.meta.get("num_threads", 2))
+            self._forest_compiled = True
+        return booster_probability(self.booster, X, self.forest, threads=self.threads(len(X)))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions of rows ``X`` (n, f+1; the last column the expected value), raw log-odds."""

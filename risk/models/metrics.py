@@ -34,7 +34,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = [
     "TOP_SHARES",
@@ -93,19 +92,19 @@ def score_metrics(
     y_arr, p_arr = _check_inputs(y, p)
     n = len(y_arr)
     positives = int(y_arr.sum())
-    both_classes = 0 < positives < n
+    order = _descending_order(p_arr)
+    roc_auc, pr_auc = _ranking_areas(y_arr[order], p_arr[order]) if 0 < positives < n else (math.nan, math.nan)
     out: dict[str, float] = {
         "rows": float(n),
         "positives": float(positives),
         "base_rate": positives / n if n else math.nan,
-        "roc_auc": float(roc_auc_score(y_arr, p_arr)) if both_classes else math.nan,
-        "pr_auc": float(average_precision_score(y_arr, p_arr)) if both_classes else math.nan,
+        "roc_auc": roc_auc,
+        "pr_auc": pr_auc,
         # Not sklearn's brier_score_loss: it refuses scores outside [0, 1], and a
         # ranking-only score (a rule count) still gets a number the caller may drop.
         "brier": float(np.mean((p_arr - y_arr) ** 2)) if n else math.nan,
         "ece": _ece(y_arr, p_arr, ece_bins),
     }
-    order = _descending_order(p_arr)
     for share in top_shares:
         k = top_k_rows(n, share)
         hits = int(y_arr[order[:k]].sum())
@@ -268,6 +267,24 @@ def _check_inputs(y: ArrayLike, p: ArrayLike) -> tuple[NDArray[np.int64], NDArra
 def _descending_order(p: NDArray[np.float64]) -> NDArray[np.intp]:
     """Row indices by descending score; ties keep input order (stable sort on -p)."""
     return np.argsort(-p, kind="stable")
+
+
+def _ranking_areas(y: NDArray[np.int64], p: NDArray[np.float64]) -> tuple[float, float]:
+    """ROC AUC and average precision of rows already sorted by descending score, both classes present.
+
+    The definitions of scikit-learn's ``roc_auc_score`` (trapezoids between the ROC points, so
+    tied scores count half) and ``average_precision_score`` (sum over thresholds of the recall
+    gained times the precision there), from the one sort the top shares use instead of one each.
+    """
+    last_of_tie = np.r_[np.flatnonzero(np.diff(p)), len(p) - 1]  # each distinct score's last row
+    true_positives = np.cumsum(y)[last_of_tie].astype(np.float64)
+    false_positives = (last_of_tie + 1) - true_positives
+    tp = np.r_[0.0, true_positives]
+    fp = np.r_[0.0, false_positives]
+    roc_auc = float(np.sum(np.diff(fp) * (tp[1:] + tp[:-1])) / (2.0 * tp[-1] * fp[-1]))
+    precision = true_positives / (true_positives + false_positives)
+    pr_auc = float(np.sum(np.diff(tp) / tp[-1] * precision))
+    return roc_auc, pr_auc
 
 
 def _equal_frequency_bins(p: NDArray[np.float64], bins: int) -> list[NDArray[np.intp]]:

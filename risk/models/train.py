@@ -28,6 +28,7 @@ from risk.models.booster import fit_booster, search_params, training_datasets
 from risk.models.bundle import ModelBundle
 from risk.models.calibrate import CalibrationChoice, choose_calibrator
 from risk.models.evaluate import MODEL, Evaluation, evaluate
+from risk.models.forest import booster_probability
 from risk.models.policy import choose_policy
 from risk.models.profile import discrete_features, training_profile
 from risk.models.samples import (
@@ -164,7 +165,8 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
 
     started = time.perf_counter()
     booster = fitted.booster
-    raw_calibration = booster.predict(calibration.X)
+    threads = params.get("num_threads", 2)
+    raw_calibration = booster_probability(booster, calibration.X, fitted.forest, threads)
     # A semester the calibration term lacks (one semester-1 term calibrating for a semester-2 test, where
     # dropout is several times likelier) is calibrated on the training terms' early-stopping students of
     # that semester, rows the booster never fitted on, as the class policy's fallback is.
@@ -194,14 +196,15 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
                                sample_weight=held_weight, discrete=discrete)
     # Each held-out row is scored once (at 1,500 trees a prediction costs ~30 µs a row): the test
     # term's scores serve the drift profiles here and the evaluation below.
-    p_test = choice.calibrator.transform(booster.predict(test.X))
+    p_test = choice.calibrator.transform(booster_probability(booster, test.X, fitted.forest, threads))
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
     drift_profiles = _drift_profiles([(calibration, p_calibration, _sample_mask(calibration, cap, ts.samples.seed + 7)),
                                       (test, p_test, _sample_mask(test, cap, ts.samples.seed + 8))], discrete)
     meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
-    bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml, drift_profiles)
+    bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml, drift_profiles,
+                         forest=fitted.forest)
     clock["calibration"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -255,11 +258,11 @@ def _all_scores(bundle: ModelBundle, p_test: np.ndarray, train: Samples, calibra
     logistic = logistic_baseline(train, catalog, max_rows=ts.evaluation.baseline_max_rows, seed=ts.samples.seed)
     scores["logistic"] = logistic.predict_proba(test.X)[:, 1]
     if any(name in train.names for name in ts.evaluation.context_features):
-        context, context_calibrator, columns = context_only_model(
+        context = context_only_model(
             _sample(train, ts.evaluation.baseline_max_rows, ts.samples.seed + 3), calibration,
             ts.evaluation.context_features, ts.lightgbm.params,
             trees=min(max(bundle.meta["best_iteration"], 50), 300), catalog=catalog)
-        scores["context_only"] = context_calibrator.transform(context.predict(test.X[:, columns]))
+        scores["context_only"] = context.probability(test.X)
     scores["abc_rule"] = abc_rule_score(test, ts.evaluation.abc_attendance_below)
     return scores, {n for n in scores if n != "abc_rule"}
 
