@@ -77,8 +77,9 @@ def fit_booster(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y:
     best = booster.best_iteration or booster.current_iteration()
     if best < booster.current_iteration():
         booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
-    forest = CompiledForest.from_booster(booster, threads=params.get("num_threads", 2))
-    held_raw = booster_probability(booster, held_X, forest, threads=params.get("num_threads", 2))
+    threads = params.get("num_threads", 2)
+    forest = CompiledForest.from_booster(booster, threads=threads)
+    held_raw = booster_probability(booster, held_X, forest, threads=threads)
     return FittedBooster(booster, best, float(roc_auc_score(held_y, held_raw)), params, held_raw, forest)
 
 

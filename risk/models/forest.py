@@ -28,6 +28,7 @@ writes an infinite threshold (a split of every value from NaN) as ``inf`` where 
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -129,7 +130,10 @@ class CompiledForest:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Probabilities, as ``booster.predict(X)`` gives them for a binary objective."""
-        return 1.0 / (1.0 + np.exp(-self._sigmoid * self.raw_score(X)))
+        # math.exp is the C library's exp, as LightGBM's; numpy's own (SIMD on AVX-512 hosts) can differ
+        # from it in the last bit, and then so would the probabilities.
+        z = (-self._sigmoid * self.raw_score(X)).tolist()
+        return 1.0 / (1.0 + np.fromiter(map(math.exp, z), np.float64, len(z)))
 
     def _block(self, X: np.ndarray) -> np.ndarray:
         columns, categories = self._substituted(X)

@@ -200,7 +200,7 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
     drift_profiles = _drift_profiles([(calibration, p_calibration, _sample_mask(calibration, cap, ts.samples.seed + 7)),
                                       (test, p_test, _sample_mask(test, cap, ts.samples.seed + 8))], discrete)
-    meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": params.get("num_threads", 2),
+    meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": threads,
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
             "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
     bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml, drift_profiles,
