@@ -43,8 +43,8 @@ def logistic_baseline(train: Samples, catalog: Catalog, *, max_rows: int, seed: 
         ("numbers", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
                                                 keep_empty_features=True), StandardScaler()), numeric),
         ("categories", make_pipeline(SimpleImputer(strategy="constant", fill_value=-1.0),
-                                     OneHotEncoder(handle_unknown="ignore")), categorical),
-    ])
+                                     OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical),
+    ])  # dense throughout: a sparse one-hot block made scoring the held-out rows ~3x slower (stacking it)
     model = Pipeline([("prepare", prepare), ("logistic", LogisticRegression(max_iter=500, C=1.0))])
     model.fit(train.X[keep], train.y[keep], logistic__sample_weight=train.weight[keep])
     return model

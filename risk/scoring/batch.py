@@ -114,23 +114,38 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     con = open_validated(validated, point, settings)
     reference = drift_reference(validated, con, point, bundle, settings)
     todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
-    # Two stages: the next bucket's features are read (DuckDB, its own threads, off Python's lock)
-    # while this bucket is explained, written and stored (mostly Python and one core).
-    with Progress(enabled=progress) as bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+    # Three stages, each on its own thread: the next bucket's features are read (DuckDB, its own
+    # threads) while this one is scored and explained (LightGBM and numpy) and the one before is
+    # written (Parquet, then the store). Each holds Python's lock only between native calls, so on
+    # 2 cores the stages fill each other's gaps. The writer takes buckets in order, one at a time,
+    # so a bucket is in the store only after its part is on disk, as resuming expects.
+    with Progress(enabled=progress) as bar, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
         task = bar.add(f"scoring at {as_of}", total=len(buckets))
         bar.advance(task, resumed)
+
+        def write(bucket: int, frame: pd.DataFrame, state: dict[str, object]) -> None:
+            _write_part(parts, bucket, frame, state)
+            write_bucket_scores(store, run_id, bucket, frame)
+            bar.advance(task)
+
         upcoming = reader.submit(_read_bucket, con, validated, todo[0], point, bundle) if todo else None
+        written = None
         try:
             for i, bucket in enumerate(todo):
                 features, hints = upcoming.result()
                 upcoming = (reader.submit(_read_bucket, con, validated, todo[i + 1], point, bundle)
                             if i + 1 < len(todo) else None)
                 frame, state = _score_bucket(features, hints, bundle, reference.profile, model_version, scoring)
-                _write_part(parts, bucket, frame, state)
-                write_bucket_scores(store, run_id, bucket, frame)
-                bar.advance(task)
+                if written is not None:
+                    written.result()  # at most one bucket waits to be written; its error stops the run
+                written = writer.submit(write, bucket, frame, state)
+            if written is not None:
+                written.result()
         finally:
             reader.shutdown(cancel_futures=True)
+            writer.shutdown(wait=True)
     files = [parts / f"bucket={b}.parquet" for b in buckets]
     drift = _drift(reference, parts, buckets, scoring)
     steps = {"score": time.perf_counter() - started}
