@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from risk.features.catalog import Catalog, Texts, load_catalog
 from risk.models.explain import contributions, reason_codes_json, reasons_json, top_reasons
+from risk.models.forest import CompiledForest
 from risk.models.profile import training_profile
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
@@ -70,6 +71,19 @@ def test_contributions_equal_shap_tree_explainer(trained):
     assert ours.shape == (len(X), len(NAMES) + 1)
     assert theirs.shape == (len(X), len(NAMES))
     assert ours.dtype == np.float64
+    assert np.max(np.abs(ours[:, :-1] - theirs)) < 1e-6
+    assert np.max(np.abs(ours[:, -1] - float(np.ravel(explainer.expected_value)[0]))) < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:shap")
+def test_the_compiled_forests_contributions_equal_shap_tree_explainer_too(trained):
+    # Batches are explained by the compiled forest's TreeSHAP tables (risk.models.forest), not pred_contrib.
+    booster, X = trained
+    forest = CompiledForest.from_booster(booster)
+    assert forest is not None and forest.explains
+    ours = forest.contributions(X)
+    explainer = shap.TreeExplainer(booster)
+    theirs = np.asarray(explainer.shap_values(X), dtype=np.float64)
     assert np.max(np.abs(ours[:, :-1] - theirs)) < 1e-6
     assert np.max(np.abs(ours[:, -1] - float(np.ravel(explainer.expected_value)[0]))) < 1e-6
 

@@ -112,3 +112,61 @@ def test_a_matrix_of_the_wrong_width_is_refused(data: tuple[np.ndarray, np.ndarr
     forest = CompiledForest.from_booster(booster)
     with pytest.raises(ValueError, match="rows of 8 features"):
         forest.raw_score(X[:, :5])
+
+
+# Models whose trees have at most 10 splits: their TreeSHAP is tabulated (split patterns ≤ 1,024).
+EXPLAINED = {
+    "depth 3, categorical": {"num_leaves": 7, "max_depth": 3},
+    "depth 3, zero as missing": {"num_leaves": 8, "max_depth": 3, "zero_as_missing": True},
+    "11 leaves, features repeated on a path": {"num_leaves": 11, "min_data_in_leaf": 20},
+    "missing values not used": {"num_leaves": 7, "use_missing": False},
+}
+
+
+@pytest.mark.parametrize("name", list(EXPLAINED))
+def test_contributions_equal_lightgbm_pred_contrib(name: str, data: tuple[np.ndarray, np.ndarray],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = data
+    params = {"objective": "binary", "learning_rate": 0.1, "verbose": -1, "num_threads": 2, "seed": 1,
+              "max_bin": 63, **EXPLAINED[name]}
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[CATEGORY]), num_boost_round=40)
+    forest = CompiledForest.from_booster(booster)
+    assert forest is not None and forest.explains
+    monkeypatch.setattr(forest_module, "_BLOCK_ROWS", 1_000)  # several blocks, shared by two threads
+    rows = np.vstack([X[:3_000], awkward_rows(booster, 3_000, seed=5)])
+    expected = booster.predict(rows, pred_contrib=True)
+    got = forest.contributions(rows)
+    assert got.shape == expected.shape == (len(rows), FEATURES + 1)
+    # The same sums in another order: equal to the last few bits of a log-odds.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    if name == "11 leaves, features repeated on a path":
+        paths = booster.dump_model()["tree_info"]
+        assert any(_repeats_a_feature(t["tree_structure"], []) for t in paths), "no path repeats a feature"
+
+
+def _repeats_a_feature(node: dict, seen: list[int]) -> bool:
+    if "split_feature" not in node:
+        return False
+    if node["split_feature"] in seen:
+        return True
+    below = [*seen, node["split_feature"]]
+    return _repeats_a_feature(node["left_child"], below) or _repeats_a_feature(node["right_child"], below)
+
+
+def test_a_model_of_larger_trees_is_explained_by_lightgbm(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+    booster = lgb.train({"objective": "binary", "num_leaves": 31, "min_data_in_leaf": 20, "verbose": -1},
+                        lgb.Dataset(X, y), num_boost_round=3)
+    forest = CompiledForest.from_booster(booster)
+    assert forest is not None and not forest.explains  # it still predicts
+    with pytest.raises(ValueError, match="more than 10 splits"):
+        forest.contributions(X[:10])
+
+
+def test_single_leaf_trees_contribute_only_their_value(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+    booster = lgb.train({"objective": "binary", "min_data_in_leaf": 100_000, "verbose": -1}, lgb.Dataset(X, y),
+                        num_boost_round=3)
+    forest = CompiledForest.from_booster(booster)
+    np.testing.assert_allclose(forest.contributions(X[:50]), booster.predict(X[:50], pred_contrib=True),
+                               rtol=0, atol=1e-12)

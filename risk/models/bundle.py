@@ -21,7 +21,7 @@ from risk.errors import RiskError
 from risk.features.catalog import Catalog, load_catalog
 from risk.models.calibrate import Calibrator
 from risk.models.explain import contributions
-from risk.models.forest import MIN_ROWS, CompiledForest, booster_probability
+from risk.models.forest import MIN_EXPLAIN_ROWS, MIN_ROWS, CompiledForest, booster_probability
 from risk.models.policy import CLASSES, ClassPolicy
 from risk.models.profile import TrainingProfile
 
@@ -80,14 +80,28 @@ class ModelBundle:
 
     def raw_probability(self, X: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probability of rows ``X`` (n, f) in :attr:`names` order."""
-        if self.forest is None and not self._forest_compiled and len(X) >= MIN_ROWS:
-            self.forest = CompiledForest.from_booster(self.booster, threads=self.meta.get("num_threads", 2))
-            self._forest_compiled = True
-        return booster_probability(self.booster, X, self.forest, threads=self.threads(len(X)))
+        return booster_probability(self.booster, X, self._compiled(len(X), MIN_ROWS), threads=self.threads(len(X)))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """TreeSHAP contributions of rows ``X`` (n, f+1; the last column the expected value), raw log-odds."""
+        """TreeSHAP contributions of rows ``X`` (n, f+1; the last column the expected value), raw log-odds.
+
+        Batches go through the compiled forest's TreeSHAP tables (risk.models.forest: the same values
+        as LightGBM's ``pred_contrib`` to within rounding, ~15x faster); a few rows, or a model whose
+        trees are too large to tabulate, through ``pred_contrib`` itself.
+        """
+        forest = self._compiled(len(X), MIN_EXPLAIN_ROWS)
+        if forest is not None and forest.explains:
+            return forest.contributions(np.asarray(X, dtype=np.float64))
         return contributions(self.booster, X, num_threads=self.threads(len(X)))
+
+    def _compiled(self, rows: int, min_rows: int) -> CompiledForest | None:
+        """The compiled forest (compiled on first use) when ``rows`` reach ``min_rows``, else None."""
+        if rows < min_rows:
+            return None
+        if self.forest is None and not self._forest_compiled:
+            self.forest = CompiledForest.from_booster(self.booster, threads=self.meta.get("num_threads", 2))
+            self._forest_compiled = True
+        return self.forest
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """Calibrated dropout probability, shape (n,)."""

@@ -24,10 +24,17 @@ does, so the raw scores are the same doubles; the tests compare them with ``==``
 
 The tree shapes come from ``dump_model`` (JSON) and the thresholds from the model text, which
 writes an infinite threshold (a split of every value from NaN) as ``inf`` where the JSON has 1e300.
+
+TreeSHAP (:meth:`CompiledForest.contributions`): LightGBM's ``pred_contrib`` walks every path of
+every tree for each row (~100x a prediction). For a tree of at most 10 splits, the contributions
+depend on a row only through the pattern of its split outcomes, so they are tabulated per pattern
+once and a row's are read with one lookup per feature of the tree: the same values as
+``pred_contrib`` to within rounding (~1e-15 log-odds, summed in another order), 15-20x faster.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -36,17 +43,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompiledForest", "MIN_ROWS", "booster_probability"]
+__all__ = ["CompiledForest", "MIN_EXPLAIN_ROWS", "MIN_ROWS", "booster_probability"]
 
 # LightGBM's kZeroThreshold (1e-35f, a float): a value this close to zero is read as zero.
 _ZERO = float(np.float32(1e-35))
 # Below this many rows LightGBM's own predict is as fast (numpy's per-call cost dominates).
 MIN_ROWS = 4096
+# TreeSHAP costs LightGBM ~100x a prediction, so its tables pay off much sooner (measured on a 227-tree
+# model: 64 rows 13 ms against LightGBM's 11, 256 rows 12 against 28, 4,096 rows 29 against 413).
+MIN_EXPLAIN_ROWS = 256
 # Rows evaluated together, a block per thread: each numpy call then does enough work to hide its
 # own cost (measured on 300k rows × 1,400 trees, against booster.predict: 2.1x faster in blocks of
 # 4,096 rows, 3.9x at 16,384, 5.9x at 32,768, 4.9x at 65,536 as the columns leave the cache).
 _BLOCK_ROWS = 32_768
 _MAX_LEAVES = 64
+# A tree's TreeSHAP is tabulated per pattern of its split outcomes: 2^splits rows per feature.
+_MAX_EXPLAINED_SPLITS = 10
 _BITS = ((8, np.uint8), (16, np.uint16), (32, np.uint32), (64, np.uint64))
 # How a split reads a missing or zero value, as a substitute value in the column it compares.
 _NAN_AS_ZERO, _NAN_LEFT, _NAN_RIGHT, _ZERO_LEFT, _ZERO_RIGHT, _IS_NAN, _IS_ZERO_OR_NAN = range(7)
@@ -62,6 +74,10 @@ class _Tree:
     leaf_by_run: np.ndarray
     dtype: type
     constant: float | None = None
+    # For TreeSHAP (see _shap_table, built on the first explanation): the tree's dump and each split's
+    # bit in a row's pattern of split outcomes (numeric splits first, then categorical, in the order above).
+    root: dict[str, Any] | None = None
+    bit_of: dict[int, int] | None = None
 
 
 class CompiledForest:
@@ -76,6 +92,7 @@ class CompiledForest:
         self._sigmoid = sigmoid
         self.n_features = n_features
         self.threads = max(1, threads)
+        self._tables: list[tuple[float, list[int] | None, np.ndarray | None]] | None = None
 
     @classmethod
     def from_booster(cls, booster: Any, threads: int = 2) -> CompiledForest | None:
@@ -110,22 +127,10 @@ class CompiledForest:
 
     def raw_score(self, X: np.ndarray) -> np.ndarray:
         """Raw scores (log-odds) of rows ``X`` (n, f), shape (n,)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
+        X = self._checked(X)
         out = np.empty(len(X), dtype=np.float64)
-        starts = range(0, len(X), _BLOCK_ROWS)
-
-        def block(start: int) -> None:
-            out[start:start + _BLOCK_ROWS] = self._block(X[start:start + _BLOCK_ROWS])
-
-        threads = min(self.threads, len(starts), os.cpu_count() or 1)
-        if threads <= 1:
-            for start in starts:
-                block(start)
-        else:  # numpy releases the GIL inside each operation; the threads share the blocks
-            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="forest") as pool:
-                list(pool.map(block, starts))
+        self._in_blocks(len(X), lambda start: out.__setitem__(
+            slice(start, start + _BLOCK_ROWS), self._block(X[start:start + _BLOCK_ROWS])))
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -134,6 +139,75 @@ class CompiledForest:
         # from it in the last bit, and then so would the probabilities.
         z = (-self._sigmoid * self.raw_score(X)).tolist()
         return 1.0 / (1.0 + np.fromiter(map(math.exp, z), np.float64, len(z)))
+
+    @property
+    def explains(self) -> bool:
+        """Whether :meth:`contributions` covers this model (every tree has at most 10 splits)."""
+        return all(len(t.numeric) + len(t.categorical) <= _MAX_EXPLAINED_SPLITS for t in self._trees)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions of rows ``X`` (n, f), as ``booster.predict(X, pred_contrib=True)``
+        gives them (n, f + 1; the last column the expected value), equal to within rounding.
+
+        Path-dependent TreeSHAP (Lundberg et al. 2020) of a leaf depends on a row only through which
+        of the leaf's path conditions the row meets; for a tree of m splits that is one of 2^m patterns
+        of split outcomes, so each tree's contributions are tabulated per pattern when compiled
+        (FastTreeSHAP's v2 idea, Yang 2021) and a row's are one table lookup per feature of the tree.
+        """
+        if not self.explains:
+            raise ValueError(f"a tree of this model has more than {_MAX_EXPLAINED_SPLITS} splits: explain it with pred_contrib")
+        X = self._checked(X)
+        if self._tables is None:  # tabulated once, on first use: training never explains
+            self._tables = [(t.constant, None, None) if t.constant is not None else _shap_table(t.root, t.bit_of)
+                            for t in self._trees]
+        out = np.empty((len(X), self.n_features + 1), dtype=np.float64)
+        self._in_blocks(len(X), lambda start: out.__setitem__(
+            slice(start, start + _BLOCK_ROWS), self._contribution_block(X[start:start + _BLOCK_ROWS]).T))
+        return out
+
+    def _contribution_block(self, X: np.ndarray) -> np.ndarray:
+        columns, categories = self._substituted(X)
+        n = len(X)
+        phi = np.zeros((self.n_features + 1, n), dtype=np.float64)
+        right = np.empty(n, dtype=bool)
+        pattern = np.empty(n, dtype=np.uint16)
+        bit = np.empty(n, dtype=np.uint16)
+        value = np.empty(n, dtype=np.float64)
+        for tree, (expected, features, table) in zip(self._trees, self._tables, strict=True):
+            phi[-1] += expected
+            if tree.constant is not None:
+                continue
+            pattern.fill(0)
+            splits = [(columns[c], t) for c, t, _ in tree.numeric]
+            for k, (column, threshold) in enumerate(splits):
+                np.greater(column, threshold, out=right)
+                np.left_shift(right, k, out=bit, dtype=np.uint16)
+                np.bitwise_or(pattern, bit, out=pattern)
+            for k, (column, goes_right, _) in enumerate(tree.categorical, start=len(splits)):
+                np.take(goes_right, categories[column], out=right)
+                np.left_shift(right, k, out=bit, dtype=np.uint16)
+                np.bitwise_or(pattern, bit, out=pattern)
+            for feature, contribution in zip(features, table, strict=True):
+                np.take(contribution, pattern, out=value)
+                phi[feature] += value
+        return phi
+
+    def _checked(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"expected rows of {self.n_features} features, got shape {X.shape}")
+        return X
+
+    def _in_blocks(self, rows: int, block: Any) -> None:
+        """``block(start)`` for each block of rows, on up to ``threads`` threads."""
+        starts = range(0, rows, _BLOCK_ROWS)
+        threads = min(self.threads, len(starts), os.cpu_count() or 1)
+        if threads <= 1:
+            for start in starts:
+                block(start)
+        else:  # numpy releases the GIL inside each operation; the threads share the blocks
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="forest") as pool:
+                list(pool.map(block, starts))
 
     def _block(self, X: np.ndarray) -> np.ndarray:
         columns, categories = self._substituted(X)
@@ -248,4 +322,60 @@ def _compile_tree(root: dict[str, Any], thresholds: list[float], columns: dict[t
                 rule, threshold = (_IS_NAN if rule == _NAN_RIGHT else _IS_ZERO_OR_NAN), 0.5
             numeric.append((columns.setdefault((feature, rule), len(columns)), threshold, bits))
     leaf_by_run = np.concatenate([[np.nan], leaves])
-    return _Tree(numeric, categorical, leaf_by_run, dtype)
+    # The pattern's bit of each split: numeric splits first, then categorical, as _contribution_block reads them.
+    numeric_nodes = [id(node) for node, _ in splits if node["decision_type"] != "=="]
+    categorical_nodes = [id(node) for node, _ in splits if node["decision_type"] == "=="]
+    bit_of = {node: k for k, node in enumerate(numeric_nodes + categorical_nodes)}
+    return _Tree(numeric, categorical, leaf_by_run, dtype, root=root, bit_of=bit_of)
+
+
+def _shap_table(root: dict[str, Any], bit_of: dict[int, int]) -> tuple[float, list[int], np.ndarray]:
+    """A tree's expected value and TreeSHAP contributions per pattern of split outcomes.
+
+    For a leaf of value v whose path splits on the distinct features U (d of them), feature j's
+    "zero fraction" z_j is the product over its splits on the path of the child's share of the
+    parent's training rows, and its "one fraction" o_j is 1 when the row goes the path's way at all
+    of them. Path-dependent TreeSHAP gives feature i of U the leaf's share
+        v * sum over S within U - {i} of |S|! (d - |S| - 1)! / d! * (o_i - z_i) * prod_S o_j * prod_(U-S-i) z_j
+    (Lundberg et al. 2020, Algorithm 2, in closed form), and the tree's contribution is the sum over
+    its leaves. A row's o_j follow from the bit pattern of its split outcomes (bit set: goes right).
+    The expected value is the leaves' mean weighted by training rows, as LightGBM's ``ExpectedValue``.
+    Returns (expected, the features split on, table of shape (features, 2^splits)).
+    """
+    leaves: list[tuple[float, list[tuple[int, int, bool, float]]]] = []  # value, path of (feature, bit, right, share)
+
+    def walk(node: dict[str, Any], path: list[tuple[int, int, bool, float]]) -> None:
+        if "leaf_value" in node:
+            leaves.append((float(node["leaf_value"]), path))
+            return
+        count = float(node["internal_count"])
+        for child, went_right in ((node["left_child"], False), (node["right_child"], True)):
+            share = float(child.get("internal_count", child.get("leaf_count"))) / count
+            walk(child, [*path, (int(node["split_feature"]), bit_of[id(node)], went_right, share)])
+
+    walk(root, [])
+    expected = sum(value * math.prod(share for *_, share in path) for value, path in leaves)
+    features = sorted({feature for _, path in leaves for feature, *_ in path})
+    patterns = np.arange(1 << len(bit_of))
+    table = np.zeros((len(features), len(patterns)), dtype=np.float64)
+    for value, path in leaves:
+        distinct = sorted({feature for feature, *_ in path})
+        d = len(distinct)
+        zero = np.array([math.prod(share for f, _, _, share in path if f == j) for j in distinct])
+        one = np.ones((len(patterns), d))
+        for position, j in enumerate(distinct):
+            for f, bit, went_right, _ in path:
+                if f == j:
+                    one[:, position] *= ((patterns >> bit) & 1) == went_right
+        for i in range(d):
+            others = [k for k in range(d) if k != i]
+            total_i = np.zeros(len(patterns))
+            for size in range(d):
+                weight = math.factorial(size) * math.factorial(d - size - 1) / math.factorial(d)
+                for chosen in itertools.combinations(others, size):
+                    term = np.full(len(patterns), weight)
+                    for k in others:
+                        term = term * (one[:, k] if k in chosen else zero[k])
+                    total_i += term
+            table[features.index(distinct[i])] += value * (one[:, i] - zero[i]) * total_i
+    return expected, features, table

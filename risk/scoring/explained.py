@@ -1,8 +1,9 @@
 """One bucket of students → probability, class and reasons a teacher can read (th/en).
 
-Reasons come from LightGBM's own TreeSHAP (``pred_contrib``) on the students whose
-class asks for them (at-risk and problem by default), filtered by the catalog's
-direction (:func:`risk.models.explain.top_reasons`). A class-raising policy rule
+Reasons come from TreeSHAP on the students whose class asks for them (at-risk and
+problem by default): LightGBM's ``pred_contrib`` for a few rows, the compiled forest's
+tables for batches (the same values: ``ModelBundle.contributions``), filtered by the
+catalog's direction (:func:`risk.models.explain.top_reasons`). A class-raising policy rule
 that fired is a reason of its own and comes first; the SHAP reason on the same
 feature is then not repeated.
 """
