@@ -32,6 +32,13 @@ floor 337.9 s (measured after the retrain only); ratio 1.35. Boosting was 1.10x 
 200 rounds of each side by side ran 284 and 280 ms a round: the host's speed drifted between the two
 runs. Hence the A-B-A floor above (a floor before and after the retrain, their mean), added after that
 run and not yet run at 1M.
+
+Measured 2026-11-27 (evening) with the A-B-A floor, 1M × 4, quiet but for ~2 minutes of unit tests of
+mine during the first floor: risk train 305.9 s (samples 18.6, boosting 249.4, calibration 13.9,
+evaluation 14.1, the rest 9.8; 1,405 trees), peak RSS 4,828 MB; floor before 3.4 + 293.4 s for 1,500
+rounds (196 ms a round, slowed by those tests), after 3.6 + 237.2 s for 1,485 (160 ms a round); mean
+267.3 s, ratio 1.14; against the faster floor alone (240.8 s) 1.27. Boosting 0.93x the mean floor,
+1.04x the faster one.
 """
 
 from __future__ import annotations
