@@ -46,6 +46,14 @@ had taken 86.8, pred_contrib 376.8 where 190.2, risk features 332.6 where 130.7)
 peak RSS 5,338 MB; floor 529.6 s, ratio 2.21; features + floor 1.36 (was 1.46); naive + features 0.30.
 The forest on the same 4M rows: 42.6 s, 3.6x faster than booster.predict, the same probabilities bit
 for bit. The features slowed 2.5x against the floor's 1.8x, so the ratio to the floor did not fall.
+
+Measured 2026-11-27 (evening), same command and champion (the 1M retrain's 1,405 trees, retrained that
+hour), quiet machine, with the TreeSHAP tables explaining the flagged and the writer thread: risk score
+350.5 s (11,408 students/s), peak RSS 5,393 MB, 764,411 flagged explained; floor 335.5 s (predict 100.8
++ pred_contrib 234.6), ratio 1.04; features + floor 0.66; naive + features 0.20. The tables on the
+flagged rows: 13.1 s, 17.9x faster than pred_contrib, largest difference 3.1e-14 log-odds; the forest
+26.2 s, 3.8x booster.predict, bit for bit. risk features alone took 193.5 s: the features are now most
+of risk score's time.
 """
 
 from __future__ import annotations
