@@ -151,8 +151,8 @@ class CompiledForest:
 
         Path-dependent TreeSHAP (Lundberg et al. 2020) of a leaf depends on a row only through which
         of the leaf's path conditions the row meets; for a tree of m splits that is one of 2^m patterns
-        of split outcomes, so each tree's contributions are tabulated per pattern when compiled
-        (FastTreeSHAP's v2 idea, Yang 2021) and a row's are one table lookup per feature of the tree.
+        of split outcomes, so each tree's contributions are tabulated per pattern (once, on the first
+        call; FastTreeSHAP's v2 idea, Yang 2021) and a row's are one table lookup per feature of the tree.
         """
         if not self.explains:
             raise ValueError(f"a tree of this model has more than {_MAX_EXPLAINED_SPLITS} splits: explain it with pred_contrib")
