@@ -65,17 +65,24 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return training_data(20_000, seed=3)
 
 
-@pytest.mark.parametrize("name", list(PARAMS))
-def test_raw_scores_equal_lightgbm_bit_for_bit(name: str, data: tuple[np.ndarray, np.ndarray],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def compiled_with_awkward_rows(data: tuple[np.ndarray, np.ndarray], shape: dict, monkeypatch: pytest.MonkeyPatch,
+                               seed: int) -> tuple[lgb.Booster, CompiledForest, np.ndarray]:
+    """A 40-tree booster of the given shape, its compiled forest (several blocks of rows, shared by two
+    threads), and rows to check them on: 3,000 training rows and 3,000 awkward ones."""
     X, y = data
     params = {"objective": "binary", "learning_rate": 0.1, "verbose": -1, "num_threads": 2, "seed": 1,
-              "max_bin": 63, **PARAMS[name]}
+              "max_bin": 63, **shape}
     booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[CATEGORY]), num_boost_round=40)
     forest = CompiledForest.from_booster(booster)
     assert forest is not None
-    monkeypatch.setattr(forest_module, "_BLOCK_ROWS", 1_000)  # several blocks, shared by two threads
-    rows = np.vstack([X[:3_000], awkward_rows(booster, 3_000, seed=4)])
+    monkeypatch.setattr(forest_module, "_BLOCK_ROWS", 1_000)
+    return booster, forest, np.vstack([X[:3_000], awkward_rows(booster, 3_000, seed=seed)])
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_raw_scores_equal_lightgbm_bit_for_bit(name: str, data: tuple[np.ndarray, np.ndarray],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, forest, rows = compiled_with_awkward_rows(data, PARAMS[name], monkeypatch, seed=4)
     expected = booster.predict(rows, raw_score=True)
     got = forest.raw_score(rows)
     assert np.array_equal(got, expected), f"{np.sum(got != expected)} of {len(rows)} rows differ"
@@ -126,14 +133,8 @@ EXPLAINED = {
 @pytest.mark.parametrize("name", list(EXPLAINED))
 def test_contributions_equal_lightgbm_pred_contrib(name: str, data: tuple[np.ndarray, np.ndarray],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    X, y = data
-    params = {"objective": "binary", "learning_rate": 0.1, "verbose": -1, "num_threads": 2, "seed": 1,
-              "max_bin": 63, **EXPLAINED[name]}
-    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[CATEGORY]), num_boost_round=40)
-    forest = CompiledForest.from_booster(booster)
-    assert forest is not None and forest.explains
-    monkeypatch.setattr(forest_module, "_BLOCK_ROWS", 1_000)  # several blocks, shared by two threads
-    rows = np.vstack([X[:3_000], awkward_rows(booster, 3_000, seed=5)])
+    booster, forest, rows = compiled_with_awkward_rows(data, EXPLAINED[name], monkeypatch, seed=5)
+    assert forest.explains
     expected = booster.predict(rows, pred_contrib=True)
     got = forest.contributions(rows)
     assert got.shape == expected.shape == (len(rows), FEATURES + 1)

@@ -53,8 +53,6 @@ __all__ = ["TrainingResult", "code_version", "train_model"]
 
 log = get_logger(__name__)
 
-_LOGISTIC_BLOCK_ROWS = 100_000
-
 
 @dataclass
 class TrainingResult:
@@ -258,9 +256,7 @@ def _all_scores(bundle: ModelBundle, p_test: np.ndarray, train: Samples, calibra
             else:
                 log.warning("champion not comparable", version=version, reason="its rows differ")
     logistic = logistic_baseline(train, catalog, max_rows=ts.evaluation.baseline_max_rows, seed=ts.samples.seed)
-    # In blocks: the dense one-hot of all held-out rows at once would be ~1 GB at 750k rows.
-    scores["logistic"] = np.concatenate([logistic.predict_proba(test.X[i:i + _LOGISTIC_BLOCK_ROWS])[:, 1]
-                                         for i in range(0, test.rows, _LOGISTIC_BLOCK_ROWS)])
+    scores["logistic"] = logistic.probability(test.X)
     if any(name in train.names for name in ts.evaluation.context_features):
         context = context_only_model(
             _sample(train, ts.evaluation.baseline_max_rows, ts.samples.seed + 3), calibration,
