@@ -29,7 +29,7 @@ TreeSHAP (:meth:`CompiledForest.contributions`): LightGBM's ``pred_contrib`` wal
 every tree for each row (~100x a prediction). For a tree of at most 10 splits, the contributions
 depend on a row only through the pattern of its split outcomes, so they are tabulated per pattern
 once and a row's are read with one lookup per feature of the tree: the same values as
-``pred_contrib`` to within rounding (~1e-15 log-odds, summed in another order), 15-20x faster.
+``pred_contrib`` to within rounding (~1e-14 log-odds, summed in another order), 15-20x faster.
 """
 
 from __future__ import annotations
