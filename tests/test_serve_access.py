@@ -8,11 +8,26 @@ from pathlib import Path
 from risk.serve.access import RateLimiter
 
 
+class Clock:
+    """A clock the test moves by hand (seconds; binary fractions, so the sums are exact)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_key_gets_its_burst_then_waits_for_the_refill():
-    limiter = RateLimiter(per_second=10, burst=3)
+    clock = Clock()
+    limiter = RateLimiter(per_second=4, burst=3, clock=clock)
     assert [limiter.allow("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = limiter.allow("a")
-    assert 0.05 < wait <= 0.1  # a whole token takes 0.1 s at 10 a second
+    assert limiter.allow("a") == 0.25  # a whole token takes 0.25 s at 4 a second
+    clock.now = 0.125
+    assert limiter.allow("a") == 0.125  # half a token refilled: half the wait left
+    clock.now = 0.25
+    assert limiter.allow("a") == 0.0  # the refilled token
+    assert limiter.allow("a") == 0.25
     assert limiter.allow("b") == 0.0  # another key has its own bucket
 
 

@@ -16,6 +16,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from risk.errors import RiskError
@@ -89,8 +90,11 @@ class RateLimiter:
     """
 
     def __init__(self, per_second: float, burst: int, shared: Path | None = None, *, lease: int | None = None,
-                 lease_s: float = 1.0) -> None:
+                 lease_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
+        # Seconds from any fixed origin; CLOCK_MONOTONIC is one clock for every process of the machine,
+        # which the shared file needs. A test passes its own clock to see the refill without waiting.
+        self.clock = clock
         self.burst = burst
         self.lease = max(1, burst // 20) if lease is None else max(1, min(lease, burst))
         self.lease_s = lease_s
@@ -106,8 +110,7 @@ class RateLimiter:
 
     def allow(self, key_id: str) -> float:
         """0.0 when the request may go on (a token is taken), else the seconds until one is free."""
-        # CLOCK_MONOTONIC is one clock for every process of the machine.
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             held, since = self._leased.get(key_id, (0, now))
             if held and now - since <= self.lease_s:
