@@ -13,11 +13,11 @@ DEMO_TERMS    ?= 6
 DEMO_AS_OF    ?= 2026-07-24
 DEMO_LAST_TERM ?= 2569-1
 
-.PHONY: setup demo test bench bench-quick bench-national lint serve clean help
+.PHONY: setup demo test test-db bench bench-quick bench-national lint serve clean help
 
 help:
 	@echo "make demo   - synthetic export -> risk term (validate, features, train, promote, score, alerts, report)"
-	@echo "make test   - the test suite"
+	@echo "make test   - the test suite (test-db: creates PostgreSQL database test when missing)"
 	@echo "make bench  - scale benchmarks (slow; figures beside their baselines); bench-quick, bench-national"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create/refresh .venv from pyproject.toml"
@@ -42,8 +42,34 @@ demo: setup
 	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
-test: setup
+test: setup test-db
 	$(BIN)/python -m pytest
+
+# What the tests need outside Python: database `test` on the local PostgreSQL (127.0.0.1:5432,
+# user postgres, trust auth), created when the server is up and the database is not. A server
+# that is down is left to the tests, which say so (a failure under CI=true); one that is up
+# but refuses us stops here. psycopg comes with the venv; psql may not be installed.
+define CREATE_TEST_DB
+import socket, sys
+import psycopg
+try:
+    socket.create_connection(("127.0.0.1", 5432), timeout=3).close()
+except OSError:
+    print("PostgreSQL is not listening at 127.0.0.1:5432: its tests will skip (fail under CI=true)")
+    sys.exit(0)
+try:
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3",
+                         autocommit=True) as con:
+        if con.execute("SELECT 1 FROM pg_database WHERE datname = 'test'").fetchone() is None:
+            con.execute("CREATE DATABASE test")
+            print("created PostgreSQL database test at 127.0.0.1:5432")
+except psycopg.Error as exc:
+    sys.exit(f"cannot create PostgreSQL database test at 127.0.0.1:5432 as user postgres: {exc}")
+endef
+export CREATE_TEST_DB
+
+test-db: setup
+	@$(BIN)/python -c "$$CREATE_TEST_DB"
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -117,19 +117,9 @@ def test_served_model_refuses_rows_without_its_features(served, champion_store):
 # ---------------------------------------------------------------- PostgreSQL-backed tracking server
 
 
-def postgres_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    """A fresh schema in database ``test``, dropped afterwards."""
-    if not postgres_reachable():
-        pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
+def postgres_schema(postgres) -> Iterator[str]:
+    """A fresh schema in database ``test`` (conftest's ``postgres`` checks it is there), dropped afterwards."""
     import psycopg
 
     schema = f"mlflow_{uuid.uuid4().hex[:12]}"

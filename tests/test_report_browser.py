@@ -2,7 +2,8 @@
 
 Chromium and the Thai fonts come from Debian's packages (``chromium``,
 ``fonts-thai-tlwg``), installed on demand by the session fixture below; no
-browser is ever downloaded any other way. Screenshots are kept under
+browser is ever downloaded any other way. RISK_CHROMIUM names another browser
+binary instead (and nothing is installed then). Screenshots are kept under
 ``tests/artifacts/`` (git-ignored) for a person to look at.
 """
 
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import require
+from PIL import Image  # Pillow comes with matplotlib, a pinned dependency
 
 from risk.data.geography import PROVINCES
 
-Image = pytest.importorskip("PIL.Image", reason="Pillow is needed to read screenshots")
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 APT_PACKAGES = ("chromium", "fonts-thai-tlwg")
@@ -50,16 +53,22 @@ def apt_install(packages: tuple[str, ...]) -> str | None:
     return None
 
 
+HOW_TO_ENABLE = (f"run the tests as root with apt-get reachable (they install {' and '.join(APT_PACKAGES)}), "
+                 "or `apt-get install chromium fonts-thai-tlwg` first, or set RISK_CHROMIUM to a browser binary")
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Path of Debian's chromium, installed (with the Thai fonts) when missing."""
+    """Path of the browser: RISK_CHROMIUM when set, else Debian's chromium, installed (with the Thai fonts) when missing."""
+    named = os.environ.get("RISK_CHROMIUM")
+    if named:
+        require(os.access(named, os.X_OK), f"RISK_CHROMIUM={named} is not an executable file", HOW_TO_ENABLE)
+        return named
     if shutil.which("chromium") is None or not thai_fonts():
         why = apt_install(APT_PACKAGES)
-        if why is not None:
-            pytest.skip(f"cannot install {' and '.join(APT_PACKAGES)}: {why}")
+        require(why is None, f"cannot install {' and '.join(APT_PACKAGES)}: {why}", HOW_TO_ENABLE)
     found = shutil.which("chromium")
-    if found is None:
-        pytest.skip("apt-get ran but `chromium` is still not on PATH")
+    require(found is not None, "apt-get ran but `chromium` is still not on PATH", HOW_TO_ENABLE)
     return found
 
 

@@ -24,6 +24,8 @@ from test_serve import free_port, people, registry, scored, service  # noqa: F40
 
 from risk.store.models import Acknowledgement
 
+pytestmark = pytest.mark.browser
+
 
 class DevTools:
     """A minimal DevTools client: one WebSocket to one page, commands answered in order."""
