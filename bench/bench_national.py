@@ -8,11 +8,16 @@
    and peak RSS of the whole tree); its own step table is printed as it ends. It validates the new
    export, builds the points of the term whose outcome the new export reveals, trains, promotes,
    scores every enrolled student with reasons, stores alerts and summaries, and writes the report.
-4. The floor for the same work, each piece in a child process of its own: a pyarrow scan of the new
-   export (every table, every column); bare ``lgb.Dataset`` + ``lightgbm.train`` on the same fitting rows
-   for as many rounds as the trainer grew (bench_train.floor_child); bare ``booster.predict`` on every
-   enrolled student plus ``pred_contrib`` on the flagged (bench_score.floor_child). The feature matrix
-   the predict floor reads is built beforehand, not timed.
+4. The floor for the same work, the fastest known way to do each part, each in a child process of its own
+   (bench/floors.py): a pyarrow scan of the new export (every table, every column); one plain DuckDB
+   group-by per table at each feature point the run built and at the scoring as_of (per-student
+   aggregates, no point-in-time plumbing); bare ``lgb.Dataset`` + ``lightgbm.train`` on the same fitting
+   rows for as many rounds as the trainer grew (bench_train.floor_child); the faster of the compiled
+   forest and ``booster.predict`` on every enrolled student plus the faster of the TreeSHAP tables and
+   ``pred_contrib`` on the flagged (bench_score.floor_child). The feature matrix the model floor reads is
+   rebuilt in the run (``risk features``, timed and printed beside, not part of the floor).
+5. The old floor as a peer: scan + ``lightgbm.train`` + ``booster.predict`` + ``pred_contrib``, with no
+   features at all (the 2026-11-26 ratio below is against it).
 
 Training at national scale uses configs/train.yaml with two changes, written to the bench folder:
 negatives down-sampled to 0.25 (weights 1/0.25 restore the base rate) and sample points at school
@@ -39,7 +44,9 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_score import features_floor
 from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+from floors import model_floor, old_model_floor
 
 NATIONAL = 4_000_000
 LAST_TERM = "2569-1"
@@ -108,6 +115,20 @@ def warm_child(validated: Path, config: Path) -> None:
               f"in {time.perf_counter() - started:,.0f} s", flush=True)
 
 
+def known_points(validated: Path, config: Path) -> set[str]:
+    """The dates (ISO) of the feature points ``risk term``'s features step needs for the terms known in ``validated``."""
+    from risk.config import load_settings
+    from risk.models.samples import known_outcome_terms, outcome_connection, sample_points
+    from risk.models.settings import load_train_settings
+
+    settings = load_settings(ROOT / "configs" / "risk.yaml")
+    ts = load_train_settings(config)
+    con = outcome_connection(validated, settings)
+    weeks = sorted({*ts.samples.weeks, ts.evaluation.lead_time_week})
+    return {p.as_of.isoformat() for t in known_outcome_terms(con)
+            for p in sample_points(con, t, weeks, ts.samples.last_school_day)}
+
+
 def scan_child(export: Path, out: Path) -> None:
     """(Child process) the scan floor: every table of the export read whole with pyarrow."""
     import pyarrow.dataset as ds
@@ -131,6 +152,7 @@ def bench(students: int, terms: int, as_of: str) -> None:
     store = BENCH_DATA / f"national-{students}x{terms}"
     prepared_store(store, by_term, config)
 
+    points_before = known_points(store / "validated", config)
     load_before = os.getloadavg()
     print(f"\nrisk term on {newest} ({students:,} students), as of {as_of}:", flush=True)
     run = measure([*RISK, "term", "--source", str(by_term[newest]), "--as-of", as_of, "--store", str(store),
@@ -149,28 +171,43 @@ def bench(students: int, terms: int, as_of: str) -> None:
                          str(store / "validated"), str(config), str(rounds), str(train_out)])
     train = json.loads(train_out.read_text(encoding="utf-8"))
 
+    # The features floor: the points the run built (those its new export made known) and the scoring as_of.
+    built_points = sorted(known_points(store / "validated", config) - points_before)
+    floor_features, floor_features_run = features_floor(store / "validated", [*built_points, as_of], store.name)
+
+    # The model floor's input, rebuilt and timed in this run (risk features alone, for comparison).
     matrix = BENCH_DATA / f"{store.name}-features-{as_of}.parquet"
-    if not matrix.exists():  # the predict floor's input; not timed
-        measure([*RISK, "features", "--as-of", as_of, "--data", str(store / "validated"), "--out", str(matrix),
-                 "--quiet"], quiet=True)
+    built = measure([*RISK, "features", "--as-of", as_of, "--data", str(store / "validated"), "--out", str(matrix),
+                     "--quiet"], quiet=True)
     score_out = BENCH_DATA / f"{store.name}-floor-score.json"
     score_run = measure([sys.executable, str(ROOT / "bench" / "bench_score.py"), "--floor-child", str(store),
                          str(matrix), str(store / "scores.parquet"), "2000", str(score_out)])
     score = json.loads(score_out.read_text(encoding="utf-8"))
+    load_end = os.getloadavg()
 
-    floor = scan["seconds"] + train["floor_seconds"] + score["predict_seconds"] + score["contrib_seconds"]
+    model, model_ways = model_floor(score)
+    floor = scan["seconds"] + floor_features["seconds"] + train["floor_seconds"] + model
+    old = scan["seconds"] + train["floor_seconds"] + old_model_floor(score)
     print(f"\nnational term, {students:,} students × {terms} terms (newest {newest}, as of {as_of})")
-    print(f"  load average before the measured run {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)")
+    print(f"  load average before the measured run {load_before[0]:.2f}, after {load_after[0]:.2f}, after the floors "
+          f"{load_end[0]:.2f} (2 cores, shared)")
     print(f"  risk term: {run.seconds:,.0f} s ({run.seconds / 60:,.1f} min), peak RSS {run.peak_rss_mb:,.0f} MB "
           "(targets: < 3,600 s, < 8,192 MB)")
     print(f"  training: {int(params['rows.train.rows']):,} rows, {params['trees']} trees kept, {rounds} grown; "
           f"held-out AUC {metrics.get('test.model.roc_auc', float('nan')):.4f}")
-    print(f"  floor: pyarrow scan of the new export {scan['seconds']:,.1f} s ({scan['rows']:,} rows); "
-          f"Dataset + lightgbm.train {train['floor_seconds']:,.1f} s ({train['rows']:,} rows, peak "
-          f"{train_run.peak_rss_mb:,.0f} MB); predict {score['predict_seconds']:,.1f} s on {score['rows']:,} "
-          f"+ pred_contrib {score['contrib_seconds']:,.1f} s on {score['flagged']:,} flagged "
-          f"(peak {score_run.peak_rss_mb:,.0f} MB); total {floor:,.0f} s")
-    print("  " + line("risk term", run.seconds, "s", "floor: scan + lightgbm.train + predict/pred_contrib", floor))
+    print(f"  floor, part by part: pyarrow scan of the new export {scan['seconds']:,.1f} s ({scan['rows']:,} rows); "
+          f"DuckDB aggregates (bench/floors.py) at {len(built_points)} built point(s) + the scoring as_of "
+          f"{floor_features['seconds']:,.1f} s ({floor_features['columns']} columns, peak "
+          f"{floor_features_run.peak_rss_mb:,.0f} MB); Dataset + lightgbm.train {train['floor_seconds']:,.1f} s "
+          f"({train['rows']:,} rows, peak {train_run.peak_rss_mb:,.0f} MB); model {model_ways} on {score['rows']:,} "
+          f"rows / {score['flagged']:,} flagged (peak {score_run.peak_rss_mb:,.0f} MB); total {floor:,.0f} s")
+    print(f"  beside them: booster.predict {score['predict_seconds']:,.1f} s, pred_contrib {score['contrib_seconds']:,.1f} s; "
+          f"risk features alone at the scoring as_of (rebuilt in this run) {built.seconds:,.1f} s")
+    print("  " + line("risk term", run.seconds, "s", "FLOOR: scan + DuckDB aggregates + lightgbm.train + model floor",
+                      floor))
+    print("  peer, for comparison with earlier runs:")
+    print("    " + line("risk term", run.seconds, "s", "old floor (no features; booster.predict + pred_contrib): "
+                        "scan + lightgbm.train + predict/pred_contrib", old))
 
 
 def main() -> None:

@@ -5,11 +5,21 @@
    (M students × 4 terms, for a temporal split) and promoted, once; reused on a rerun.
 2. The measured run: ``risk score --as-of <ten weeks into the last term> --data … --store sqlite:///…``
    (wall time and peak RSS of the process tree), on a fresh store.
-3. ``risk features`` for the same as_of (timed on its own), then in a child process:
-   (i) the floor: bare ``booster.predict`` on that whole matrix plus ``pred_contrib`` on the rows the
-   scorer flagged; (ii) the naive path on a uniform sample of rows: ``shap.TreeExplainer(booster).shap_values``
-   on every row plus per-row Python reason building (sort the row's contributions, format the catalog's
-   texts in both languages), extrapolated to N.
+3. ``risk features`` for the same as_of, rebuilt and timed in this run (its matrix is the model floor's
+   input; no earlier run's time is reused).
+4. The floor: the fastest known way to do each part of the same work, in the same run (bench/floors.py):
+   the features by one plain DuckDB group-by per table over the same validated Parquet (per-student
+   aggregates comparable to the builders', without the point-in-time plumbing), then in a child process
+   the model part by the faster of the compiled forest and ``booster.predict`` for the probabilities plus
+   the faster of the TreeSHAP tables and ``pred_contrib`` for the flagged rows' SHAP values.
+5. Peers, printed beside the floor: the old floor (bare ``booster.predict`` on the whole matrix plus
+   ``pred_contrib`` on the flagged: more work than the scorer's model step, so a ratio against it flatters
+   risk score), ``risk features`` + each model floor, and the naive path on a uniform sample of rows:
+   ``shap.TreeExplainer(booster).shap_values`` on every row plus per-row Python reason building (sort the
+   row's contributions, format the catalog's texts in both languages), extrapolated to N.
+
+Figures dated before 2026-12-07 below are against the old floor (predict + pred_contrib), and the
+"features + floor" ones used a features time that could come from an earlier run.
 
 python bench/bench_score.py [--students N] [--quick] [--model-students M] [--sample R] [--champion-from DIR]
   default          4,000,000 students; champion from 200,000 × 4 terms; naive sample 20,000 rows
@@ -68,7 +78,8 @@ import time
 from pathlib import Path
 
 from bench_features import mid_term
-from common import BENCH_DATA, RISK, ensure_validated, line, measure
+from common import BENCH_DATA, RISK, Measured, ensure_validated, line, measure
+from floors import model_floor, old_model_floor
 
 MODEL = "dropout-risk"
 
@@ -116,16 +127,20 @@ def champion(model_students: int, source: Path | None = None) -> Path:
     return tracking
 
 
-def features(folder: Path, as_of: str) -> tuple[Path, float, float]:
-    """The feature matrix at ``as_of`` (built once): path, seconds and peak RSS MB of the build."""
+def features(folder: Path, as_of: str) -> tuple[Path, Measured]:
+    """The feature matrix at ``as_of``, rebuilt and timed in this run (never an earlier run's figure)."""
     out = BENCH_DATA / f"features-{folder.name}-{as_of}.parquet"
-    timing = out.with_suffix(".json")
-    if not (out.exists() and timing.exists()):
-        run = measure([*RISK, "features", "--as-of", as_of, "--data", str(folder), "--out", str(out), "--quiet"],
-                      quiet=True)
-        timing.write_text(json.dumps({"seconds": run.seconds, "peak_rss_mb": run.peak_rss_mb}), encoding="utf-8")
-    measured = json.loads(timing.read_text(encoding="utf-8"))
-    return out, measured["seconds"], measured["peak_rss_mb"]
+    run = measure([*RISK, "features", "--as-of", as_of, "--data", str(folder), "--out", str(out), "--quiet"],
+                  quiet=True)
+    return out, run
+
+
+def features_floor(folder: Path, as_ofs: list[str], name: str) -> tuple[dict, Measured]:
+    """The features floor (floors.features_child: one DuckDB group-by a point) in a child process."""
+    out = BENCH_DATA / f"{name}-floor-features.json"
+    run = measure([sys.executable, str(Path(__file__).with_name("floors.py")), "--features-child", str(folder),
+                   str(out), *as_ofs])
+    return json.loads(out.read_text(encoding="utf-8")), run
 
 
 def floor_child(tracking: Path, matrix: Path, scores: Path, sample: int, out: Path) -> None:
@@ -210,44 +225,56 @@ def bench(students: int, model_students: int, sample: int, champion_from: Path |
     run = measure([*RISK, "score", "--as-of", as_of, "--data", str(folder), "--store", f"sqlite:///{store}",
                    "--out", str(scores), "--tracking-dir", str(tracking), "--quiet"], quiet=True)
     load_after = os.getloadavg()
-    matrix, feature_seconds, feature_rss = features(folder, as_of)
+    matrix, built = features(folder, as_of)
+    floor_features, floor_features_run = features_floor(folder, [as_of], f"score-{folder.name}")
     out = BENCH_DATA / f"score-floor-{folder.name}.json"
     child = measure([sys.executable, __file__, "--floor-child", str(tracking), str(matrix), str(scores), str(sample),
                      str(out)])
     f = json.loads(out.read_text(encoding="utf-8"))
-    floor = f["predict_seconds"] + f["contrib_seconds"]
+    load_end = os.getloadavg()
+    model, model_ways = model_floor(f)
+    floor = floor_features["seconds"] + model
+    old = old_model_floor(f)
     naive = f["naive_seconds"] * f["scored"] / f["naive_rows"]
 
     made = f"the challenger of {champion_from.name}" if champion_from else f"{model_students:,} × 4 terms"
     print(f"\nexplained scoring, {f['scored']:,} students at {as_of} ({folder.name}; champion from {made}, "
           f"{f['trees']} trees): {f['flagged']:,} flagged (at-risk or problem) explained")
     print(f"  load average (1/5/15 min): at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; before the measured run "
-          f"{load_before[0]:.2f}; after {load_after[0]:.2f} (2 cores, shared)")
+          f"{load_before[0]:.2f}; after {load_after[0]:.2f}; after the floors {load_end[0]:.2f} (2 cores, shared)")
     print(f"  risk score: {run.seconds:,.1f} s, {f['scored'] / run.seconds:,.0f} students/s, peak RSS "
           f"{run.peak_rss_mb:,.0f} MB (target < 8,192 MB)")
-    print(f"  risk features alone (same as_of): {feature_seconds:,.1f} s, peak RSS {feature_rss:,.0f} MB")
-    print(f"  floor: booster.predict on {f['rows']:,} rows {f['predict_seconds']:,.1f} s + pred_contrib on "
+    print(f"  risk features alone (same as_of, rebuilt in this run): {built.seconds:,.1f} s, peak RSS "
+          f"{built.peak_rss_mb:,.0f} MB")
+    print(f"  features floor (bench/floors.py: one DuckDB group-by per table over the same validated Parquet, "
+          f"{floor_features['columns']} columns for {floor_features['rows'][0]:,} students, no point-in-time "
+          f"plumbing): {floor_features['seconds']:,.1f} s, peak RSS {floor_features_run.peak_rss_mb:,.0f} MB")
+    print(f"  booster.predict on {f['rows']:,} rows {f['predict_seconds']:,.1f} s; pred_contrib on "
           f"{f['flagged']:,} flagged {f['contrib_seconds']:,.1f} s ({f['flagged'] / f['contrib_seconds']:,.0f} rows/s); "
           f"child peak RSS {child.peak_rss_mb:,.0f} MB")
-    print(f"  the scorer's compiled forest (risk.models.forest, compiled in the time) on the same {f['rows']:,} rows: "
-          f"{f['forest_seconds']:,.1f} s, {f['predict_seconds'] / f['forest_seconds']:,.1f}x faster than booster.predict, "
+    print(f"  the compiled forest (risk.models.forest, compiled in the time) on the same {f['rows']:,} rows: "
+          f"{f['forest_seconds']:,.1f} s, {f['predict_seconds'] / f['forest_seconds']:,.1f}x booster.predict's speed, "
           f"{'the same probabilities bit for bit' if f['forest_equal'] else 'PROBABILITIES DIFFER'}")
     if f["explain_error"] is not None:
-        print(f"  the scorer's TreeSHAP tables (risk.models.forest, tabulated in the time) on the same {f['flagged']:,} "
-              f"flagged rows: {f['explain_seconds']:,.1f} s, {f['contrib_seconds'] / f['explain_seconds']:,.1f}x faster "
-              f"than pred_contrib, largest difference {f['explain_error']:.1e} log-odds")
+        print(f"  its TreeSHAP tables (tabulated in the time) on the same {f['flagged']:,} flagged rows: "
+              f"{f['explain_seconds']:,.1f} s, {f['contrib_seconds'] / f['explain_seconds']:,.1f}x "
+              f"pred_contrib's speed, largest difference {f['explain_error']:.1e} log-odds")
     else:
-        print("  the champion's trees are too large for the scorer's TreeSHAP tables: it explains with pred_contrib")
+        print("  the champion's trees are too large for the TreeSHAP tables: the scorer explains with pred_contrib")
+    print(f"  model floor (the faster way for each half): {model_ways} = {model:,.1f} s")
     print(f"  naive: TreeExplainer + Python reasons on {f['naive_rows']:,} rows {f['naive_seconds']:,.1f} s "
           f"({f['naive_rows'] / f['naive_seconds']:,.0f} rows/s) → {naive:,.0f} s for {f['scored']:,}")
-    model = f["forest_seconds"] + (f["explain_seconds"] if f["explain_error"] is not None else f["contrib_seconds"])
-    rest = run.seconds - feature_seconds - model
-    print(f"  where risk score's time goes (by subtraction, as if nothing overlapped): features ~{feature_seconds:,.0f} s, "
+    rest = run.seconds - built.seconds - model
+    print(f"  where risk score's time goes (by subtraction, as if nothing overlapped): features ~{built.seconds:,.0f} s, "
           f"its predict + SHAP ~{model:,.0f} s, the rest (reason texts, Parquet parts, store, alerts, drift, "
           f"summaries) ~{rest:,.0f} s")
-    print("  " + line("risk score", run.seconds, "s", "floor: predict + pred_contrib on the flagged", floor))
-    print("  " + line("risk score", run.seconds, "s", "risk features + the floor", feature_seconds + floor))
-    print("  " + line("risk score", run.seconds, "s", "risk features + naive (extrapolated)", feature_seconds + naive))
+    print("  " + line("risk score", run.seconds, "s", "FLOOR: DuckDB aggregates + model floor", floor))
+    print("  peers, for comparison with earlier runs:")
+    print("    " + line("risk score", run.seconds, "s", "old floor (more work than the scorer's model step): "
+                        "booster.predict + pred_contrib on the flagged", old))
+    print("    " + line("risk score", run.seconds, "s", "risk features + the old floor", built.seconds + old))
+    print("    " + line("risk score", run.seconds, "s", "risk features + the model floor", built.seconds + model))
+    print("    " + line("risk score", run.seconds, "s", "risk features + naive (extrapolated)", built.seconds + naive))
 
 
 def main() -> None:
