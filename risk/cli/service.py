@@ -43,6 +43,7 @@ def serve(
 
     import uvicorn
 
+    from risk.logs import configure_logging
     from risk.serve.app import WORKER_SETTINGS, NoDelayH11Protocol, create_app
     from risk.serve.settings import load_serve_settings
 
@@ -51,6 +52,9 @@ def serve(
     if demo:
         overrides["demo_key"] = True
     settings = load_serve_settings(config, **overrides)
+    # A service's operational lines (start, model swaps, access log) are INFO: its own level
+    # (configs/serve.yaml, log_level) applies, not the batch commands' --log-level default.
+    configure_logging(settings.log_level)
     # Built here first even for several workers: a fault in the settings, the data or the store is
     # one clear sentence now, not a crash in every worker; and the model is in the local cache
     # before the workers start, so they load it from there.
@@ -60,7 +64,8 @@ def serve(
                      "until a champion is promoted.[/]")
     console.print(f"serving on http://{settings.host}:{settings.port} with {settings.workers} worker process"
                   f"{'es' if settings.workers > 1 else ''} (docs at /docs, teacher page at /teacher)", highlight=False)
-    # No access log: a request line can hold a student ID in its path; latency goes to /metrics by route.
+    # uvicorn's access log stays off (its request line holds the raw path, which may hold a student
+    # ID); the app writes its own, by route template (risk.serve.metrics).
     if settings.workers == 1:
         uvicorn.run(application, host=settings.host, port=settings.port, access_log=False, log_level="warning",
                     http=NoDelayH11Protocol)
@@ -96,14 +101,26 @@ def keys_create(
     data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
     store: StoreOption = None,
 ) -> None:
-    """Create a key and print its token once: it is stored only as a hash and cannot be shown again."""
+    """Create a key and print its token once: it is stored only as a hash and cannot be shown again.
+
+    A teacher key's school must be in the validated schools table or have stored scores.
+    """
     from risk.store import create_key
 
-    new = create_key(open_data_store(store, data), role, school_id=school, label=label)
+    new = create_key(open_data_store(store, data), role, school_id=school, label=label,
+                     known_schools=_validated_schools(data) if school else ())
     console.print(f"key {new.record.key_id} ({new.record.role}"
                   f"{', school ' + new.record.school_id if new.record.school_id else ''}) created; its token "
                   "(shown once, keep it secret):", highlight=False)
     print(new.token)
+
+
+def _validated_schools(data: Path) -> set[str]:
+    """Every school id of the validated schools table (every version of it); empty when there is none."""
+    import pyarrow.parquet as pq
+
+    files = sorted((data / "schools").glob("*.parquet"))
+    return {str(s) for f in files for s in pq.read_table(f, columns=["school_id"]).column("school_id").to_pylist()}
 
 
 @keys_app.command("list")

@@ -28,11 +28,12 @@ __all__ = ["AuditTrail", "KeyCache", "RateLimiter", "scrub"]
 
 log = get_logger(__name__)
 # A Thai ID has 13 digits, a G-code 12 after its letter; school ids have 10 and may be shown.
-_ID_LIKE = re.compile(r"\d{11,}")
+# People also write an ID in groups with dashes (1-1037-00123-45-3): a run may have them.
+_ID_LIKE = re.compile(r"\d(?:-?\d){10,}")
 
 
 def scrub(text: str) -> str:
-    """``text`` with every run of 11+ digits masked to its last four (``•••••••••1234``)."""
+    """``text`` with every run of 11+ digits (dashes between them allowed) masked to its last four."""
     return _ID_LIKE.sub(lambda m: "•" * (len(m.group()) - 4) + m.group()[-4:], text)
 
 

@@ -21,9 +21,10 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -37,11 +38,12 @@ from risk.data.ids import id_key_from_env
 from risk.errors import RiskError
 from risk.features.catalog import load_catalog
 from risk.features.service import OnlineFeatureBuilder
-from risk.logs import get_logger
+from risk.logs import configure_logging, get_logger
 from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter, scrub
 from risk.serve.balance import SHARE, BalanceConnections
 from risk.serve.deps import Services
+from risk.serve.limits import BodyLimits, too_large_handler
 from risk.serve.metrics import LatencyMiddleware, ServiceMetrics
 from risk.serve.model_holder import ModelHolder
 from risk.serve.registry import RegistryClient
@@ -109,7 +111,10 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
                                 name="model-poll", daemon=True)
         poll.start()
         model = services.holder.current
-        log.info("service started", model_version=model.version if model else None, store=services.store.url)
+        log.info("service started", model_name=settings.model_name, model_alias=settings.model_alias,
+                 model_version=model.version if model else None, model_source=model.source if model else None,
+                 workers=settings.workers, pid=os.getpid(), store_backend=services.store.dialect,
+                 max_body_kib=settings.max_body_kib, batch_max_kib=settings.max_batch_body_bytes // 1024)
         try:
             yield
         finally:
@@ -117,18 +122,43 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
             services.batcher.stop()
             services.audit.stop()
             poll.join(timeout=5)
+            model = services.holder.current
+            log.info("service stopped", model_version=model.version if model else None, pid=os.getpid())
 
     app = FastAPI(title="risk: dropout early warning", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     for module in (score, students, alerts, summary, health, teacher):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(413, too_large_handler)
     app.add_exception_handler(RiskError, _risk_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(LatencyMiddleware, metrics=services.metrics)
+    # Added last, runs first: the access log and latency see every answer, a 413 included.
+    app.add_middleware(BodyLimits, default_bytes=settings.max_body_bytes, batch_bytes=settings.max_batch_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=services.metrics, log=settings.access_log)
+    app.openapi = _configured_openapi(app, settings)  # type: ignore[method-assign]
     if settings.workers > 1:
         app.add_middleware(BalanceConnections)
     return app
+
+
+def _configured_openapi(app: FastAPI, settings: ServeSettings) -> Callable[[], dict[str, Any]]:
+    """The app's OpenAPI document with the configured batch size as ``students``' maxItems.
+
+    The model allows up to 1,000 students; the service takes ``batch_max_students``. The
+    schema must say what the server does, or a valid-looking batch would be refused.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            batch = schema.get("components", {}).get("schemas", {}).get("BatchRequest")
+            if batch is not None:
+                batch["properties"]["students"]["maxItems"] = settings.batch_max_students
+        return app.openapi_schema
+
+    return openapi
 
 
 def _freeze_startup_objects() -> None:
@@ -168,6 +198,7 @@ def worker_app() -> FastAPI:
     """(uvicorn factory) One worker process's app, from the settings ``risk serve`` left in the environment."""
     _end_with_parent()
     settings = ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS])
+    configure_logging(settings.log_level)  # a fresh interpreter: `risk serve` configured only itself
     if settings.shared_dir is not None:
         SHARE.join(settings.shared_dir, settings.workers)
     return create_app(settings)
@@ -187,10 +218,25 @@ def _end_with_parent() -> None:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with each error's location, message and type, never the value that was sent."""
-    detail = [{"loc": [scrub(str(p)) if isinstance(p, str) else p for p in e.get("loc", ())],
-               "msg": scrub(str(e.get("msg", ""))), "type": e.get("type", "invalid")} for e in exc.errors()]
+    """422 with each error's location, message and type, never the value that was sent.
+
+    pydantic puts the offending value in ``input`` (and ``ctx``): both are dropped. A
+    location may still be a key the client made up (an unknown field): it is cut to
+    a short excerpt and anything ID-like in it masked, as in the message.
+    """
+    detail = [{"loc": [_excerpt(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+               "msg": _excerpt(str(e.get("msg", "")), 300), "type": _excerpt(str(e.get("type", "invalid")))}
+              for e in exc.errors()[:MAX_ERRORS]]
     return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+
+MAX_ERRORS = 50  # a body of 10,000 bad records is not answered with 10,000 errors
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    """``text`` with ID-like digit runs masked, cut to ``limit`` characters (an ellipsis marks a cut)."""
+    text = scrub(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def _risk_error(request: Request, exc: RiskError) -> JSONResponse:

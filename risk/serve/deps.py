@@ -19,14 +19,14 @@ from jinja2 import Environment
 from risk.features.service import OnlineFeatureBuilder
 from risk.scoring.settings import ScoringSettings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter
-from risk.serve.metrics import ServiceMetrics
+from risk.serve.metrics import KEY_ID_SCOPE, ServiceMetrics
 from risk.serve.model_holder import ModelHolder
 from risk.serve.scorer import MicroBatcher, OnlineScorer
 from risk.serve.settings import ServeSettings
-from risk.store import KeyRecord, Store
+from risk.store import AuditRecord, KeyRecord, Store
 
-__all__ = ["COOKIE", "AdminKey", "AnalystKey", "CurrentKey", "ReaderKey", "ServicesDep", "Services",
-           "TeacherOrAdminKey", "UpstreamKey", "may_see_school", "role"]
+__all__ = ["COOKIE", "KEY_ID_SCOPE", "AdminKey", "AnalystKey", "CurrentKey", "ReaderKey", "ServicesDep", "Services",
+           "TeacherOrAdminKey", "UpstreamKey", "key_of", "may_read_school", "may_see_school", "note_key", "role"]
 
 COOKIE = "risk_key"
 
@@ -75,10 +75,17 @@ def key_of(services: Services, token: str | None) -> KeyRecord:
     return record
 
 
-async def _current_key(services: ServicesDep, header: Annotated[str | None, Security(_header)] = None,
+async def _current_key(request: Request, services: ServicesDep,
+                       header: Annotated[str | None, Security(_header)] = None,
                        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
                        ) -> KeyRecord:
-    return key_of(services, header or (bearer.credentials if bearer else None))
+    return note_key(request, key_of(services, header or (bearer.credentials if bearer else None)))
+
+
+def note_key(request: Request, key: KeyRecord) -> KeyRecord:
+    """Leave the key's public id in the request's scope, where the access log line finds it."""
+    request.scope[KEY_ID_SCOPE] = key.key_id
+    return key
 
 
 CurrentKey = Annotated[KeyRecord, Depends(_current_key)]
@@ -87,17 +94,25 @@ CurrentKey = Annotated[KeyRecord, Depends(_current_key)]
 def role(*allowed: str) -> Callable[[KeyRecord], KeyRecord]:
     """A dependency passing keys of the ``allowed`` roles and refusing the others with 403."""
 
-    async def check(key: CurrentKey) -> KeyRecord:
+    async def check(request: Request, key: CurrentKey, services: ServicesDep) -> KeyRecord:
         if key.role not in allowed:
+            route = getattr(request.scope.get("route"), "path", "?")  # the template: never the raw path
+            services.audit.later(AuditRecord(key.key_id, "refused", school_id=key.school_id,
+                                             detail=f"refused 403: {request.method} {route} by a {key.role} key"))
             raise HTTPException(403, f"A {key.role} key may not use this; it needs one of: {', '.join(allowed)}.")
         return key
 
     return check
 
 
+def may_read_school(key: KeyRecord, school_id: str) -> bool:
+    """Whether the key may read ``school_id``'s students (a teacher: only their own school)."""
+    return key.role != "teacher" or key.school_id == school_id
+
+
 def may_see_school(key: KeyRecord, school_id: str) -> None:
     """403 unless the key may read ``school_id``'s students (a teacher: only their own school)."""
-    if key.role == "teacher" and key.school_id != school_id:
+    if not may_read_school(key, school_id):
         raise HTTPException(403, "A teacher key reads its own school's students only.")
 
 

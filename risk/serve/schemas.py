@@ -23,17 +23,19 @@ Scalar = str | int | float | bool | None
 Record = dict[str, Scalar]
 RiskClass = Literal["normal", "at_risk", "problem"]
 
-EXAMPLE_ID = "1103700123453"  # a made-up ID with a valid check digit
-EXAMPLE_SCHOOL = "1040100001"
+# A student of the demo's world (`make demo`: `risk synth --seed 7 --students 20000`) and their
+# school, so every example runs as written against `make serve` (tests/test_serve_examples.py).
+EXAMPLE_ID = "1314159265354"
+EXAMPLE_SCHOOL = "1047070001"
 SCORE_EXAMPLE = {
     "as_of": "2026-07-24",
-    "enrollments": [{"student_id": EXAMPLE_ID, "term": "2569-1", "school_id": EXAMPLE_SCHOOL, "grade_level": "M3",
-                     "classroom": "3/2", "sex": "male", "birth_date": "2011-02-14", "nationality": "thai",
+    "enrollments": [{"student_id": EXAMPLE_ID, "term": "2569-1", "school_id": EXAMPLE_SCHOOL, "grade_level": "P5",
+                     "classroom": "5/2", "sex": "female", "birth_date": "2015-11-24", "nationality": "thai",
                      "disability": "none", "status": "studying", "status_date": None}],
     "attendance_daily": [{"student_id": EXAMPLE_ID, "date": "2026-07-20", "status": "present"},
                          {"student_id": EXAMPLE_ID, "date": "2026-07-21", "status": "absent"}],
-    "grades": [{"student_id": EXAMPLE_ID, "term": "2568-2", "subject_code": "ท23102", "credits": 1.5,
-                "grade": "2.5", "recorded_on": "2026-03-20"}],
+    "grades": [{"student_id": EXAMPLE_ID, "term": "2568-2", "subject_code": "ท14102", "credits": 2,
+                "grade": "2.5", "recorded_on": "2026-04-06"}],
 }
 
 
@@ -63,7 +65,7 @@ class ScoreRequest(_Body):
 class StudentHint(BaseModel):
     """What a teacher recognises the student by: never the whole ID."""
 
-    id_hint: str = Field(examples=["•••••••••3453"])
+    id_hint: str = Field(examples=["•••••••••5354"])  # EXAMPLE_ID's
     grade_level: str | None
     classroom: str | None
     sex: str | None
@@ -158,7 +160,10 @@ class AlertsResponse(BaseModel):
 
 
 class AckRequest(_Body):
-    action_taken: str = Field(min_length=1, max_length=2000, examples=["Home visit with the class teacher"])
+    # Not blank once trimmed, as the service checks (str.strip): some character that is neither
+    # white space nor \x1c-\x1f, which Python strips and counts as space but Unicode does not.
+    action_taken: str = Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]",
+                              examples=["Home visit with the class teacher"])
     acted_on: dt.date | None = Field(None, description="When it was done (default: today).")
 
 

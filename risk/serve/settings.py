@@ -8,7 +8,7 @@ with ``demo_key: true``), read once when the app is built.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +56,11 @@ class ServeSettings(BaseSettings):
     mlflow_retries: int = Field(0, ge=0, le=10)
     demo_key: bool = False
     batch_max_students: int = Field(200, ge=1, le=1000)
+    # Request bodies, KiB: see configs/serve.yaml for how they were sized.
+    max_body_kib: int = Field(256, ge=1, le=64 * 1024)
+    batch_kib_per_student: int = Field(64, ge=1, le=64 * 1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True
     micro_batch: MicroBatchSettings = MicroBatchSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     key_cache_seconds: float = Field(5, ge=0)
@@ -74,6 +79,16 @@ class ServeSettings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.model_cache or self.tracking_dir / "model_cache"
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body any route takes, bytes (413 above it)."""
+        return self.max_body_kib * 1024
+
+    @property
+    def max_batch_body_bytes(self) -> int:
+        """The largest body of ``POST /v1/score/batch``, bytes: a full batch at the per-student allowance."""
+        return max(self.max_body_bytes, self.batch_max_students * self.batch_kib_per_student * 1024)
 
 
 def load_serve_settings(path: Path = DEFAULT_SERVE_SETTINGS, **overrides: Any) -> ServeSettings:

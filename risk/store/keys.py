@@ -12,15 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
 from risk.store.db import Store, StoreError
-from risk.store.models import KEY_ROLES, ApiKey
+from risk.store.models import KEY_ROLES, ApiKey, Score
 from risk.store.runs import utc_now
 
-__all__ = ["KeyRecord", "NewKey", "create_key", "find_key", "list_keys", "revoke_key", "token_hash"]
+__all__ = ["KeyRecord", "NewKey", "create_key", "find_key", "list_keys", "revoke_key", "school_has_scores",
+           "token_hash"]
 
 TOKEN_PREFIX = "rk_"
 
@@ -54,18 +56,26 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_key(store: Store, role: str, *, school_id: str | None = None, label: str = "") -> NewKey:
+def create_key(store: Store, role: str, *, school_id: str | None = None, label: str = "",
+               known_schools: Collection[str] = ()) -> NewKey:
     """Create a key; returns it with its token (show the token once: it cannot be recovered).
+
+    A teacher key's school must be known: in ``known_schools`` (the validated schools
+    table, which lists a school before its first scoring run) or named by a stored score.
 
     Raises
     ------
     StoreError
-        When the role is unknown, a teacher key has no school, or another role has one.
+        When the role is unknown, a teacher key has no school, another role has one,
+        or the teacher's school is not known.
     """
     if role not in KEY_ROLES:
         raise StoreError(f"Key role {role!r} is not one of {', '.join(KEY_ROLES)}.")
     if (role == "teacher") != bool(school_id):
         raise StoreError("A teacher key needs --school (its school id), and only a teacher key takes one.")
+    if school_id and school_id not in known_schools and not school_has_scores(store, school_id):
+        raise StoreError(f"There is no school {school_id!r}: the validated schools table does not list it and no "
+                         "stored score names it; check the id.")
     key_id = secrets.token_hex(6)
     token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(key_id=key_id, token_sha256=token_hash(token), role=role, school_id=school_id or None,
@@ -73,6 +83,13 @@ def create_key(store: Store, role: str, *, school_id: str | None = None, label: 
     with store.writing(f"key {key_id}") as conn:
         conn.execute(ApiKey.__table__.insert(), [_values(row)])
     return NewKey(_record(row), token)
+
+
+def school_has_scores(store: Store, school_id: str) -> bool:
+    """Whether any stored score names ``school_id`` (one indexed look-up)."""
+    s = Score.__table__.c
+    with store.engine.connect() as conn:
+        return conn.execute(select(s.school_id).where(s.school_id == school_id).limit(1)).first() is not None
 
 
 def find_key(store: Store, token: str) -> KeyRecord | None:

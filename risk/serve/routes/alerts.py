@@ -10,33 +10,54 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from risk.serve.deps import ReaderKey, Services, ServicesDep, TeacherOrAdminKey, may_see_school
+from risk.serve.deps import (
+    ReaderKey,
+    Services,
+    ServicesDep,
+    TeacherOrAdminKey,
+    may_read_school,
+    may_see_school,
+)
 from risk.serve.routing import OrjsonRoute
-from risk.serve.schemas import AckRequest, AckResponse, AlertOut, AlertsResponse, StudentHint
+from risk.serve.schemas import (
+    EXAMPLE_SCHOOL,
+    AckRequest,
+    AckResponse,
+    AlertOut,
+    AlertsResponse,
+    StudentHint,
+)
 from risk.store import AuditRecord, KeyRecord, acknowledge, open_alerts
 from risk.store.models import Alert
 
-__all__ = ["acknowledge_alert", "alert_school", "router", "school_alerts"]
+__all__ = ["NO_SUCH_ALERT", "acknowledge_alert", "alert_school", "refuse_unseen_alert", "router", "school_alerts"]
 
 router = APIRouter(prefix="/v1", tags=["alerts"], route_class=OrjsonRoute)
-SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.", examples=["1040100001"])]
+SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.",
+                               examples=[EXAMPLE_SCHOOL])]
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="The alert's id.")]
+NO_SUCH_ALERT = "There is no such alert."  # acknowledge_alert's own 404 says the same
 
 
 @router.get("/schools/{school_id}/alerts", response_model=AlertsResponse,
             responses={403: {"description": "A teacher of another school."}})
 async def list_alerts(school_id: SchoolId, key: ReaderKey, services: ServicesDep) -> AlertsResponse:
     """The school's open alerts, newest first, with each student's display hint, reasons and suggested actions."""
+    if not may_read_school(key, school_id):
+        # The same 403 for any other school, existing or not; the refusal is on record.
+        services.audit.later(AuditRecord(key.key_id, "school_alerts", school_id=school_id,
+                                         detail=f"refused 403: a teacher key of school {key.school_id}"))
     may_see_school(key, school_id)
     frame = await run_in_threadpool(school_alerts, services, key, school_id, "school_alerts")
     return AlertsResponse(school_id=school_id, alerts=[alert_out(row) for _, row in frame.iterrows()])
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AckResponse,
-             responses={403: {"description": "A teacher of another school."}, 404: {"description": "No such alert."},
+             responses={404: {"description": "No such alert, or (for a teacher) another school's: the same answer."},
                         409: {"description": "Already acknowledged."}})
 async def ack_alert(alert_id: AlertId, body: AckRequest, key: TeacherOrAdminKey, services: ServicesDep) -> AckResponse:
     """Record what the school did about the alert, and when; the alert is then closed."""
+    await run_in_threadpool(refuse_unseen_alert, services, key, alert_id, "alert_ack")
     ack_id = await run_in_threadpool(acknowledge_alert, services, key, alert_id, body.action_taken,
                                      body.acted_on or dt.date.today())
     return AckResponse(alert_id=alert_id, acknowledgement_id=ack_id, status="acknowledged")
@@ -49,6 +70,23 @@ def school_alerts(services: Services, key: KeyRecord, school_id: str, action: st
                                       detail=f"alert {int(a)}") for k, a in zip(frame["student_key"], frame["id"],
                                                                                 strict=True)))
     return frame
+
+
+def refuse_unseen_alert(services: Services, key: KeyRecord, alert_id: int, action: str) -> None:
+    """404 for a teacher naming another school's alert, the very answer to an alert that does not exist.
+
+    Otherwise a teacher could tell, alert id by alert id, which exist in other schools. The
+    refusal is audited with its real cause.
+    """
+    if key.role != "teacher":
+        return
+    found = alert_school(services, alert_id)
+    if found is not None and found[0] == key.school_id:
+        return
+    cause = f"alert {alert_id} does not exist" if found is None else f"alert {alert_id} is of school {found[0]}"
+    services.audit.later(AuditRecord(key.key_id, action, student_key=None if found is None else found[2],
+                                     school_id=key.school_id, detail=f"refused 404: {cause}"))
+    raise HTTPException(404, NO_SUCH_ALERT)
 
 
 def alert_school(services: Services, alert_id: int) -> tuple[str, str, int] | None:

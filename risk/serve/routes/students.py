@@ -13,24 +13,28 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 
 from risk.data.ids import is_valid_student_id, pseudonym
-from risk.serve.deps import ReaderKey, Services, ServicesDep, may_see_school
+from risk.serve.deps import ReaderKey, Services, ServicesDep, may_read_school
 from risk.serve.routing import OrjsonRoute
-from risk.serve.schemas import Reason, StoredScore, StudentHint, StudentRiskResponse
+from risk.serve.schemas import EXAMPLE_ID, Reason, StoredScore, StudentHint, StudentRiskResponse
 from risk.store import AuditRecord, KeyRecord, student_history
 
-__all__ = ["router", "stored_score"]
+__all__ = ["NOT_READABLE", "router", "stored_score"]
 
 router = APIRouter(prefix="/v1/students", tags=["students"], route_class=OrjsonRoute)
-StudentId = Annotated[str, Path(max_length=32, description="Thai national ID (13 digits) or G-code.",
-                                examples=["1103700123453"])]
+# The shape only: a check digit is not a pattern, so a 13-digit ID with a wrong one is refused in the route.
+StudentId = Annotated[str, Path(pattern=r"^(?:[0-9]{13}|G[0-9]{12})$",
+                                description="Thai national ID (13 digits, valid check digit) or G-code (G + 12 digits).",
+                                examples=[EXAMPLE_ID])]
+NOT_READABLE = "No stored score of this student that this key may read."
 
 
 @router.get("/{student_id}/risk", response_model=StudentRiskResponse,
-            responses={403: {"description": "A teacher asking about another school's student."},
-                       404: {"description": "No stored score for this student."},
+            responses={404: {"description": "No stored score this key may read: none at all, or (for a teacher) "
+                                            "only another school's; the two answers are the same."},
                        422: {"description": "Not a valid student ID (the ID is not echoed)."}})
 async def student_risk(student_id: StudentId, key: ReaderKey, services: ServicesDep) -> StudentRiskResponse:
-    """The latest stored score of a student and every earlier one, newest first (every read is audited)."""
+    """The latest stored score of a student and every earlier one, newest first (every read, refused or not,
+    is audited)."""
     if not is_valid_student_id(student_id):
         raise HTTPException(422, [{"loc": ["path", "student_id"], "type": "invalid_id",
                                    "msg": "not a Thai national ID with a valid check digit, nor a G-code"}])
@@ -42,10 +46,14 @@ async def student_risk(student_id: StudentId, key: ReaderKey, services: Services
 def _history(services: Services, key: KeyRecord, student_key: int) -> StudentRiskResponse:
     frame = student_history(services.store, student_key)
     frame = frame[frame["run_status"] == "finished"] if len(frame) else frame
-    if frame.empty:
-        raise HTTPException(404, "No stored score for this student.")
+    if frame.empty or not may_read_school(key, str(frame.iloc[0]["school_id"])):
+        # One answer whether the child has no score or a score in another school: a teacher
+        # must not learn which by asking. The audit log keeps the real cause.
+        cause = "no stored score" if frame.empty else f"a score in school {frame.iloc[0]['school_id']}"
+        services.audit.later(AuditRecord(key.key_id, "student_risk", student_key=student_key,
+                                         school_id=key.school_id, detail=f"refused 404: {cause}"))
+        raise HTTPException(404, NOT_READABLE)
     latest = frame.iloc[0]
-    may_see_school(key, str(latest["school_id"]))
     services.audit.now(AuditRecord(key.key_id, "student_risk", student_key=student_key,
                                    school_id=str(latest["school_id"]), detail=f"{len(frame)} scores"))
     scores = [stored_score(row) for _, row in frame.iterrows()]

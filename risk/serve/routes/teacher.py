@@ -17,8 +17,13 @@ from fastapi import APIRouter, Cookie, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from risk.serve.deps import COOKIE, Services, ServicesDep, key_of
-from risk.serve.routes.alerts import acknowledge_alert, alert_out, school_alerts
+from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
+from risk.serve.routes.alerts import (
+    acknowledge_alert,
+    alert_out,
+    refuse_unseen_alert,
+    school_alerts,
+)
 from risk.serve.routing import OrjsonRoute
 from risk.store import KeyRecord
 
@@ -56,10 +61,10 @@ Lang = str
 
 
 @router.get("", response_class=HTMLResponse)
-async def page(services: ServicesDep, lang: Lang = "th", done: int | None = None,
+async def page(request: Request, services: ServicesDep, lang: Lang = "th", done: int | None = None,
                risk_key: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
     lang = _lang(lang)
-    key = _teacher(services, risk_key)
+    key = _teacher(services, risk_key, request)
     if key is None:
         return _render(services, lang, status=200)
     frame = await run_in_threadpool(school_alerts, services, key, key.school_id, "teacher_page")
@@ -71,7 +76,7 @@ async def page(services: ServicesDep, lang: Lang = "th", done: int | None = None
 async def login(request: Request, services: ServicesDep) -> HTMLResponse:
     form = await _form(request)
     lang = _lang(form.get("lang", "th"))
-    key = _teacher(services, form.get("key"))
+    key = _teacher(services, form.get("key"), request)
     if key is None:
         return _render(services, lang, status=401, error=TEXTS[lang]["bad_key"])
     response = RedirectResponse(f"/teacher?lang={lang}", status_code=303)
@@ -93,9 +98,10 @@ async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotat
                       risk_key: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
     form = await _form(request)
     lang = _lang(form.get("lang", "th"))
-    key = _teacher(services, risk_key)
+    key = _teacher(services, risk_key, request)
     if key is None:
         return _render(services, lang, status=401, error=TEXTS[lang]["bad_key"])
+    await run_in_threadpool(refuse_unseen_alert, services, key, alert_id, "alert_ack")
     try:
         acted_on = dt.date.fromisoformat(form.get("acted_on", ""))
     except ValueError:
@@ -107,11 +113,11 @@ async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotat
     return RedirectResponse(f"/teacher?lang={lang}&done={alert_id}", status_code=303)
 
 
-def _teacher(services: Services, token: str | None) -> KeyRecord | None:
+def _teacher(services: Services, token: str | None, request: Request) -> KeyRecord | None:
     if not token:
         return None
     try:
-        key = key_of(services, token)
+        key = note_key(request, key_of(services, token))
     except HTTPException:
         return None
     return key if key.role == "teacher" else None
