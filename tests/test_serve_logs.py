@@ -8,11 +8,14 @@ module has a service, store and registry of its own and may swap its champion.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pandas as pd
-from conftest import WORLD_KEY, stop_process_group
+from conftest import FEATURES_YAML, WORLD_KEY, stop_process_group
 from test_serve import (  # noqa: F401
     _register_corrupt_version,
     _set_champion,
@@ -150,3 +153,22 @@ def test_stopping_the_service_leaves_a_line(service, people):
     stop_process_group(service["process"])
     (stopped,) = _lines(service, "service stopped")
     assert stopped["model_version"] in ("1", "2")
+
+
+def test_an_unreachable_registry_is_logged_without_its_urls_password(tmp_path):
+    """MLflow's own error names the tracking URI whole, password included; the log line masks it."""
+    script = (
+        "from pathlib import Path\n"
+        "from risk.features.catalog import load_catalog\n"
+        "from risk.serve.model_holder import ModelHolder\n"
+        "from risk.serve.registry import RegistryClient\n"
+        f"registry = RegistryClient('dropout-risk', 'champion', Path({str(tmp_path)!r}), timeout_s=1, retries=0)\n"
+        "holder = ModelHolder(registry=registry.alias_version, download=registry.download,\n"
+        f"                     catalog=load_catalog(Path({str(FEATURES_YAML)!r})), cache_dir=Path({str(tmp_path)!r}))\n"
+        "assert holder.start() is None\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RISK_"))}
+    env["MLFLOW_TRACKING_URI"] = "http://risk:s3cret-pw@127.0.0.1:9/"  # port 9 (discard): nothing listens
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model registry unreachable at start" in done.stderr
+    assert "s3cret-pw" not in done.stderr and "risk:***@127.0.0.1:9" in done.stderr

@@ -15,6 +15,7 @@ fails its checks is refused: the running one stays, a log line says why and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -190,6 +191,11 @@ def _ensure(folder: Path) -> Path:
     return folder
 
 
+# user:password@ in a URL (an MLflow tracking URI may carry one): never into a log line.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+
+
 def _short(exc: BaseException) -> str:
+    """The first line of the error, at most 300 characters, with any URL password masked."""
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return text.strip().splitlines()[0][:300]
+    return _URL_PASSWORD.sub(r"\1:***@", text.strip().splitlines()[0])[:300]
