@@ -76,3 +76,12 @@ def test_the_leases_in_hand_stay_bounded_however_many_keys_call():
     limiter = RateLimiter(per_second=1000, burst=100)
     assert all(limiter.allow(f"key-{i}") == 0.0 for i in range(25_000))
     assert len(limiter._leased) < 10_000
+
+
+def test_scrub_masks_an_id_written_whole_or_in_groups_and_leaves_school_ids_and_dates():
+    from risk.serve.access import scrub
+
+    assert scrub("id 1103700123458 here") == "id •••••••••3458 here"
+    assert scrub("id 1-1037-00123-45-8 here") == "id •••••••••••••45-8 here"  # the way Thai IDs are printed
+    assert scrub("G123456789012") == "G••••••••9012"
+    assert scrub("school 1040100001 on 2026-07-24") == "school 1040100001 on 2026-07-24"
