@@ -79,7 +79,7 @@ from pathlib import Path
 
 from bench_features import mid_term
 from common import BENCH_DATA, RISK, Measured, ensure_validated, line, measure
-from floors import model_floor, old_model_floor
+from floors import agreement, model_floor, old_model_floor
 
 MODEL = "dropout-risk"
 
@@ -249,6 +249,9 @@ def bench(students: int, model_students: int, sample: int, champion_from: Path |
     print(f"  features floor (bench/floors.py: one DuckDB group-by per table over the same validated Parquet, "
           f"{floor_features['columns']} columns for {floor_features['rows'][0]:,} students, no point-in-time "
           f"plumbing): {floor_features['seconds']:,.1f} s, peak RSS {floor_features_run.peak_rss_mb:,.0f} MB")
+    shares = agreement(matrix, BENCH_DATA / f"score-{folder.name}-floor-features-0.parquet")
+    print(f"  the floor's values equal the engine's on {len(shares)} catalog features it computes the same way for "
+          f"{min(shares.values()):.1%} to {max(shares.values()):.1%} of students (lowest: {min(shares, key=shares.get)})")
     print(f"  booster.predict on {f['rows']:,} rows {f['predict_seconds']:,.1f} s; pred_contrib on "
           f"{f['flagged']:,} flagged {f['contrib_seconds']:,.1f} s ({f['flagged'] / f['contrib_seconds']:,.0f} rows/s); "
           f"child peak RSS {child.peak_rss_mb:,.0f} MB")

@@ -149,6 +149,30 @@ def features_child(validated: Path, out: Path, points: list[dt.date]) -> None:
                                "rows": rows, "columns": columns}), encoding="utf-8")
 
 
+# Catalog features the floor computes the same way (engine name -> floor column): the check that its
+# aggregates are the builders' and not something cheaper.
+ENGINE_TWINS = {"att_unexcused_term": "att_unexcused", "att_late_term": "att_late", "gpa_last_term": "gpa_last",
+                "terms_on_record": "terms_on_record", "age_years": "age_years",
+                "income_per_capita_baht": "income_per_capita_baht", "dependants": "dependants",
+                "proxy_means_score": "proxy_means_score", "sdq_total": "sdq_total",
+                "assistance_received_baht_365d": "received_baht_365d"}
+
+
+def agreement(engine_matrix: Path, floor_matrix: Path) -> dict[str, float]:
+    """Per twin feature, the share of the engine's students whose floor value is the same (NaN = NaN)."""
+    import numpy as np
+    import pandas as pd
+
+    engine = pd.read_parquet(engine_matrix, columns=["student_key", *ENGINE_TWINS]).set_index("student_key")
+    floor = pd.read_parquet(floor_matrix, columns=["student_key", *ENGINE_TWINS.values()]).set_index("student_key")
+    floor = floor.reindex(engine.index)
+    shares = {}
+    for name, twin in ENGINE_TWINS.items():
+        a, b = engine[name].to_numpy(np.float64), floor[twin].astype(np.float64).to_numpy()
+        shares[name] = float((np.isclose(a, b, rtol=1e-9, atol=1e-9) | (np.isnan(a) & np.isnan(b))).mean())
+    return shares
+
+
 def model_floor(f: dict) -> tuple[float, str]:
     """The model part's floor from a bench_score floor child's timings: seconds and how it was made.
 
