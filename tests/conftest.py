@@ -199,6 +199,23 @@ def id_key() -> bytes:
     return b"test-key-0123456789abcdef"
 
 
+# ---------------------------------------------------------------- parity with a floor
+# A parity test that compares nothing passes: each says how many students and which features it
+# compared, and this holds it to a floor and to every feature the catalog file switches on.
+def enabled_features() -> list[str]:
+    """The names configs/features.yaml switches on, in file order, read from the file, not through the catalog."""
+    import yaml
+
+    entries = yaml.safe_load(FEATURES_YAML.read_text(encoding="utf-8"))["features"]
+    return [entry["name"] for entry in entries if entry.get("enabled", True)]
+
+
+def assert_compared(students: int, features, floor: int) -> None:
+    """Fail unless ``students`` (vectors compared) reach ``floor`` and ``features`` are every enabled feature."""
+    assert students >= floor, f"the parity test compared {students} students, under its floor of {floor}"
+    assert list(features) == enabled_features(), "the parity test compared other features than the enabled ones"
+
+
 # ---------------------------------------------------------------- a trained world
 # A small synthetic export with enough terms for a temporal split, validated once per
 # test session; models and scores built on it are shared by the model, scoring and
