@@ -125,7 +125,7 @@ def test_migrations_create_every_table_at_head(store: Store, backend: tuple[str,
     names = set(inspect(store.engine).get_table_names(schema=schema))
     assert names >= TABLES
     assert "alembic_version" in names  # on PostgreSQL: inside the test's own schema
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
@@ -299,7 +299,7 @@ def test_a_raw_id_never_reaches_the_database(store: Store, backend: tuple[str, s
 
 def test_acknowledging_an_alert_closes_it(store: Store) -> None:
     run_id = new_run(store, JULY_24)
-    assert write_alerts(store, run_id, alerts_frame([SCHOOL_A, SCHOOL_A, SCHOOL_B])) == 3
+    assert write_alerts(store, run_id, alerts_frame([SCHOOL_A, SCHOOL_A, SCHOOL_B]))["new"] == 3
     alerts = open_alerts(store, SCHOOL_A)
     assert len(alerts) == 2
     assert alerts["actions_th"].iloc[0] == ["เยี่ยมบ้าน"]
@@ -318,15 +318,15 @@ def test_acknowledging_an_unknown_alert_is_a_store_error(store: Store) -> None:
         acknowledge(store, 12345, "Called the parents", JULY_24)
 
 
-def test_alerts_of_a_run_are_replaced_until_one_is_acknowledged(store: Store) -> None:
+def test_alerts_of_a_run_written_again_stay_one_per_student_and_keep_an_acknowledgement(store: Store) -> None:
     run_id = new_run(store, JULY_24)
     write_alerts(store, run_id, alerts_frame([SCHOOL_A, SCHOOL_A]))
-    write_alerts(store, run_id, alerts_frame([SCHOOL_A]))
+    write_alerts(store, run_id, alerts_frame([SCHOOL_A]))  # student 2 no longer qualifies: withdrawn
     alerts = open_alerts(store, SCHOOL_A)
-    assert len(alerts) == 1
+    assert alerts["student_key"].tolist() == [1]
     acknowledge(store, int(alerts["id"].iloc[0]), "Met the student", JULY_24)
-    with pytest.raises(StoreError, match="acknowledged alerts already"):
-        write_alerts(store, run_id, alerts_frame([SCHOOL_A]))
+    assert write_alerts(store, run_id, alerts_frame([SCHOOL_A]))["kept_acknowledged"] == 1
+    assert open_alerts(store, SCHOOL_A).empty
 
 
 # --- summaries -----------------------------------------------------------------------

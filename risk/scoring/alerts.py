@@ -1,6 +1,8 @@
 """Alerts: what changed for each student since their previous score, with suggested actions.
 
-Kinds (compared with the latest finished run dated before this one):
+Kinds (compared with the latest finished run dated strictly before this one's
+``as_of``, so a date scored again, by any model, gives the same kinds; the store
+keeps one alert per student, term and date, see :mod:`risk.store.alerts`):
 
 - ``newly_at_risk``: now at-risk, and normal before (or not scored before);
 - ``escalated_problem``: now problem, and not problem before;

@@ -81,6 +81,8 @@ class ScoreReport(BaseModel):
     step_seconds: dict[str, float] = {}
     flagged: int = 0
     areas: int = 0
+    # What storing the alerts did: new, updated, kept_acknowledged, reraised, withdrawn (risk.store.alerts).
+    alert_outcomes: dict[str, int] = {}
 
     def summary_lines(self) -> list[str]:
         mix = ", ".join(f"{k} {v:,}" for k, v in self.classes.items())
@@ -88,7 +90,9 @@ class ScoreReport(BaseModel):
                  f"{self.model_version}: {mix}",
                  f"run {self.run_id}; {self.buckets} buckets ({self.buckets_resumed} already done); "
                  f"{self.seconds:.1f} s; peak RSS {self.peak_rss_mb:,.0f} MB",
-                 "alerts: " + (", ".join(f"{k} {v:,}" for k, v in self.alerts.items()) or "none"),
+                 "alerts: " + (", ".join(f"{k} {v:,}" for k, v in self.alerts.items()) or "none")
+                 + ("; stored: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.alert_outcomes.items())
+                    if self.alert_outcomes else ""),
                  f"drift: score PSI {self.score_psi:.3f}; "
                  + (f"drifted features: {', '.join(self.drifted)}" if self.drifted else "no feature drifted"),
                  f"written to {self.output} and the store"]
@@ -150,7 +154,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     drift = _drift(reference, parts, buckets, scoring)
     steps = {"score": time.perf_counter() - started}
     alerts = build_alerts(store, files, as_of=as_of, bundle=bundle, scoring=scoring)
-    write_alerts(store, run_id, alerts)
+    outcomes = write_alerts(store, run_id, alerts)
     steps["alerts"] = time.perf_counter() - started - steps["score"]
     areas = area_summaries(files)
     write_summaries(store, run_id, areas)
@@ -162,7 +166,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return ScoreReport(run_id=run_id, as_of=as_of, term=point.term, model_version=model_version, students=students,
                        classes=classes, buckets=len(buckets), buckets_resumed=resumed,
-                       alerts=alerts["kind"].value_counts().to_dict() if len(alerts) else {},
+                       alerts=alerts["kind"].value_counts().to_dict() if len(alerts) else {}, alert_outcomes=outcomes,
                        drifted=drift["drifted"], score_psi=drift["score_psi"],
                        seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out),
                        step_seconds={k: round(v, 2) for k, v in steps.items()},

@@ -7,7 +7,8 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
   :func:`finish_run`, :func:`fail_run`;
 - scores: :func:`write_bucket_scores`, :func:`latest_scores`,
   :func:`previous_scores`, :func:`student_history`;
-- alerts: :func:`write_alerts`, :func:`open_alerts`, :func:`acknowledge`;
+- alerts (one per student, term and date): :func:`write_alerts`, :func:`open_alerts`,
+  :func:`acknowledge`, :func:`alert_counts`;
 - summaries: :func:`write_summaries`, :func:`summaries`;
 - service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
   :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
@@ -18,7 +19,14 @@ build on it, never the other way round.
 
 from __future__ import annotations
 
-from risk.store.alerts import acknowledge, alert_counts, open_alerts, write_alerts
+from risk.store.alerts import (
+    ALERT_OUTCOMES,
+    AcknowledgementDateError,
+    acknowledge,
+    alert_counts,
+    open_alerts,
+    write_alerts,
+)
 from risk.store.audit import AuditRecord, audit_entries, write_audit
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
 from risk.store.keys import KeyRecord, NewKey, create_key, find_key, list_keys, revoke_key
@@ -43,6 +51,8 @@ from risk.store.scores import (
 from risk.store.summaries import SUMMARY_COLUMNS, summaries, write_summaries
 
 __all__ = [
+    "ALERT_OUTCOMES",
+    "AcknowledgementDateError",
     "AuditRecord",
     "KeyRecord",
     "NewKey",

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,7 +53,8 @@ __all__ = [
 RUN_STATUSES = ("running", "finished", "failed")
 RISK_CLASSES = ("normal", "at_risk", "problem")
 ALERT_KINDS = ("newly_at_risk", "escalated_problem", "improved", "left_register")
-ALERT_STATUSES = ("open", "acknowledged")
+# withdrawn: a later scoring of the alert's date no longer supports it (never one a school acknowledged).
+ALERT_STATUSES = ("open", "acknowledged", "withdrawn")
 SUMMARY_LEVELS = ("school", "district", "province", "region", "nation")
 KEY_ROLES = ("upstream", "teacher", "analyst", "admin")
 
@@ -95,6 +97,7 @@ class ScoringRun(Base):
     students: Mapped[int | None] = mapped_column(Integer)
     drift: Mapped[str | None] = mapped_column(Text)  # JSON object
     settings: Mapped[str | None] = mapped_column(Text)  # JSON object
+    alerts: Mapped[str | None] = mapped_column(Text)  # JSON object: what writing its alerts did, by outcome
 
 
 class ScoringRunBucket(Base):
@@ -142,12 +145,22 @@ class Score(Base):
 
 
 class Alert(Base):
-    """A change in a student's class that a school should see and act on."""
+    """A change in a student's class that a school should see and act on.
+
+    One per student, ``term`` and ``as_of`` (DESIGN.md "Reasons, roles and alerts"):
+    scoring the date again updates it in place (``run_id`` and ``updated_at`` then
+    name the latest run). Only when the class got worse after a school acknowledged
+    it is a second alert made for the date: the new one names the acknowledged one
+    in ``supersedes_alert_id``, and the old one, acknowledgement and all, gets
+    ``superseded_at`` and leaves the unique index, which covers the current alerts only.
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
         CheckConstraint(_one_of("kind", ALERT_KINDS), name="kind"),
         CheckConstraint(_one_of("status", ALERT_STATUSES), name="status"),
+        Index("uq_alerts_term_as_of_student_key", "term", "as_of", "student_key", unique=True,
+              sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -155,6 +168,7 @@ class Alert(Base):
     student_key: Mapped[int] = mapped_column(BigInteger)
     school_id: Mapped[str] = mapped_column(String(20), index=True)
     as_of: Mapped[dt.date] = mapped_column(Date)
+    term: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
     previous_class: Mapped[str | None] = mapped_column(String(16))
     current_class: Mapped[str | None] = mapped_column(String(16))
@@ -169,6 +183,9 @@ class Alert(Base):
     actions_th: Mapped[str | None] = mapped_column(Text)  # JSON list
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the latest rerun that rewrote it
+    supersedes_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Acknowledgement(Base):

@@ -103,7 +103,11 @@ def _run(session, run_id: str) -> ScoringRun:
 
 
 def previous_finished_run(store: Store, *, before_as_of: dt.date) -> str | None:
-    """The latest finished run dated strictly before ``before_as_of`` (the one alerts compare with)."""
+    """The latest finished run dated strictly before ``before_as_of`` (the one alerts compare with).
+
+    Strictly before: another run at the same date (a rerun, another model) is never
+    its own "previous", so scoring a date again gives the same kinds of alert.
+    """
     stmt = (
         select(ScoringRun.run_id)
         .where(ScoringRun.status == "finished", ScoringRun.as_of < before_as_of)
@@ -115,11 +119,16 @@ def previous_finished_run(store: Store, *, before_as_of: dt.date) -> str | None:
 
 
 def run_record(store: Store, run_id: str) -> dict[str, Any]:
-    """A run's columns as a dict, with ``drift`` and ``settings`` decoded from JSON."""
+    """A run's columns as a dict, with ``drift``, ``settings`` and ``alerts`` decoded from JSON.
+
+    ``alerts`` counts what writing the run's alerts did, by outcome (new, updated,
+    kept_acknowledged, reraised, withdrawn; see :mod:`risk.store.alerts`), or is
+    None before they are written.
+    """
     with store.session() as session:
         run = _run(session, run_id)
         record = {c.name: getattr(run, c.name) for c in ScoringRun.__table__.columns}
-    for name in ("drift", "settings"):
+    for name in ("drift", "settings", "alerts"):
         record[name] = json.loads(record[name]) if record[name] else None
     return record
 

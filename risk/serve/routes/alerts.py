@@ -27,7 +27,7 @@ from risk.serve.schemas import (
     AlertsResponse,
     StudentHint,
 )
-from risk.store import AuditRecord, KeyRecord, acknowledge, open_alerts
+from risk.store import AcknowledgementDateError, AuditRecord, KeyRecord, acknowledge, open_alerts
 from risk.store.models import Alert
 
 __all__ = ["NO_SUCH_ALERT", "acknowledge_alert", "alert_school", "refuse_unseen_alert", "router", "school_alerts"]
@@ -105,11 +105,15 @@ def acknowledge_alert(services: Services, key: KeyRecord, alert_id: int, action_
     school_id, status, student_key = found
     may_see_school(key, school_id)
     if status != "open":
-        raise HTTPException(409, "This alert was acknowledged already.")
+        raise HTTPException(409, "This alert was acknowledged already." if status == "acknowledged" else
+                            "This alert was withdrawn: scoring its date again no longer supports it.")
     if not action_taken.strip():
         raise HTTPException(422, [{"loc": ["body", "action_taken"], "type": "empty",
                                    "msg": "say what was done about the alert"}])
-    ack_id = acknowledge(services.store, alert_id, action_taken, acted_on, recorded_by=key.key_id)
+    try:
+        ack_id = acknowledge(services.store, alert_id, action_taken, acted_on, recorded_by=key.key_id)
+    except AcknowledgementDateError as exc:
+        raise HTTPException(422, [{"loc": ["body", "acted_on"], "type": "date_range", "msg": str(exc)}]) from exc
     services.audit.now(AuditRecord(key.key_id, "alert_ack", student_key=student_key, school_id=school_id,
                                    detail=f"alert {alert_id}"))
     return ack_id
