@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+from conftest import assert_compared
 from feature_world import AS_OF, S1, S2, S3, S5, S8, S9, A, context_rates_frame, world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,6 +82,14 @@ def test_changing_a_row_dated_after_as_of_changes_nothing(status):
         status=attendance["status"].where(attendance["date"] <= AS_OF, status))
     after = features_from_frames(frames | {"context_rates": context_rates_frame()}, AS_OF, CATALOG)
     pd.testing.assert_frame_equal(after, BASE)
+
+
+def test_the_guards_compare_every_student_on_every_feature():
+    # The guards above compare frames with BASE: every student of the hand-made world that is
+    # enrolled at as_of (S4 left before it), on every enabled feature, each known for one at least.
+    keys = ("student_key", "as_of", "term", "school_id")
+    assert_compared(len(BASE), [c for c in BASE.columns if c not in keys], floor=7)
+    assert BASE[CATALOG.names].notna().any().all()
 
 
 def test_the_same_change_before_as_of_does_change_features():

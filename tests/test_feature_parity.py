@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import STUDENTS, clean_tables, write_source
+from conftest import STUDENTS, assert_compared, clean_tables, write_source
 
 from risk.config import Settings
 from risk.data.ids import pseudonym
@@ -59,6 +59,13 @@ def test_online_vector_equals_batch_vector(batch, student_id):
     assert len(online) == len(expected) == 1
     np.testing.assert_array_equal(online[CATALOG.names].to_numpy(), expected[CATALOG.names].to_numpy())
     assert online["student_key"].iloc[0] == expected["student_key"].iloc[0]
+    keys = ("student_key", "as_of", "term", "school_id")
+    assert_compared(len(online), [c for c in online.columns if c in expected.columns and c not in keys], floor=1)
+
+
+def test_the_students_compared_are_every_student_of_the_world(batch):
+    _, matrix, key = batch
+    assert sorted(matrix["student_key"]) == sorted(pseudonym(s, key) for s in STUDENTS)
 
 
 def test_a_bad_payload_record_is_a_clear_error(batch):
