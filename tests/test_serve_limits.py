@@ -13,6 +13,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
+import pandas as pd
 import psutil
 import pytest
 from test_serve import call, payload_of, people, registry, scored, service  # noqa: F401
@@ -153,3 +154,11 @@ def test_a_blank_action_is_refused_by_the_schema_itself(service, people):
         assert response.status_code == 422  # ... and the server agrees, before looking for the alert
         assert [e["type"] for e in response.json()["detail"]] == ["string_pattern_mismatch"]
     assert re.search(pattern, " home visit ")
+
+
+def test_the_limit_holds_the_largest_generated_history_with_a_wide_margin(people):
+    """The test world's students with the most records, every record of theirs (2.5 years): 4x under the limit."""
+    tables = people["tables"]
+    counts = pd.concat([frame["student_id"] for frame in tables.values()]).value_counts()
+    largest = max(len(json.dumps(payload_of(tables, s)).encode()) for s in counts.index[:10])
+    assert 4 * largest <= LIMIT, f"the largest generated payload is {largest} bytes"

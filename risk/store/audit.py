@@ -1,9 +1,11 @@
 """The audit log: every read of a student's data through the service, by key, pseudonym and time.
 
 An entry names the key (its public id, never its token), the action (``score``,
-``student_risk``, ``school_alerts``, ``alert_ack``, ``teacher_page``), the
-student's pseudonym when one student is concerned, the school when a school is,
-and a short detail (an alert id, a count). It never holds a raw student ID.
+``student_risk``, ``school_alerts``, ``alert_ack``, ``teacher_page``, or
+``refused`` for a key of the wrong role), the student's pseudonym when one student
+is concerned, the school when a school is, and a short detail (an alert id, a
+count). A read the service refused is kept too: its detail starts ``refused <status>:``
+and says the real cause (which the caller was not told). It never holds a raw student ID.
 """
 
 from __future__ import annotations
