@@ -162,3 +162,11 @@ def test_the_limit_holds_the_largest_generated_history_with_a_wide_margin(people
     counts = pd.concat([frame["student_id"] for frame in tables.values()]).value_counts()
     largest = max(len(json.dumps(payload_of(tables, s)).encode()) for s in counts.index[:10])
     assert 4 * largest <= LIMIT, f"the largest generated payload is {largest} bytes"
+
+
+def test_the_schema_states_the_configured_batch_size(service, people):
+    schema = call(service, "GET", "/openapi.json").json()["components"]["schemas"]["BatchRequest"]
+    assert schema["properties"]["students"]["maxItems"] == 20  # batch_max_students of the test service, not 1,000
+    payload = payload_of(people["tables"], people["student_a"])
+    assert call(service, "POST", "/v1/score/batch", people["tokens"]["upstream"],
+                json={"students": [payload] * 21}).status_code == 422

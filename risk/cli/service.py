@@ -98,7 +98,9 @@ def keys_create(
     role: Annotated[str, typer.Option(help="upstream, teacher, analyst or admin.")],
     school: Annotated[str | None, typer.Option(help="The teacher's school id (teacher keys only).")] = None,
     label: Annotated[str, typer.Option(help="What the key is for (a system or a role, not a child).")] = "",
-    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    data: Annotated[Path, typer.Option(
+        help="Validated folder (locates the default store; its schools table lists the schools a teacher key may "
+             "name).")] = Path("data/validated"),
     store: StoreOption = None,
 ) -> None:
     """Create a key and print its token once: it is stored only as a hash and cannot be shown again.
