@@ -178,6 +178,13 @@ def test_every_run_of_a_date_reports_the_same_alert_counts(store: Store) -> None
     assert alert_counts(store, earlier) == {"escalated_problem": 1}
 
 
+def test_an_alert_frame_with_only_the_required_columns_is_stored_and_rewritten(store: Store) -> None:
+    bare = alerts_of({1: "at_risk"})[["student_key", "school_id", "as_of", "kind"]]
+    assert write_alerts(store, run_at(store), bare)["new"] == 1
+    assert write_alerts(store, run_at(store, model_version="4"), bare)["updated"] == 1
+    assert stored_alerts(store)["current_class"].isna().all()
+
+
 def test_a_student_twice_in_one_run_is_refused(store: Store) -> None:
     frame = pd.concat([alerts_of({1: "at_risk"}), alerts_of({1: "problem"})], ignore_index=True)
     with pytest.raises(StoreError, match="Student 1 has two alerts in one run"):

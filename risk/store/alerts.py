@@ -83,6 +83,7 @@ def write_alerts(store: Store, run_id: str, frame: pd.DataFrame) -> dict[str, in
     if len(twice):
         raise StoreError(f"Student {twice.iloc[0]} has two alerts in one run; an alert is one per student and date.")
     with store.writing(f"the alerts of run {run_id}") as conn:
+        _hold_other_writers(conn, run_id)
         term, as_of = _run_date(conn, run_id)
         dates = set(pd.to_datetime(frame["as_of"]).dt.date)
         if dates - {as_of}:
@@ -90,6 +91,19 @@ def write_alerts(store: Store, run_id: str, frame: pd.DataFrame) -> dict[str, in
         counts = _merge_alerts(conn, run_id, term, as_of, frame)
         conn.execute(update(ScoringRun).where(ScoringRun.run_id == run_id).values(alerts=json.dumps(counts)))
     return counts
+
+
+def _hold_other_writers(conn: Connection, run_id: str) -> None:
+    """Keep acknowledgements and other runs from changing alerts until this transaction ends.
+
+    Otherwise an acknowledgement made between reading the date's alerts and
+    rewriting them would be overwritten as open, and two runs of one date could
+    both insert. Reads (the service's lists) go on meanwhile.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE alerts IN EXCLUSIVE MODE")
+    # On SQLite the transaction's first write takes the database's write lock.
+    conn.execute(update(ScoringRun).where(ScoringRun.run_id == run_id).values(alerts=None))
 
 
 def _run_date(conn: Connection, run_id: str) -> tuple[str, dt.date]:
@@ -112,7 +126,8 @@ def _merge_alerts(conn: Connection, run_id: str, term: str, as_of: dt.date, fram
                                                                   indicator=True)
     ours, theirs = rows["_merge"] != "right_only", rows["_merge"] != "left_only"
     acked = rows["status"] == "acknowledged"
-    worse = severity(rows["kind"], rows["current_class"]) > severity(rows["old_kind"], rows["old_class"])
+    current = rows["current_class"] if "current_class" in rows else pd.Series(None, index=rows.index, dtype=object)
+    worse = severity(rows["kind"], current) > severity(rows["old_kind"], rows["old_class"])
     new = rows[ours & ~theirs]
     updated = rows[ours & theirs & rows["status"].isin(["open", "withdrawn"])]
     reraised = rows[ours & theirs & acked & worse]
