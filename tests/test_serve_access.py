@@ -67,8 +67,12 @@ def test_a_lease_is_taken_from_the_bucket_at_once_and_dropped_when_stale(tmp_pat
     other = RateLimiter(per_second=0.001, burst=10, shared=shared, lease=5)
     assert [other.allow("k") for _ in range(5)] == [0.0] * 5 and other.allow("k") > 0  # the file's 5, no more
     assert [first.allow("k") for _ in range(4)] == [0.0] * 4 and first.allow("k") > 0  # its own four
-    stale = RateLimiter(per_second=0.001, burst=10, lease=5, lease_s=0.0)
-    assert stale.allow("k") == 0.0 and stale.allow("k") == 0.0  # the second took a new lease: 4 dropped
+    clock = Clock()
+    stale = RateLimiter(per_second=0.001, burst=10, lease=5, lease_s=1.0, clock=clock)
+    assert stale.allow("k") == 0.0
+    clock.now = 2.0  # the four in hand are a second stale
+    assert stale.allow("k") == 0.0  # a new lease: the four dropped
+    clock.now = 4.0  # and these four too
     assert stale.allow("k") > 0  # stricter, never looser: 2 of 10 used and the bucket is empty
 
 
