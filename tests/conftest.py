@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -210,7 +210,7 @@ def enabled_features() -> list[str]:
     return [entry["name"] for entry in entries if entry.get("enabled", True)]
 
 
-def assert_compared(students: int, features, floor: int) -> None:
+def assert_compared(students: int, features: Sequence[str], floor: int) -> None:
     """Fail unless ``students`` (vectors compared) reach ``floor`` and ``features`` are every enabled feature."""
     assert students >= floor, f"the parity test compared {students} students, under its floor of {floor}"
     assert list(features) == enabled_features(), "the parity test compared other features than the enabled ones"
