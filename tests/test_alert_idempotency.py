@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 
 import pandas as pd
@@ -379,6 +380,26 @@ def test_upgrading_a_store_with_duplicate_alerts_keeps_one_per_date_and_every_ac
     assert current_revision(engine) == "0002"
     with engine.connect() as conn:
         assert dict(conn.execute(sa.select(V2_ACKS.c.id, V2_ACKS.c.alert_id)).all()) == acks_before
+    engine.dispose()
+
+
+def test_a_failed_migration_leaves_a_sqlite_store_as_it_was(tmp_path) -> None:
+    """An alert whose run is gone (planted with foreign keys off) cannot be given a term, so 0003 fails whole."""
+    url = f"sqlite:///{tmp_path / 'risk.db'}"
+    engine = _engine(url)
+    upgrade(engine, "0002")
+    engine.dispose()
+    raw = sqlite3.connect(tmp_path / "risk.db")
+    raw.execute("INSERT INTO alerts (run_id, student_key, school_id, as_of, kind, created_at, status) VALUES "
+                "('gone', 1, '1040100001', '2026-07-24', 'newly_at_risk', '2026-07-24 08:00:00', 'open')")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="Cannot open the store at .*NOT NULL constraint failed"):
+        open_store(url)
+    engine = _engine(url)
+    assert current_revision(engine) == "0002"
+    assert "alerts" not in {c["name"] for c in sa.inspect(engine).get_columns("scoring_runs")}
+    assert "term" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
     engine.dispose()
 
 

@@ -61,6 +61,10 @@ def _migrate(engine: Engine, step, revision: str) -> None:
             connection.commit()
         try:
             with connection.begin():
+                if sqlite:
+                    # The driver opens a transaction only before DML, so a migration's DDL would
+                    # commit as it goes; an explicit BEGIN makes a failed migration leave nothing.
+                    connection.exec_driver_sql("BEGIN")
                 config.attributes["connection"] = connection
                 step(config, revision)
                 if sqlite:
