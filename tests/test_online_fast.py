@@ -190,15 +190,42 @@ def test_a_payload_that_cannot_be_read_fails_alone(small):
     np.testing.assert_array_equal(fine.values, builder.features(good, AS_OF).values)
 
 
-def test_values_typed_differently_by_payload_parse_as_each_would_alone(small):
+def test_a_value_of_the_wrong_json_type_costs_its_record_alone_in_any_company(small):
     _, _, builder = small
-    numbers = payload_of(clean_tables(), STUDENTS[0])
-    for row in numbers["enrollments"]:
-        row["classroom"] = 61  # a number where the contract has text
+    numbers = payload_of(clean_tables(), STUDENTS[1])
+    numbers["attendance_daily"][1]["date"] = 20240604  # a number where the contract has a date
+    numbers["grades"][0]["credits"] = True  # a flag where the contract has a number
     texts = payload_of(clean_tables(), STUDENTS[2])
-    together = builder.features_many([numbers, texts], AS_OF)
-    assert together[0].hint.classroom == "61"
-    assert together[1].hint == builder.features(texts, AS_OF).hint
+    for fast in (True, False):
+        together = builder.features_many([numbers, texts], AS_OF, fast=fast)
+        assert [(r.table, r.record, r.rule, r.detail) for r in together[0].rejected] == [
+            ("attendance_daily", 1, "bad_type", "date = unreadable: bad_type"),
+            ("grades", 0, "bad_type", "credits = unreadable: bad_type")]
+        assert together[1].rejected == () and together[1].hint == builder.features(texts, AS_OF).hint
+
+
+def test_a_record_that_is_no_object_or_has_a_key_outside_the_contract_is_left_out(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[1])
+    tables["attendance_daily"][0] = ["2024-06-03", "present"]
+    tables["assistance"][0]["note"] = "paid in cash"
+    for fast in (True, False):
+        (result,) = builder.features_many([tables], AS_OF, fast=fast)
+        assert [(r.table, r.record, r.rule, r.detail) for r in result.rejected] == [
+            ("attendance_daily", 0, "bad_type", "the record is not a JSON object (list)"),
+            ("assistance", 0, "not_allowed", "note = (not a column of the contract): not_allowed")]
+
+
+def test_a_long_text_is_left_out_and_echoed_only_in_part(small):
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[1])
+    tables["attendance_daily"][0]["status"] = "absent, " + "1103700123450" * 5  # long, and holding ID-like digits
+    tables["attendance_daily"][1]["status"] = "x" * 5_000_000
+    for fast in (True, False):
+        (result,) = builder.features_many([tables], AS_OF, fast=fast)
+        first, second = result.rejected
+        assert (first.rule, second.rule, second.detail) == ("not_allowed", "bad_type", "status = unreadable: bad_type")
+        assert "1103700123450" not in first.detail and len(first.detail) < 80
 
 
 def test_many_dates_on_one_thread_still_give_each_date_its_own_vector(small):

@@ -42,7 +42,7 @@ from risk.data.row_rules import _LOOKUP_COLUMNS
 from risk.data.schemas import References, attach_lookups, build_schema, enrollment_key, term_codes
 from risk.data.validate import _duplicate_rows
 from risk.errors import ContractError
-from risk.features.payload_records import Records, parse_many, the_students
+from risk.features.payload_records import Records, excerpt, parse_many, the_students
 from risk.features.sources import STUDENT_TABLES, empty_frame
 
 __all__ = ["CheckedBatch", "CheckedPayload", "PayloadRules", "Rejected", "schema_failures"]
@@ -216,6 +216,10 @@ class PayloadRules:
         for i, (sid, skey) in students.items():
             keys[i], hints[i], alive[i] = skey, masked_id(sid), True
         rejected: dict[int, list[Rejected]] = {i: [] for i in students}
+        for name, p in parsed.items():  # records that are no JSON object: nothing else can be said of them
+            for i, record, what in [] if p is None else p.dropped:
+                if i in rejected:
+                    rejected[i].append(Rejected(name, record, "bad_type", f"the record is not a JSON object ({what})"))
         rows = {name: None if p is None else p.take(alive[p.payload]) for name, p in parsed.items()}
         enrollments, enrolled = self._clean("enrollments", rows["enrollments"], keys, self.refs, rejected)
         for i in students:
@@ -256,7 +260,7 @@ class PayloadRules:
         frame, payload, record = rows.frame.copy(deep=False), rows.payload, rows.record
         frame.insert(0, "student_key", keys[payload])
         attach_lookups(frame, table, refs)
-        failures = schema_failures(self.schemas[name], frame, rows.bad)
+        failures = _echoed(schema_failures(self.schemas[name], frame, rows.bad), rows.unknown)
         if not failures.empty:
             clean, reasons = split_chunk(frame, failures)
             for row, rule, detail in zip(reasons.index, reasons["rule"], reasons["detail"], strict=True):
@@ -269,6 +273,21 @@ class PayloadRules:
         if not kept.all():
             frame, payload = frame[kept], payload[kept]
         return _validated_layout(table, frame), payload
+
+
+def _echoed(failures: pd.DataFrame, unknown: np.ndarray) -> pd.DataFrame:
+    """The failures with a key outside the contract added (``not_allowed``), each value as it may be echoed back."""
+    extra = np.flatnonzero(unknown != None)  # noqa: E711  (an object array: None marks a row without one)
+    if len(extra):
+        failures = pd.concat([failures, pd.DataFrame({
+            "row": extra.astype(np.int64), "column": [excerpt(k) for k in unknown[extra]], "rule": "not_allowed",
+            "value": "(not a column of the contract)"})], ignore_index=True)
+    elif failures.empty:
+        return failures
+    values = failures["value"].to_numpy(dtype=object)
+    missing = (failures["rule"] == "missing_required").to_numpy()  # nothing to show (an ID column would mask "nan")
+    return failures.assign(value=[None if m else excerpt(v) if isinstance(v, str) else v
+                                  for v, m in zip(values, missing, strict=True)])
 
 
 def _without_duplicates(table: Table, frame: pd.DataFrame, payload: np.ndarray,

@@ -1,19 +1,23 @@
 """Payload records → typed rows for the checks: many payloads' records of a table parsed in one pass.
 
-Used by :mod:`risk.features.payload`. Each payload's records go to Arrow as they
-would alone (a table's columns are those of its first record, as
-``pa.Table.from_pylist`` takes them); when every payload agrees on those columns
-and on how each column's values are typed, one Arrow table and one
-:func:`risk.data.reading.typed_frame` serve them all, else each payload is read
-on its own. A payload that cannot be read gets its ContractError in ``out`` (the
-call's list of results so far, None where fine) and its records are left behind.
+Used by :mod:`risk.features.payload`. A payload arrives as JSON, so before any
+contract rule a record is checked for shape and each value for its JSON type
+(:func:`json_fault`): a record that is not an object is left out as ``bad_type``;
+a key outside the contract is noted for a ``not_allowed``; an absent column is
+read as empty (``missing_required`` when it is required); a value of the wrong
+JSON type (a number for a date, a flag for a number, a list, an object), or a
+text longer than :data:`MAX_TEXT_CHARS`, is read as unparseable (``bad_type``).
+What is left has one JSON type per column, so every payload's records of a table
+go to one Arrow table and one :func:`risk.data.reading.typed_frame`, and a
+record's verdict never depends on its neighbours.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, MutableSequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,124 +26,175 @@ import pyarrow as pa
 
 from risk.data.contract import TABLES, Table
 from risk.data.ids import valid_student_id_mask
-from risk.data.reading import check_columns, typed_frame
+from risk.data.reading import typed_frame
 from risk.errors import ContractError
 
-__all__ = ["Records", "parse_many", "the_students"]
+__all__ = ["MAX_TEXT_CHARS", "Records", "excerpt", "json_fault", "parse_many", "the_students"]
+
+# The longest text a record's value may hold. The contract's texts are codes and short labels (the
+# longest, a classroom such as "ม.3/2 ห้องเรียนพิเศษ", is ~20 characters); a longer one is no contract
+# value, and is left out before it is hashed, parsed or echoed.
+MAX_TEXT_CHARS = 100
+EXCERPT_CHARS = 40  # of a value, at most this much is echoed back in a detail
+_ID_LIKE = re.compile(r"\d{11,}")
+_INT64 = 2**63
+
+
+_MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$")
+
+
+def excerpt(value: object) -> str:
+    """A client's value as it may be echoed: runs of 11+ digits masked to their last four, cut to 40 characters.
+
+    A day read from a date is shown as ``YYYY-MM-DD``, whichever way the checks held it.
+    """
+    text = _MIDNIGHT.sub(r"\1", str(value))
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS] + "…"
+    return _ID_LIKE.sub(lambda m: "•" * (len(m.group()) - 4) + m.group()[-4:], text)
+
+
+def json_fault(kind: str, value: Any) -> bool:
+    """Whether a JSON value cannot be a value of a column of ``kind`` at all (then it is ``bad_type``).
+
+    Text may stand for any kind (a CSV-born export sends numbers, dates and flags
+    as text; the contract's reader parses it), up to :data:`MAX_TEXT_CHARS`.
+    Numbers stand for numbers (finite, within int64 when whole), flags for flags;
+    null is no fault here (the required rule decides). Lists and objects never fit.
+    """
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return len(value) > MAX_TEXT_CHARS
+    if isinstance(value, bool):
+        return kind != "bool"
+    if isinstance(value, int):
+        return kind not in ("float", "int") or not -_INT64 < value < _INT64
+    if isinstance(value, float):
+        return kind not in ("float", "int") or not math.isfinite(value)
+    return True
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for a detail (``list``, ``object``, ``number``…)."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return f"text of {len(value):,} characters" if len(value) > MAX_TEXT_CHARS else "text"
+    return type(value).__name__
 
 
 @dataclass
 class Records:
     """One table's records of many payloads, parsed once: ``payload`` and ``record`` say where each row came from.
 
-    ``frame`` has one row per record (RangeIndex); ``bad`` maps a column to its
-    mask of unparseable values; ``payload`` and ``record`` are int64 arrays of
-    shape (n_rows,): the payload's position in the call and the record's position
-    in that payload's list.
+    ``frame`` has one row per record that is a JSON object (RangeIndex); ``bad``
+    maps a column to its mask of unparseable values; ``unknown`` holds, per row,
+    the first key outside the contract (None when there is none); ``payload`` and
+    ``record`` are int64 arrays of shape (n_rows,): the payload's position in the
+    call and the record's position in that payload's list. ``dropped`` lists the
+    records that are no JSON object: (payload, record, what it is).
     """
 
     frame: pd.DataFrame
     bad: dict[str, np.ndarray]
+    unknown: np.ndarray
     payload: np.ndarray
     record: np.ndarray
+    dropped: list[tuple[int, int, str]] = field(default_factory=list)
 
     def take(self, keep: np.ndarray) -> Records:
         if keep.all():
             return self
         bad = {c: m[keep] for c, m in self.bad.items() if m[keep].any()}
-        return Records(self.frame[keep].reset_index(drop=True), bad, self.payload[keep], self.record[keep])
+        return Records(self.frame[keep].reset_index(drop=True), bad, self.unknown[keep], self.payload[keep],
+                       self.record[keep], self.dropped)
 
 
-# pyarrow types a column may have after JSON → Arrow and still parse as it would alone (see _combined).
-_NEUTRAL = {"id": ("string", "null"), "text": ("string", "null"), "term": ("string", "null"),
-            "date": ("string", "null"), "float": ("string", "int64", "double", "null"),
-            "int": ("string", "int64", "double", "null"), "bool": ("string", "bool", "null")}  # fmt: skip
+def parse_many(name: str, lists: list[tuple[int, Any]], out: MutableSequence[object | None]) -> Records | None:
+    """Parse one table of many payloads at once (see the module docstring); None when no payload has a record of it.
 
-
-def parse_many(name: str, lists: list[tuple[int, list[dict[str, Any]]]],
-               out: MutableSequence[object | None]) -> Records | None:
-    """Parse one table of many payloads at once; a payload whose records cannot be read gets its ContractError.
-
-    The payloads' records go to Arrow one payload at a time (as each would alone:
-    the columns are those of its first record) and are typed in one pass. When a
-    column's JSON types differ between payloads in a way that could change how a
-    value parses (text sent as numbers, say), each payload is typed on its own.
+    A table that is not a list gets its payload a ContractError in ``out``.
     """
     table = TABLES[name]
-    lists = [(i, records) for i, records in lists if records and out[i] is None]
-    arrows, where = _as_one(table, lists), [i for i, _ in lists]
-    if arrows is None:
-        arrows, where = [], []
-        for i, records in lists:
-            try:
-                arrow = pa.Table.from_pylist(records)
-                check_columns(Path(f"payload:{name}"), table, arrow.column_names)
-            except (pa.ArrowException, TypeError, AttributeError) as exc:
-                out[i] = ContractError(f"payload table {name}: records are not uniform JSON objects ({exc})")
-                continue
-            except ContractError as exc:
-                out[i] = exc
-                continue
-            found = set(arrow.column_names)
-            arrows.append(arrow.select([c for c in table.column_names if c in found]))
-            where.append(i)
-    if not arrows:
+    rows: list[dict] = []
+    payload: list[int] = []
+    record: list[int] = []
+    dropped: list[tuple[int, int, str]] = []
+    for i, records in lists:
+        if out[i] is not None or not records:
+            continue
+        if not isinstance(records, list):
+            out[i] = ContractError(f"payload table {name} must be a list of records; got {json_type(records)}")
+            continue
+        for j, r in enumerate(records):
+            if isinstance(r, dict):
+                rows.append(r)
+                payload.append(i)
+                record.append(j)
+            else:
+                dropped.append((i, j, json_type(r)))
+    if not rows and not dropped:
         return None
-    payload = np.repeat(np.array(where, dtype=np.int64), [a.num_rows for a in arrows])
-    record = np.concatenate([np.arange(a.num_rows, dtype=np.int64) for a in arrows])
-    combined = _combined(table, arrows)
-    if combined is not None:
-        frame, bad = typed_frame(combined, table)
-        return Records(frame, bad, payload, record)
-    typed = [typed_frame(a, table) for a in arrows]
-    bad = {c: np.concatenate([b.get(c, np.zeros(a.num_rows, dtype=bool)) for a, (_, b) in zip(arrows, typed, strict=True)])
-           for c in {c for _, b in typed for c in b}}
-    frame = pd.concat([f for f, _ in typed], ignore_index=True)
-    return Records(frame, bad, payload, record)
+    arrow, bad = _arrow(table, rows)
+    frame, unparsed = typed_frame(arrow, table)
+    for column, mask in unparsed.items():
+        bad[column] = bad[column] | mask if column in bad else mask
+    return Records(frame, bad, _unknown_keys(table, rows), np.array(payload, dtype=np.int64),
+                   np.array(record, dtype=np.int64), dropped)
 
 
-def _as_one(table: Table, lists: list[tuple[int, list[dict[str, Any]]]]) -> list[pa.Table] | None:
-    """All payloads' records as one Arrow table when every payload's first record has the same keys (the usual case).
+def _arrow(table: Table, rows: list[dict]) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """Every contract column of ``rows`` as Arrow (absent keys as null), and the mask of values of a wrong JSON type.
 
-    Arrow takes a table's columns from its first record, so the payloads then get
-    the columns they would get alone. None when they differ, or on any error (each
-    payload is then read on its own and gets its own error).
+    A column holds one JSON type after this: values that cannot fit are null (and
+    marked); numbers and flags mixed with text go as text, which the reader parses
+    to the same value (``repr`` of a float reads back as that float).
     """
-    if len(lists) < 2 or not all(isinstance(records[0], dict) for _, records in lists):
-        return None
-    keys = lists[0][1][0].keys()
-    if any(records[0].keys() != keys for _, records in lists[1:]):
-        return None
-    try:
-        arrow = pa.Table.from_pylist([record for _, records in lists for record in records])
-        check_columns(Path(f"payload:{table.name}"), table, arrow.column_names)
-    except (pa.ArrowException, TypeError, AttributeError, ContractError):
-        return None
-    found = set(arrow.column_names)
-    arrow = arrow.select([c for c in table.column_names if c in found])
-    if _combined(table, [arrow]) is None:
-        return None
-    offsets = np.cumsum([0, *(len(records) for _, records in lists)])
-    return [arrow.slice(start, stop - start) for start, stop in zip(offsets[:-1], offsets[1:], strict=True)]
+    arrays, bad = {}, {}
+    for column in table.columns:
+        values = [r.get(column.name) for r in rows]
+        faults = [json_fault(column.kind, v) for v in values]
+        if any(faults):
+            bad[column.name] = np.array(faults, dtype=bool)
+            values = [None if f else v for v, f in zip(values, faults, strict=True)]
+        arrays[column.name] = _column(column.kind, values)
+    return pa.table(arrays), bad
 
 
-def _combined(table: Table, arrows: list[pa.Table]) -> pa.Table | None:
-    """The payloads' tables as one, or None when a column's type is not one that parses the same in any company."""
-    try:
-        combined = arrows[0] if len(arrows) == 1 else pa.concat_tables(arrows, promote_options="permissive")
-    except (pa.ArrowException, TypeError):
-        return None
-    kinds = {c.name: c.kind for c in table.columns}
-    if any(str(field.type) not in _NEUTRAL[kinds[field.name]] for field in combined.schema):
-        return None
-    return combined
+def _column(kind: str, values: list[Any]) -> pa.Array:
+    if kind in ("float", "int", "bool"):
+        if not any(isinstance(v, str) for v in values):
+            if kind == "bool":
+                return pa.array(values, pa.bool_())
+            return pa.array([None if v is None else float(v) for v in values], pa.float64())
+        texts = [v if v is None or isinstance(v, str) else ("true" if v else "false") if isinstance(v, bool) else repr(v)
+                 for v in values]
+        return pa.array(texts, pa.string())
+    return pa.array(values, pa.string())
+
+
+def _unknown_keys(table: Table, rows: list[dict]) -> np.ndarray:
+    """Per row, its first key outside the contract (in the record's order), or None."""
+    names = set(table.column_names)
+    unknown = np.full(len(rows), None, dtype=object)
+    for i, r in enumerate(rows):
+        if len(r) > len(names) or not names.issuperset(r):
+            unknown[i] = next(k for k in r if k not in names)
+    return unknown
 
 
 def the_students(parsed: Mapping[str, Records | None], live: list[int],
                  out: MutableSequence[object | None]) -> dict[int, str]:
     """The one valid student_id of each live payload's enrollments; every other valid ID must be the same."""
     ids: dict[int, dict[str, set[str]]] = {i: {} for i in live}
-    present = [(name, rows) for name, rows in parsed.items() if rows is not None]
+    present = [(name, rows) for name, rows in parsed.items() if rows is not None and len(rows.frame)]
     if present:
         # One validity check over every table's IDs: a payload repeats its student's ID in each record.
         values = np.concatenate([rows.frame["student_id"].to_numpy(dtype=object) for _, rows in present])

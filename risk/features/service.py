@@ -5,17 +5,21 @@ the calendar (as in-memory DuckDB tables, with each school's days cached as they
 are asked for), the past dropout rates of each term asked for (cached), the
 payload rules, and the feature plan of each ``as_of``.
 
-A payload takes one of two ways, both giving batch's vector:
+A payload takes one of two ways, both giving batch's vector and leaving out the same
+records by the same rules:
 
-- **clean** (the usual case): :class:`risk.features.payload_fast.CleanPayloads`
-  vouches for every record in one pass of plain Python and
-  :class:`risk.features.rowwise.RowEvaluator` computes the catalog on its arrays
-  (well under a millisecond, where the way below costs ~100 ms however small the payload);
-- **full**: anything the fast pass is not sure of (a broken rule, an odd
-  encoding) is checked as batch checks it (:mod:`risk.features.payload`: bad
-  records left out, each with its rule), its valid records registered on this
-  thread's cursor and the SQL plan of :func:`risk.features.build.feature_plan`
-  run as one statement for all such payloads of a call.
+- **fast** (nearly every payload, bad records and all):
+  :class:`risk.features.payload_fast.CleanPayloads` checks every record in one pass
+  of plain Python, leaving out the bad ones with their rule, and
+  :class:`risk.features.rowwise.RowEvaluator` computes the catalog on the valid
+  ones' arrays (a few milliseconds, where the way below costs ~100 ms however small
+  the payload);
+- **full**: the rare payload the fast pass cannot be sure of (padded text, a date
+  Arrow might read, records of another student: see its module docstring) is
+  checked as batch checks it (:mod:`risk.features.payload`: bad records left out,
+  each with its rule), its valid records registered on this thread's cursor and
+  the SQL plan of :func:`risk.features.build.feature_plan` run as one statement for
+  all such payloads of a call.
 
 The service calls it from a thread pool: DuckDB cursors are not shared between
 threads, and DuckDB releases the GIL while a query runs.
@@ -45,7 +49,7 @@ from risk.features.build import FeaturePlan, feature_plan
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
 from risk.features.payload import CheckedBatch, CheckedPayload, PayloadRules, Rejected
-from risk.features.payload_fast import CleanPayloads
+from risk.features.payload_fast import CleanPayloads, Deferred
 from risk.features.rowwise import RowEvaluator, RowReferences
 from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
 from risk.logs import get_logger
@@ -161,38 +165,35 @@ class OnlineFeatureBuilder:
         Returns one item per payload, in order: its features, or the ContractError
         saying why nothing of it can be scored.
         """
-        out = self.features_fast(payloads, as_of) if fast else [None] * len(payloads)
-        full = [i for i, item in enumerate(out) if item is None]
+        out: list[Any] = self.features_fast(payloads, as_of) if fast else [None] * len(payloads)
+        full = [i for i, item in enumerate(out) if item is None or isinstance(item, Deferred)]
         if full:
             for i, result in zip(full, self.features_full([payloads[i] for i in full], as_of), strict=True):
                 out[i] = result
         return out  # type: ignore[return-value]
 
     def features_fast(self, payloads: Sequence[Mapping[str, Any]],
-                      as_of: dt.date) -> list[OnlineFeatures | ContractError | None]:
-        """The fast way alone: per payload its features (or why it has none), or None where the full way must decide."""
+                      as_of: dt.date) -> list[OnlineFeatures | ContractError | Deferred]:
+        """The fast way alone: per payload its features (or why it has none), or why the full way must decide."""
         point = AsOf(as_of)
         return [self._fast(payload, point) for payload in payloads]
 
-    def _fast(self, payload: Mapping[str, Any], point: AsOf) -> OnlineFeatures | ContractError | None:
-        """The clean payload's features (or why it has none), or None when it must take the full way."""
+    def _fast(self, payload: Mapping[str, Any], point: AsOf) -> OnlineFeatures | ContractError | Deferred:
+        """The payload's features by the fast way (or why it has none), or why it must take the full way."""
+        checked = self.clean.check(payload, self.key)
+        if isinstance(checked, Deferred):
+            return checked
         try:
-            clean = self.clean.check(payload, self.key)
-            if clean is None:
-                return None
-            found = self._evaluator(point).evaluate(clean.records)
-        except ValueError:  # a case the evaluator leaves to SQL (two enrollments in one term)
-            return None
-        except Exception as exc:  # noqa: BLE001  (the full way is the reference: a surprise here must not fail a request)
-            log.warning("fast feature way failed; the full way decides", error=type(exc).__name__)
-            return None
+            found = self._evaluator(point).evaluate(checked.records)
+        except ValueError:  # a case the evaluator leaves to SQL (two enrollments it cannot place)
+            return Deferred("enrollments the evaluator leaves to SQL")
         if found is None:
             return ContractError(f"the student is not enrolled at {point.date} (term {point.term}): nothing to score")
         cohort, values = found
-        hint = DisplayHint(clean.id_hint, str(cohort["grade_level"]), _text(cohort.get("classroom")),
+        hint = DisplayHint(checked.id_hint, str(cohort["grade_level"]), _text(cohort.get("classroom")),
                            _text(cohort["sex"]), str(cohort["school_id"]))
-        return OnlineFeatures(clean.student_key, point.date, str(cohort["term"]), str(cohort["school_id"]),
-                              tuple(self.catalog.names), values, hint, ())
+        return OnlineFeatures(checked.student_key, point.date, str(cohort["term"]), str(cohort["school_id"]),
+                              tuple(self.catalog.names), values, hint, checked.rejected)
 
     def features_full(self, payloads: Sequence[Mapping[str, list[dict[str, Any]]]],
                       as_of: dt.date) -> list[OnlineFeatures | ContractError]:

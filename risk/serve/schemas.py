@@ -2,16 +2,21 @@
 
 A payload record is one row of a contract table as JSON (the export's columns,
 raw ``student_id`` included; dates as ``YYYY-MM-DD``). Records are taken loosely
-here on purpose: a record that breaks a contract rule is left out and reported
-(``left_out``) rather than failing the request, as batch quarantines a row.
+here on purpose (any JSON value): a record that breaks a contract rule — a value
+of the wrong JSON type, a text over 100 characters, a key outside the contract, a
+record that is no object — is left out and reported (``left_out``, with batch's
+rule) rather than failing the request, as batch quarantines a row. Only the
+lists' lengths are limited here: sized from one student's years of records with a
+wide margin (1,500 school days is seven school years).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 __all__ = [
     "AckRequest", "AckResponse", "AlertOut", "AlertsResponse", "BatchItem", "BatchRequest", "BatchResponse",
@@ -19,8 +24,23 @@ __all__ = [
     "StudentRiskResponse", "SummaryArea", "SummaryResponse",
 ]
 
-Scalar = str | int | float | bool | None
-Record = dict[str, Scalar]
+# Any JSON value, so that a bad record is the checks' to leave out (documented as what it should be).
+Record = Annotated[Any, WithJsonSchema({
+    "type": "object", "description": "One row of the table per the data contract; a bad one is left out.",
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 100}})]
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _date_text(value: object) -> object:
+    """Only a date written ``YYYY-MM-DD`` (pydantic alone would read ``0`` as 1970-01-01, a Unix time)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("as_of must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_date_text)]
 RiskClass = Literal["normal", "at_risk", "problem"]
 
 # A student of the demo's world (`make demo`: `risk synth --seed 7 --students 20000`) and their
@@ -48,7 +68,7 @@ class ScoreRequest(_Body):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SCORE_EXAMPLE]})
 
-    as_of: dt.date = Field(description="Point in time: only records dated on or before it count.")
+    as_of: IsoDate = Field(description="Point in time (YYYY-MM-DD): only records dated on or before it count.")
     enrollments: list[Record] = Field(min_length=1, max_length=40)
     attendance_daily: list[Record] = Field(default_factory=list, max_length=1500)
     grades: list[Record] = Field(default_factory=list, max_length=800)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from risk.errors import ContractError, RiskError
+from risk.features.payload_fast import Deferred
 from risk.features.service import OnlineFeatureBuilder, OnlineFeatures
 from risk.logs import get_logger
 from risk.scoring.explained import explain_rows
@@ -62,12 +63,14 @@ class OnlineScorer:
         self.on_batch = on_batch or (lambda n: None)
 
     def score_many(self, items: Sequence[tuple[Payload, dt.date]],
-                   ready: Callable[[int, Scored | ContractError], None] | None = None) -> list[Scored | ContractError]:
+                   ready: Callable[[int, Scored | ContractError], None] | None = None, *,
+                   deferred: Callable[[str], None] | None = None) -> list[Scored | ContractError]:
         """Score ``(payload, as_of)`` pairs; each comes back scored or with the ContractError saying why not.
 
-        Clean payloads (the builder's fast way) are scored first and handed to
+        Payloads the builder's fast way decides are scored first and handed to
         ``ready(index, result)`` at once, so they do not wait for the payloads
-        that need the full checks. Raises ModelNotReady when no model is loaded.
+        that need the full checks; ``deferred(reason)`` hears of each of those.
+        Raises ModelNotReady when no model is loaded.
         """
         model = self.holder.current  # taken once: a swap during this call does not touch it
         if model is None:
@@ -79,7 +82,11 @@ class OnlineScorer:
             by_date.setdefault(as_of, []).append(i)
         for as_of, rows in by_date.items():
             fast = self.builder.features_fast([items[i][0] for i in rows], as_of)
-            self._finish(model, [(i, f) for i, f in zip(rows, fast, strict=True) if f is not None], out, ready)
+            for f in fast:
+                if isinstance(f, Deferred) and deferred is not None:
+                    deferred(f.reason)
+            self._finish(model, [(i, f) for i, f in zip(rows, fast, strict=True) if not isinstance(f, Deferred)], out,
+                         ready)
         for as_of, rows in by_date.items():
             rest = [i for i in rows if out[i] is None]
             if rest:
@@ -87,8 +94,8 @@ class OnlineScorer:
                              out, ready)
         return out  # type: ignore[return-value]
 
-    def score_clean(self, payload: Payload, as_of: dt.date) -> Scored | ContractError | None:
-        """One payload by the fast way alone: scored (or why not), or None when it needs the full checks.
+    def score_clean(self, payload: Payload, as_of: dt.date) -> Scored | ContractError | Deferred:
+        """One payload by the fast way alone: scored (or why not), or why it needs the full checks.
 
         The route calls this first, so a clean payload never waits for a micro-batch.
         Raises ModelNotReady when no model is loaded.
@@ -97,8 +104,8 @@ class OnlineScorer:
         if model is None:
             raise ModelNotReady("no model is loaded yet: the registry and the local cache had none")
         (built,) = self.builder.features_fast([payload], as_of)
-        if built is None:
-            return None
+        if isinstance(built, Deferred):
+            return built
         out: list[Scored | ContractError | None] = [None]
         self._finish(model, [(0, built)], out, None)
         return out[0]

@@ -9,6 +9,8 @@ from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
 from risk.errors import ContractError
+from risk.features.payload_fast import Deferred
+from risk.logs import get_logger
 from risk.serve.access import scrub
 from risk.serve.deps import Services, ServicesDep, UpstreamKey
 from risk.serve.routing import OrjsonRoute
@@ -28,8 +30,10 @@ from risk.store import AuditRecord
 
 __all__ = ["router"]
 
+log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["score"], route_class=OrjsonRoute)
 TABLE_NAMES = ("enrollments", "attendance_daily", "grades", "household", "health", "behaviour", "assistance")
+DETAIL_CHARS = 300  # a record breaking every rule of its table lists them all; past this, enough is said
 UNSCORABLE = {422: {"description": "Nothing scorable is left (for example, no valid enrollment); "
                                    "field-level messages say why."}}
 
@@ -38,18 +42,23 @@ UNSCORABLE = {422: {"description": "Nothing scorable is left (for example, no va
 async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> Response:
     """Score one student from their raw records at ``as_of``.
 
-    A record that breaks a contract rule is left out and listed in ``left_out``
-    with its rule; the student is scored from the rest, with the features and
-    reasons batch scoring uses.
+    A record that breaks a contract rule — a wrong value, a value of the wrong JSON
+    type, a text over 100 characters, a key outside the contract, a record that is
+    no object — is left out and listed in ``left_out`` with batch's rule and a short,
+    masked detail; the student is scored from the rest, with the features and
+    reasons batch scoring uses. 422 only when nothing scorable is left (no valid
+    enrollment, or none in the term of ``as_of``).
     """
     _check_as_of(services, body.as_of, ["body", "as_of"])
     tables = body.tables()
     try:
-        # A clean payload is scored at once by the fast way, on the event loop itself: its ~1.5 ms of
-        # Python cost more in a thread (the hop, and threads taking the GIL in turns stretched every
-        # request's latency). The rest join a micro-batch for the full checks, off the loop.
+        # A payload is scored at once by the fast way (bad records left out), on the event loop itself:
+        # its ~1.5 ms of Python cost more in a thread (the hop, and threads taking the GIL in turns
+        # stretched every request's latency). The few it cannot decide join a micro-batch for the full
+        # checks, off the loop.
         scored = services.scorer.score_clean(tables, body.as_of)
-        if scored is None:
+        if isinstance(scored, Deferred):
+            _deferred(services, scored.reason)
             scored = await asyncio.wrap_future(services.batcher.submit(tables, body.as_of))
         if isinstance(scored, ContractError):
             raise scored
@@ -82,7 +91,8 @@ async def score_batch(body: BatchRequest, key: UpstreamKey, services: ServicesDe
         items.append((student.tables(), student.as_of))
         positions.append(i)
     try:
-        outcomes = await run_in_threadpool(services.scorer.score_many, items) if items else []
+        outcomes = await run_in_threadpool(services.scorer.score_many, items,
+                                           deferred=lambda reason: _deferred(services, reason)) if items else []
     except ModelNotReady as exc:
         raise HTTPException(503, str(exc)) from None
     for i, outcome in zip(positions, outcomes, strict=True):
@@ -96,6 +106,12 @@ async def score_batch(body: BatchRequest, key: UpstreamKey, services: ServicesDe
     _record(services, key.key_id, [o for o in outcomes if isinstance(o, Scored)])
     scored = sum(r.status == "scored" for r in results)
     return BatchResponse(received=len(body.students), scored=scored, rejected=len(results) - scored, results=results)
+
+
+def _deferred(services: Services, reason: str) -> None:
+    """A payload the fast checks left to the full ones: counted and logged with the reason (never the payload)."""
+    services.metrics.full_checks.labels(reason=reason).inc()
+    log.info("payload takes the full checks", reason=reason)
 
 
 def _check_as_of(services: Services, as_of: dt.date, loc: list) -> None:
@@ -123,9 +139,15 @@ def _response(scored: Scored) -> ScoreResponse:
         probability=scored.probability, risk_class=scored.risk_class,
         reasons=[Reason(code=c, en=en, th=th) for c, en, th in scored.reasons],
         model_version=scored.model_version,
-        left_out=[LeftOut(table=r.table, record=r.record, rule=r.rule, detail=scrub(r.detail))
+        left_out=[LeftOut(table=r.table, record=r.record, rule=r.rule, detail=_detail(r.detail))
                   for r in f.rejected],
     )
+
+
+def _detail(text: str) -> str:
+    """A left-out record's detail as it may go back: IDs masked, at most 300 characters (each value is cut to 40)."""
+    text = scrub(text)
+    return text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS] + "…"
 
 
 def _record(services: Services, key_id: str, scored: list[Scored]) -> None:
