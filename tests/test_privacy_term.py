@@ -4,10 +4,10 @@ can fail.
 
 The whole folder is scanned: the validated store and its derived caches, the SQLite store, MLflow's
 database and artifacts (input example, evaluation tables, model card, plots), the report, the scores,
-the term's log and the service's log, model cache and the answers it gave. Only the source export
-holds raw IDs, by design, and it lies outside the folder. One part of MLflow's artifacts is left out:
-the copy of the ``risk`` package's source logged beside each model (``.../artifacts/code/``), which is
-code, not data (each of its files must be a file of the repository). A scanner that is missing or crashes fails
+the term's log and the service's log, model cache and the answers it gave, and the copy of the ``risk``
+package logged beside each model (``.../artifacts/code/``: the layers the model loads with, not the
+service, whose OpenAPI examples name a student of the demo's export). Only the source export holds raw
+IDs, by design, and it lies outside the folder. A scanner that is missing or crashes fails
 the test (conftest.pii_leaks), and the planted-ID tests show that a raw ID in any of those kinds
 of file would be found.
 """
@@ -51,20 +51,8 @@ def term_folder(world, tmp_path_factory) -> Path:
 
 
 def outputs(folder: Path) -> list[Path]:
-    """Every file under ``folder`` but the copies of our source that MLflow logs with a model.
-
-    The model's ``code/`` folder holds the ``risk`` package as it was (``code_paths``); its
-    risk/serve/schemas.py names a student of the synthetic worlds as the OpenAPI example, on purpose.
-    """
-    files = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        parts = path.relative_to(folder).parts
-        if "mlartifacts" in parts and "code" in parts and parts[parts.index("code") - 1] == "artifacts":
-            ours = REPO.joinpath(*parts[parts.index("code") + 1:])
-            assert ours.is_file(), f"MLflow's code folder holds {path}, which is no file of the repository"
-            continue
-        files.append(path)
-    return files
+    """Every file under ``folder``, the copies of our source that MLflow logs with a model included."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def written(folder: Path, pattern: str) -> list[Path]:
@@ -85,6 +73,12 @@ def test_the_term_folder_holds_every_kind_of_output(term_folder):
                     "model_card.html", "evaluation/*.png", "validated/_derived/*/*", "validated/quarantine/*/*",
                     "validated/enrollments/*/*.parquet"):
         assert written(term_folder, pattern), f"risk term wrote no {pattern} under {term_folder}"
+
+
+def test_the_model_code_logged_with_the_model_holds_the_model_layers_only(term_folder):
+    logged = {p.relative_to(p.parents[1]).as_posix() for p in written(term_folder, "artifacts/code/risk/*/*.py")}
+    assert "models/pyfunc_model.py" in logged and "features/catalog.py" in logged
+    assert not [name for name in logged if name.startswith(("serve/", "cli/"))]
 
 
 def test_nothing_the_term_wrote_holds_a_raw_id(world, term_folder):

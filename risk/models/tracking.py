@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ __all__ = ["RegisteredModel", "TrackingError", "bundle_files", "champion_bundle"
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# The model loads with the layers below the service only (data, features, models, config): the service
+# and the CLI stay out of the copy logged with it. Smaller, and the service's OpenAPI examples (which
+# name a student of the demo's synthetic export) never land among a model's artifacts.
+NOT_MODEL_CODE = shutil.ignore_patterns("serve", "cli", "__main__.py", "__pycache__", "*.pyc")
 # What a fresh environment needs to load the model (the risk package itself travels as code).
 PIP_REQUIREMENTS = ["lightgbm==4.7.0", "numpy==2.4.6", "pandas==3.1.1", "scikit-learn==1.9.1", "pydantic==2.14.3",
                     "pyyaml==6.0.3", "duckdb==2.0.0", "structlog==26.1.0", "mlflow==3.17.2"]
@@ -110,10 +115,11 @@ def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, mod
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             paths = bundle.save(folder / "bundle")
+            code = shutil.copytree(PACKAGE_DIR, folder / "code" / PACKAGE_DIR.name, ignore=NOT_MODEL_CODE)
             example = result.example if result.example is not None else pd.DataFrame(columns=bundle.names)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(PYFUNC_CODE), artifacts={k: str(v) for k, v in paths.items()},
-                code_paths=[str(PACKAGE_DIR)], signature=_signature(bundle.names),
+                code_paths=[str(code)], signature=_signature(bundle.names),
                 input_example=example, pip_requirements=PIP_REQUIREMENTS, registered_model_name=model_name)
             version = str(info.registered_model_version)
             _write_artifacts(result, folder, model_name, version)
