@@ -351,6 +351,20 @@ def test_acknowledging_an_alert_records_the_action_and_closes_it(service, people
     assert target not in {x["id"] for x in again} and len(again) == len(alerts) - 1
 
 
+def test_the_teacher_page_refuses_a_date_outside_the_alert_and_today_on_the_page(service, people):
+    tokens, a = people["tokens"], people["school_a"]
+    alert = call(service, "GET", f"/v1/schools/{a}/alerts", tokens["teacher_a"]).json()["alerts"][0]
+    page = call(service, "GET", "/teacher?lang=en", cookies={"risk_key": tokens["teacher_a"]})
+    assert f'min="{alert["as_of"]}"' in page.text
+    for acted_on in ("1900-01-01", (dt.date.today() + dt.timedelta(days=1)).isoformat()):
+        response = call(service, "POST", f"/teacher/alerts/{alert['id']}/ack", cookies={"risk_key": tokens["teacher_a"]},
+                        data={"action_taken": "home visit", "acted_on": acted_on, "lang": "en"})
+        assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+        assert "The date must lie between the alert&#39;s date and today." in response.text
+    still = call(service, "GET", f"/v1/schools/{a}/alerts", tokens["teacher_a"]).json()["alerts"]
+    assert alert["id"] in {x["id"] for x in still}
+
+
 def test_summary_counts_every_scored_student(service, people):
     response = call(service, "GET", "/v1/summary?level=nation", people["tokens"]["analyst"])
     assert response.status_code == 200

@@ -43,7 +43,9 @@ TEXTS = {
            "chance": "โอกาสออกกลางคัน", "reasons": "เหตุผล", "actions": "สิ่งที่ควรทำ",
            "action_taken": "สิ่งที่ได้ดำเนินการ", "acted_on": "วันที่ดำเนินการ", "acknowledge": "บันทึกการดำเนินการ",
            "none": "ไม่มีการแจ้งเตือนที่ค้างอยู่", "done": "บันทึกเรียบร้อยแล้ว",
-           "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาระบุสิ่งที่ได้ดำเนินการและวันที่"},
+           "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาระบุสิ่งที่ได้ดำเนินการและวันที่",
+           "bad_date": "วันที่ดำเนินการต้องไม่ก่อนวันที่แจ้งเตือนและไม่เกินวันนี้",
+           "not_open": "การแจ้งเตือนนี้ได้บันทึกการดำเนินการไปแล้ว หรือถูกถอนออกแล้ว"},
     "en": {"title": "Students to follow up", "school": "School", "other_lang": "ภาษาไทย", "logout": "Log out",
            "key_label": "Teacher key", "login": "Log in",
            "key_help": "Ask your area office's administrator for a key (risk keys create --role teacher).",
@@ -55,7 +57,9 @@ TEXTS = {
            "action_taken": "What was done", "acted_on": "Date", "acknowledge": "Acknowledge",
            "none": "No open alerts.", "done": "Saved.",
            "bad_key": "This key is unknown, revoked, or not a teacher's.",
-           "bad_form": "Say what was done and when."},
+           "bad_form": "Say what was done and when.",
+           "bad_date": "The date must lie between the alert's date and today.",
+           "not_open": "This alert was acknowledged already, or withdrawn."},
 }
 Lang = str
 
@@ -109,7 +113,15 @@ async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotat
     action = form.get("action_taken", "").strip()
     if not action or acted_on is None:
         return _render(services, lang, status=422, school_id=key.school_id, error=TEXTS[lang]["bad_form"])
-    await run_in_threadpool(acknowledge_alert, services, key, alert_id, action[:2000], acted_on)
+    try:
+        await run_in_threadpool(acknowledge_alert, services, key, alert_id, action[:2000], acted_on)
+    except HTTPException as exc:
+        # A date outside the alert's date..today (422) or an alert no longer open (409): the page again,
+        # with the reason in the teacher's language, not the API's JSON.
+        if exc.status_code not in (409, 422):
+            raise
+        error = TEXTS[lang]["bad_date" if exc.status_code == 422 else "not_open"]
+        return _render(services, lang, status=exc.status_code, school_id=key.school_id, error=error)
     return RedirectResponse(f"/teacher?lang={lang}&done={alert_id}", status_code=303)
 
 
