@@ -1,32 +1,35 @@
-"""POST /v1/score under load, beside the same model served by `mlflow models serve`.
+"""POST /v1/score under load, beside the same model served by `mlflow models serve`, worker for worker.
 
-Both servers run on this machine on loopback and get the same clients (1, 8 and
-32 threads, each sending one request at a time). Ours gets each student's raw
-records (the contract payload); MLflow gets that student's feature vector (what
-its pyfunc takes), so it does strictly less work per request. Prints p50/p99
-latency and throughput of each, and the ratios.
+Both servers run on this machine on loopback with the same number of worker
+processes — 1, then ``--workers`` (one per core by default) — and get the same
+clients (1, 8 and 32 threads, each sending one request at a time). Ours gets each
+student's raw records (the contract payload); MLflow gets that student's feature
+vector (what its pyfunc takes), so it does strictly less work per request. Prints
+p50/p99 latency and throughput of each, and the ratios. Any answer that is not a
+200 stops the bench (counted and passed over, fast errors would pass for throughput).
 
-The payloads are clean ones (every record passes the contract: the service's fast
-way). Payloads holding a bad record take the full checks and the SQL plan; they
-are measured on their own at 8 clients. (The synthetic export puts an error in
-0.5% of rows, so most of its students' year of records holds one; a real
-source's share is what its quarantine counts say.)
+The main payloads are clean ones (every record passes the contract). At 8 clients
+two more runs: the same students with one bad record each (a number for a date,
+a number for a status, a status outside the contract, a flag for credits, a flag
+for a status date, a key outside the contract, in turn), and the export's own
+payloads that hold bad records (the synthetic export puts an error in 0.5% of
+rows, so most students' years of records hold one). Both are decided by the
+service's fast checks, bad records left out; the service's count of payloads left
+to the full checks is printed after each worker count.
 
-python bench/bench_serve.py [--requests 4800] [--baseline-requests 960] [--students 24] [--workers N]
+python bench/bench_serve.py [--requests 4800] [--baseline-requests 960] [--students 24] [--workers N] [--quick]
 The first run builds a small demo world under BENCH_DATA/serve (synth → validate
 → train → promote, a few minutes); later runs reuse it. Each level prints the
 CPU each server spent a request (all its processes), beside the load's own.
 
-Measured 2026-11-27, quiet machine, 2 workers each, two runs: 8 clients risk serve p50 10.2 / 9.9 ms,
-p99 21.9 / 22.4 ms, 742 / 740 req/s, 2.5 ms of server CPU a request; mlflow models serve -w 1: 52.8 /
-50.3 req/s (14.0 / 14.7×), -w 2: 52.4 / 87.5 req/s (14.2 / 8.5×), 16–20 ms of CPU a request; at 32
-clients -w 2 reaches 96–102 req/s (6.5 / 6.4×). The load's clients were httpx until then: they cost
-0.58 ms of the same two cores a request against http.client's 0.19 (side by side), and the same code
-measured p99 34.9 ms, 493 req/s with them against 24.5 ms, 680 req/s with ``http.client``. On a
-slow hour of the host (server CPU 3.4 ms a request) the p99 at 8 clients reached 25.5–33.4 ms. MLflow's two workers answer one client slower than
-its one (~17 vs 54–76 req/s): uvicorn binds the socket of several workers itself and TCP_NODELAY stays
-off, the stall ``risk serve`` removes (risk/serve/app.py, NoDelayH11Protocol); nor does it even out
-keep-alive connections over its workers, so at 8 clients its second worker may sit idle.
+Measured 2026-11-27 (before the like-for-like comparison), quiet machine, 2 workers each, two runs: 8
+clients risk serve p50 10.2 / 9.9 ms, p99 21.9 / 22.4 ms, 742 / 740 req/s, 2.5 ms of server CPU a
+request; mlflow models serve -w 2: 52.4 / 87.5 req/s, 16–20 ms of CPU a request. The load's clients
+are the standard library's http.client: httpx's cost 0.58 ms of the same two cores a request against
+0.19. MLflow's two workers answer one client slower than its one (~17 vs 54–76 req/s): uvicorn binds
+the socket of several workers itself and TCP_NODELAY stays off, the stall ``risk serve`` removes
+(risk/serve/app.py, NoDelayH11Protocol); nor does it even out keep-alive connections over its workers,
+so at 8 clients its second worker may sit idle.
 """
 
 from __future__ import annotations
@@ -120,9 +123,12 @@ class Level(NamedTuple):
     p50: float  # ms
     p99: float  # ms
     rate: float  # requests/s
-    failed: int
     client_cpu: float  # ms of the load generator's CPU a request
     server_cpu: float  # ms of the server's CPU a request (all its processes)
+
+
+class LoadFailed(SystemExit):
+    """A request was not answered 200: the run stops (fast errors would pass for throughput)."""
 
 
 def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, requests: int,
@@ -132,11 +138,12 @@ def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, r
     The client is the standard library's ``http.client`` (one write a request, TCP_NODELAY).
     The load runs on the servers' own two cores, so it must cost them little: httpx's clients
     cost ~0.6 ms of Python a request (http.client ~0.2), time the servers' workers waited for a core.
+    Raises LoadFailed at the first answer that is not a 200 (every client stops).
     """
     target = urlsplit(url)
     sent = {**headers, "Content-Type": "application/json"}
     latencies: list[float] = []
-    failures = [0]
+    failures: list[str] = []
     counter = iter(range(requests))
     lock = threading.Lock()
 
@@ -145,17 +152,18 @@ def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, r
         try:
             while True:
                 with lock:
-                    i = next(counter, None)
+                    i = None if failures else next(counter, None)
                 if i is None:
                     return
                 started = time.perf_counter()
                 http.request("POST", target.path, body=bodies[i % len(bodies)], headers=sent)
                 response = http.getresponse()
-                response.read()
+                answer = response.read()
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     latencies.append(elapsed)
-                    failures[0] += response.status != 200
+                    if response.status != 200:
+                        failures.append(f"{response.status} {answer[:300].decode(errors='replace')}")
         finally:
             http.close()
 
@@ -167,9 +175,11 @@ def load(url: str, bodies: list[bytes], headers: dict[str, str], clients: int, r
     for t in threads:
         t.join()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if failures:
+        raise LoadFailed(f"{url} answered {failures[0]} (after {len(latencies)} requests): the bench stops")
     served = server_cpu(server) - served
     return Level(float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), requests / wall,
-                 failures[0], cpu / requests * 1000, served / requests * 1000)
+                 cpu / requests * 1000, served / requests * 1000)
 
 
 def server_cpu(server: subprocess.Popen) -> float:
@@ -185,21 +195,49 @@ def server_cpu(server: subprocess.Popen) -> float:
     return total
 
 
+# One bad record per payload, of the kinds upstream systems send (issue 26): each payload gets one,
+# in turn. (table, column, value); "KEY" adds a key outside the contract instead.
+BAD_RECORDS = (
+    ("attendance_daily", "date", 20260720),  # a number for a date
+    ("attendance_daily", "status", 5),  # a number for a text
+    ("attendance_daily", "status", "Present"),  # not an allowed value
+    ("grades", "credits", True),  # a flag for a number
+    ("enrollments", "status_date", True),  # a flag for a date (on the oldest enrollment)
+    ("attendance_daily", "KEY", "late bus"),  # a key outside the contract
+)
+
+
+def with_one_bad_record(payload: dict, i: int) -> dict:
+    """``payload`` with one record broken: of the ``i``-th kind, or the next whose table has records (its first)."""
+    table, column, value = next(kind for k in range(len(BAD_RECORDS))
+                                if payload[(kind := BAD_RECORDS[(i + k) % len(BAD_RECORDS)])[0]])
+    out = {**payload, table: [dict(r) for r in payload[table]]}
+    if column == "KEY":
+        out[table][0]["remark"] = value
+    else:
+        out[table][0][column] = value
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=4800, help="requests to risk serve at each load level")
     parser.add_argument("--baseline-requests", type=int, default=960,
                         help="requests to each mlflow models serve at each level (it takes ~50 a second)")
     parser.add_argument("--students", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="worker processes of each server (default: one per core)")
+                        help="the most worker processes of each server; both are measured at 1 and at this")
+    parser.add_argument("--quick", action="store_true",
+                        help="a quicker run: 1,200 requests a level, 240 to MLflow, and 8 clients only")
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.baseline_requests = 1200, 240
     prepare()
     store_url = f"sqlite:///{HOME.resolve() / 'risk.db'}"
     token = create_key(open_store(store_url), "upstream", label="bench").token
     catalog = load_catalog(ROOT / "configs" / "features.yaml")
     builder = OnlineFeatureBuilder.load(HOME / "validated", catalog=catalog, settings=Settings(), key=DEMO_KEY)
-    ours, theirs, dirty = [], [], []
+    ours, theirs, dirty, bad = [], [], [], []
     seen = 0
     for payload in payloads(HOME / "source", AS_OF, args.students * 12):
         payload = {k: [{c: v for c, v in r.items() if c not in ("_file", "_row")} for r in rows]
@@ -215,73 +253,88 @@ def main() -> None:
         if len(ours) == args.students:
             continue
         ours.append(body)
+        broken = with_one_bad_record(payload, len(bad))
+        left_out = builder.features_many([broken], AS_OF)[0]
+        assert not isinstance(left_out, Exception) and len(left_out.rejected) >= 1, BAD_RECORDS[len(bad) % 6]
+        bad.append(json.dumps({"as_of": AS_OF.isoformat(), **broken}).encode())
         row = [None if math.isnan(v) else v for v in found.values.tolist()]
         theirs.append(json.dumps({"dataframe_split": {"columns": catalog.names, "data": [row]}}).encode())
-    dirty = dirty[:args.students]
+    dirty_seen, dirty = len(dirty), dirty[:args.students]
     records = np.mean([sum(len(v) for k, v in json.loads(b).items() if k != "as_of") for b in ours])
     print(f"{len(ours)} clean students, {records:.0f} records each on average; {args.requests} requests per level "
-          f"({seen - len(dirty)} of {seen} sampled payloads were clean)")
+          f"({seen - dirty_seen} of {seen} sampled payloads were clean); the same students with one bad record "
+          f"each ({len(BAD_RECORDS)} kinds in turn); {len(dirty)} of the export's own payloads with bad records")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(RISK_ID_KEY=DEMO_KEY.decode(), PATH=f"{BIN}:{env.get('PATH', '')}")
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{HOME.resolve() / 'mlflow.db'}"}
+    print(f"{os.cpu_count()} cores; each server measured with 1 worker process and with {args.workers}")
+    for workers in sorted({1, args.workers}):
+        running: list[subprocess.Popen] = []
+        try:
+            _run(args, workers, (ours, theirs, bad, dirty), token, store_url, env, mlflow_env, running)
+        finally:
+            for process in running:
+                stop(process)
+
+
+def _run(args: argparse.Namespace, workers: int, bodies: tuple[list[bytes], ...], token: str, store_url: str,
+         env: dict[str, str], mlflow_env: dict[str, str], running: list[subprocess.Popen]) -> None:
+    """Start ``risk serve`` and ``mlflow models serve`` with ``workers`` each (kept in ``running`` for the
+    caller to stop), then load each in turn at 1, 8 and 32 clients."""
+    ours, theirs, bad, dirty = bodies
     port = free_port()
-    config = HOME / "serve-bench.yaml"
+    config = HOME / f"serve-bench-{workers}.yaml"
     config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "data": str(HOME / "validated"),
                                   "store_url": store_url, "tracking_dir": str(HOME), "poll_seconds": 3600,
-                                  "workers": args.workers, "rate_limit": {"per_second": 100000, "burst": 100000}}), encoding="utf-8")
+                                  "workers": workers, "access_log": False,
+                                  "rate_limit": {"per_second": 100000, "burst": 100000}}), encoding="utf-8")
     server = start([*RISK, "serve", "--config", str(config)], env, f"http://127.0.0.1:{port}/readyz",
-                   HOME / "serve.log")
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{HOME.resolve() / 'mlflow.db'}"}
-    # MLflow's own default (one worker), and as many workers as ours: the ratio is printed against both.
-    baselines: dict[int, tuple[str, subprocess.Popen]] = {}
-    try:
-        _run(args, ours, theirs, dirty, token, port, server, mlflow_env, baselines)
-    finally:
-        stop(server)
-        for _, process in baselines.values():
-            stop(process)
-
-
-def _run(args: argparse.Namespace, ours: list[bytes], theirs: list[bytes], dirty: list[bytes], token: str, port: int,
-         server: subprocess.Popen, mlflow_env: dict[str, str],
-         baselines: dict[int, tuple[str, subprocess.Popen]]) -> None:
-    """Start the baselines (kept in ``baselines`` for the caller to stop), then load each server in turn."""
-    for workers in sorted({1, args.workers}):
-        mport = free_port()
-        baselines[workers] = (f"http://127.0.0.1:{mport}/invocations", start(
-            [str(BIN / "mlflow"), "models", "serve", "-m", "models:/dropout-risk@champion", "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(mport), "-w", str(workers)], mlflow_env, f"http://127.0.0.1:{mport}/ping",
-            HOME / f"mlflow-serve-{workers}.log"))
-    ours_url = f"http://127.0.0.1:{port}/v1/score"
-    print(f"risk serve: {args.workers} worker process(es); mlflow models serve: "
-          + " and ".join(f"{w} worker{'s' if w > 1 else ''}" for w in baselines) + f"; {os.cpu_count()} cores")
+                   HOME / f"serve-{workers}.log")
+    running.append(server)
+    mport = free_port()
+    baseline = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/dropout-risk@champion", "--env-manager",
+                      "local", "-h", "127.0.0.1", "-p", str(mport), "-w", str(workers)], mlflow_env,
+                     f"http://127.0.0.1:{mport}/ping", HOME / f"mlflow-serve-{workers}.log")
+    running.append(baseline)
+    ours_url, theirs_url = f"http://127.0.0.1:{port}/v1/score", f"http://127.0.0.1:{mport}/invocations"
+    name = f"mlflow models serve -w {workers}"
+    print(f"\n== {workers} worker process{'es' if workers > 1 else ''} each: risk serve | {name}")
     # Warm-up, not counted: each worker's first sight of a term and of each school reads its
     # reference rows once (~40 ms, then ~1 ms a school); the figures below are the steady state.
     warm = 16 * len(ours)
-    cold = load(ours_url, ours, {"X-API-Key": token}, 8, warm, server)
+    cold = load(ours_url, ours + bad, {"X-API-Key": token}, 8, warm, server)
     print(f"warm-up ({warm} requests at 8 clients, from a cold start): risk serve p50 {cold.p50:,.1f} ms, "
           f"p99 {cold.p99:,.1f} ms")
-    for url, process in baselines.values():
-        load(url, theirs, {}, 8, warm, process)
-    for clients in (1, 8, 32):
+    load(theirs_url, theirs, {}, 8, warm, baseline)
+    for clients in (8,) if args.quick else (1, 8, 32):
         ours_level = load(ours_url, ours, {"X-API-Key": token}, clients, args.requests, server)
         print(f"{clients} clients: risk serve p50 {ours_level.p50:,.1f} ms, p99 {ours_level.p99:,.1f} ms, "
-              f"{ours_level.rate:,.1f} req/s ({ours_level.failed} failed); CPU a request: server "
-              f"{ours_level.server_cpu:.2f} ms, the load's clients {ours_level.client_cpu:.2f} ms")
-        for workers, (url, process) in baselines.items():
-            theirs_level = load(url, theirs, {}, clients, args.baseline_requests, process)
-            name = f"mlflow models serve -w {workers}"
-            print(f"  {name}: p50 {theirs_level.p50:,.1f} ms, p99 {theirs_level.p99:,.1f} ms, "
-                  f"{theirs_level.rate:,.1f} req/s ({theirs_level.failed} failed); server CPU "
-                  f"{theirs_level.server_cpu:.2f} ms a request")
-            print("    p99 " + line("risk serve", ours_level.p99, "ms", name, theirs_level.p99))
-            print(f"    throughput: risk serve {ours_level.rate:,.1f} req/s | baseline ({name}): "
-                  f"{theirs_level.rate:,.1f} req/s | ratio {ours_level.rate / theirs_level.rate:.3g}")
+              f"{ours_level.rate:,.1f} req/s; CPU a request: server {ours_level.server_cpu:.2f} ms, "
+              f"the load's clients {ours_level.client_cpu:.2f} ms")
+        theirs_level = load(theirs_url, theirs, {}, clients, args.baseline_requests, baseline)
+        print(f"  {name}: p50 {theirs_level.p50:,.1f} ms, p99 {theirs_level.p99:,.1f} ms, "
+              f"{theirs_level.rate:,.1f} req/s; server CPU {theirs_level.server_cpu:.2f} ms a request")
+        print("    p99 " + line("risk serve", ours_level.p99, "ms", name, theirs_level.p99))
+        print(f"    throughput: risk serve {ours_level.rate:,.1f} req/s | baseline ({name}): "
+              f"{theirs_level.rate:,.1f} req/s | ratio {ours_level.rate / theirs_level.rate:.3g}")
         if clients == 8:
             print("  p99 " + line("risk serve, 8 clients", ours_level.p99, "ms", "25 ms target", 25.0))
-            dirty_level = load(ours_url, dirty, {"X-API-Key": token}, clients, max(args.requests // 20, 40), server)
-            print(f"  payloads with a bad record (full checks), 8 clients: p50 {dirty_level.p50:,.1f} ms, "
-                  f"p99 {dirty_level.p99:,.1f} ms, {dirty_level.rate:,.1f} req/s ({dirty_level.failed} failed)")
+            for label, sent in (("one bad record each", bad), ("the export's own bad records", dirty)):
+                level = load(ours_url, sent, {"X-API-Key": token}, clients, args.requests, server)
+                print(f"  payloads with {label}, 8 clients: p50 {level.p50:,.1f} ms, p99 {level.p99:,.1f} ms, "
+                      f"{level.rate:,.1f} req/s; server CPU {level.server_cpu:.2f} ms a request")
+                print("    p99 " + line(f"{label}, 8 clients", level.p99, "ms", "25 ms target", 25.0))
+        print(f"  full checks so far: {_full_checks(port)}")
+
+
+def _full_checks(port: int) -> str:
+    """The service's count of payloads the fast checks left to the full ones, by reason (one worker's view)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = [row.split("{", 1)[1] for row in text.splitlines()
+             if row.startswith("risk_score_full_checks_total{")]
+    return ", ".join(found) or "none"
+
 
 if __name__ == "__main__":
     main()

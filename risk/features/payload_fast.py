@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -483,14 +484,18 @@ def _without_duplicates(table: Table, checked: _Table) -> list[int]:
     keys = [_plain(checked.columns[c]) for c in key_cols]
     if len(rows) != len(checked.at):
         keys = [[column[r] for r in rows] for column in keys]
-    if len(set(keys[0] if len(keys) == 1 else zip(*keys, strict=True))) == len(rows):
+    row_keys = keys[0] if len(keys) == 1 else list(zip(*keys, strict=True))
+    if len(set(row_keys)) == len(rows):
         return rows
+    counts = Counter(row_keys)
     plain = {c: _plain(checked.columns[c]) for c in data_cols}
-    first: dict[tuple, int] = {}
+    first: dict[object, int] = {}
     seen: set[tuple] = set()
     kept = []
-    for row in rows:
-        key = tuple(plain[c][row] for c in key_cols)
+    for row, key in zip(rows, row_keys, strict=True):
+        if counts[key] == 1:  # only records sharing a key are compared
+            kept.append(row)
+            continue
         data = tuple(plain[c][row] for c in data_cols)
         if key not in first:
             first[key] = row
