@@ -32,6 +32,13 @@ train 401 (2.24M rows, 1,500 trees, held-out AUC 0.8725), score 1,115 (777,103 o
 alerts 45, summaries 6, report 16. Floor 732 s: scan 27, Dataset + lightgbm.train 183 (1.90M rows),
 predict 159 + pred_contrib 363; ratio 4.5. Preparing the store (not timed): validate 3 terms 1,080 /
 868 / 577 s (the first two while other work shared the cores), 6 feature points 1,259 s.
+
+Measured 2026-12-07, 200k × 4 terms (``--students 200000 --terms 4``; the 1M run did not fit the session),
+load average 7-8 throughout: risk term 999 s, peak RSS 2,410 MB: validate 208, features 299 (3 points
+built), train 298 (111,719 rows, 470 trees), score 136 (37,313 of 199,947 flagged). Same-work floor 365 s:
+scan 10.7, DuckDB aggregates at the 3 built points + the scoring as_of 84.3, Dataset + lightgbm.train 266.9
+(95,157 rows, 550 rounds), compiled forest 1.5 + TreeSHAP tables 1.8; ratio 2.74. Old floor (no features;
+predict 3.4 + pred_contrib 16.7) 298 s, 3.36.
 """
 
 from __future__ import annotations

@@ -64,6 +64,14 @@ hour), quiet machine, with the TreeSHAP tables explaining the flagged and the wr
 flagged rows: 13.1 s, 17.9x faster than pred_contrib, largest difference 3.1e-14 log-odds; the forest
 26.2 s, 3.8x booster.predict, bit for bit. risk features alone took 193.5 s: the features are now most
 of risk score's time.
+
+Measured 2026-12-07 at 1M (``--students 1000000``: the 1M × 2 export, the 525-tree champion from 200k × 4),
+against the same-work floor, load average 2.0 before the run, 3.4 after, 3.9 at the floors' end: risk score
+144.6 s, peak RSS 2,126 MB, 191,390 flagged explained; floor 19.2 s (DuckDB aggregates 13.0 + compiled
+forest 3.5 + TreeSHAP tables 2.6), ratio 7.55; peers: old floor 53.1 s (predict 12.8 + pred_contrib 40.3),
+2.72; risk features (75.8 s, rebuilt) + old floor 1.12; risk features + model floor 1.76; naive + features
+0.39. By subtraction ~63 s is neither features nor the model. The same command 16 min earlier, at load
+average 7-8 during the run and 3.4 at the floors: 632.6 s against 16.3 s (38.9; the rest ~511 s).
 """
 
 from __future__ import annotations
