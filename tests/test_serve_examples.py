@@ -152,8 +152,6 @@ def readme_keys(service, people, scored, world, tmp_path_factory) -> dict[str, s
 
 @pytest.mark.parametrize("documented", documented_calls(), ids=lambda d: d.command.splitlines()[0][:60])
 def test_each_readme_call_gets_its_documented_answer(service, people, readme_keys, documented, tmp_path):
-    (tmp_path / "students.json").write_text(json.dumps({"students": [
-        payload_of(people["tables"], people["student_a"])]}), encoding="utf-8")
     env = {**readme_keys, "SCHOOL": people["school_a"], "STUDENT": people["student_a"]}
     command = documented.command.replace(LOOPBACK, service["url"])
     # Each curl prints its status after the body: the one thing the test adds to README's line.
