@@ -27,6 +27,7 @@ from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
 from risk.features.online import online_features
 from risk.features.payload import schema_failures
+from risk.features.payload_fast import Deferred
 from risk.features.service import OnlineFeatureBuilder
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
@@ -204,7 +205,7 @@ def test_a_value_of_the_wrong_json_type_costs_its_record_alone_in_any_company(sm
         assert together[1].rejected == () and together[1].hint == builder.features(texts, AS_OF).hint
 
 
-def test_a_record_that_is_no_object_or_has_a_key_outside_the_contract_is_left_out(small):
+def test_a_record_that_is_no_object_is_left_out_and_a_key_outside_the_contract_is_ignored(small):
     _, _, builder = small
     tables = payload_of(clean_tables(), STUDENTS[1])
     tables["attendance_daily"][0] = ["2024-06-03", "present"]
@@ -212,8 +213,28 @@ def test_a_record_that_is_no_object_or_has_a_key_outside_the_contract_is_left_ou
     for fast in (True, False):
         (result,) = builder.features_many([tables], AS_OF, fast=fast)
         assert [(r.table, r.record, r.rule, r.detail) for r in result.rejected] == [
-            ("attendance_daily", 0, "bad_type", "the record is not a JSON object (list)"),
-            ("assistance", 0, "not_allowed", "note = (not a column of the contract): not_allowed")]
+            ("attendance_daily", 0, "bad_type", "the record is not a JSON object (list)")]
+
+
+def test_an_extra_key_on_an_attendance_record_is_ignored_on_the_fast_way_and_the_full_checks_alike(small):
+    """As batch ignores an extra column of an export file: the record is kept and judged on its contract columns."""
+    _, _, builder = small
+    plain = payload_of(clean_tables(), STUDENTS[0])
+    expected = builder.features_many([plain], AS_OF, fast=False)[0]
+    assert expected.rejected == ()
+    one = copy.deepcopy(plain)
+    one["attendance_daily"][0]["note"] = "x"
+    every = copy.deepcopy(plain)  # an upstream system that adds one column to every record, of a wrong type too
+    for record in every["attendance_daily"]:
+        record["note"] = [1, {"a": "x" * 500}]
+    for payload in (one, every):
+        for fast in (True, False):
+            (result,) = builder.features_many([payload], AS_OF, fast=fast)
+            assert result.rejected == (), (fast, result.rejected)
+            assert (result.student_key, result.hint) == (expected.student_key, expected.hint)
+            np.testing.assert_array_equal(result.values, expected.values)
+        (fast_only,) = builder.features_fast([payload], AS_OF)  # decided by the fast way itself, not deferred
+        assert not isinstance(fast_only, Deferred | ContractError) and fast_only.rejected == ()
 
 
 def test_a_long_text_is_left_out_and_echoed_only_in_part(small):

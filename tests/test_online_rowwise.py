@@ -197,7 +197,6 @@ BREAKS = {
     "a list": ("health", 0, "height_cm", [150]),
     "an object": ("assistance", 0, "programme", {"name": "cct"}),
     "a text over the limit": ("enrollments", 0, "classroom", "x" * 101),
-    "a key outside the contract": ("health", 0, "blood_type", "O"),
     "a required key taken away": ("behaviour", 0, "sdq_peer", "DELETE"),
     "a record that is no object": ("grades", 0, None, "SCALAR"),
 }
@@ -238,6 +237,22 @@ def test_a_broken_record_is_left_out_by_the_fast_way_as_by_the_full_checks(clean
     # An enrollment left out takes its term's days of attendance with it, as in batch.
     others = {(r.table, r.rule) for r in fast.rejected if (r.table, r.record) != (table, index)}
     assert others <= {("attendance_daily", "no_enrollment_that_term")} and (not others or table == "enrollments")
+
+
+@pytest.mark.parametrize("table", ["health", "attendance_daily"])
+def test_a_key_outside_the_contract_is_ignored_by_the_fast_way_as_by_the_full_checks(clean_payload, service_builder,
+                                                                                     table):
+    """As batch ignores an extra column of an export file: the record stays, judged on its contract columns."""
+    builder, as_of = service_builder
+    one = broken(clean_payload, table, 0, "blood_type", "O")
+    every = copy.deepcopy(clean_payload)
+    for record in every[table]:
+        record["remark"] = {"x": [1, 2]}
+    assert assert_same_as_the_full_checks(builder, [clean_payload, one, every], as_of) == []
+    plain, *others = builder.features_fast([clean_payload, one, every], as_of)
+    for other in others:
+        assert other.rejected == plain.rejected
+        np.testing.assert_array_equal(other.values, plain.values)
 
 
 @pytest.mark.parametrize("kind", sorted(UNUSUAL))

@@ -6,7 +6,9 @@ any table, any column, any JSON type (text, a number, a flag, null, a list, an
 object, a text far over the limit), a key taken away or added, or the whole record
 replaced by a scalar. Whatever the change, the answer is a 200 that leaves out at
 most that record beyond what the unchanged payload left out, or a 422 exactly when
-the payload without that record has nothing scorable left; never a 5xx.
+the payload without that record has nothing scorable left; never a 5xx. A key
+added outside the contract is ignored (as batch ignores an extra column): the
+answer is the unchanged payload's, that record kept, the same probability.
 """
 
 from __future__ import annotations
@@ -94,9 +96,10 @@ def mutations(draw, payload: dict):
     elif how == "missing key":
         record.pop(column, None)
         expected = "missing_required" if FULL[table][column].required else None
-    elif how == "extra key":
-        record[draw(st.text(min_size=1, max_size=20).filter(lambda k: k not in FULL[table]))] = draw(ANY_SCALAR)
-        expected = "not_allowed"
+    elif how == "extra key":  # ignored, as batch ignores an extra column: the record is judged as without it
+        record[draw(st.text(min_size=1, max_size=20).filter(lambda k: k not in FULL[table]))] = draw(
+            st.one_of(ANY_SCALAR, NEVER_FITS))
+        expected = None
     else:
         changed[table][index] = draw(st.one_of(ANY_SCALAR, st.lists(st.integers(), max_size=2)))
         expected = "bad_type"
@@ -132,6 +135,12 @@ def test_one_changed_record_is_left_out_or_the_student_had_nothing_else(api, dat
     base = _left_out(client.post("/v1/score", json=payload))
     table, index, how, changed, expected = data.draw(mutations(payload))
     response = client.post("/v1/score", json=changed)
+    if how.startswith("extra key"):  # a key outside the contract is ignored: the answer is the unchanged payload's
+        original = client.post("/v1/score", json=payload).json()
+        assert response.status_code == 200, (how, response.status_code, response.text[:500])
+        assert response.json()["left_out"] == original["left_out"], how
+        assert response.json()["probability"] == original["probability"], how
+        return
     assert response.status_code in (200, 422), (how, response.status_code, response.text[:500])
     if response.status_code == 422:
         without = copy.deepcopy(payload)
@@ -147,6 +156,18 @@ def test_one_changed_record_is_left_out_or_the_student_had_nothing_else(api, dat
             assert mine == {(table, index, expected)}, (how, mine)
     for item in response.json()["left_out"]:
         assert len(item["detail"]) <= 301 and "x" * 41 not in item["detail"]
+
+
+def test_an_extra_key_on_an_attendance_record_is_ignored_and_the_score_is_the_same(api):
+    """A key outside the contract is ignored, as batch ignores an extra column: the record stays, nothing changes."""
+    client, payload = api
+    original = client.post("/v1/score", json=payload).json()
+    changed = copy.deepcopy(payload)
+    changed["attendance_daily"][0]["note"] = "x"
+    response = client.post("/v1/score", json=changed)
+    assert response.status_code == 200, response.text[:500]
+    assert response.json()["left_out"] == original["left_out"]  # that record is not left out (nor any other)
+    assert response.json()["probability"] == original["probability"]
 
 
 def test_a_huge_text_in_a_record_is_left_out_and_not_echoed(api):

@@ -260,7 +260,7 @@ class PayloadRules:
         frame, payload, record = rows.frame.copy(deep=False), rows.payload, rows.record
         frame.insert(0, "student_key", keys[payload])
         attach_lookups(frame, table, refs)
-        failures = _echoed(schema_failures(self.schemas[name], frame, rows.bad), rows.unknown)
+        failures = _echoed(schema_failures(self.schemas[name], frame, rows.bad))
         if not failures.empty:
             clean, reasons = split_chunk(frame, failures)
             for row, rule, detail in zip(reasons.index, reasons["rule"], reasons["detail"], strict=True):
@@ -275,14 +275,9 @@ class PayloadRules:
         return _validated_layout(table, frame), payload
 
 
-def _echoed(failures: pd.DataFrame, unknown: np.ndarray) -> pd.DataFrame:
-    """The failures with a key outside the contract added (``not_allowed``), each value as it may be echoed back."""
-    extra = np.flatnonzero(unknown != None)  # noqa: E711  (an object array: None marks a row without one)
-    if len(extra):
-        failures = pd.concat([failures, pd.DataFrame({
-            "row": extra.astype(np.int64), "column": [excerpt(k) for k in unknown[extra]], "rule": "not_allowed",
-            "value": "(not a column of the contract)"})], ignore_index=True)
-    elif failures.empty:
+def _echoed(failures: pd.DataFrame) -> pd.DataFrame:
+    """The failures with each value as it may be echoed back (a key outside the contract is none: it is not read)."""
+    if failures.empty:
         return failures
     values = failures["value"].to_numpy(dtype=object)
     missing = (failures["rule"] == "missing_required").to_numpy()  # nothing to show (an ID column would mask "nan")

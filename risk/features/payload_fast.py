@@ -182,7 +182,7 @@ class CleanPayloads:
         else:
             dropped, at = [], list(range(len(rows)))
         out = _Table(at, {}, {}, dropped)
-        given = self._given(table, rows, out)
+        given = self._given(table, rows)
         n = len(rows)
         for column in table.columns:
             values = given.get(column.name) or [None] * n
@@ -207,23 +207,25 @@ class CleanPayloads:
                             out.add(row, column.name, rule, shown)
         return out
 
-    def _given(self, table: Table, rows: list[dict], out: _Table) -> dict[str, list[Any]]:
-        """Each key's values over the records (absent keys as None); a key outside the contract is noted."""
+    def _given(self, table: Table, rows: list[dict]) -> dict[str, list[Any]]:
+        """Each contract column's values over the records (absent keys as None); a key outside the contract is ignored.
+
+        As batch reads only the contract's columns of an export file, a record is judged on those alone.
+        """
         spec = self._columns[table.name]
         if not rows:
             return {}
         keys = tuple(rows[0])
-        # The usual case: every record carries the first one's keys (as many, each found; any order), all
-        # of the contract; then one C-level pass per column takes its values.
-        if spec.keys() >= set(keys) and set(map(len, rows)) == {len(keys)}:
+        # The usual case: every record carries the first one's keys (as many, each found; any order); then
+        # one C-level pass per column takes its values. Keys outside the contract are taken (so that every
+        # record is seen to hold the same keys) and then dropped.
+        if set(map(len, rows)) == {len(keys)}:
             try:
-                return {k: list(map(itemgetter(k), rows)) for k in keys}
+                given = {k: list(map(itemgetter(k), rows)) for k in keys}
             except KeyError:
                 pass
-        for row, record in enumerate(rows):
-            if not spec.keys() >= record.keys():
-                key = next(k for k in record if k not in spec)
-                out.add(row, excerpt(key), "not_allowed", "(not a column of the contract)")
+            else:
+                return given if spec.keys() >= given.keys() else {k: v for k, v in given.items() if k in spec}
         return {name: [r.get(name) for r in rows] for name in spec}
 
     def _foreign_id(self, out: _Table, row: int, column: str, value: Any) -> None:

@@ -3,7 +3,8 @@
 Used by :mod:`risk.features.payload`. A payload arrives as JSON, so before any
 contract rule a record is checked for shape and each value for its JSON type
 (:func:`json_fault`): a record that is not an object is left out as ``bad_type``;
-a key outside the contract is noted for a ``not_allowed``; an absent column is
+a key outside the contract is ignored (as batch ignores an extra column of an
+export file: the record is judged on its contract columns); an absent column is
 read as empty (``missing_required`` when it is required); a value of the wrong
 JSON type (a number for a date, a flag for a number, a list, an object), or a
 text longer than :data:`MAX_TEXT_CHARS`, is read as unparseable (``bad_type``).
@@ -95,16 +96,15 @@ class Records:
     """One table's records of many payloads, parsed once: ``payload`` and ``record`` say where each row came from.
 
     ``frame`` has one row per record that is a JSON object (RangeIndex); ``bad``
-    maps a column to its mask of unparseable values; ``unknown`` holds, per row,
-    the first key outside the contract (None when there is none); ``payload`` and
-    ``record`` are int64 arrays of shape (n_rows,): the payload's position in the
-    call and the record's position in that payload's list. ``dropped`` lists the
+    maps a column to its mask of unparseable values (keys outside the contract are
+    not read); ``payload`` and ``record`` are int64 arrays of shape (n_rows,): the
+    payload's position in the call and the record's position in that payload's
+    list. ``dropped`` lists the
     records that are no JSON object: (payload, record, what it is).
     """
 
     frame: pd.DataFrame
     bad: dict[str, np.ndarray]
-    unknown: np.ndarray
     payload: np.ndarray
     record: np.ndarray
     dropped: list[tuple[int, int, str]] = field(default_factory=list)
@@ -113,8 +113,8 @@ class Records:
         if keep.all():
             return self
         bad = {c: m[keep] for c, m in self.bad.items() if m[keep].any()}
-        return Records(self.frame[keep].reset_index(drop=True), bad, self.unknown[keep], self.payload[keep],
-                       self.record[keep], self.dropped)
+        return Records(self.frame[keep].reset_index(drop=True), bad, self.payload[keep], self.record[keep],
+                       self.dropped)
 
 
 def parse_many(name: str, lists: list[tuple[int, Any]], out: MutableSequence[object | None]) -> Records | None:
@@ -146,8 +146,7 @@ def parse_many(name: str, lists: list[tuple[int, Any]], out: MutableSequence[obj
     frame, unparsed = typed_frame(arrow, table)
     for column, mask in unparsed.items():
         bad[column] = bad[column] | mask if column in bad else mask
-    return Records(frame, bad, _unknown_keys(table, rows), np.array(payload, dtype=np.int64),
-                   np.array(record, dtype=np.int64), dropped)
+    return Records(frame, bad, np.array(payload, dtype=np.int64), np.array(record, dtype=np.int64), dropped)
 
 
 def _arrow(table: Table, rows: list[dict]) -> tuple[pa.Table, dict[str, np.ndarray]]:
@@ -178,16 +177,6 @@ def _column(kind: str, values: list[Any]) -> pa.Array:
                  for v in values]
         return pa.array(texts, pa.string())
     return pa.array(values, pa.string())
-
-
-def _unknown_keys(table: Table, rows: list[dict]) -> np.ndarray:
-    """Per row, its first key outside the contract (in the record's order), or None."""
-    names = set(table.column_names)
-    unknown = np.full(len(rows), None, dtype=object)
-    for i, r in enumerate(rows):
-        if len(r) > len(names) or not names.issuperset(r):
-            unknown[i] = next(k for k in r if k not in names)
-    return unknown
 
 
 def the_students(parsed: Mapping[str, Records | None], live: list[int],

@@ -3,9 +3,10 @@
 A payload record is one row of a contract table as JSON (the export's columns,
 raw ``student_id`` included; dates as ``YYYY-MM-DD``). Records are taken loosely
 here on purpose (any JSON value): a record that breaks a contract rule — a value
-of the wrong JSON type, a text over 100 characters, a key outside the contract, a
-record that is no object — is left out and reported (``left_out``, with batch's
-rule) rather than failing the request, as batch quarantines a row. Only the
+of the wrong JSON type, a text over 100 characters, a record that is no object —
+is left out and reported (``left_out``, with batch's rule) rather than failing the
+request, as batch quarantines a row. A key outside the contract is ignored, as
+batch ignores an extra column of an export file. Only the
 lists' lengths are limited here: sized from one student's years of records with a
 wide margin (1,500 school days is seven school years).
 """
@@ -26,7 +27,9 @@ __all__ = [
 
 # Any JSON value, so that a bad record is the checks' to leave out (documented as what it should be).
 Record = Annotated[Any, WithJsonSchema({
-    "type": "object", "description": "One row of the table per the data contract; a bad one is left out.",
+    "type": "object",
+    "description": "One row of the table per the data contract; a bad one is left out. A key outside the contract "
+                   "is ignored.",
     "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 100}})]
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 

@@ -43,10 +43,10 @@ async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> 
     """Score one student from their raw records at ``as_of``.
 
     A record that breaks a contract rule — a wrong value, a value of the wrong JSON
-    type, a text over 100 characters, a key outside the contract, a record that is
-    no object — is left out and listed in ``left_out`` with batch's rule and a short,
-    masked detail; the student is scored from the rest, with the features and
-    reasons batch scoring uses. 422 only when nothing scorable is left (no valid
+    type, a text over 100 characters, a record that is no object — is left out and
+    listed in ``left_out`` with batch's rule and a short, masked detail; the student
+    is scored from the rest, with the features and reasons batch scoring uses. A key
+    outside the contract is ignored (as batch ignores an extra column). 422 only when nothing scorable is left (no valid
     enrollment, or none in the term of ``as_of``).
     """
     _check_as_of(services, body.as_of, ["body", "as_of"])
