@@ -187,7 +187,8 @@ class AckRequest(_Body):
     # white space nor \x1c-\x1f, which Python strips and counts as space but Unicode does not.
     action_taken: str = Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]",
                               examples=["Home visit with the class teacher"])
-    acted_on: dt.date | None = Field(None, description="When it was done (default: today).")
+    acted_on: dt.date | None = Field(None, description="When it was done (default: today): on or after the "
+                                     "alert's date and not after today, else 422 (date_range).")
 
 
 class AckResponse(BaseModel):
