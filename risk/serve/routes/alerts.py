@@ -36,7 +36,7 @@ router = APIRouter(prefix="/v1", tags=["alerts"], route_class=OrjsonRoute)
 SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.",
                                examples=[EXAMPLE_SCHOOL])]
 AlertId = Annotated[int, Path(ge=1, le=2**62, description="The alert's id.")]
-NO_SUCH_ALERT = "There is no such alert."  # acknowledge_alert's own 404 says the same
+NO_SUCH_ALERT = "There is no such alert."
 
 
 @router.get("/schools/{school_id}/alerts", response_model=AlertsResponse,
@@ -57,7 +57,6 @@ async def list_alerts(school_id: SchoolId, key: ReaderKey, services: ServicesDep
                         409: {"description": "Already acknowledged."}})
 async def ack_alert(alert_id: AlertId, body: AckRequest, key: TeacherOrAdminKey, services: ServicesDep) -> AckResponse:
     """Record what the school did about the alert, and when; the alert is then closed."""
-    await run_in_threadpool(refuse_unseen_alert, services, key, alert_id, "alert_ack")
     ack_id = await run_in_threadpool(acknowledge_alert, services, key, alert_id, body.action_taken,
                                      body.acted_on or dt.date.today())
     return AckResponse(alert_id=alert_id, acknowledgement_id=ack_id, status="acknowledged")
@@ -72,20 +71,20 @@ def school_alerts(services: Services, key: KeyRecord, school_id: str, action: st
     return frame
 
 
-def refuse_unseen_alert(services: Services, key: KeyRecord, alert_id: int, action: str) -> None:
-    """404 for a teacher naming another school's alert, the very answer to an alert that does not exist.
+def refuse_unseen_alert(services: Services, key: KeyRecord, alert_id: int, action: str) -> tuple[str, str, int]:
+    """(school_id, status, student_key) of an alert the key may act on; else 404.
 
-    Otherwise a teacher could tell, alert id by alert id, which exist in other schools. The
-    refusal is audited with its real cause.
+    A teacher naming another school's alert gets the very answer to an alert that does not
+    exist; otherwise a teacher could tell, alert id by alert id, which exist in other schools.
+    A teacher's refusal is audited with its real cause.
     """
-    if key.role != "teacher":
-        return
     found = alert_school(services, alert_id)
-    if found is not None and found[0] == key.school_id:
-        return
-    cause = f"alert {alert_id} does not exist" if found is None else f"alert {alert_id} is of school {found[0]}"
-    services.audit.later(AuditRecord(key.key_id, action, student_key=None if found is None else found[2],
-                                     school_id=key.school_id, detail=f"refused 404: {cause}"))
+    if found is not None and may_read_school(key, found[0]):
+        return found
+    if key.role == "teacher":
+        cause = f"alert {alert_id} does not exist" if found is None else f"alert {alert_id} is of school {found[0]}"
+        services.audit.later(AuditRecord(key.key_id, action, student_key=None if found is None else found[2],
+                                         school_id=key.school_id, detail=f"refused 404: {cause}"))
     raise HTTPException(404, NO_SUCH_ALERT)
 
 
@@ -99,11 +98,7 @@ def alert_school(services: Services, alert_id: int) -> tuple[str, str, int] | No
 
 def acknowledge_alert(services: Services, key: KeyRecord, alert_id: int, action_taken: str, acted_on: dt.date) -> int:
     """Check the key may act on the alert, record the acknowledgement and audit it; returns its id."""
-    found = alert_school(services, alert_id)
-    if found is None:
-        raise HTTPException(404, "There is no such alert.")
-    school_id, status, student_key = found
-    may_see_school(key, school_id)
+    school_id, status, student_key = refuse_unseen_alert(services, key, alert_id, "alert_ack")
     if status != "open":
         raise HTTPException(409, "This alert was acknowledged already." if status == "acknowledged" else
                             "This alert was withdrawn: scoring its date again no longer supports it.")
