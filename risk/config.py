@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from risk.errors import ConfigError
 from risk.labels import LabelPolicy
 
-__all__ = ["DataSettings", "FeatureSettings", "Settings", "load_settings", "load_yaml_model"]
+__all__ = ["DataSettings", "FeatureSettings", "FreshnessSettings", "Settings", "load_settings", "load_yaml_model"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS = REPO_ROOT / "configs" / "risk.yaml"
@@ -23,6 +23,19 @@ class DataSettings(BaseModel):
     student_buckets: int = Field(32, ge=1, le=1024)
     duckdb_memory_limit: str = "4GB"
     workers: int = Field(2, ge=1, le=64)
+    # Data-health gate of risk validate: the share of a table's incoming rows that may be
+    # quarantined before the run warns, and before it fails (unless --accept-loss names the table).
+    loss_warn_share: float = Field(0.05, ge=0, le=1)
+    loss_fail_share: float = Field(1.0, gt=0, le=1)
+
+
+class FreshnessSettings(BaseModel):
+    """How old each domain's newest row may be at ``as_of`` before features, scores and the report call it stale."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_age_days: dict[str, int] = {
+        "attendance_daily": 30, "grades": 240, "household": 400, "health": 400, "behaviour": 400, "assistance": 400,
+    }
 
 
 class FeatureSettings(BaseModel):
@@ -38,6 +51,7 @@ class Settings(BaseModel):
     data: DataSettings = DataSettings()
     labels: LabelPolicy = LabelPolicy()
     features: FeatureSettings = FeatureSettings()
+    freshness: FreshnessSettings = FreshnessSettings()
 
     def resolve(self, path: Path) -> Path:
         """A configured relative path, taken from the repository root when not found where risk runs."""
