@@ -70,3 +70,31 @@ def test_revalidating_clears_caches_derived_from_the_old_tables(tmp_path, monkey
                                      "--out", str(tmp_path / "f.parquet"), "--quiet"])
         assert result.exit_code == 0, result.output
         assert (validated / "_derived").exists()
+
+
+@pytest.mark.parametrize("args", [["score", "--demo"], ["validate"], ["features", "--as-of", "2024-13-06"], ["nosuch"]])
+def test_a_usage_error_is_one_sentence_not_a_framed_box(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "--help" in lines[0]
+    assert not set("╭╰│─") & set(result.output)
+
+
+def test_demo_is_an_option_of_exactly_the_commands_that_need_a_pseudonym_key():
+    import inspect
+
+    from typer.main import get_command
+
+    group = get_command(app)
+    has_demo, needs_key = set(), set()
+    for name, command in group.commands.items():
+        if any("--demo" in getattr(p, "opts", ()) for p in command.params):
+            has_demo.add(name)
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        if "pseudonym_key(" in inspect.getsource(inspect.unwrap(info.callback)):
+            needs_key.add(name)
+    assert needs_key, "no command reads the pseudonym key: the check below would prove nothing"
+    assert has_demo == needs_key

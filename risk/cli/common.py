@@ -4,17 +4,55 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+# Typer 0.29 carries its own copy of click; its exceptions are only reachable here (the version is pinned).
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
+
 from risk.errors import RiskError
 from risk.logs import configure_logging
 
+errors = Console(stderr=True)
+
+
+class OneSentenceErrors(TyperGroup):
+    """Usage errors as one sentence on stderr (README's promise), not Typer's framed box.
+
+    Click is run without its own error handling; what it would have framed is printed
+    here as ``error: … (risk CMD --help)`` with the same exit code (2 for usage).
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except NoArgsIsHelpError as error:
+            assert error.ctx is not None
+            print(error.ctx.get_help())
+            sys.exit(0)
+        except UsageError as error:
+            where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+            errors.print(f"[bold red]error:[/] {error.format_message()}{where}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            errors.print(f"[bold red]error:[/] {error.format_message()}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            errors.print("aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneSentenceErrors,
     name="risk",
     help="Early-warning engine for Thai students at risk of dropping out (EEF / OBEC).",
     no_args_is_help=True,
@@ -22,7 +60,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-errors = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
 
 REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
