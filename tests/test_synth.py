@@ -17,7 +17,7 @@ import pytest
 from risk.data.contract import GRADE_LEVELS, TABLES, term_start, term_window
 from risk.data.ids import valid_student_id_mask
 from risk.data.synth import SynthConfig, SynthReport, generate
-from risk.data.synth.mess import be_year_typo
+from risk.data.synth.mess import short_be_year
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synth.yaml"
 ARROW_TYPES = {"id": pa.string(), "text": pa.string(), "term": pa.string(), "date": pa.date32(),
@@ -155,6 +155,8 @@ def test_injected_rows_are_really_broken(messy: tuple[Path, SynthReport]) -> Non
     assert invalid.any() and not valid_student_id_mask(ids[invalid]).any()
     weekend = (att_kind == "not_a_school_day").to_numpy()
     assert weekend.any() and (pd.to_datetime(att.loc[weekend, "date"]).dt.day_of_week >= 5).all()
+    short_year = (att_kind == "bad_date").to_numpy()
+    assert short_year.any() and (pd.to_datetime(att.loc[short_year, "date"]).dt.year.between(1960, 1975)).all()
     dup = (att_kind == "duplicate").to_numpy()
     cols = list(TABLES["attendance_daily"].column_names)
     originals = att.loc[~bad, cols].drop_duplicates()
@@ -164,7 +166,8 @@ def test_injected_rows_are_really_broken(messy: tuple[Path, SynthReport]) -> Non
 
 def _window(out: Path) -> tuple[dt.date, dt.date]:
     cal = read_table(out, "calendar")
-    ok = cal["date"].notna() & (pd.to_datetime(cal["date"]).dt.year < 2200)
+    # Injected bad dates are two-digit Buddhist-Era years read as 19xx: not days of the calendar.
+    ok = cal["date"].notna() & (pd.to_datetime(cal["date"]).dt.year >= 1990)
     days = pd.to_datetime(cal.loc[ok, "date"])
     return (days.min() - pd.Timedelta(days=365)).date(), (days.max() + pd.Timedelta(days=183)).date()
 
@@ -357,11 +360,14 @@ def test_growth_is_plausible_for_a_ten_year_old(clean: tuple[Path, SynthReport])
     assert 130 < height < 142 and 25 < weight < 36
 
 
-def test_buddhist_era_typo_keeps_day_and_month() -> None:
-    day = (np.datetime64("2024-06-01") - np.datetime64("1970-01-01")).astype(np.int64)
-    leap = (np.datetime64("2024-02-29") - np.datetime64("1970-01-01")).astype(np.int64)
-    got = (be_year_typo(np.array([day, leap])) + np.datetime64("1970-01-01", "D")).astype(str)
-    assert list(got) == ["2567-06-01", "2567-02-28"]
+def test_a_two_digit_buddhist_era_year_is_read_as_19xx_keeping_day_and_month() -> None:
+    def days(iso: str) -> int:
+        return int((np.datetime64(iso) - np.datetime64("1970-01-01")).astype(np.int64))
+
+    # 2024 is 2567 BE: typed "67", read as 1967; 1967 has no 29 February.
+    got = (short_be_year(np.array([days("2024-06-16"), days("2024-02-29"), days("2025-01-02")]))
+           + np.datetime64("1970-01-01", "D")).astype(str)
+    assert list(got) == ["1967-06-16", "1967-02-28", "1968-01-02"]
 
 
 def _next_term_sql(term: str) -> str:

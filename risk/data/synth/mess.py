@@ -1,8 +1,8 @@
 """Injected errors: realistic faults, one per corrupted row, each listed in the manifest.
 
 Rows of the student tables are corrupted in place (a broken ID, an emptied
-value, a typo, an impossible number, a Buddhist-Era year typed as Gregorian, an
-orphan's ID, a weekend date). Corrupting a row that other tables depend on
+value, a typo, an impossible number, a Buddhist-Era year typed with two digits
+and read as 19xx, an orphan's ID, a weekend date). Corrupting a row that other tables depend on
 (a school, a calendar day, an enrollment) would make clean rows elsewhere break
 the contract too, so those tables get extra, appended faulty rows instead: a
 broken copy of a real row under a new school or a new ("ghost") student. Exact
@@ -21,7 +21,7 @@ from risk.data.synth.config import MessConfig
 from risk.data.synth.frames import Batch
 from risk.data.synth.identity import broken_ids, thai_ids
 
-__all__ = ["KINDS", "Injected", "MessContext", "be_year_typo", "inject"]
+__all__ = ["KINDS", "Injected", "MessContext", "inject", "short_be_year"]
 
 KINDS = ("invalid_id", "missing_required", "not_allowed", "out_of_range", "bad_date", "duplicate",
          "orphan_student", "unknown_school", "not_a_school_day")  # fmt: skip
@@ -49,6 +49,8 @@ OUT_OF_RANGE: dict[str, dict[str, tuple[float, ...]]] = {
     "behaviour": {f"sdq_{s}": (14, -1, 11) for s in ("emotional", "conduct", "hyperactivity", "peer", "prosocial")},
     "assistance": {"amount_baht": (-100.0, -1500.0)},
 }  # fmt: skip
+# Enrollments get the fault in status_date, not birth_date: a birth date in 19yy also breaks
+# the age rule (out_of_range), which the validator ranks before bad_date.
 DATE_COLUMNS = {"calendar": "date", "enrollments": "status_date", "attendance_daily": "date",
                 "grades": "recorded_on", "household": "screened_on", "health": "measured_on",
                 "behaviour": "screened_on", "assistance": "date"}  # fmt: skip
@@ -70,12 +72,28 @@ class Injected:
     duplicates: Batch | None
 
 
-def be_year_typo(days: np.ndarray) -> np.ndarray:
-    """The same day and month with the Buddhist-Era year (+543) typed as if it were Gregorian."""
+def short_be_year(days: np.ndarray) -> np.ndarray:
+    """The same day and month in 19yy, where yy are the last two digits of the Buddhist-Era year.
+
+    Thai forms often take a two-digit year: 16/06/67 means 2567 (2024), and a reader
+    that assumes 19xx stores 1967-06-16. The intake accepts Buddhist-Era years, so a
+    full ``2567`` is no longer a fault; the two-digit year still is, because the
+    year it gives (1963 … 1972 for the 2020s; below 1990 up to 2046 CE) lies before
+    the data window and before the earliest year any date may have (1990), so the
+    validator gives it ``bad_date``.
+    ``days`` are days since 1970-01-01; 29 February becomes the 28th when 19yy is
+    not a leap year.
+    """
+    d = days.astype("datetime64[D]")
+    year_ce = d.astype("datetime64[Y]").astype(np.int64) + 1970
+    return _with_year(days, 1900 + (year_ce + 543) % 100)
+
+
+def _with_year(days: np.ndarray, year: np.ndarray) -> np.ndarray:
+    """``days`` (since 1970) moved to ``year``, keeping month and day (clipped to the month's length)."""
     d = days.astype("datetime64[D]")
     month_start = d.astype("datetime64[M]")
-    month = (month_start.astype(np.int64) % 12)
-    year = d.astype("datetime64[Y]").astype(np.int64) + 1970 + 543
+    month = month_start.astype(np.int64) % 12
     new_month = ((year - 1970) * 12 + month).astype("datetime64[M]")
     length = ((new_month + 1).astype("datetime64[D]") - new_month.astype("datetime64[D]")).astype(np.int64)
     dom = np.minimum((d - month_start.astype("datetime64[D]")).astype(np.int64), length - 1)
@@ -201,7 +219,7 @@ def _apply(kind: str, batch: Batch, rows: np.ndarray, rng: np.random.Generator, 
                 batch.null_mask(col)[rows[which == j]] = False
     elif kind == "bad_date":
         col = DATE_COLUMNS[table]
-        batch.cols[col][rows] = be_year_typo(batch.cols[col][rows])
+        batch.cols[col][rows] = short_be_year(batch.cols[col][rows])
         batch.null_mask(col)[rows] = False
     elif kind == "unknown_school":
         _unknown_schools(batch, rows, rng)
