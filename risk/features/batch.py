@@ -23,6 +23,13 @@ from risk.features.base import AsOf
 from risk.features.build import build_features
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
+from risk.features.freshness import (
+    DomainFreshness,
+    check_as_of_in_data,
+    domain_freshness,
+    log_freshness,
+    warnings_of,
+)
 from risk.features.sources import view_validated
 from risk.progress import Progress
 
@@ -39,6 +46,8 @@ class FeatureRunReport(BaseModel):
     seconds: float
     peak_rss_mb: float
     output: str
+    # Each student domain's newest row and status at as_of (risk.features.freshness).
+    freshness: list[DomainFreshness] = []
 
     def summary_lines(self) -> list[str]:
         worst = sorted(self.missing_share.items(), key=lambda kv: -kv[1])[:5]
@@ -46,6 +55,7 @@ class FeatureRunReport(BaseModel):
             f"features at {self.as_of} (term {self.term}): {self.students:,} students × {self.features} features",
             f"catalog {self.catalog_version}; {self.seconds:.1f} s; peak RSS {self.peak_rss_mb:,.0f} MB",
             "most often missing: " + ", ".join(f"{n} {s:.0%}" for n, s in worst),
+            *(f"warning: {sentence}" for sentence in warnings_of(self.freshness)),
             f"written to {self.output}",
         ]
 
@@ -63,10 +73,17 @@ def buckets_of(validated: Path) -> list[int]:
 
 def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings: Settings, catalog: Catalog,
                          progress: bool = True) -> FeatureRunReport:
-    """Write the feature matrix at ``as_of`` to ``out`` (Parquet, pseudonymous keys, catalog version)."""
+    """Write the feature matrix at ``as_of`` to ``out`` (Parquet, pseudonymous keys, catalog version).
+
+    An ``as_of`` the store does not cover raises :class:`~risk.features.freshness.AsOfOutsideDataError`
+    before anything is written; a stale or missing domain is a warning in the report and the log.
+    """
     started = time.perf_counter()
     point = AsOf(as_of)
     buckets = buckets_of(validated)
+    check_as_of_in_data(validated, as_of)
+    freshness = domain_freshness(validated, as_of, settings)
+    log_freshness(freshness, "features")
     con = open_validated(validated, point, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
@@ -87,13 +104,16 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
             rows += len(frame)
             missing += frame[catalog.names].isna().sum()
             bar.advance(task)
-    if writer is None:
-        raise ContractError(f"no students are enrolled at {as_of} in {validated}")
-    writer.close()
+    if writer is not None:
+        writer.close()
+    if rows == 0:  # enrolled in the term, but every one had left by as_of: an empty matrix is no answer
+        partial.unlink(missing_ok=True)
+        raise ContractError(f"no student of term {point.term} in {validated} is still enrolled at {as_of}")
     partial.replace(out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return FeatureRunReport(
         as_of=as_of, term=point.term, students=rows, features=len(catalog.names), catalog_version=catalog.version,
         missing_share={k: round(v / max(rows, 1), 4) for k, v in missing.items()},
         seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out),
+        freshness=freshness,
     )
