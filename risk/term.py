@@ -1,6 +1,11 @@
 """``risk term``: one school term's whole job, in order, resumable, one at a time per data folder.
 
-validate → features → train → promote → score → alerts → summaries → report.
+validate → freshness → features → train → promote → score → alerts → summaries → report.
+
+The freshness step checks that the validated store covers ``as_of`` (else the run
+stops before training) and records each domain's freshness there; a stale or
+missing domain is a warning in the step table, the log and the report, never a
+failure (the loss gate of validation is what fails a run).
 
 Each step is skipped when what it would make already exists for the same inputs:
 an export already validated, feature points cached under the inputs hash, a model
@@ -28,6 +33,7 @@ import psutil
 from risk.config import Settings
 from risk.errors import RiskError
 from risk.features.catalog import Catalog
+from risk.features.freshness import DomainFreshness
 from risk.locks import folder_lock
 from risk.logs import get_logger
 from risk.models.settings import TrainSettings
@@ -47,7 +53,7 @@ class StepRecord:
     """One row of the step table."""
 
     step: str
-    status: str = "ran"  # ran | reused
+    status: str = "ran"  # ran | reused; the freshness step: ok | warning
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     rows_in: str = ""
@@ -71,6 +77,7 @@ class TermJob:
     truth: Path | None = None
     progress: bool = True
     steps: list[StepRecord] = field(default_factory=list)
+    freshness: list[DomainFreshness] = field(default_factory=list)  # each domain at as_of, from the freshness step
 
     @property
     def validated(self) -> Path:
@@ -129,6 +136,7 @@ def run_term(job: TermJob) -> list[StepRecord]:
     with _locked(job.data_dir):
         configure_tracking(job.data_dir)
         _validate(job)
+        _freshness(job)
         _features(job)
         _train(job)
         _promote(job)
@@ -153,6 +161,20 @@ def _validate(job: TermJob) -> None:
         record.rows_in, record.rows_out = f"{rows_in:,} rows", f"{used:,} used"
         if getattr(report, "skipped", False):
             record.status = "reused"
+
+
+def _freshness(job: TermJob) -> None:
+    """Refuse an as_of the store does not cover; record each domain's freshness there (warnings only)."""
+    from risk.features.freshness import check_as_of_in_data, domain_freshness, log_freshness
+
+    with _step(job, "freshness") as record:
+        check_as_of_in_data(job.validated, job.as_of)
+        job.freshness = domain_freshness(job.validated, job.as_of, job.settings)
+        log_freshness(job.freshness, "term")
+        late = [f"{f.name_en} {f.status}" for f in job.freshness if f.status != "fresh"]
+        record.status = "warning" if late else "ok"
+        record.rows_in = f"{len(job.freshness)} domains at {job.as_of}"
+        record.rows_out = ", ".join(late) or "all fresh"
 
 
 def _features(job: TermJob) -> None:
@@ -254,5 +276,5 @@ def _report(job: TermJob) -> None:
 
     with _step(job, "report") as record:
         path = term_report(open_store(job.store_url or default_store_url(job.data_dir)),
-                           job.data_dir / "report.html")
+                           job.data_dir / "report.html", validated=job.validated, settings=job.settings)
         record.rows_out = str(path)

@@ -164,3 +164,29 @@ def test_features_as_of_outside_the_data_is_an_error_and_writes_nothing(validate
     assert result.exit_code == 2, result.output
     assert f"--as-of {as_of} is outside the data" in result.output and "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- the term report
+def test_term_report_shows_each_domains_freshness_at_the_runs_as_of(validated, tmp_path):
+    from risk.scoring.term_report import term_report
+    from risk.store import finish_run, open_store, start_run, write_summaries
+
+    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    run = start_run(store, as_of=AS_OF, term="2567-1", model_name="dropout-risk", model_version="1", settings={})
+    levels = {"nation": "TH", "region": "northeast", "province": "40", "district": "4001", "school": "1040100001"}
+    write_summaries(store, run, pd.DataFrame({
+        "level": list(levels), "area_code": list(levels.values()), "students": 3, "normal": 2, "at_risk": 1,
+        "problem": 0, "flagged_rate": 1 / 3}))
+    finish_run(store, run, students=3, drift={"score_psi": 0.0, "features": [], "drifted": [], "threshold": 0.2})
+    html = term_report(store, tmp_path / "report.html", validated=validated).read_text(encoding="utf-8")
+    assert '<section id="freshness">' in html and "ข้อมูลทุกด้านเป็นปัจจุบัน" in html
+    assert html.count("เป็นปัจจุบัน / fresh") == 6 and "<td>2024-06-07</td>" in html  # attendance's last day
+    assert "Data freshness was not checked" in term_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_score_as_of_outside_the_data_is_refused_before_a_run_starts(validated, tmp_path):
+    result = CliRunner().invoke(app, ["score", "--as-of", "2030-01-01", "--data", str(validated),
+                                      "--store", f"sqlite:///{tmp_path / 'risk.db'}", "--out",
+                                      str(tmp_path / "scores.parquet"), "--quiet"])
+    assert result.exit_code == 2 and "--as-of 2030-01-01 is outside the data" in result.output
+    assert not list(tmp_path.iterdir())  # no store opened, no scores written

@@ -24,6 +24,7 @@ import pytest
 from pydantic import ValidationError
 
 from risk.data.geography import PROVINCES
+from risk.features.freshness import DomainFreshness
 from risk.scoring.charts import NO_DATA, SEQUENTIAL, colour_of, nice_bins
 from risk.scoring.report import ReportError, ReportInputs, render_report, write_report
 from risk.scoring.thai_tilemap import province_tiles
@@ -270,3 +271,36 @@ def test_write_report_writes_utf8_and_returns_the_path(tmp_path: Path) -> None:
 def test_write_report_into_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="cannot write the term report"):
         write_report(inputs(), tmp_path / "no" / "such" / "term.html")
+
+
+# ---------- data freshness ----------
+
+
+def freshness(household: str = "fresh") -> list[DomainFreshness]:
+    """Two domains at 1 July 2024: attendance seen yesterday; household screened 2023-05-01 (427 days) or 2024-05-20."""
+    as_of = dt.date(2024, 7, 1)
+    screened = dt.date(2023, 5, 1) if household == "stale" else dt.date(2024, 5, 20)
+    return [
+        DomainFreshness(domain="attendance_daily", as_of=as_of, term="2567-1", newest=dt.date(2024, 6, 30),
+                        age_days=1, rows_in_term=41_000, max_age_days=30, status="fresh"),
+        DomainFreshness(domain="household", as_of=as_of, term="2567-1", newest=screened,
+                        age_days=(as_of - screened).days, rows_in_term=0, max_age_days=400, status=household),
+    ]
+
+
+def test_freshness_table_shows_each_domain_beside_the_scores() -> None:
+    block = section(render_report(inputs(freshness=freshness())), "freshness")
+    assert "การมาเรียน / attendance" in block and "<td>2024-06-30</td>" in block and '<td class="num">41,000</td>' in block
+    assert "เป็นปัจจุบัน / fresh" in block and 'class="warning"' not in block and 'class="drifted"' not in block
+
+
+def test_a_stale_domain_is_a_warning_in_thai_and_english() -> None:
+    block = section(render_report(inputs(freshness=freshness("stale"))), "freshness")
+    assert 'class="warning"' in block and "ข้อมูลเก่า / stale" in block
+    assert "household screening is stale: its newest row is dated 2023-05-01, 427 days before 2024-07-01" in block
+    assert "ข้อมูลการคัดกรองครัวเรือนล่าสุดลงวันที่ 2023-05-01" in block
+    assert '<tr class="drifted"><td>การคัดกรองครัวเรือน / household screening</td>' in block
+
+
+def test_without_a_freshness_check_the_report_says_so() -> None:
+    assert "Data freshness was not checked" in section(render_report(inputs()), "freshness")

@@ -19,7 +19,7 @@ from risk.store import latest_finished_run, latest_scores, open_store
 from risk.term import _locked
 
 AS_OF = "2026-07-24"
-STEPS = ["validate", "features", "train", "promote", "score", "alerts", "summaries", "report"]
+STEPS = ["validate", "freshness", "features", "train", "promote", "score", "alerts", "summaries", "report"]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_term_run_again_reuses_every_step_after_validation(twice):
     _, _, second = twice
     assert second.returncode == 0, second.stderr[-2000:]
     statuses = step_rows(second.stdout)
-    assert all(statuses[s] == "reused" for s in STEPS if s not in ("validate", "report")), statuses
+    assert all(statuses[s] == "reused" for s in STEPS if s not in ("validate", "freshness", "report")), statuses
 
 
 def test_a_second_term_on_the_same_folder_is_refused(world, small_config, tmp_path):
@@ -118,3 +118,10 @@ def test_killed_term_resumes_at_two_steps_and_every_row_is_there_once(world, sma
     assert sorted(stored["student_key"]) == sorted(scores["student_key"])
     enrollments = pd.read_parquet(tmp_path / "validated" / "enrollments")
     assert not enrollments.duplicated(["student_key", "term"]).any()
+
+
+def test_term_checks_freshness_at_as_of_and_the_report_shows_it(twice):
+    data, first, _ = twice
+    assert step_rows(first.stdout)["freshness"] in ("ok", "warning")
+    html = (data / "report.html").read_text(encoding="utf-8")
+    assert '<section id="freshness">' in html and "Data freshness was not checked" not in html

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,9 @@ from risk.cli.common import (
     parse_date,
     pseudonym_key,
 )
+
+if TYPE_CHECKING:
+    from risk.features.freshness import DomainFreshness
 
 
 @app.command()
@@ -43,6 +46,7 @@ def score(
     from risk.config import load_settings
     from risk.features.batch import buckets_of
     from risk.features.catalog import load_catalog
+    from risk.features.freshness import check_as_of_in_data, domain_freshness, log_freshness
     from risk.models.settings import load_train_settings
     from risk.models.tracking import configure_tracking, resolve_model
     from risk.scoring.batch import score_students
@@ -50,6 +54,11 @@ def score(
 
     point = parse_date(as_of, "--as-of")
     buckets_of(data)  # a clear sentence when the folder is not validated data
+    check_as_of_in_data(data, point)  # before a run is started in the store
+    loaded = load_settings(settings)
+    # Stale or missing domains warn and the run goes on: the loss gate of `risk validate` is what stops runs.
+    freshness = domain_freshness(data, point, loaded)
+    log_freshness(freshness, "score")
     scoring = load_scoring_settings(config)
     name = load_train_settings(train_config).mlflow.model_name
     configure_tracking(tracking_dir or data.resolve().parent)
@@ -57,10 +66,19 @@ def score(
     if catalog is not None:
         bundle.check_catalog(load_catalog(catalog))
     report = score_students(data, point, bundle=bundle, model_name=name, model_version=version,
-                            store=open_data_store(store, data), out=out, settings=load_settings(settings), scoring=scoring,
+                            store=open_data_store(store, data), out=out, settings=loaded, scoring=scoring,
                             progress=not quiet)
     for line in report.summary_lines():
         console.print(line, highlight=False)
+    print_freshness_warnings(freshness)
+
+
+def print_freshness_warnings(freshness: list[DomainFreshness]) -> None:
+    """One line per stale or missing domain (risk.features.freshness), in the warning colour."""
+    from risk.features.freshness import warnings_of
+
+    for sentence in warnings_of(freshness):
+        console.print(f"[bold yellow]warning:[/] {sentence}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -70,11 +88,14 @@ def report(
     data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
     store: StoreOption = None,
     run: Annotated[str | None, typer.Option(help="Scoring run id (default: the newest finished run).")] = None,
+    settings: Annotated[Path, typer.Option(help="Settings (YAML): the domains' freshness limits.")] = (
+        REPO_CONFIGS / "risk.yaml"),
 ) -> None:
     """Write the term report (HTML with map and charts, Thai and English) of a scoring run."""
+    from risk.config import load_settings
     from risk.scoring.term_report import term_report
 
-    path = term_report(open_data_store(store, data), out, run)
+    path = term_report(open_data_store(store, data), out, run, validated=data, settings=load_settings(settings))
     console.print(f"report written to {path}", highlight=False)
 
 
@@ -122,3 +143,4 @@ def term(
     table.add_row("total", "", f"{sum(s.seconds for s in steps):,.1f}",
                   f"{max((s.peak_rss_mb for s in steps), default=0):,.0f}", "", "")
     console.print(table)
+    print_freshness_warnings(job.freshness)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from risk.data.geography import PROVINCES, REGIONS
 from risk.errors import RiskError
+from risk.features.freshness import DomainFreshness
 from risk.scoring.charts import (
     CLASS_COLOURS,
     Segment,
@@ -57,6 +58,7 @@ ALERT_TH = {
     "left_register": ("ออกจากทะเบียน", "left the register"),
 }
 DRIFT_STATUS_TH = {"stable": "คงที่", "watch": "เฝ้าดู", "drifted": "เปลี่ยนไป"}
+FRESHNESS_STATUS_TH = {"fresh": "เป็นปัจจุบัน", "stale": "ข้อมูลเก่า", "missing": "ไม่มีข้อมูล"}
 MODEL_KEY_TH = {
     "name": "ชื่อ / name", "version": "รุ่น / version", "alias": "สถานะ / alias",
     "trained_window": "ช่วงข้อมูลที่ใช้ฝึก / trained window",
@@ -122,6 +124,8 @@ class ReportInputs(BaseModel):
     by_grade: pd.DataFrame
     drift: DriftInput | None = None
     alerts: dict[str, int] | None = None
+    # Each student domain at as_of (risk.features.freshness); None when it was not checked.
+    freshness: list[DomainFreshness] | None = None
 
     @field_validator("summaries", "previous_summaries")
     @classmethod
@@ -189,6 +193,7 @@ def _context(inputs: ReportInputs) -> dict[str, Any]:
         "drift": _drift(inputs.drift),
         "model_rows": _model_rows(inputs.model),
         "alerts": _alerts(inputs.alerts),
+        "freshness": _freshness(inputs.freshness),
     }
 
 
@@ -323,6 +328,18 @@ def _alerts(alerts: dict[str, int] | None) -> list[dict[str, Any]] | None:
         return None
     return [{"th": ALERT_TH.get(kind, (kind, ""))[0], "en": ALERT_TH.get(kind, ("", kind))[1],
              "count": f"{count:,}"} for kind, count in alerts.items()]  # fmt: skip
+
+
+def _freshness(freshness: list[DomainFreshness] | None) -> dict[str, Any] | None:
+    """Rows of the freshness table and the Thai and English sentence of each stale or missing domain."""
+    if freshness is None:
+        return None
+    rows = [{"domain": f"{f.name_th} / {f.name_en}", "newest": f.newest.isoformat() if f.newest else "–",
+             "age": count_text(f.age_days), "max_age": count_text(f.max_age_days), "rows": count_text(f.rows_in_term),
+             "status": f"{FRESHNESS_STATUS_TH[f.status]} / {f.status}", "warn": f.status != "fresh"}
+            for f in freshness]  # fmt: skip
+    warnings = [{"th": f.warning_th(), "en": f.warning()} for f in freshness if f.status != "fresh"]
+    return {"rows": rows, "warnings": warnings, "term": freshness[0].term if freshness else ""}
 
 
 def count_text(value: float) -> str:
