@@ -190,3 +190,33 @@ def test_score_as_of_outside_the_data_is_refused_before_a_run_starts(validated, 
                                       str(tmp_path / "scores.parquet"), "--quiet"])
     assert result.exit_code == 2 and "--as-of 2030-01-01 is outside the data" in result.output
     assert not list(tmp_path.iterdir())  # no store opened, no scores written
+
+
+# ---------------------------------------------------------------- the issue's case: a later term loses its household
+def next_year_tables() -> dict[str, pd.DataFrame]:
+    """The same students a year later (term 2568-1, week of 7 July 2025), every household row out of range."""
+    tables = clean_tables()
+    shift = {day: day + dt.timedelta(days=399) for day in tables["calendar"]["date"]}  # 3 June 2024 → 7 July 2025
+    tables["calendar"] = tables["calendar"].assign(date=tables["calendar"]["date"].map(shift), term="2568-1")
+    tables["attendance_daily"] = tables["attendance_daily"].assign(date=tables["attendance_daily"]["date"].map(shift))
+    tables["enrollments"] = tables["enrollments"].assign(term="2568-1")
+    tables["grades"] = tables["grades"].assign(term="2568-1", recorded_on=d("2025-07-10"))
+    tables["household"] = tables["household"].assign(screened_on=d("2025-07-08"), household_size=0)  # rejected
+    tables["health"] = tables["health"].assign(measured_on=d("2025-07-08"))
+    tables["behaviour"] = tables["behaviour"].assign(screened_on=d("2025-07-08"))
+    tables["assistance"] = tables["assistance"].assign(date=d("2025-07-08"))
+    return tables
+
+
+def test_a_later_term_whose_household_was_rejected_reports_household_stale(tmp_path):
+    store = tmp_path / "validated"
+    validate_sources(write_source(fresh_tables(), tmp_path / "2567-1"), store, key=KEY, progress=False, buckets=2)
+    validate_sources(write_source(next_year_tables(), tmp_path / "2568-1"), store, key=KEY, progress=False, buckets=2,
+                     accept_loss=frozenset({"household", "schools"}))
+    report = build_feature_matrix(store, d("2025-07-11"), tmp_path / "f.parquet", settings=Settings(),
+                                  catalog=CATALOG, progress=False)
+    status = {f.domain: f.status for f in report.freshness}
+    assert status == {"attendance_daily": "fresh", "grades": "fresh", "household": "stale", "health": "fresh",
+                      "behaviour": "fresh", "assistance": "fresh"}
+    assert any(line.startswith("warning: household screening is stale: its newest row is dated 2024-06-05, 401 days")
+               for line in report.summary_lines())
