@@ -107,14 +107,14 @@ def test_term_by_term_quarantines_the_same_rows_by_the_same_rules(synthetic, tab
     assert sum(t.quarantined for t in added) == at_once.quarantined
 
 
-def test_school_list_sent_again_is_quarantined_as_already_stored(synthetic):
+def test_school_list_sent_again_is_counted_unchanged_not_quarantined(synthetic):
     root, whole, _, runs = synthetic
     first, *later = [next(t for t in run.tables if t.table == "schools") for run in runs]
     assert first == next(t for t in whole.tables if t.table == "schools")
     for counts in later:
-        assert counts.used == 0 and counts.quarantined == counts.rows_in == first.rows_in
-    stored = pd.concat(pd.read_parquet(f) for f in (root / "store" / "quarantine" / "schools").glob(f"{runs[1].batch}*"))
-    assert stored["detail"].str.contains("already in the validated store").sum() == first.used
+        assert (counts.used, counts.quarantined, counts.unchanged) == (0, 0, first.used)
+        assert counts.rows_in == first.rows_in
+    assert not list((root / "store" / "quarantine" / "schools").glob(f"{runs[1].batch}*"))
 
 
 def test_each_run_balances_and_the_report_sums_the_runs(synthetic):
@@ -122,13 +122,13 @@ def test_each_run_balances_and_the_report_sums_the_runs(synthetic):
     import json
 
     for run in runs:
-        assert all(t.rows_in == t.used + t.quarantined for t in run.tables)
+        assert all(t.rows_in == t.used + t.unchanged + t.quarantined for t in run.tables)
         assert json.loads((root / "store" / "validation_runs" / f"{run.batch}.json").read_text())["batch"] == run.batch
     report = json.loads((root / "store" / "validation_report.json").read_text())
     assert report["runs"] == [r.batch for r in runs]
     for counts in report["tables"]:
         assert counts["rows_in"] == sum(next(t.rows_in for t in r.tables if t.table == counts["table"]) for r in runs)
-        assert counts["rows_in"] == counts["used"] + counts["quarantined"]
+        assert counts["rows_in"] == counts["used"] + counts["unchanged"] + counts["quarantined"]
 
 
 def _raw(export: Path, table: str) -> pd.DataFrame:
@@ -169,14 +169,16 @@ def test_rows_already_in_the_store_are_quarantined_and_the_counts_add_up(store, 
                               buckets=4)
     counts = {t.table: t for t in report.tables}
     assert report.mode == "append"
-    assert (counts["calendar"].used, counts["calendar"].by_rule) == (5, {"duplicate": 1})
+    # School A's first day is sent again as stored: unchanged, not a duplicate.
+    assert (counts["calendar"].used, counts["calendar"].unchanged, counts["calendar"].by_rule) == (5, 1, {})
     assert (counts["attendance_daily"].used, counts["attendance_daily"].by_rule) == (
         5, {"duplicate": 1, "duplicate_key": 1})
     assert (counts["assistance"].used, counts["assistance"].quarantined) == (1, 0)
-    # Tables sent again whole: every row is already stored.
-    for name in ("schools", "enrollments", "grades", "household", "health", "behaviour"):
+    # Tables sent again whole: every row is already stored; the school list is unchanged.
+    assert (counts["schools"].used, counts["schools"].unchanged, counts["schools"].quarantined) == (0, 2, 0)
+    for name in ("enrollments", "grades", "household", "health", "behaviour"):
         assert counts[name].used == 0 and counts[name].by_rule == {"duplicate": counts[name].rows_in}, name
-    assert all(t.rows_in == t.used + t.quarantined for t in report.tables)
+    assert all(t.rows_in == t.used + t.unchanged + t.quarantined for t in report.tables)
     rejected = pd.read_parquet(store / "quarantine" / "attendance_daily").set_index("rule")["detail"]
     assert rejected["duplicate"] == "copy of a row already in the validated store"
     assert rejected["duplicate_key"] == "same key as a row already in the validated store"
@@ -216,7 +218,8 @@ def test_the_same_rows_in_other_files_are_all_quarantined_and_change_nothing(sto
     (copy / "attendance_daily.parquet").rename(copy / "attendance_daily" / "resent.parquet")  # other bytes' path
     again = validate_sources(copy, store, key=id_key, progress=False, buckets=4)
     assert not again.skipped and not again.changed
-    assert all(t.used == 0 and t.quarantined == t.rows_in for t in again.tables)
+    assert all(t.used == 0 and t.quarantined + t.unchanged == t.rows_in for t in again.tables)
+    assert {t.table for t in again.tables if t.unchanged} == {"schools", "calendar"}
     assert "no new rows" in again.summary_lines()[-1]
     for name, frame in tables.items():
         pd.testing.assert_frame_equal(_table(store, name), frame)

@@ -12,11 +12,15 @@ national table to disk. Stored rows are read only where new rows may meet them:
 the same buckets, and for attendance the same terms' folders; other tables are
 filtered on the terms or dates of the new rows, which Parquet statistics turn into
 skipped row groups. Clean rows are written as new part files of the run's batch.
+
+Reference tables (schools, calendar) come again with every export: a row identical to
+the stored one is ``unchanged`` rather than a duplicate, and a changed school is a new
+version (:mod:`risk.data.versions`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -26,11 +30,29 @@ import pyarrow.parquet as pq
 
 from risk.data.contract import Table
 from risk.data.row_rules import write_rows
+from risk.data.versions import (
+    REFERENCE_TABLES,
+    VALID_FROM,
+    VERSIONED_TABLES,
+    has_valid_from,
+    in_force_order,
+    reference_repeats,
+)
 
-__all__ = ["DuplicatePass", "duplicate_rows", "output_columns"]
+__all__ = ["DuplicatePass", "Repeats", "duplicate_rows", "output_columns"]
 
 _NO_ROWS = pd.DataFrame({"_file": pd.Series(dtype="str"), "_row": pd.Series(dtype="int64")})
 STORE_DETAIL = "a row already in the validated store"
+
+
+@dataclass
+class Repeats:
+    """What the pass found: rows quarantined, rows ``unchanged`` (reference tables), and the
+    school ids that got a new version (their ``valid_from`` is set once the export's terms are known)."""
+
+    quarantined: int = 0
+    unchanged: int = 0
+    versions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -51,11 +73,11 @@ class DuplicatePass:
     buckets: int
     slice_rows: int = 16_000_000
 
-    def run(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Quarantine the duplicates and write the rest; return the number of duplicates."""
-        found = 0
+    def run(self, con: duckdb.DuckDBPyConnection) -> Repeats:
+        """Quarantine the duplicates, leave out the unchanged rows and write the rest."""
+        found = Repeats()
         for number, files in enumerate(self._slices()):
-            found += self._run_slice(con, files, number)
+            self._run_slice(con, files, number, found)
         return found
 
     # -- slices ---------------------------------------------------------------------------------------
@@ -76,12 +98,21 @@ class DuplicatePass:
             rows += n
         return [*slices, current] if current else slices
 
-    def _run_slice(self, con: duckdb.DuckDBPyConnection, files: list[Path], number: int) -> int:
+    def _run_slice(self, con: duckdb.DuckDBPyConnection, files: list[Path], number: int, found: Repeats) -> None:
         staged = f"read_parquet({_paths(files)}, union_by_name = true)"
         key_cols, data_cols = _key_columns(self.table), _data_columns(self.table)
         stored = self._stored_rows(con, staged, files)
         groups = self._groups(con, staged, stored, key_cols)
-        dups = duplicate_rows(groups, key_cols, data_cols)
+        left_out = _NO_ROWS
+        if self.table.name in REFERENCE_TABLES:
+            dups, unchanged, versions = reference_repeats(groups, key_cols, data_cols,
+                                                          versioned=self.table.name in VERSIONED_TABLES)
+            left_out = unchanged
+            found.unchanged += len(unchanged)
+            found.versions += _key_values(groups, versions, key_cols[0])
+        else:
+            dups = duplicate_rows(groups, key_cols, data_cols)
+        found.quarantined += len(dups)
         if len(dups):
             # Quarantined rows as the row pass staged them (the store's own rows are never quarantined).
             con.register("dup_keys", dups[["_file", "_row", "rule", "rules", "detail"]])
@@ -89,8 +120,7 @@ class DuplicatePass:
                                "JOIN dup_keys d ON s._file = d._file AND s._row = d._row").df()
             con.unregister("dup_keys")
             write_rows(rows, self.quarantine / f"{self.batch}-duplicates-{number:05d}.parquet")
-        self._write(con, staged, dups)
-        return len(dups)
+        self._write(con, staged, pd.concat([dups[["_file", "_row"]], left_out], ignore_index=True))
 
     # -- the store ------------------------------------------------------------------------------------
 
@@ -107,6 +137,13 @@ class DuplicatePass:
             hive = "hive_partitioning = false"
         select = ", ".join(_staged_from_stored(self.table, c) for c in _data_columns(self.table))
         where = self._stored_filter(con, staged)
+        if self.table.name in VERSIONED_TABLES and has_valid_from(paths):
+            # Only the version in force is compared with: a school sent back as it was two versions
+            # ago has changed again.
+            keys = ", ".join(f'r."{c}"' for c in self.table.unique_key)
+            return (f"(SELECT {select} FROM read_parquet({_paths(paths)}, {hive}, union_by_name = true, "
+                    f"filename = true) r {where} "
+                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {in_force_order('r')}) = 1)")
         return f"(SELECT {select} FROM read_parquet({_paths(paths)}, {hive}) r {where})"
 
     def _stored_files(self, con: duckdb.DuckDBPyConnection, staged: str, files: list[Path]) -> list[Path]:
@@ -153,6 +190,7 @@ class DuplicatePass:
         return rows
 
     def _write(self, con: duckdb.DuckDBPyConnection, staged: str, dups: pd.DataFrame) -> None:
+        """Write the staged rows but ``dups`` (``_file``, ``_row``: quarantined or unchanged)."""
         con.register("dup_rows", dups[["_file", "_row"]] if len(dups) else _NO_ROWS)
         select = ", ".join(_output_column(self.table, c) for c in output_columns(self.table))
         rows = f"SELECT {select} FROM {staged} s ANTI JOIN dup_rows d ON s._file = d._file AND s._row = d._row"
@@ -199,6 +237,13 @@ def duplicate_rows(groups: pd.DataFrame, key_cols: list[str], data_cols: list[st
     return dups
 
 
+def _key_values(groups: pd.DataFrame, rows: pd.DataFrame, column: str) -> list[str]:
+    """``column`` of the staged rows ``rows`` (``_file``, ``_row``) names."""
+    if rows.empty:
+        return []
+    return groups.merge(rows, on=["_file", "_row"])[column].astype(str).tolist()
+
+
 def _key_columns(table: Table) -> list[str]:
     return [("student_key" if c == "student_id" else c) for c in table.unique_key] or _data_columns(table)
 
@@ -234,10 +279,15 @@ def output_columns(table: Table) -> list[str]:
         cols.insert(1, "id_hint")
     if table.name == "attendance_daily":
         cols += ["term", "school_id"]
+    if table.name in VERSIONED_TABLES:
+        cols.append(VALID_FROM)
     return cols
 
 
 def _output_column(table: Table, name: str) -> str:
+    if name == VALID_FROM and name not in table.column_names:
+        # Dated once the export's terms are known (risk.data.versions.date_versions); NULL: always.
+        return f'NULL::DATE AS "{name}"'
     kind = table.column(name).kind if name in table.column_names else None
     if kind == "int":
         return f'CAST(s."{name}" AS BIGINT) AS "{name}"'

@@ -16,9 +16,13 @@ student tables), so each can be checked against the ones before it.
 The output folder is a store that grows run by run (:mod:`risk.data.incremental`):
 a new export adds new part files and never rewrites earlier ones; references come
 from what the store holds plus the export; an export already taken (same content
-hash) is skipped. Every run accounts for every row: in = used + quarantined, per
-table, in its own report (``validation_runs/<batch>.json``); ``validation_report.json``
-sums the runs that added rows, so it changes exactly when the tables do.
+hash) is skipped. Every run accounts for every row: in = used + unchanged + quarantined,
+per table, in its own report (``validation_runs/<batch>.json``); ``validation_report.json``
+sums the runs that added rows, so it changes exactly when the tables do. ``unchanged``
+rows are those of a reference table sent again as stored (:mod:`risk.data.versions`).
+
+A run that loses too much of a table stops (:mod:`risk.data.loss`): nothing is
+published, and its quarantine and report are kept under ``failed_runs/<batch>/``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from risk.data.contract import TABLE_ORDER, TABLES, Table
 from risk.data.duplicates import DuplicatePass, duplicate_rows
@@ -52,14 +56,17 @@ from risk.data.incremental import (
     recover,
     write_commit,
 )
+from risk.data.loss import DataLossError, empty_table_reason, judge_loss, keep_failed_run
 from risk.data.reading import inspect_file, source_files
+from risk.data.report import TableCounts, ValidationReport
 from risk.data.row_rules import RowPass, run_row_pass
 from risk.data.schemas import References, enrollment_key, school_day_codes, term_codes
-from risk.errors import ContractError
+from risk.data.versions import date_versions, export_start
+from risk.errors import ConfigError
 from risk.logs import get_logger
 from risk.progress import Progress, TaskID
 
-__all__ = ["DERIVED", "TableCounts", "ValidationReport", "validate_sources"]
+__all__ = ["DERIVED", "DataLossError", "TableCounts", "ValidationReport", "validate_sources"]
 
 log = get_logger(__name__)
 # Kept for callers that checked payloads with the validator's own duplicate rule.
@@ -72,72 +79,10 @@ WINDOW_AFTER = dt.timedelta(days=183)
 _REFERENCE_TABLES = ("schools", "calendar", "enrollments")
 
 
-class TableCounts(BaseModel):
-    """Rows of one table: read, used, quarantined (in total and per rule)."""
-
-    table: str
-    files: int
-    rows_in: int
-    used: int
-    quarantined: int
-    by_rule: dict[str, int]
-
-    @property
-    def balanced(self) -> bool:
-        return self.rows_in == self.used + self.quarantined
-
-    def __add__(self, other: TableCounts) -> TableCounts:
-        rules = {r: self.by_rule.get(r, 0) + other.by_rule.get(r, 0) for r in {*self.by_rule, *other.by_rule}}
-        return TableCounts(table=self.table, files=self.files + other.files, rows_in=self.rows_in + other.rows_in,
-                           used=self.used + other.used, quarantined=self.quarantined + other.quarantined,
-                           by_rule=dict(sorted(rules.items())))
-
-
-class ValidationReport(BaseModel):
-    """One run (``batch``), or the store's cumulative state (``runs``: the batches that added rows).
-
-    ``mode`` is ``new`` (a fresh store), ``append`` (into an existing one) or ``skipped``
-    (this export was taken before, by ``skipped_as``; nothing was read or written).
-    """
-
-    source: str
-    output: str
-    seconds: float
-    tables: list[TableCounts]
-    batch: str = ""
-    mode: str = "new"
-    skipped_as: str = ""
-    runs: list[str] = []
-
-    @property
-    def skipped(self) -> bool:
-        return self.mode == "skipped"
-
-    @property
-    def changed(self) -> bool:
-        """Whether the run added rows to the validated tables."""
-        return any(t.used for t in self.tables)
-
-    def summary_lines(self) -> list[str]:
-        if self.skipped:
-            return [f"{self.source} was validated into {self.output} before (batch {self.skipped_as}): "
-                    "nothing to do; --replace starts the store again"]
-        lines = [f"{'table':<18}{'in':>14}{'used':>14}{'quarantined':>13}  top reasons"]
-        for t in self.tables:
-            top = ", ".join(f"{r} {n:,}" for r, n in sorted(t.by_rule.items(), key=lambda kv: -kv[1])[:3])
-            lines.append(f"{t.table:<18}{t.rows_in:>14,}{t.used:>14,}{t.quarantined:>13,}  {top}")
-        total_in = sum(t.rows_in for t in self.tables)
-        total_q = sum(t.quarantined for t in self.tables)
-        lines.append(f"{'all':<18}{total_in:>14,}{total_in - total_q:>14,}{total_q:>13,}  in {self.seconds:.1f} s")
-        if self.mode == "append":
-            lines.append(f"appended to the validated store in {self.output} as batch {self.batch}"
-                         + ("" if self.changed else ": no new rows, the tables are unchanged"))
-        return lines
-
-
 def validate_sources(
     source_dir: Path, out_dir: Path, *, key: bytes, chunk_rows: int = 1_000_000, buckets: int = 32,
     progress: bool = True, memory_limit: str = "4GB", workers: int = 1, replace: bool = False,
+    accept_loss: frozenset[str] = frozenset(), loss_warn_share: float = 0.05, loss_fail_share: float = 1.0,
 ) -> ValidationReport:
     """Validate every contract table in ``source_dir`` into the store ``out_dir``; return this run's report.
 
@@ -149,14 +94,25 @@ def validate_sources(
 
     ``workers`` processes share the row-rules pass of tables held in several files.
 
+    The loss gate (:mod:`risk.data.loss`): a table that loses more than ``loss_warn_share`` of
+    its incoming rows gets a warning in the report; one that loses ``loss_fail_share`` or more
+    stops the run, unless ``accept_loss`` names it.
+
     Raises
     ------
+    DataLossError
+        When a table lost ``loss_fail_share`` of its rows (not in ``accept_loss``), or a new store's
+        table has no usable row. The store is unchanged; the run's quarantine and report are kept
+        in ``out_dir/failed_runs/<batch>/`` (``DataLossError.failed_run``).
     ContractError
         When a table's file is missing, unreadable, or lacks required columns.
+    ConfigError
+        When ``accept_loss`` names a table the contract does not have.
     StoreBusyError, StoreMismatchError
         When another run holds the store, or it was made with another key or an older risk.
     """
     started = time.perf_counter()
+    gate = _Gate(_tables_named(accept_loss), loss_warn_share, loss_fail_share)
     # Every file is opened and its header checked before any work, so a broken
     # export fails in seconds, not after an hour of attendance.
     files = {name: source_files(source_dir, TABLES[name]) for name in TABLE_ORDER}
@@ -177,7 +133,7 @@ def validate_sources(
         elif manifest.buckets != buckets:
             log.warning("store keeps its buckets", store_buckets=manifest.buckets, asked=buckets)
         run = _Run(source_dir, out_dir, new_batch_id(content), manifest.buckets, files, known_rows,
-                   Pseudonymizer(key), chunk_rows, memory_limit, workers,
+                   Pseudonymizer(key), chunk_rows, memory_limit, workers, gate,
                    append=bool(manifest.exports))
         try:
             counts = run.validate_all(progress)
@@ -188,12 +144,43 @@ def validate_sources(
             write_commit(out_dir, run.batch, run=report.model_dump(),
                          cumulative=_cumulative(out_dir, report).model_dump(), manifest=manifest,
                          changed=report.changed)
+        except DataLossError as error:
+            raise _failed(run, error, round(time.perf_counter() - started, 2)) from None
         except BaseException:
             # Not committed: nothing of this run may stay (a killed process is cleaned up by the next run).
             shutil.rmtree(out_dir / INCOMING / run.batch, ignore_errors=True)
             raise
         publish(out_dir, run.batch)
     return report
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """The loss gate's settings (see :func:`risk.data.loss.judge_loss`)."""
+
+    accept_loss: frozenset[str]
+    warn_share: float
+    fail_share: float
+
+
+def _tables_named(accept_loss: frozenset[str]) -> frozenset[str]:
+    unknown = sorted(set(accept_loss) - set(TABLE_ORDER))
+    if unknown:
+        raise ConfigError(f"--accept-loss names {', '.join(map(repr, unknown))}, which is not a table of the "
+                          f"contract ({', '.join(TABLE_ORDER)})")
+    return frozenset(accept_loss)
+
+
+def _failed(run: _Run, error: DataLossError, seconds: float) -> DataLossError:
+    """Keep the stopped run's quarantine and report, drop the rest of it; the error, naming where they are."""
+    report = ValidationReport(source=str(run.source_dir), output=str(run.out_dir), batch=run.batch, mode="failed",
+                              seconds=seconds, tables=run.counts, failure=str(error))
+    try:
+        folder = keep_failed_run(run.out_dir, run.incoming, report)
+    finally:
+        shutil.rmtree(run.incoming, ignore_errors=True)
+    return DataLossError(f"{error}; the store is unchanged, and this run's quarantine and report are in {folder}",
+                         table=error.table, failed_run=folder)
 
 
 def _cumulative(out_dir: Path, run: ValidationReport) -> ValidationReport:
@@ -221,30 +208,47 @@ class _Run:
 
     def __init__(self, source_dir: Path, out_dir: Path, batch: str, buckets: int, files: dict[str, list[Path]],
                  known_rows: dict[str, int | None], pseudonymize: Pseudonymizer, chunk_rows: int,
-                 memory_limit: str, workers: int, *, append: bool) -> None:
+                 memory_limit: str, workers: int, gate: _Gate, *, append: bool) -> None:
         self.source_dir, self.out_dir, self.batch, self.buckets = source_dir, out_dir, batch, buckets
         self.files, self.known_rows, self.pseudonymize = files, known_rows, pseudonymize
         self.chunk_rows, self.memory_limit, self.workers, self.append = chunk_rows, memory_limit, workers, append
+        self.gate = gate
         self.incoming = out_dir / INCOMING / batch
+        # The tables done so far: a run that stops reports them.
+        self.counts: list[TableCounts] = []
+        # Schools whose new version waits for its date (the export's first term, known after the calendar).
+        self.versions: list[str] = []
 
     def validate_all(self, progress: bool) -> list[TableCounts]:
         con = _duckdb(self.incoming, self.memory_limit)
         refs = References()
-        counts = []
         try:
             with Progress(enabled=progress) as bar:
                 for name in TABLE_ORDER:
                     table = TABLES[name]
                     task = bar.add(f"validate {name}", total=self.known_rows[name])
-                    counts.append(self._table(table, refs, con, bar, task))
+                    self._table(table, refs, con, bar, task)
                     self.pseudonymize.freeze()
+                    if name == "calendar" and self.versions:
+                        self._date_versions(con)
                     if name in _REFERENCE_TABLES:
                         refs = _extend_references(refs, table, self._table_files(table), con)
         finally:
             con.close()
             shutil.rmtree(self.incoming / "_staging", ignore_errors=True)
             shutil.rmtree(self.incoming / "_duckdb_tmp", ignore_errors=True)
-        return counts
+        return self.counts
+
+    def _date_versions(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Date this run's new school versions: the first day of the export's earliest term.
+
+        An export whose calendar has no clean row names no term; its versions are dated
+        the day of the run (they were in force by the time the export was taken, at the latest).
+        """
+        staged = sorted((self.incoming / "_staging" / "calendar").rglob("*.parquet"))
+        day = export_start(con, staged) or dt.datetime.now(dt.UTC).date()
+        date_versions(con, sorted((self.incoming / "schools").glob("*.parquet")), self.versions, day)
+        log.info("school versions dated", schools=len(self.versions), valid_from=day.isoformat(), batch=self.batch)
 
     def _table_files(self, table: Table) -> list[Path]:
         """The table's validated files: the store's and this batch's."""
@@ -264,15 +268,24 @@ class _Run:
         rows_seconds = time.perf_counter() - started
         if not any(staging.rglob("*.parquet")) and not (self.out_dir / table.name).is_dir():
             # A table may add nothing to a store, but a store cannot start without it.
-            raise ContractError(f"table {table.name!r} has no rows in "
-                                f"{', '.join(str(p) for p in self.files[table.name])}")
-        DuplicatePass(table, staging, self.out_dir / table.name, self.incoming / table.name, quarantine,
-                      self.batch, self.buckets).run(con)
+            counts = _count(table, len(self.files[table.name]), rows_in, self.incoming / table.name, quarantine,
+                            con, unchanged=0)
+            self.counts.append(counts)
+            raise DataLossError(empty_table_reason(counts, self.files[table.name]), table=table.name)
+        repeats = DuplicatePass(table, staging, self.out_dir / table.name, self.incoming / table.name, quarantine,
+                                self.batch, self.buckets).run(con)
+        self.versions += repeats.versions
         bar.done(task)
-        counts = _count(table, len(self.files[table.name]), rows_in, self.incoming / table.name, quarantine, con)
+        counts = _count(table, len(self.files[table.name]), rows_in, self.incoming / table.name, quarantine, con,
+                        unchanged=repeats.unchanged)
         log.info("table validated", table=table.name, batch=self.batch, rows_in=counts.rows_in, used=counts.used,
-                 quarantined=counts.quarantined, row_rules_s=round(rows_seconds, 2),
-                 duplicates_s=round(time.perf_counter() - started - rows_seconds, 2))
+                 unchanged=counts.unchanged, quarantined=counts.quarantined, new_versions=len(repeats.versions),
+                 row_rules_s=round(rows_seconds, 2), duplicates_s=round(time.perf_counter() - started - rows_seconds, 2))
+        counts, stop = judge_loss(counts, accept_loss=self.gate.accept_loss, warn_share=self.gate.warn_share,
+                                  fail_share=self.gate.fail_share)
+        self.counts.append(counts)
+        if stop:
+            raise DataLossError(stop, table=table.name)
         return counts
 
 
@@ -285,7 +298,7 @@ def _duckdb(folder: Path, memory_limit: str) -> duckdb.DuckDBPyConnection:
 
 
 def _count(table: Table, files: int, rows_in: int, written: Path, quarantine: Path,
-           con: duckdb.DuckDBPyConnection) -> TableCounts:
+           con: duckdb.DuckDBPyConnection, *, unchanged: int) -> TableCounts:
     new_files = sorted(written.rglob("*.parquet"))
     used = con.execute(f"SELECT count(*) FROM read_parquet({[str(p) for p in new_files]})").fetchall()[0][0] \
         if new_files else 0
@@ -296,18 +309,19 @@ def _count(table: Table, files: int, rows_in: int, written: Path, quarantine: Pa
             f"SELECT rule, count(*) FROM read_parquet({[str(p) for p in q_files]}, union_by_name = true) GROUP BY rule"
         ).fetchall()
         by_rule = dict(sorted(rows))
-    counts = TableCounts(table=table.name, files=files, rows_in=rows_in, used=used,
+    counts = TableCounts(table=table.name, files=files, rows_in=rows_in, used=used, unchanged=unchanged,
                          quarantined=sum(by_rule.values()), by_rule=by_rule)
     if not counts.balanced:
-        raise RuntimeError(f"{table.name}: {rows_in} rows in but {used} used + {counts.quarantined} quarantined; "
-                           "report this as a bug")
+        raise RuntimeError(f"{table.name}: {rows_in} rows in but {used} used + {unchanged} unchanged + "
+                           f"{counts.quarantined} quarantined; report this as a bug")
     return counts
 
 
 def _extend_references(refs: References, table: Table, files: list[Path],
                        con: duckdb.DuckDBPyConnection) -> References:
     """What later tables need to know about ``table``, read back from its validated files (store and batch)."""
-    source = f"read_parquet({[str(p) for p in files]}, hive_partitioning = false)" if files else None
+    source = f"read_parquet({[str(p) for p in files]}, hive_partitioning = false, union_by_name = true)" \
+        if files else None
     if table.name == "schools":
         ids = con.execute(f"SELECT DISTINCT school_id FROM {source}").df()["school_id"] if source else []
         refs.school_ids = frozenset(ids)

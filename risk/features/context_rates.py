@@ -27,7 +27,8 @@ def context_rates(con: duckdb.DuckDBPyConnection, validated: Path, as_of: AsOf, 
                   prior_students: float, policy: LabelPolicy) -> pd.DataFrame:
     """``school_id``, ``school_rate``, ``district_rate`` for ``as_of``'s term, cached under ``validated``.
 
-    ``con`` must have views over all students' enrollments and the schools table.
+    ``con`` must have views over all students' enrollments and the schools table (as in force at
+    ``as_of``: a school's district is the one it has then).
     """
     cache = validated / DERIVED / "context_rates" / f"{as_of.term}-h{history_terms}-m{prior_students:g}.parquet"
     if cache.exists():
@@ -70,7 +71,7 @@ def open_validated(validated: Path, as_of: AsOf, settings: Settings, threads: in
     from risk.features.sources import connect, view_validated
 
     con = connect(threads or settings.features.threads, settings.data.duckdb_memory_limit)
-    view_validated(con, validated)
+    view_validated(con, validated, as_of=as_of.date)
     rates = context_rates(con, validated, as_of, history_terms=settings.features.context_history_terms,
                           prior_students=settings.features.context_prior_students, policy=settings.labels)
     con.register("context_rates", rates)

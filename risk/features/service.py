@@ -43,6 +43,7 @@ from risk.config import Settings
 from risk.data.contract import term_start
 from risk.data.schemas import References
 from risk.data.validate import WINDOW_AFTER, WINDOW_BEFORE
+from risk.data.versions import schools_in_force
 from risk.errors import ContractError
 from risk.features.base import AsOf
 from risk.features.build import FeaturePlan, feature_plan
@@ -124,7 +125,9 @@ class OnlineFeatureBuilder:
         con = connect(threads=1, memory_limit=settings.data.duckdb_memory_limit)
         # Calendar rows sorted by school: a call reads its schools' row groups only.
         con.execute("SET preserve_insertion_order = true")
-        con.execute(f"CREATE TABLE ref_schools AS SELECT * FROM read_parquet('{validated}/schools/*.parquet')")
+        # One row per school, its latest version: the service scores the present.
+        schools = schools_in_force(sorted((validated / "schools").glob("*.parquet")))
+        con.execute(f"CREATE TABLE ref_schools AS {schools}")
         con.execute(f"CREATE TABLE ref_calendar AS SELECT * FROM read_parquet('{validated}/calendar/*.parquet') "
                     "ORDER BY school_id, date")
         con.execute("SET preserve_insertion_order = false")

@@ -4,10 +4,14 @@ Views are named after the contract tables (``enrollments``, ``attendance_daily``
 and hold the validated layout: ``student_key`` instead of ``student_id``. Batch
 building opens one student bucket at a time; the online path registers one
 student's frames. The feature SQL cannot tell the two apart.
+
+``schools`` keeps every version of a school (``valid_from``, :mod:`risk.data.versions`);
+its view holds one row per school, the version in force at the connection's ``as_of``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -15,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from risk.data.contract import TABLES, Table
+from risk.data.versions import schools_in_force
 from risk.features.health import register_functions
 
 __all__ = ["REFERENCE_TABLES", "STUDENT_TABLES", "connect", "empty_frame", "register_frames", "view_validated"]
@@ -48,20 +53,29 @@ def empty_frame(table: Table) -> pd.DataFrame:
     return pa.schema(fields).empty_table().to_pandas()
 
 
-def view_validated(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int | None = None) -> None:
-    """Views over the validated tables; with ``bucket``, student tables hold that bucket only."""
-    for name in REFERENCE_TABLES:
-        _view(con, name, sorted((validated / name).glob("*.parquet")))
+def view_validated(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int | None = None,
+                   as_of: dt.date | None = None) -> None:
+    """Views over the validated tables; ``schools`` as in force at ``as_of`` (None: the latest versions).
+
+    With ``bucket``, the student tables switch to that bucket only and the reference views
+    stay as the connection's first call made them (at its ``as_of``).
+    """
+    if bucket is None:
+        for name in REFERENCE_TABLES:
+            _view(con, name, sorted((validated / name).glob("*.parquet")), as_of)
     for name in STUDENT_TABLES:
         folder = validated / name
         files = sorted(folder.glob(f"bucket={bucket}/**/*.parquet" if bucket is not None else "**/*.parquet"))
         _view(con, name, files)
 
 
-def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path]) -> None:
+def _view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], as_of: dt.date | None = None) -> None:
     if not files:
         con.register(f"_empty_{name}", empty_frame(TABLES[name]))
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+        return
+    if name == "schools":
+        con.execute(f"CREATE OR REPLACE VIEW schools AS {schools_in_force(files, as_of)}")
         return
     paths = "[" + ", ".join(f"'{p}'" for p in files) + "]"
     if name == "attendance_daily":
