@@ -117,7 +117,7 @@ def domain_freshness(validated: Path, as_of: dt.date, settings: Settings) -> lis
     """Each student domain's freshness at ``as_of`` in the validated folder, in :data:`DOMAINS` order."""
     term = term_of_date(as_of)
     start = term_window(term)[0]
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": settings.features.threads})
     try:
         return [_one_domain(con, validated, name, as_of, term, start, settings) for name in DOMAINS]
     finally:
@@ -204,7 +204,7 @@ def check_as_of_in_data(validated: Path, as_of: dt.date) -> None:
     months of the last school day's term (a date in the break after the last
     term still scores that term).
     """
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1})  # statistics and one column of enrollments: one thread is plenty
     try:
         first, last = _calendar_span(con, validated)
         term = term_of_date(as_of)
