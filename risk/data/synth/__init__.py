@@ -71,6 +71,13 @@ Calibration targets (checked by tests/test_synth.py and bench/bench_synth.py)
 
 Injected errors (``mess``) make ~0.5% of each table's rows faulty, one fault per
 row, every one listed in ``_injected.parquet``; all other rows obey the contract.
+
+Field style
+-----------
+``risk.data.synth.field.write_field_style(clean_dir, out_dir, profile=…)`` rewrites
+an export the way schools send it (Excel with codes in number cells, cp874 CSV with
+Thai headers, Buddhist-Era day-first dates, a BOM, Thai digits); with
+``configs/profiles/field.yaml`` it validates to the same tables and counts.
 """
 
 from risk.data.synth.config import SynthConfig, SynthConfigError
