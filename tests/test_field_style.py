@@ -147,3 +147,13 @@ def test_field_quarantine_is_exactly_the_rewritten_manifest(exports: Path, valid
                             left_on=["table", "file", "row"], right_on=["table", "_file", "_row"])
     assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"].head()
     assert all(kind in rules.split(";") for kind, rules in zip(merged["kind"], merged["rules"], strict=True))
+
+
+def test_generate_field_style_leaves_only_the_field_export(tmp_path: Path) -> None:
+    from risk.data.synth.field import generate_field_style
+
+    synth, field = generate_field_style(tmp_path / "field", profile=PROFILE, students=60, terms=1, seed=2,
+                                        config=SynthConfig.from_yaml(CONFIG), progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["field"]  # the clean scratch export is gone
+    assert {t.table: t.rows for t in field.tables} == synth.rows
+    assert any("xlsx" in line and "enrollments" in line for line in field.summary_lines())
