@@ -219,3 +219,32 @@ def test_parquet_columns_are_renamed_by_the_profile(tmp_path):
     profile = SourceProfile(tables={"health": {"columns": {"cid": "student_id"}}})
     assert inspect_file(path, HEALTH, profile) == 1
     assert _rows(path, profile=profile)[0]["student_id"] == STUDENTS[0]
+
+
+def test_cp874_text_keeps_values_nulls_and_boundaries():
+    from risk.data.formats import cp874_text
+
+    values = ["มส", None, "", "ผ", "2/1", "\u00a0ท21101", "€"]
+    raw = pa.array([None if v is None else v.encode("cp874") for v in values], pa.binary())
+    assert cp874_text(raw).to_pylist() == values
+    assert cp874_text(raw.slice(3)).to_pylist() == values[3:]
+    assert cp874_text(pa.array([b"present", None], pa.binary())).type == pa.string()
+
+
+def test_an_undefined_byte_in_a_cp874_column_names_the_encoding_option(tmp_path):
+    from risk.data.profile import SourceProfile
+
+    path = tmp_path / "grades.csv"
+    path.write_bytes(GRADES_TEXT.encode("cp874") + f"{STUDENTS[0]},2567-1,".encode() + b"\xdb,1,4,2024-10-20\n")
+    profile = SourceProfile(tables={"grades": {"encoding": "cp874"}})
+    with pytest.raises(ContractError, match=r"grades\.csv: not readable as cp874 text \(byte 0xdb\).*tables\.grades"):
+        _rows(path, TABLES["grades"], profile=profile)
+
+
+def test_a_cp874_byte_in_a_column_the_contract_does_not_use_is_never_decoded(tmp_path):
+    from risk.data.profile import SourceProfile
+
+    path = tmp_path / "health.csv"
+    path.write_bytes(b"student_id,measured_on,weight_kg,height_cm,note\n" + STUDENTS[0].encode() + b",2024-06-04,35,142,\xdb\n")
+    profile = SourceProfile(tables={"health": {"encoding": "cp874"}})
+    assert _rows(path, profile=profile)[0]["weight_kg"] == "35"

@@ -19,10 +19,11 @@ import codecs
 import csv
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -30,7 +31,14 @@ from pydantic import BaseModel
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook
 
 from risk.data.contract import Table
-from risk.data.profile import HeaderMap, SourceProfile, TableProfile, apply_values, map_headers
+from risk.data.profile import (
+    SourceProfile,
+    TableProfile,
+    apply_values,
+    check_columns,
+    map_headers,
+    mapped_headers,
+)
 from risk.errors import ContractError
 
 __all__ = ["SUFFIXES", "FileInfo", "check_columns", "detect_encoding", "describe_file", "file_batches",
@@ -41,8 +49,6 @@ SUFFIXES = (".parquet", ".csv", ".xlsx")
 # any table that has it (names, remarks); a later surprise still gets a clear error.
 SAMPLE_BYTES = 4 << 20
 _BOM = codecs.BOM_UTF8
-# Python's codec names → the names pyarrow's CSV reader takes (it strips a UTF-8 BOM itself).
-_ARROW_ENCODING = {"utf-8": "utf8", "utf-8-sig": "utf8", "cp874": "cp874"}
 
 
 class FileInfo(BaseModel):
@@ -131,7 +137,7 @@ def inspect_file(path: Path, table: Table, profile: SourceProfile | None = None)
 
 
 def file_batches(path: Path, table: Table, chunk_rows: int,
-                 profile: SourceProfile | None = None) -> Iterator[pa.RecordBatch]:
+                 profile: SourceProfile | None = None) -> Generator[pa.RecordBatch, None, None]:
     """The contract columns of ``path`` as record batches named after them (CSV, Excel: all text; Parquet: as stored).
 
     The profile's header aliases and value maps are applied.
@@ -166,39 +172,12 @@ def parquet_chunks(parquet: pq.ParquetFile, columns: list[str], chunk_rows: int)
         group = last + 1
 
 
-def check_columns(path: Path, table: Table, found: list[str], *, unmapped: list[str] | None = None) -> None:
-    """Raise ContractError naming the file and the required columns not in ``found``.
-
-    ``unmapped`` (headers no column takes) adds a pointer to the profile's ``columns:``,
-    since such headers are usually the missing columns under another name.
-    """
-    missing = [c for c in table.required_names if c not in found]
-    if not missing:
-        return
-    hint = "; `risk contract` lists each table's columns"
-    if unmapped:
-        hint += (f", and a source profile (--profile) maps other headers to them under "
-                 f"tables.{table.name}.columns")
-    raise ContractError(
-        f"{path}: table {table.name!r} is missing required column(s) {', '.join(missing)}; "
-        f"found {', '.join(found) or 'no columns'}{hint}"
-    )
-
-
-def _mapped_headers(path: Path, headers: list[str], table: Table, wanted: TableProfile | None) -> HeaderMap:
-    mapped = map_headers(path, headers, table, wanted)
-    if mapped.missing:
-        check_columns(path, table, list(mapped.by_header.values()) + list(mapped.unmapped),
-                      unmapped=list(mapped.unmapped))
-    return mapped
-
-
 # Parquet ----------------------------------------------------------------------------------
 
 def _parquet_batches(path: Path, table: Table, wanted: TableProfile | None,
                      chunk_rows: int) -> Iterator[pa.RecordBatch]:
     parquet = _open_parquet(path)
-    mapped = _mapped_headers(path, parquet.schema_arrow.names, table, wanted)
+    mapped = mapped_headers(path, parquet.schema_arrow.names, table, wanted)
     stored = [mapped.headers[i] for i in mapped.columns.values()]
     try:
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=stored):
@@ -281,22 +260,25 @@ def _csv_lines(path: Path) -> int:
 def _csv_batches(path: Path, table: Table, wanted: TableProfile | None) -> Iterator[pa.RecordBatch]:
     encoding = csv_encoding(path, wanted)
     headers = _csv_header(path, table, encoding)
-    mapped = _mapped_headers(path, headers, table, wanted)
+    mapped = mapped_headers(path, headers, table, wanted)
     # Columns are named by position: headers may repeat, carry spaces or be Thai; the
     # header line itself is skipped and the batches renamed to contract names.
     positions = [str(i) for i in range(len(headers))]
+    # cp874 shares ASCII with UTF-8, so the parser splits its bytes as they are; only the
+    # contract columns are transcoded, and only those holding Thai (attendance holds none).
+    single_byte = encoding == "cp874"
     convert = pacsv.ConvertOptions(
-        column_types={p: pa.string() for p in positions},
+        column_types={p: pa.binary() if single_byte else pa.string() for p in positions},
         include_columns=[positions[i] for i in mapped.columns.values()],
         strings_can_be_null=True,
         null_values=[""],
     )
-    read = pacsv.ReadOptions(block_size=16 << 20, encoding=_ARROW_ENCODING[encoding], column_names=positions,
-                             skip_rows=1)
+    read = pacsv.ReadOptions(block_size=16 << 20, column_names=positions, skip_rows=1)
     names = list(mapped.columns)
     try:
         for batch in pacsv.open_csv(path, read_options=read, convert_options=convert):
-            yield batch.rename_columns(names)
+            columns = [cp874_text(c) for c in batch.columns] if single_byte else batch.columns
+            yield pa.RecordBatch.from_arrays(columns, names=names)
     except UnicodeDecodeError as exc:
         raise _encoding_fault(path, table, encoding, f"byte {exc.object[exc.start]:#04x}") from exc
     except (pa.ArrowException, OSError) as exc:
@@ -304,6 +286,42 @@ def _csv_batches(path: Path, table: Table, wanted: TableProfile | None) -> Itera
             raise _encoding_fault(path, table, encoding, "bytes that are not UTF-8 past the first "
                                   f"{SAMPLE_BYTES >> 20} MB") from exc
         raise ContractError(f"{path}: cannot read as CSV ({exc})") from exc
+
+
+def _utf8_lengths() -> np.ndarray:
+    lengths = np.ones(256, dtype=np.int64)
+    for byte in range(0x80, 0x100):
+        # A byte cp874 does not define keeps 1: decoding its column raises before the length is used.
+        lengths[byte] = len(bytes([byte]).decode("cp874", errors="ignore").encode("utf-8")) or 1
+    return lengths
+
+
+# UTF-8 length of each cp874 byte: 1 for ASCII, 3 for Thai, 2 for the no-break space (0xA0).
+_CP874_UTF8_LENGTH = _utf8_lengths()
+
+
+def cp874_text(values: pa.Array) -> pa.Array:
+    """A binary array of cp874 text as a UTF-8 string array (values, nulls and boundaries kept).
+
+    One codec call for the whole buffer: cp874 has one byte per character, so each value's
+    new boundary is the UTF-8 length of the bytes before it. Raises UnicodeDecodeError on a
+    byte cp874 does not define.
+    """
+    if values.offset:
+        values = pa.concat_arrays([values])  # a slice's buffers start before it
+    validity, offsets_buffer, data_buffer = values.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=len(values) + 1)
+    data = np.frombuffer(data_buffer, dtype=np.uint8, count=offsets[-1])[offsets[0]:] if data_buffer else \
+        np.empty(0, dtype=np.uint8)
+    if not (data >= 0x80).any():
+        return values.cast(pa.string())
+    text = data.tobytes().decode("cp874").encode("utf-8")
+    ends = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(_CP874_UTF8_LENGTH[data], out=ends[1:])
+    moved = ends[offsets - offsets[0]]
+    kind, width = (pa.string(), np.int32) if moved[-1] < 2**31 else (pa.large_string(), np.int64)
+    return pa.Array.from_buffers(kind, len(values), [validity, pa.py_buffer(moved.astype(width)), pa.py_buffer(text)],
+                                 null_count=values.null_count)
 
 
 # Excel ------------------------------------------------------------------------------------
@@ -339,7 +357,7 @@ def _xlsx_batches(path: Path, table: Table, wanted: TableProfile | None,
                   chunk_rows: int) -> Iterator[pa.RecordBatch]:
     _, sheet = _xlsx_sheet(path, table, wanted)
     rows = _nonempty_rows(sheet)
-    mapped = _mapped_headers(path, _cell_headers(next(rows, [])), table, wanted)
+    mapped = mapped_headers(path, _cell_headers(next(rows, [])), table, wanted)
     names, positions = list(mapped.columns), list(mapped.columns.values())
     while chunk := list(itertools.islice(rows, chunk_rows)):
         # Rows are as wide as the sheet's used area, but a short row is padded safely anyway.

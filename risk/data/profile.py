@@ -38,9 +38,11 @@ __all__ = [
     "SourceProfile",
     "TableProfile",
     "apply_values",
+    "check_columns",
     "clean_header",
     "load_profile",
     "map_headers",
+    "mapped_headers",
     "profile_markdown",
 ]
 
@@ -200,6 +202,34 @@ def map_headers(path: Path, headers: list[str], table: Table, wanted: TableProfi
     columns = {c: columns[c] for c in table.column_names if c in columns}
     missing = tuple(c for c in table.required_names if c not in columns)
     return HeaderMap(tuple(headers), columns, tuple(unmapped), missing)
+
+
+def check_columns(path: Path, table: Table, found: list[str], *, unmapped: list[str] | None = None) -> None:
+    """Raise ContractError naming the file and the required columns not in ``found``.
+
+    ``unmapped`` (headers no column takes) adds a pointer to the profile's ``columns:``,
+    since such headers are usually the missing columns under another name.
+    """
+    missing = [c for c in table.required_names if c not in found]
+    if not missing:
+        return
+    hint = "; `risk contract` lists each table's columns"
+    if unmapped:
+        hint += (f", and a source profile (--profile) maps other headers to them under "
+                 f"tables.{table.name}.columns")
+    raise ContractError(
+        f"{path}: table {table.name!r} is missing required column(s) {', '.join(missing)}; "
+        f"found {', '.join(found) or 'no columns'}{hint}"
+    )
+
+
+def mapped_headers(path: Path, headers: list[str], table: Table, wanted: TableProfile | None) -> HeaderMap:
+    """:func:`map_headers`, raising ContractError (:func:`check_columns`) when a required column is missing."""
+    mapped = map_headers(path, headers, table, wanted)
+    if mapped.missing:
+        check_columns(path, table, list(mapped.by_header.values()) + list(mapped.unmapped),
+                      unmapped=list(mapped.unmapped))
+    return mapped
 
 
 def apply_values(batch: pa.RecordBatch, wanted: TableProfile | None) -> pa.RecordBatch:

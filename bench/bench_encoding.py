@@ -1,0 +1,166 @@
+"""A cp874 (TIS-620, Thai Windows) CSV against the same rows in UTF-8: the cost of transcoding while streaming.
+
+Issue 27 asks that ``risk validate`` of a national cp874 attendance CSV take at most
+1.3× its UTF-8 time. Attendance has no Thai words of its own, so every file here carries
+a Thai ``remark`` column (not a contract column: the reader skips it, but the transcoder
+must still turn every byte of it into UTF-8), as a teacher's note would.
+
+Two measures, each beside its UTF-8 baseline from the same run, in child processes:
+
+1. **read**: ``file_batches`` + ``typed_frame(source="export")`` over ``--rows`` generated rows;
+2. **validate**: ``risk validate --workers 1`` of a synthetic export (``--students`` × 2 terms)
+   whose attendance is one CSV with the remark column (other tables shared by symlink).
+
+python bench/bench_encoding.py [--rows 10000000] [--students 50000] [--skip-validate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+
+REMARKS = ["", "มาเรียนตามปกติ", "ขาดเรียนไม่แจ้งผู้ปกครอง", "ลาป่วย มีใบรับรองแพทย์", "มาสายเพราะรถโรงเรียนเสีย",
+           "ช่วยงานที่บ้านช่วงเก็บเกี่ยว", "ครูประจำชั้นติดตามแล้ว"]
+STATUSES = ["present", "absent", "leave", "sick", "late"]
+
+READ = """
+import sys, time
+from pathlib import Path
+from risk.data.contract import TABLES
+from risk.data.formats import file_batches
+from risk.data.values import typed_frame
+table, rows = TABLES["attendance_daily"], 0
+started = time.perf_counter()
+for batch in file_batches(Path(sys.argv[1]), table, 1_000_000):
+    frame, bad = typed_frame(batch, table, source="export")
+    rows += len(frame)
+print(rows, time.perf_counter() - started)
+"""
+
+
+def timed_read(path: Path) -> tuple[int, float]:
+    """Rows and seconds of reading ``path`` in a child process (imports not counted)."""
+    done = subprocess.run([sys.executable, "-c", READ, str(path)], cwd=ROOT, check=True, capture_output=True,
+                          text=True)
+    rows, seconds = done.stdout.split()
+    return int(rows), float(seconds)
+
+
+def with_remarks(table: pa.Table, seed: int) -> pa.Table:
+    """``table`` with a Thai remark per row (most rows have none, as in a register)."""
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(REMARKS), table.num_rows, p=[0.4] + [0.1] * 6)
+    return table.append_column("remark", pa.DictionaryArray.from_arrays(pick.astype(np.int32), REMARKS).cast(
+        pa.string()))
+
+
+def write_utf8(blocks: Iterator[pa.Table], path: Path) -> None:
+    """The blocks, one after another, as one UTF-8 CSV with a header."""
+    first = next(blocks)
+    with pacsv.CSVWriter(path, first.schema) as out:
+        out.write_table(first)
+        for block in blocks:
+            out.write_table(block)
+
+
+def transcode(utf8: Path, target: Path, encoding: str = "cp874") -> None:
+    """``utf8`` rewritten in ``encoding``, 16 MB at a time (a character cut at a block's end waits for the next)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with utf8.open("rb") as source, target.open("wb") as out:
+        while block := source.read(16 << 20):
+            out.write(decoder.decode(block).encode(encoding))
+        out.write(decoder.decode(b"", final=True).encode(encoding))
+
+
+def generated_attendance(rows: int, folder: Path) -> tuple[Path, Path]:
+    """``rows`` attendance rows with remarks as UTF-8 and cp874 CSV under ``folder`` (made once, reused)."""
+    utf8, cp874 = folder / f"attendance-{rows}-utf8.csv", folder / f"attendance-{rows}-cp874.csv"
+    if cp874.exists():
+        return utf8, cp874
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    ids = np.array([f"{1_100_000_000_000 + i * 7919:013d}" for i in range(50_000)])
+    days = np.datetime64("2024-05-16") + np.arange(200)
+
+    def blocks() -> Iterator[pa.Table]:
+        for start in range(0, rows, 1_000_000):
+            n = min(1_000_000, rows - start)
+            block = pa.table({"student_id": ids[rng.integers(0, len(ids), n)],
+                              "date": pa.array(days[rng.integers(0, len(days), n)].astype("datetime64[D]")),
+                              "status": np.array(STATUSES)[rng.choice(5, n, p=[0.9, 0.04, 0.02, 0.02, 0.02])]})
+            yield with_remarks(block, start)
+
+    write_utf8(blocks(), utf8)
+    transcode(utf8, cp874)
+    return utf8, cp874
+
+
+def bench_read(rows: int) -> None:
+    utf8, cp874 = generated_attendance(rows, BENCH_DATA / "encoding")
+    n, utf8_s = timed_read(utf8)
+    m, cp874_s = timed_read(cp874)
+    assert n == m == rows, (n, m, rows)
+    mb = utf8.stat().st_size / 2**20, cp874.stat().st_size / 2**20
+    print(f"read attendance CSV, {rows:,} rows with a Thai remark column ({mb[0]:,.0f} MB UTF-8, {mb[1]:,.0f} MB cp874)")
+    print("  " + line("cp874 file_batches+typed_frame", cp874_s, "s", "UTF-8, same rows", utf8_s)
+          + f"; target ≤ 1.3 ({'met' if cp874_s <= 1.3 * utf8_s else 'MISSED'})")
+
+
+def export_with_csv_attendance(source: Path, target: Path, encoding: str) -> None:
+    """``source`` (a synthetic export) with attendance as one CSV in ``encoding``; the other tables symlinked."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for folder in source.iterdir():
+        if folder.is_dir() and folder.name != "attendance_daily":
+            (target / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    parts = sorted((source / "attendance_daily").glob("*.parquet"))
+    utf8 = target / "attendance_daily.csv"
+    write_utf8((with_remarks(pq.read_table(p), i) for i, p in enumerate(parts)), utf8)
+    if encoding != "utf-8":
+        transcode(utf8, target / "attendance_daily.tmp", encoding)
+        (target / "attendance_daily.tmp").replace(utf8)
+
+
+def bench_validate(students: int) -> None:
+    source = ensure_synthetic(students, 2)
+    seconds, rows = {}, 0
+    for encoding in ("utf-8", "cp874"):
+        export = BENCH_DATA / f"encoding-export-{students}-{encoding}"
+        out = BENCH_DATA / f"encoding-validated-{students}-{encoding}"
+        export_with_csv_attendance(source, export, encoding)
+        shutil.rmtree(out, ignore_errors=True)
+        run = measure([*RISK, "validate", str(export), str(out), "--demo", "--quiet", "--workers", "1"], quiet=True)
+        report = json.loads((out / "validation_report.json").read_text())
+        rows = next(t["rows_in"] for t in report["tables"] if t["table"] == "attendance_daily")
+        seconds[encoding] = run.seconds
+        print(f"  validate ({encoding} attendance): {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    print(f"risk validate, {students:,} students × 2 terms, attendance one CSV of {rows:,} rows with a Thai remark")
+    print("  " + line("cp874 attendance", seconds["cp874"], "s", "UTF-8 attendance", seconds["utf-8"])
+          + f"; target ≤ 1.3 ({'met' if seconds['cp874'] <= 1.3 * seconds['utf-8'] else 'MISSED'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000, help="attendance rows of the read measure")
+    parser.add_argument("--students", type=int, default=50_000, help="students of the validate measure (2 terms)")
+    parser.add_argument("--skip-validate", action="store_true")
+    args = parser.parse_args()
+    bench_read(args.rows)
+    if not args.skip_validate:
+        bench_validate(args.students)
+
+
+if __name__ == "__main__":
+    main()
