@@ -30,6 +30,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +42,7 @@ from risk.data.profile import SourceProfile, load_profile
 from risk.data.synth.field_files import EXCEL_MAX_ROWS, EncodedCsv, Piece, XlsxParts, clean_batches
 from risk.data.synth.field_values import FieldColumns, cell_rows, csv_table
 from risk.data.synth.frames import arrow_schema
+from risk.data.synth.report import SynthReport
 
 __all__ = ["FORMATS", "FieldReport", "FieldTable", "generate_field_style", "write_field_style"]
 
@@ -114,7 +116,7 @@ def write_field_style(clean_dir: Path, out_dir: Path, *, profile: Path, max_shee
     return report
 
 
-def generate_field_style(out_dir: Path, *, profile: Path, **generate_args: object) -> tuple[object, FieldReport]:
+def generate_field_style(out_dir: Path, *, profile: Path, **generate_args: Any) -> tuple[SynthReport, FieldReport]:
     """``generate(…)`` into a scratch folder beside ``out_dir``, then its field style into ``out_dir``.
 
     ``generate_args`` are :func:`risk.data.synth.generate`'s keywords (students, terms, seed,
@@ -125,7 +127,7 @@ def generate_field_style(out_dir: Path, *, profile: Path, **generate_args: objec
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-clean-", dir=out_dir.parent) as scratch:
-        synth = generate(Path(scratch), **generate_args)  # type: ignore[arg-type]
+        synth = generate(Path(scratch), **generate_args)
         field = write_field_style(Path(scratch), out_dir, profile=profile)
     return synth, field
 
