@@ -280,7 +280,8 @@ class _Run:
                         unchanged=repeats.unchanged)
         log.info("table validated", table=table.name, batch=self.batch, rows_in=counts.rows_in, used=counts.used,
                  unchanged=counts.unchanged, quarantined=counts.quarantined, new_versions=len(repeats.versions),
-                 row_rules_s=round(rows_seconds, 2), duplicates_s=round(time.perf_counter() - started - rows_seconds, 2))
+                 row_rules_s=round(rows_seconds, 2),
+                 duplicates_s=round(time.perf_counter() - started - rows_seconds, 2))
         counts, stop = judge_loss(counts, accept_loss=self.gate.accept_loss, warn_share=self.gate.warn_share,
                                   fail_share=self.gate.fail_share)
         self.counts.append(counts)

@@ -99,12 +99,15 @@ def export_start(con: duckdb.DuckDBPyConnection, calendar_files: list[Path]) -> 
 
 
 def date_versions(con: duckdb.DuckDBPyConnection, files: list[Path], school_ids: list[str], day: dt.date) -> None:
-    """Set ``valid_from`` = ``day`` on the rows of ``school_ids`` in this run's schools ``files`` (rewritten in place)."""
+    """Set ``valid_from`` = ``day`` on the rows of ``school_ids`` in this run's schools ``files``.
+
+    The files are rewritten in place: they are the run's own, not yet published.
+    """
     ids = "[" + ", ".join(f"'{s}'" for s in school_ids) + "]"
     for path in files:
         temporary = path.with_name(path.name + ".tmp")
         con.execute(f"COPY (SELECT * REPLACE (CASE WHEN list_contains({ids}, school_id) THEN DATE '{day.isoformat()}' "
-                    f"ELSE {VALID_FROM} END AS {VALID_FROM})) FROM read_parquet('{path}')) TO '{temporary}' "
+                    f"ELSE {VALID_FROM} END AS {VALID_FROM}) FROM read_parquet('{path}')) TO '{temporary}' "
                     "(FORMAT parquet, COMPRESSION zstd)").fetchall()
         os.replace(temporary, path)
 
