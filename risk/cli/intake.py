@@ -95,7 +95,8 @@ def _columns(table: TableInspection) -> RichTable | str:
     named = f"{len(by_name)} column(s) under their contract names"
     if not seen:
         return named
-    view.caption, view.caption_justify = named, "left"
+    if by_name:
+        view.caption, view.caption_justify = named, "left"
     return view
 
 
