@@ -131,3 +131,12 @@ def test_an_excel_table_with_number_cell_ids_inspects_clean(source):
     [health] = [t for t in inspect_source(source) if t.table == "health"]
     assert (health.files[0].info.format, health.files[0].info.sheet, health.files[0].info.rows) == ("xlsx", "health", 2)
     assert health.rejected == [] and health.sampled == 2
+
+
+def test_month_first_dates_are_one_sentence_naming_the_file_and_date_order(source):
+    frame = clean_tables()["health"]
+    frame["measured_on"] = ["06/13/2024", "06/14/2024", "06/04/2024"]
+    (source / "health.csv").write_text(frame.to_csv(index=False), encoding="utf-8")
+    [health] = [t for t in inspect_source(source) if t.table == "health"]
+    assert health.files[0].dates["measured_on"].order == "mdy"
+    assert health.error.startswith(str(source / "health.csv")) and "date_order: mdy" in health.error

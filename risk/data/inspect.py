@@ -22,7 +22,7 @@ from risk.data.ids import masked_id
 from risk.data.profile import SourceProfile
 from risk.data.quarantine import ROW, row_failures
 from risk.data.schemas import References, build_schema
-from risk.data.values import DateForm, describe_dates, typed_frame
+from risk.data.values import DateForm, DateOrderError, describe_dates, typed_frame
 from risk.errors import ContractError
 
 __all__ = ["FileInspection", "Rejected", "TableInspection", "inspect_source"]
@@ -132,7 +132,10 @@ def _sample(path: Path, table: Table, profile: SourceProfile | None, sample_rows
     inspected.dates = {c.name: describe_dates(batch.column(c.name)) for c in table.columns
                        if c.kind == "date" and c.name in batch.schema.names}
     options = profile.options_for(table.name) if profile is not None else None
-    frame, bad = typed_frame(batch, table, source="export", options=options)
+    try:
+        frame, bad = typed_frame(batch, table, source="export", options=options)
+    except DateOrderError as error:
+        raise ContractError(f"{path}: {error}") from None
     failures = row_failures(build_schema(table, References()), frame, bad)
     inspected.rejected_rows = int(failures["row"].nunique())
     return [Rejected(inspected.info.path, int(row), column, _shown(batch, column, int(row)), rule)
