@@ -87,7 +87,7 @@ def test_attendance_of_a_term_export_is_dated_inside_that_term(synthetic):
         start, end = term_window(export.name)
         dates = pd.to_datetime(_raw(export, "attendance_daily")["date"], errors="coerce").dropna().dt.date
         inside = dates.between(start, end)
-        # Only injected bad dates (a Buddhist-Era year typed as Gregorian) may lie elsewhere.
+        # Only injected bad dates (a two-digit year read as 19xx) may lie elsewhere.
         assert inside.mean() > 0.99, export.name
 
 

@@ -16,7 +16,7 @@ RULES: dict[str, str] = {
     "bad_format": "a code does not have the contract's format",
     "not_allowed": "a value is not one of the allowed values",
     "out_of_range": "a number or age is outside the contract's range",
-    "bad_date": "a date lies outside the data window (a Buddhist-Era year typed as Gregorian?)",
+    "bad_date": "a date lies outside the data window (a two-digit year read as 19xx?)",
     "date_outside_term": "a calendar day lies outside its term's months",
     "district_mismatch": "district_code does not start with province_code",
     "unknown_school": "school_id is not in the schools table",
