@@ -138,3 +138,21 @@ def test_the_service_reads_one_row_per_school_its_latest(first, tmp_path, id_key
     builder = OnlineFeatureBuilder.load(first, catalog=CATALOG, settings=load_settings(), key=id_key)
     rows = builder.con.execute("SELECT school_id, size FROM ref_schools ORDER BY school_id").fetchall()
     assert rows == [(SCHOOL_B, "medium"), (SCHOOL_A, "medium")]
+
+
+def test_a_valid_from_the_export_gives_dates_the_version(first, tmp_path, id_key, monkeypatch):
+    # The contract may carry an optional schools.valid_from: a version the export dates itself.
+    from dataclasses import replace
+
+    from risk.data.contract import TABLES, Column
+
+    schools = TABLES["schools"]
+    dated = Column("valid_from", "date", "the day this version took effect", required=False)
+    monkeypatch.setitem(TABLES, "schools", replace(schools, columns=(*schools.columns, dated)))
+    grown = _grown_school_a().assign(valid_from=[dt.date(2024, 12, 2), None])
+    report = validate_sources(write_source(_next_term(grown), tmp_path / "second"), first, key=id_key,
+                              progress=False, buckets=4)
+    counts = _counts(report, "schools")
+    assert (counts.used, counts.unchanged, counts.quarantined) == (1, 1, 0)
+    stored = pd.read_parquet(first / "schools")
+    assert sorted(stored.loc[stored["school_id"] == SCHOOL_A, "valid_from"].dropna()) == [dt.date(2024, 12, 2)]

@@ -105,7 +105,9 @@ class DuplicatePass:
         groups = self._groups(con, staged, stored, key_cols)
         left_out = _NO_ROWS
         if self.table.name in REFERENCE_TABLES:
-            dups, unchanged, versions = reference_repeats(groups, key_cols, data_cols,
+            # A version's date is not an attribute of the school: sent again, it changes nothing.
+            compared = [c for c in data_cols if c != VALID_FROM]
+            dups, unchanged, versions = reference_repeats(groups, key_cols, compared,
                                                           versioned=self.table.name in VERSIONED_TABLES)
             left_out = unchanged
             found.unchanged += len(unchanged)

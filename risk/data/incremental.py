@@ -2,19 +2,23 @@
 
 A store is the folder ``risk validate`` writes into::
 
-    <table>/part-<batch>.parquet                  reference tables (schools, calendar)
+    <table>/part-<batch>.parquet                  reference tables (schools, calendar); a school's
+                                                  versions beside each other (valid_from)
     <table>/bucket=N/part-<batch>-0.parquet       student tables (attendance also /term=T/)
     quarantine/<table>/<batch>-*.parquet          rejected rows of every run
     validation_runs/<batch>.json                  one report per run: what it read, used, quarantined
     validation_report.json                        the cumulative state of the tables (every run that added rows)
     store.json                                    manifest: buckets, key check, exports taken (content hash → batch)
     _derived/                                     caches computed from the tables; cleared when the tables change
+    failed_runs/<batch>/                          a run a data error stopped: report.json, quarantine/<table>/
 
 Each run (a *batch*) writes only new files, first under ``_incoming/<batch>/``. When
 every table is done it writes ``_incoming/<batch>/commit.json``, then moves its files
 into place. A run killed before that record leaves nothing (the next run removes its
 folder); killed after it, the next run finishes the moves. So no table ever holds
-part of a run, and earlier files are never rewritten.
+part of a run, and earlier files are never rewritten. A run stopped by a data error
+(:mod:`risk.data.loss`) publishes nothing either; what it rejected and why stay in
+``failed_runs/<batch>/``, which no later run or ``--replace`` removes.
 """
 
 from __future__ import annotations
@@ -157,7 +161,8 @@ def publish(out_dir: Path, batch: str) -> None:
         os.replace(path, target)
     if commit["changed"]:
         # Caches keyed by term alone (past dropout rates) no longer hold. Feature points are
-        # keyed by the files that can touch their date (risk.models.samples), so they stay.
+        # keyed by the files that can touch their date (risk.models.samples), so they stay: a new
+        # school version's file is dated by its valid_from, so only points after it move.
         for cache in (out_dir / DERIVED).glob("*"):
             if cache.name != "features":
                 shutil.rmtree(cache, ignore_errors=True)

@@ -6,7 +6,8 @@ Schools and calendar arrive whole in each term's export. Against the validated s
   nor quarantined (in = used + unchanged + quarantined);
 - a ``schools`` row whose attributes changed (size, area, affiliation, name, …) is a
   new *version* of the school, stored beside the old one with ``valid_from``: the first
-  day of the export's earliest term (:func:`export_start`). First versions have
+  day of the export's earliest term (:func:`export_start`), or the ``valid_from`` the export
+  gives it when the contract has that optional column. First versions have
   ``valid_from`` NULL, meaning "always": a school first seen in an export is all that is
   known of it, and that export holds rows (screenings, birth dates) dated before its
   first term, which must see the school too;
@@ -99,15 +100,17 @@ def export_start(con: duckdb.DuckDBPyConnection, calendar_files: list[Path]) -> 
 
 
 def date_versions(con: duckdb.DuckDBPyConnection, files: list[Path], school_ids: list[str], day: dt.date) -> None:
-    """Set ``valid_from`` = ``day`` on the rows of ``school_ids`` in this run's schools ``files``.
+    """Set ``valid_from`` = ``day`` on the rows of ``school_ids`` in this run's schools ``files``
+    (unless the export gave the row its own ``valid_from``).
 
     The files are rewritten in place: they are the run's own, not yet published.
     """
     ids = "[" + ", ".join(f"'{s}'" for s in school_ids) + "]"
+    dated = (f"CASE WHEN list_contains({ids}, school_id) THEN coalesce({VALID_FROM}, DATE '{day.isoformat()}') "
+             f"ELSE {VALID_FROM} END AS {VALID_FROM}")
     for path in files:
         temporary = path.with_name(path.name + ".tmp")
-        con.execute(f"COPY (SELECT * REPLACE (CASE WHEN list_contains({ids}, school_id) THEN DATE '{day.isoformat()}' "
-                    f"ELSE {VALID_FROM} END AS {VALID_FROM}) FROM read_parquet('{path}')) TO '{temporary}' "
+        con.execute(f"COPY (SELECT * REPLACE ({dated}) FROM read_parquet('{path}')) TO '{temporary}' "
                     "(FORMAT parquet, COMPRESSION zstd)").fetchall()
         os.replace(temporary, path)
 
