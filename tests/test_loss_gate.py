@@ -128,3 +128,25 @@ def _counts(rows_in: int, by_rule: dict[str, int]) -> TableCounts:
 def test_what_counts_as_a_loss(rows_in, by_rule, warns, stops):
     judged, stop = judge_loss(_counts(rows_in, by_rule), accept_loss=frozenset(), warn_share=0.05, fail_share=1.0)
     assert (bool(judged.warning), bool(stop)) == (warns, stops)
+
+
+def test_a_file_that_breaks_off_mid_run_keeps_what_the_run_found(store, tmp_path, id_key, monkeypatch):
+    import risk.data.validate as validate
+
+    original = validate.run_row_pass
+
+    def unreadable_household(work, files, **options):
+        if work.table.name == "household":
+            raise ContractError("household.csv: line 3 cannot be read as UTF-8")
+        return original(work, files, **options)
+
+    monkeypatch.setattr(validate, "run_row_pass", unreadable_household)
+    before = _store_files(store)
+    with pytest.raises(ContractError, match=r"line 3 cannot be read as UTF-8; the store is unchanged, .*failed_runs"):
+        validate_sources(write_source(_next_term(), tmp_path / "second"), store, key=id_key, progress=False,
+                         buckets=4)
+    assert _store_files(store) == before
+    (kept,) = (store / "failed_runs").iterdir()
+    report = json.loads((kept / "report.json").read_text())
+    assert [t["table"] for t in report["tables"]] == ["schools", "calendar", "enrollments", "attendance_daily",
+                                                      "grades"]

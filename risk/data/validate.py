@@ -62,7 +62,7 @@ from risk.data.report import TableCounts, ValidationReport
 from risk.data.row_rules import RowPass, run_row_pass
 from risk.data.schemas import References, enrollment_key, school_day_codes, term_codes
 from risk.data.versions import date_versions, export_start
-from risk.errors import ConfigError
+from risk.errors import ConfigError, ContractError
 from risk.logs import get_logger
 from risk.progress import Progress, TaskID
 
@@ -144,7 +144,8 @@ def validate_sources(
             write_commit(out_dir, run.batch, run=report.model_dump(),
                          cumulative=_cumulative(out_dir, report).model_dump(), manifest=manifest,
                          changed=report.changed)
-        except DataLossError as error:
+        except ContractError as error:
+            # A data error (a lost table, a file that breaks off unreadable): keep what the run found.
             raise _failed(run, error, round(time.perf_counter() - started, 2)) from None
         except BaseException:
             # Not committed: nothing of this run may stay (a killed process is cleaned up by the next run).
@@ -171,16 +172,22 @@ def _tables_named(accept_loss: frozenset[str]) -> frozenset[str]:
     return frozenset(accept_loss)
 
 
-def _failed(run: _Run, error: DataLossError, seconds: float) -> DataLossError:
-    """Keep the stopped run's quarantine and report, drop the rest of it; the error, naming where they are."""
+def _failed(run: _Run, error: ContractError, seconds: float) -> ContractError:
+    """Keep the stopped run's quarantine and report, drop the rest of it; the error, naming where they are.
+
+    A :class:`DataLossError` or plain ContractError comes back with the folder in its message;
+    another subclass is returned as it was (its folder is in the log).
+    """
     report = ValidationReport(source=str(run.source_dir), output=str(run.out_dir), batch=run.batch, mode="failed",
                               seconds=seconds, tables=run.counts, failure=str(error))
     try:
         folder = keep_failed_run(run.out_dir, run.incoming, report)
     finally:
         shutil.rmtree(run.incoming, ignore_errors=True)
-    return DataLossError(f"{error}; the store is unchanged, and this run's quarantine and report are in {folder}",
-                         table=error.table, failed_run=folder)
+    message = f"{error}; the store is unchanged, and this run's quarantine and report are in {folder}"
+    if isinstance(error, DataLossError):
+        return DataLossError(message, table=error.table, failed_run=folder)
+    return ContractError(message) if type(error) is ContractError else error
 
 
 def _cumulative(out_dir: Path, run: ValidationReport) -> ValidationReport:
