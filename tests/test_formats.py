@@ -248,3 +248,12 @@ def test_a_cp874_byte_in_a_column_the_contract_does_not_use_is_never_decoded(tmp
     path.write_bytes(b"student_id,measured_on,weight_kg,height_cm,note\n" + STUDENTS[0].encode() + b",2024-06-04,35,142,\xdb\n")
     profile = SourceProfile(tables={"health": {"encoding": "cp874"}})
     assert _rows(path, profile=profile)[0]["weight_kg"] == "35"
+
+
+def test_a_checked_file_info_raises_for_a_missing_column_and_records_how_it_read(tmp_path):
+    path = _csv(tmp_path / "grades.csv", GRADES_TEXT, "cp874")
+    info = describe_file(path, TABLES["grades"], root=tmp_path, check=True)
+    assert (info.path, info.format, info.encoding, info.sheet, info.rows) == ("grades.csv", "csv", "cp874", None, None)
+    with pytest.raises(ContractError, match="missing required column"):
+        describe_file(path, TABLES["health"], check=True)
+    assert describe_file(path, TABLES["health"]).missing == ["measured_on", "weight_kg", "height_cm"]

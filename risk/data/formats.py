@@ -94,13 +94,14 @@ def _format(path: Path) -> Literal["parquet", "csv", "xlsx"]:
     return "csv" if suffix == ".csv" else "xlsx" if suffix == ".xlsx" else "parquet"
 
 
-def describe_file(path: Path, table: Table, profile: SourceProfile | None = None, *,
-                  count_rows: bool = False, root: Path | None = None) -> FileInfo:
+def describe_file(path: Path, table: Table, profile: SourceProfile | None = None, *, count_rows: bool = False,
+                  root: Path | None = None, check: bool = False) -> FileInfo:
     """How ``path`` reads as ``table``: format, encoding or sheet, header mapping, and rows if known.
 
     Parquet rows come from its footer; CSV and Excel rows only with ``count_rows``
-    (CSV: data lines, counted by a fast scan of the bytes). Missing columns are recorded,
-    not raised. Raises ContractError when the file cannot be read at all.
+    (CSV: data lines, counted by a fast scan of the bytes). ``path`` is shown relative to
+    ``root`` when given. Missing required columns are recorded in ``missing``, or raised
+    as ContractError under ``check``. Raises ContractError when the file cannot be read at all.
     """
     wanted = _table_profile(profile, table)
     shown = str(path.relative_to(root)) if root is not None else str(path)
@@ -120,7 +121,7 @@ def describe_file(path: Path, table: Table, profile: SourceProfile | None = None
         parquet = _open_parquet(path)
         headers = parquet.schema_arrow.names
         info = FileInfo(path=shown, format=kind, rows=parquet.metadata.num_rows)
-    mapped = map_headers(path, headers, table, wanted)
+    mapped = (mapped_headers if check else map_headers)(path, headers, table, wanted)
     return info.model_copy(update={"columns": mapped.by_header, "unmapped": list(mapped.unmapped),
                                    "missing": list(mapped.missing)})
 
@@ -130,10 +131,7 @@ def inspect_file(path: Path, table: Table, profile: SourceProfile | None = None)
 
     Raises ContractError naming the file and the missing columns.
     """
-    info = describe_file(path, table, profile)
-    if info.missing:
-        check_columns(path, table, list(info.columns) + info.unmapped, unmapped=info.unmapped)
-    return info.rows
+    return describe_file(path, table, profile, check=True).rows
 
 
 def file_batches(path: Path, table: Table, chunk_rows: int,
