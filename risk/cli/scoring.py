@@ -85,11 +85,14 @@ def print_freshness_warnings(freshness: list[DomainFreshness]) -> None:
 @friendly
 def report(
     out: Annotated[Path, typer.Option(help="Report to write (one HTML file).")] = Path("data/report.html"),
-    data: Annotated[Path, typer.Option(help="Validated folder (locates the default store).")] = Path("data/validated"),
+    data: Annotated[Path, typer.Option(
+        help="Validated folder: locates the default store; the report shows its domains' freshness.",
+    )] = Path("data/validated"),
     store: StoreOption = None,
     run: Annotated[str | None, typer.Option(help="Scoring run id (default: the newest finished run).")] = None,
-    settings: Annotated[Path, typer.Option(help="Settings (YAML): the domains' freshness limits.")] = (
-        REPO_CONFIGS / "risk.yaml"),
+    settings: Annotated[Path, typer.Option(
+        help="Settings (YAML): the domains' freshness limits.",
+    )] = REPO_CONFIGS / "risk.yaml",
 ) -> None:
     """Write the term report (HTML with map and charts, Thai and English) of a scoring run."""
     from risk.config import load_settings
