@@ -108,3 +108,11 @@ def test_the_profile_documentation_names_every_key():
 def test_the_documentation_of_a_given_profile_shows_its_settings(tmp_path):
     text = profile_markdown(SourceProfile(tables={"household": {"era": "be"}}))
     assert "household:\n    era: be" in text
+
+
+def test_date_options_go_to_every_date_column_of_the_table(tmp_path):
+    from risk.data.values import ParseOptions
+
+    profile = load_profile(_profile(tmp_path, FIELD))
+    assert profile.options_for("household") == {"screened_on": ParseOptions(date_order="dmy", era="be")}
+    assert profile.options_for("enrollments") == {"birth_date": ParseOptions(), "status_date": ParseOptions()}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from risk.config import load_yaml_model
 from risk.data.contract import TABLES, Table
 from risk.errors import ConfigError, ContractError
+
+if TYPE_CHECKING:
+    from risk.data.values import ParseOptions
 
 __all__ = [
     "HeaderMap",
@@ -113,7 +116,7 @@ class SourceProfile(BaseModel):
         """The profile of table ``name`` (the defaults when the profile does not mention it)."""
         return self.tables.get(name, _DEFAULT)
 
-    def options_for(self, table: str) -> dict[str, object]:
+    def options_for(self, table: str) -> dict[str, ParseOptions]:
         """Date parsing options of ``table``'s date columns, for :func:`risk.data.values.typed_frame`."""
         from risk.data.values import ParseOptions
 
