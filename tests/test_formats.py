@@ -257,3 +257,35 @@ def test_a_checked_file_info_raises_for_a_missing_column_and_records_how_it_read
     with pytest.raises(ContractError, match="missing required column"):
         describe_file(path, TABLES["health"], check=True)
     assert describe_file(path, TABLES["health"]).missing == ["measured_on", "weight_kg", "height_cm"]
+
+
+def _typed(path: Path, table, profile=None):
+    from risk.data.values import typed_frame
+
+    frame, bad = typed_frame(pa.Table.from_batches(list(file_batches(path, table, 1000, profile))), table,
+                             source="export")
+    return frame, bad
+
+
+@pytest.mark.parametrize("name", ["household", "grades", "enrollments"])
+def test_every_reader_gives_the_same_typed_table(tmp_path, name):
+    import pandas as pd
+    from conftest import clean_tables
+
+    table, frame = TABLES[name], clean_tables()[name]
+    frame.to_parquet(tmp_path / "p.parquet", index=False)
+    written = {"parquet": tmp_path / "p.parquet"}
+    for encoding in ("utf-8", "utf-8-sig", "cp874"):
+        written[encoding] = tmp_path / f"{encoding}.csv"
+        frame.to_csv(written[encoding], index=False, encoding=encoding, date_format="%Y-%m-%d")
+    # Excel as people type it: IDs and codes in number cells, dates in date cells, flags as flags.
+    cells = frame.astype(object).where(frame.notna(), None)
+    for column in ("student_id", "school_id"):
+        if column in cells:
+            cells[column] = [int(v) if v.isdigit() else v for v in cells[column]]
+    written["xlsx"] = _workbook(tmp_path / "x.xlsx", {name: [list(frame.columns)] + cells.values.tolist()})
+    expected, _ = _typed(written["parquet"], table)
+    for kind, path in written.items():
+        got, bad = _typed(path, table)
+        assert bad == {}, kind
+        pd.testing.assert_frame_equal(got, expected, obj=kind)

@@ -116,3 +116,30 @@ def test_date_options_go_to_every_date_column_of_the_table(tmp_path):
     profile = load_profile(_profile(tmp_path, FIELD))
     assert profile.options_for("household") == {"screened_on": ParseOptions(date_order="dmy", era="be")}
     assert profile.options_for("enrollments") == {"birth_date": ParseOptions(), "status_date": ParseOptions()}
+
+
+def test_a_cct_form_export_types_the_same_as_the_clean_table(tmp_path):
+    import pandas as pd
+    from conftest import clean_tables
+
+    from risk.data.values import typed_frame
+
+    table, clean = TABLES["household"], clean_tables()["household"]
+    form = clean.rename(columns={"student_id": "เลขประจำตัวประชาชน", "screened_on": "วันที่คัดกรอง"})
+    form["วันที่คัดกรอง"] = [f"{d.day:02d}/{d.month:02d}/{d.year + 543}" for d in clean["screened_on"]]
+    form["house_condition"] = clean["house_condition"].map({"poor": "ไม่ดี", "dilapidated": "ทรุดโทรม", "fair": "พอใช้"})
+    form.to_csv(tmp_path / "household.csv", index=False, encoding="cp874")
+    clean.to_parquet(tmp_path / "household.parquet", index=False)
+    profile = SourceProfile(tables={"household": {
+        "date_order": "dmy",
+        "columns": {"เลขประจำตัวประชาชน": "student_id", "วันที่คัดกรอง": "screened_on"},
+        "values": {"house_condition": {"ไม่ดี": "poor", "ทรุดโทรม": "dilapidated", "พอใช้": "fair"}}}})
+
+    def typed(path, profile=None):
+        batches = pa.Table.from_batches(list(file_batches(path, table, 100, profile)))
+        options = profile.options_for("household") if profile else None
+        return typed_frame(batches, table, source="export", options=options)
+
+    form_frame, bad = typed(tmp_path / "household.csv", profile)
+    assert bad == {}
+    pd.testing.assert_frame_equal(form_frame, typed(tmp_path / "household.parquet")[0])
