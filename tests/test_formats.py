@@ -289,3 +289,9 @@ def test_every_reader_gives_the_same_typed_table(tmp_path, name):
         got, bad = _typed(path, table)
         assert bad == {}, kind
         pd.testing.assert_frame_equal(got, expected, obj=kind)
+
+
+def test_utf16_text_says_how_to_save_it(tmp_path):
+    path = _csv(tmp_path / "health.csv", "student_id,measured_on\n", "utf-16")
+    with pytest.raises(ContractError, match="UTF-16 text.*save it as 'CSV UTF-8'"):
+        detect_encoding(path)

@@ -207,6 +207,8 @@ def detect_encoding(path: Path) -> str:
         raise ContractError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if sample.startswith(_BOM):
         return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ContractError(f"{path}: UTF-16 text (Excel's 'Unicode Text'); save it as 'CSV UTF-8' or as .xlsx")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=whole)
         return "utf-8"
