@@ -4,8 +4,10 @@ Parts:
 
 - ``cohort`` (made by the builder): one row per student enrolled in the term of
   ``as_of`` who had not left by then; columns of that term's enrollment.
-- ``context``: the cohort joined to its school and to the past dropout rates of
-  school and district (``context_rates``, computed from earlier terms only).
+- ``context``: the cohort joined to its school (the version in force at ``as_of``: a
+  school that grew is small before its new version's ``valid_from`` and medium after)
+  and to the past dropout rates of school and district (``context_rates``, computed
+  from earlier terms only).
 - ``enr_history``: every enrollment of a cohort student up to this term.
 
 Compute kinds:
