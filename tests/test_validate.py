@@ -57,7 +57,7 @@ def corruptions() -> dict[str, list[tuple[str, dict]]]:
             ("not_a_school_day", {"student_id": STUDENTS[2], "date": dt.date(2024, 6, 7), "status": "present"}),
             ("orphan_student", {"student_id": ORPHAN, "date": DAYS_A[0], "status": "present"}),
             ("not_allowed", {"student_id": STUDENTS[0], "date": DAYS_A[1], "status": "Present"}),
-            ("bad_date", {"student_id": STUDENTS[0], "date": dt.date(2567, 6, 3), "status": "present"}),
+            ("bad_date", {"student_id": STUDENTS[0], "date": dt.date(1967, 6, 3), "status": "present"}),
             ("no_enrollment_that_term", {"student_id": STUDENTS[0], "date": dt.date(2024, 12, 2), "status": "present"}),
             ("duplicate", first["attendance_daily"]),
             ("duplicate_key", first["attendance_daily"] | {"status": "absent"}),
@@ -82,7 +82,7 @@ def corruptions() -> dict[str, list[tuple[str, dict]]]:
         ],
         "behaviour": [
             ("out_of_range", first["behaviour"] | {"screened_on": dt.date(2024, 7, 1), "sdq_conduct": 14}),
-            ("bad_date", first["behaviour"] | {"screened_on": dt.date(2567, 6, 6)}),
+            ("bad_date", first["behaviour"] | {"screened_on": dt.date(1967, 6, 6)}),
         ],
         "assistance": [
             ("not_allowed", first["assistance"] | {"programme": "cash"}),

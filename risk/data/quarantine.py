@@ -1,10 +1,17 @@
-"""Turning pandera failure cases into per-row quarantine reasons."""
+"""Turning pandera failure cases into per-row quarantine reasons.
+
+A rejected value is reported as it was written when its text is known (``screened_on =
+16/06/25x7: bad_type``), so nothing a school sent is lost to ``NaT``; a student ID only ever masked.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
 
 from risk.data.ids import masked_id
 from risk.data.rules import RULES
@@ -17,8 +24,12 @@ _NOT_NULLABLE = "not_nullable"
 ROW = "(row)"
 
 
-def row_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+def row_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, bad_type: dict[str, np.ndarray],
+                 text: Mapping[str, arrow.Array] | None = None) -> pd.DataFrame:
     """Every rule each row of ``frame`` breaks.
+
+    ``text`` maps a column to the text its values were parsed from (one entry per row
+    of ``frame``); a failing value of such a column is reported as that text.
 
     Returns
     -------
@@ -31,7 +42,19 @@ def row_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, bad_type: dict
     except pa.errors.SchemaErrors as errors:
         parts.append(_from_pandera(errors.failure_cases, bad_type))
     failures = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
-    return failures.drop_duplicates(["row", "column", "rule"])
+    return _as_written(failures.drop_duplicates(["row", "column", "rule"]), text or {})
+
+
+def _as_written(failures: pd.DataFrame, text: Mapping[str, arrow.Array]) -> pd.DataFrame:
+    """Failing values of the columns in ``text`` replaced by their text, taken for the failing rows only."""
+    for column, written in text.items():
+        at = (failures["column"] == column).to_numpy()
+        if column == "student_id" or not at.any():  # raw IDs never leave validation, not even as written
+            continue
+        rows = failures.loc[at, "row"].to_numpy()
+        original = pd.Series(written.take(rows).to_pandas(), index=failures.index[at], dtype=object)
+        failures.loc[at, "value"] = original.where(original.notna(), failures.loc[at, "value"])
+    return failures
 
 
 def _unparsed(frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:

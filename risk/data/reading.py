@@ -1,14 +1,16 @@
 """Reading source exports: the files of a table, streamed as chunks of typed rows.
 
 Files are found and read by :mod:`risk.data.formats`; values are parsed to the
-contract's types by :mod:`risk.data.values`. Chunks keep each row's position in
-its file, so a quarantined row can be found again.
+contract's types by :mod:`risk.data.values`, as exports (day-first and
+Buddhist-Era dates, Thai digits). Chunks keep each row's position in its file, so
+a quarantined row can be found again, and the text each parsed value was read
+from, so a rejected value is reported as it was written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +25,15 @@ from risk.data.formats import (
     parquet_chunks,
     source_files,
 )
-from risk.data.values import FALSE_WORDS, TRUE_WORDS, typed_frame
+from risk.data.values import FALSE_WORDS, TRUE_WORDS, DateOrderError, ParseOptions, typed_frame
 
-__all__ = ["Chunk", "check_columns", "inspect_file", "iter_chunks", "parquet_chunks", "source_files", "typed_frame"]
+__all__ = ["Chunk", "ParseOptions", "check_columns", "inspect_file", "iter_chunks", "parquet_chunks", "source_files",
+           "typed_frame"]
 
 # Kept for the payload fast path, which reads flags by the same words.
 _TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS
+# Kinds read from text into another type: their text is kept to report a rejected value as written.
+_PARSED_KINDS = ("date", "float", "int", "bool")
 
 
 @dataclass
@@ -45,15 +50,27 @@ class Chunk:
     frame: pd.DataFrame
     row: np.ndarray
     bad_type: dict[str, np.ndarray]
+    # Column -> the text its values were parsed from (zero-copy Arrow; columns stored as text only).
+    text: dict[str, pa.Array] = field(default_factory=dict)
 
 
-def iter_chunks(path: Path, table: Table, chunk_rows: int, root: Path) -> Iterator[Chunk]:
-    """Stream ``path`` in chunks of at most ``chunk_rows`` rows, parsed to contract types."""
+def iter_chunks(path: Path, table: Table, chunk_rows: int, root: Path,
+                options: Mapping[str, ParseOptions] | None = None) -> Iterator[Chunk]:
+    """Stream ``path`` in chunks of at most ``chunk_rows`` rows, parsed to contract types as an export.
+
+    ``options`` maps a column to how its dates are written (from the source profile).
+    Raises DateOrderError naming the file when a date column's order needs an option.
+    """
     relative = str(path.relative_to(root))
     offset = 0
     for batch in _rebatch(file_batches(path, table, chunk_rows), chunk_rows):
-        frame, bad = typed_frame(batch, table)
-        yield Chunk(relative, frame, np.arange(offset, offset + batch.num_rows, dtype=np.int64), bad)
+        try:
+            frame, bad = typed_frame(batch, table, source="export", options=options)
+        except DateOrderError as exc:
+            raise DateOrderError(f"{path}: {exc}") from None
+        text = {c.name: batch.column(c.name) for c in table.columns if c.kind in _PARSED_KINDS
+                and c.name in batch.schema.names and pa.types.is_string(batch.schema.field(c.name).type)}
+        yield Chunk(relative, frame, np.arange(offset, offset + batch.num_rows, dtype=np.int64), bad, text)
         offset += batch.num_rows
 
 

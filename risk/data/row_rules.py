@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from risk.data.contract import Table
 from risk.data.ids import Pseudonymizer, masked_id
 from risk.data.quarantine import row_failures, split_chunk
-from risk.data.reading import Chunk, iter_chunks
+from risk.data.reading import Chunk, ParseOptions, iter_chunks
 from risk.data.schemas import References, attach_lookups, build_schema
 from risk.progress import Progress, TaskID
 
@@ -61,6 +61,8 @@ class RowPass:
     buckets: int = 0
     # Prefix of quarantine file names (the run's batch id), so that runs never overwrite each other.
     prefix: str = ""
+    # How the table's export writes its dates, per column (from the source profile; default: auto).
+    parse_options: dict[str, ParseOptions] = field(default_factory=dict)
 
     @cached_property
     def schema(self) -> pa.DataFrameSchema:
@@ -70,9 +72,10 @@ class RowPass:
         """Check every row of one file; return how many rows it had."""
         rows = 0
         with _BucketWriters(self.staging, f"part-{index:05d}.parquet", self.buckets) as staged:
-            for number, chunk in enumerate(iter_chunks(path, self.table, self.chunk_rows, self.source_dir)):
+            chunks = iter_chunks(path, self.table, self.chunk_rows, self.source_dir, self.parse_options)
+            for number, chunk in enumerate(chunks):
                 frame = self._prepared(chunk)
-                clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type))
+                clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type, chunk.text))
                 staged.write(_staged_layout(self.table, frame.loc[clean]))
                 if not clean.all():
                     name = f"{self.prefix}part-{index:05d}-{number:05d}.parquet"

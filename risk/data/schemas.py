@@ -17,14 +17,16 @@ import pandera.pandas as pa
 
 from risk.data.contract import Column, Table, term_start
 from risk.data.ids import valid_student_id_mask
+from risk.data.values import BUDDHIST_ERA_YEARS_FROM
 
-__all__ = ["References", "attach_lookups", "build_schema", "school_day_codes", "term_code_of_dates", "term_codes"]
+__all__ = ["BUDDHIST_ERA_YEARS_FROM", "EARLIEST_YEAR", "References", "attach_lookups", "build_schema",
+           "school_day_codes", "term_code_of_dates", "term_codes"]
 
 # Dates before this year are typing errors for every date in the contract
 # (the oldest student is 22; birth dates start around 1990).
 EARLIEST_YEAR = 1990
-# A Gregorian year this far out is a Buddhist-Era year typed into a date (2567 for 2024).
-BUDDHIST_ERA_YEARS_FROM = 2400
+# Exports' Buddhist-Era years are made CE when read (risk.data.values), so a year this far out
+# remains only where no year is taken as BE: a payload (ISO, CE) or an export read with era "ce".
 _EPOCH = np.datetime64("1970-01-01", "D")
 _DTYPES = {"id": "str", "text": "str", "term": "str", "date": "datetime64[ms]",
            "float": "float64", "int": "float64", "bool": "boolean"}  # fmt: skip
