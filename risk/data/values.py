@@ -196,10 +196,7 @@ def _parse_export(arr: pa.Array | pa.ChunkedArray, column: Column,
     if _is_text(arr):
         days, failed = _text_dates(pc.utf8_trim_whitespace(arr), column.name, options)
     else:
-        days, failed = _typed_days(arr), None
-    days, unreal = _common_era(days, options.era)
-    if unreal is not None:
-        failed = unreal if failed is None else failed | unreal
+        days, failed = _common_era(_typed_days(arr), options.era)
     return pd.Series(days.astype("datetime64[ms]")), failed
 
 
@@ -324,12 +321,12 @@ def _bits(flags: np.ndarray) -> np.ndarray:
 
 
 def _text_dates(text: pa.Array, column: str, options: ParseOptions) -> tuple[np.ndarray, np.ndarray | None]:
-    """Days (``datetime64[D]``, NaT for none) of trimmed text dates, years as written; and which failed."""
+    """Days (``datetime64[D]``, NaT for none, years made CE) of trimmed text dates; and which failed (or None)."""
     try:
         # Strict ISO, all or nothing, and four times faster than strptime: a clean column ends here.
         # A failing cast costs ~0.7 µs a value that fails, so a column that does not start ISO skips it.
         pc.cast(text.slice(0, _ISO_PROBE), pa.date32())
-        return _typed_days(pc.cast(text, pa.date32())), None
+        return _common_era(_typed_days(pc.cast(text, pa.date32())), options.era)
     except pa.ArrowInvalid:
         pass
     fields = _date_fields(text)
