@@ -31,6 +31,7 @@ from pathlib import Path
 import psutil
 
 from risk.config import Settings
+from risk.data.profile import SourceProfile
 from risk.errors import RiskError
 from risk.features.catalog import Catalog
 from risk.features.freshness import DomainFreshness
@@ -75,6 +76,8 @@ class TermJob:
     catalog_yaml: bytes
     store_url: str | None = None
     truth: Path | None = None
+    profile: SourceProfile | None = None  # how the export is written (risk validate --profile)
+    accept_loss: frozenset[str] = frozenset()  # tables taken although they lost rows (--accept-loss)
     progress: bool = True
     steps: list[StepRecord] = field(default_factory=list)
     freshness: list[DomainFreshness] = field(default_factory=list)  # each domain at as_of, from the freshness step
@@ -155,7 +158,9 @@ def _validate(job: TermJob) -> None:
         data = job.settings.data
         report = validate_sources(job.source, job.validated, key=job.id_key, chunk_rows=data.chunk_rows,
                                   buckets=data.student_buckets, memory_limit=data.duckdb_memory_limit,
-                                  workers=data.workers, progress=job.progress)
+                                  workers=data.workers, progress=job.progress, profile=job.profile,
+                                  accept_loss=job.accept_loss, loss_warn_share=data.loss_warn_share,
+                                  loss_fail_share=data.loss_fail_share)
         rows_in = sum(t.rows_in for t in report.tables)
         used = sum(t.used for t in report.tables)
         record.rows_in, record.rows_out = f"{rows_in:,} rows", f"{used:,} used"

@@ -7,7 +7,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from typer.core import TyperGroup
 
 from risk.errors import RiskError
+
+if TYPE_CHECKING:
+    from risk.data.profile import SourceProfile
 from risk.logs import configure_logging
 
 errors = Console(stderr=True)
@@ -107,6 +110,18 @@ def parse_date(text: str, option: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a date YYYY-MM-DD", param_hint=option) from None
+
+
+ProfileOption = Annotated[Path | None, typer.Option(
+    help="Source profile (YAML): Thai headers, value words, encodings, sheets, date order and era of the "
+         "export's files (see `risk contract`).")]
+
+
+def read_profile(path: Path | None) -> SourceProfile | None:
+    """The source profile at ``path``, or None; a fault is one sentence naming the file."""
+    from risk.data.profile import load_profile
+
+    return load_profile(path) if path is not None else None
 
 
 StoreOption = Annotated[str | None, typer.Option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,13 +11,28 @@ import typer
 from risk.cli.common import (
     REPO_CONFIGS,
     DemoOption,
+    ProfileOption,
     QuietOption,
     app,
     console,
     friendly,
     parse_date,
     pseudonym_key,
+    read_profile,
 )
+
+FIELD_PROFILE = REPO_CONFIGS / "profiles" / "field.yaml"
+
+
+
+class ExportStyle(StrEnum):
+    clean = "clean"
+    field = "field"
+
+
+StyleOption = Annotated[ExportStyle, typer.Option(
+    help="clean: the contract's own format (Parquet, UTF-8 CSV, ISO dates); field: as schools send it "
+         f"(Excel, cp874 CSV with Thai headers, Buddhist-Era day-first dates), read back with --profile {FIELD_PROFILE.name}.")]
 
 
 @app.command()
@@ -28,14 +44,22 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
     last_term: Annotated[str, typer.Option(help="Last term, Buddhist-Era YYYY-S.")] = "2569-1",
     config: Annotated[Path, typer.Option(help="Generator settings (YAML).")] = REPO_CONFIGS / "synth.yaml",
+    style: StyleOption = ExportStyle.clean,
     quiet: QuietOption = False,
 ) -> None:
     """Write a synthetic national export that follows the data contract, with a hidden oracle."""
     from risk.data.synth import SynthConfig, generate
+    from risk.data.synth.field import generate_field_style
 
-    report = generate(out, students=students, terms=terms, seed=seed, last_term=last_term,
-                      config=SynthConfig.from_yaml(config), progress=not quiet)
-    for line in report.summary_lines():
+    settings = {"students": students, "terms": terms, "seed": seed, "last_term": last_term,
+                "config": SynthConfig.from_yaml(config), "progress": not quiet}
+    if style is ExportStyle.field:
+        report, field = generate_field_style(out, profile=FIELD_PROFILE, **settings)
+        lines = [*report.summary_lines(), *field.summary_lines(),
+                 f"read it back with: risk validate {out} OUT --profile {FIELD_PROFILE}"]
+    else:
+        lines = generate(out, **settings).summary_lines()
+    for line in lines:
         console.print(line, highlight=False)
     console.print(f"written to {out}", highlight=False)
 
@@ -43,13 +67,17 @@ def synth(
 @app.command()
 @friendly
 def validate(
-    source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet or CSV per table).")],
+    source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet, CSV or Excel per table).")],
     out: Annotated[Path, typer.Argument(help="Folder for validated Parquet, quarantine and the report.")],
     settings: Annotated[Path, typer.Option(help="Settings (YAML): chunk size, buckets, workers.")] = (
         REPO_CONFIGS / "risk.yaml"),
     workers: Annotated[int | None, typer.Option(min=1, help="Processes for the row rules (default: settings).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Start OUT again from this export, instead of adding it to the tables OUT holds.")] = False,
+    profile: ProfileOption = None,
+    accept_loss: Annotated[list[str] | None, typer.Option(
+        "--accept-loss", metavar="TABLE",
+        help="Take TABLE although it lost more of its rows than the settings allow (repeat for several).")] = None,
     demo: DemoOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -66,7 +94,9 @@ def validate(
     data = load_settings(settings).data
     report = validate_sources(source, out, key=pseudonym_key(demo), chunk_rows=data.chunk_rows, buckets=data.student_buckets,
                               memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
-                              progress=not quiet, replace=replace)
+                              progress=not quiet, replace=replace, profile=read_profile(profile),
+                              accept_loss=frozenset(accept_loss or ()), loss_warn_share=data.loss_warn_share,
+                              loss_fail_share=data.loss_fail_share)
     for line in report.summary_lines():
         console.print(line, highlight=False)
     if not report.skipped:
@@ -97,11 +127,14 @@ def features(
 
 
 @app.command()
-def contract() -> None:
-    """Print the source data contract (tables, columns, rules, quarantine reasons) as Markdown."""
+@friendly
+def contract(profile: ProfileOption = None) -> None:
+    """Print the source data contract (tables, columns, rules, quarantine reasons) and the source profile, as Markdown."""
     from risk.data.docs import contract_markdown
+    from risk.data.profile import profile_markdown
 
     print(contract_markdown())
+    print(profile_markdown(read_profile(profile)))
 
 
 @app.command("split-export")
@@ -111,11 +144,27 @@ def split_export_command(
     out: Annotated[Path, typer.Argument(help="Folder to write one export per term into (OUT/<term>/).")],
     terms: Annotated[list[str] | None, typer.Option(
         "--term", help="A term to split into, YYYY-S (repeat; default: the terms of the calendar).")] = None,
+    style: StyleOption = ExportStyle.clean,
 ) -> None:
-    """Split an export into one export per term, so that terms can be validated one by one (tests, demo)."""
+    """Split an export into one export per term, so that terms can be validated one by one (tests, demo).
+
+    With ``--style field`` each term's export is written as schools send it (from a clean export).
+    """
+    import shutil
+    import tempfile
+
     from risk.data.split import split_export
+    from risk.data.synth.field import write_field_style
 
     if not source.is_dir():
         raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
-    for folder in split_export(source, out, terms or None):
-        console.print(f"{folder.name}: {folder}", highlight=False)
+    if style is ExportStyle.clean:
+        for folder in split_export(source, out, terms or None):
+            console.print(f"{folder.name}: {folder}", highlight=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".split-clean-", dir=out) as scratch:
+        for folder in split_export(source, Path(scratch), terms or None):
+            shutil.rmtree(out / folder.name, ignore_errors=True)
+            write_field_style(folder, out / folder.name, profile=FIELD_PROFILE)
+            console.print(f"{folder.name}: {out / folder.name} (field style)", highlight=False)

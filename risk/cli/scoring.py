@@ -11,6 +11,7 @@ import typer
 from risk.cli.common import (
     REPO_CONFIGS,
     DemoOption,
+    ProfileOption,
     QuietOption,
     StoreOption,
     app,
@@ -19,6 +20,7 @@ from risk.cli.common import (
     open_data_store,
     parse_date,
     pseudonym_key,
+    read_profile,
 )
 
 if TYPE_CHECKING:
@@ -105,7 +107,7 @@ def report(
 @app.command()
 @friendly
 def term(
-    source: Annotated[Path, typer.Option(help="The term's export (Parquet or CSV per table).")],
+    source: Annotated[Path, typer.Option(help="The term's export (Parquet, CSV or Excel per table).")],
     as_of: Annotated[str, typer.Option("--as-of", help="Point in time to score, YYYY-MM-DD.")],
     store: Annotated[Path, typer.Option(
         help="Data folder: validated tables, MLflow store, risk.db, scores and report.")] = Path("data"),
@@ -116,6 +118,9 @@ def term(
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
     train_config: Annotated[Path, typer.Option(help="Training settings (YAML).")] = REPO_CONFIGS / "train.yaml",
     scoring_config: Annotated[Path, typer.Option(help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
+    profile: ProfileOption = None,
+    accept_loss: Annotated[list[str] | None, typer.Option(
+        "--accept-loss", metavar="TABLE", help="As risk validate --accept-loss (repeat for several).")] = None,
     demo: DemoOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -135,7 +140,8 @@ def term(
     job = TermJob(source=source, as_of=parse_date(as_of, "--as-of"), data_dir=store, id_key=pseudonym_key(demo),
                   settings=loaded, train_settings=load_train_settings(train_config),
                   scoring=load_scoring_settings(scoring_config), catalog=load_catalog(catalog_path),
-                  catalog_yaml=catalog_path.read_bytes(), store_url=store_url, truth=truth, progress=not quiet)
+                  catalog_yaml=catalog_path.read_bytes(), store_url=store_url, truth=truth, progress=not quiet,
+                  profile=read_profile(profile), accept_loss=frozenset(accept_loss or ()))
     started = dt.datetime.now()
     steps = run_term(job)
     table = Table(title=f"risk term at {job.as_of} ({(dt.datetime.now() - started).total_seconds():,.0f} s)")

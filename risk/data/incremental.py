@@ -105,9 +105,15 @@ def read_manifest(out_dir: Path, *, key: bytes) -> StoreManifest | None:
     return manifest
 
 
-def export_hash(files: list[Path], root: Path) -> str:
-    """A content hash of an export: every table file's path (relative to ``root``), size and bytes."""
+def export_hash(files: list[Path], root: Path, reading: str = "") -> str:
+    """A content hash of an export: every table file's path (relative to ``root``), size and bytes.
+
+    ``reading`` (the source profile, as text) is part of it: the same files read through
+    another profile are another export.
+    """
     digest = hashlib.blake2b(digest_size=16)
+    if reading:
+        digest.update(f"profile\0{reading}\0".encode())
     for path in sorted(files):
         digest.update(f"{path.relative_to(root)}\0{path.stat().st_size}\0".encode())
         with path.open("rb") as handle:

@@ -25,6 +25,7 @@ from risk.data.formats import (
     parquet_chunks,
     source_files,
 )
+from risk.data.profile import SourceProfile
 from risk.data.values import FALSE_WORDS, TRUE_WORDS, DateOrderError, ParseOptions, typed_frame
 
 __all__ = ["Chunk", "ParseOptions", "check_columns", "inspect_file", "iter_chunks", "parquet_chunks", "source_files",
@@ -55,23 +56,31 @@ class Chunk:
 
 
 def iter_chunks(path: Path, table: Table, chunk_rows: int, root: Path,
-                options: Mapping[str, ParseOptions] | None = None) -> Iterator[Chunk]:
+                options: Mapping[str, ParseOptions] | None = None, *,
+                profile: SourceProfile | None = None) -> Iterator[Chunk]:
     """Stream ``path`` in chunks of at most ``chunk_rows`` rows, parsed to contract types as an export.
 
-    ``options`` maps a column to how its dates are written (from the source profile).
+    ``profile`` maps the file's headers and words to the contract's and says how its dates
+    are written; ``options`` (per column) overrides its date options.
     Raises DateOrderError naming the file when a date column's order needs an option.
     """
     relative = str(path.relative_to(root))
+    if options is None and profile is not None:
+        options = profile.options_for(table.name)
     offset = 0
-    for batch in _rebatch(file_batches(path, table, chunk_rows), chunk_rows):
+    for batch in _rebatch(file_batches(path, table, chunk_rows, profile), chunk_rows):
         try:
             frame, bad = typed_frame(batch, table, source="export", options=options)
         except DateOrderError as exc:
             raise DateOrderError(f"{path}: {exc}") from None
-        text = {c.name: batch.column(c.name) for c in table.columns if c.kind in _PARSED_KINDS
-                and c.name in batch.schema.names and pa.types.is_string(batch.schema.field(c.name).type)}
+        text = {c.name: batch.column(c.name) for c in table.columns
+                if c.kind in _PARSED_KINDS and c.name in batch.schema.names and _is_text(batch.schema.field(c.name))}
         yield Chunk(relative, frame, np.arange(offset, offset + batch.num_rows, dtype=np.int64), bad, text)
         offset += batch.num_rows
+
+
+def _is_text(field: pa.Field) -> bool:
+    return pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
 
 
 def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

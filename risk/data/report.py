@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from risk.data.formats import FileInfo
+
 __all__ = ["TableCounts", "ValidationReport"]
 
 
@@ -65,6 +67,8 @@ class ValidationReport(BaseModel):
     skipped_as: str = ""
     runs: list[str] = []
     failure: str = ""
+    # How each table's files were read (format, encoding or sheet, header mapping); of the latest run.
+    files: dict[str, list[FileInfo]] = {}
 
     @property
     def skipped(self) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 
 from risk.data.contract import Table
 from risk.data.ids import Pseudonymizer, masked_id
+from risk.data.profile import SourceProfile
 from risk.data.quarantine import row_failures, split_chunk
-from risk.data.reading import Chunk, ParseOptions, iter_chunks
+from risk.data.reading import Chunk, iter_chunks
 from risk.data.schemas import References, attach_lookups, build_schema
 from risk.progress import Progress, TaskID
 
@@ -61,8 +62,8 @@ class RowPass:
     buckets: int = 0
     # Prefix of quarantine file names (the run's batch id), so that runs never overwrite each other.
     prefix: str = ""
-    # How the table's export writes its dates, per column (from the source profile; default: auto).
-    parse_options: dict[str, ParseOptions] = field(default_factory=dict)
+    # How the export is written where it differs from the contract (headers, words, encodings, dates).
+    profile: SourceProfile | None = None
 
     @cached_property
     def schema(self) -> pa.DataFrameSchema:
@@ -72,7 +73,7 @@ class RowPass:
         """Check every row of one file; return how many rows it had."""
         rows = 0
         with _BucketWriters(self.staging, f"part-{index:05d}.parquet", self.buckets) as staged:
-            chunks = iter_chunks(path, self.table, self.chunk_rows, self.source_dir, self.parse_options)
+            chunks = iter_chunks(path, self.table, self.chunk_rows, self.source_dir, profile=self.profile)
             for number, chunk in enumerate(chunks):
                 frame = self._prepared(chunk)
                 clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type, chunk.text))

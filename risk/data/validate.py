@@ -39,6 +39,7 @@ import pandas as pd
 
 from risk.data.contract import TABLE_ORDER, TABLES, Table
 from risk.data.duplicates import DuplicatePass, duplicate_rows
+from risk.data.formats import FileInfo, describe_file, source_files
 from risk.data.ids import Pseudonymizer
 from risk.data.incremental import (
     DERIVED,
@@ -57,7 +58,7 @@ from risk.data.incremental import (
     write_commit,
 )
 from risk.data.loss import DataLossError, empty_table_reason, judge_loss, keep_failed_run
-from risk.data.reading import inspect_file, source_files
+from risk.data.profile import SourceProfile
 from risk.data.report import TableCounts, ValidationReport
 from risk.data.row_rules import RowPass, run_row_pass
 from risk.data.schemas import References, enrollment_key, school_day_codes, term_codes
@@ -83,6 +84,7 @@ def validate_sources(
     source_dir: Path, out_dir: Path, *, key: bytes, chunk_rows: int = 1_000_000, buckets: int = 32,
     progress: bool = True, memory_limit: str = "4GB", workers: int = 1, replace: bool = False,
     accept_loss: frozenset[str] = frozenset(), loss_warn_share: float = 0.05, loss_fail_share: float = 1.0,
+    profile: SourceProfile | None = None,
 ) -> ValidationReport:
     """Validate every contract table in ``source_dir`` into the store ``out_dir``; return this run's report.
 
@@ -93,6 +95,10 @@ def validate_sources(
     already holds a store, the export is appended to it (the store's bucket count wins).
 
     ``workers`` processes share the row-rules pass of tables held in several files.
+
+    ``profile`` says how the export is written where it differs from the contract (Thai
+    headers, value words, encodings, sheets, date order and era; :mod:`risk.data.profile`).
+    Each file's format, encoding or sheet and header mapping go into the report (``files``).
 
     The loss gate (:mod:`risk.data.loss`): a table that loses more than ``loss_warn_share`` of
     its incoming rows gets a warning in the report; one that loses ``loss_fail_share`` or more
@@ -116,13 +122,16 @@ def validate_sources(
     # Every file is opened and its header checked before any work, so a broken
     # export fails in seconds, not after an hour of attendance.
     files = {name: source_files(source_dir, TABLES[name]) for name in TABLE_ORDER}
-    known_rows = {name: _known_rows(paths, TABLES[name]) for name, paths in files.items()}
+    read_as = {name: [describe_file(p, TABLES[name], profile, root=source_dir, check=True) for p in paths]
+               for name, paths in files.items()}
+    known_rows = {name: _known_rows(infos) for name, infos in read_as.items()}
     with locked(out_dir):
         recover(out_dir)
         if replace:
             clear_store(out_dir)
         manifest = read_manifest(out_dir, key=key)
-        content = export_hash([p for paths in files.values() for p in paths], source_dir)
+        content = export_hash([p for paths in files.values() for p in paths], source_dir,
+                              profile.model_dump_json() if profile is not None else "")
         if manifest is not None and content in manifest.exports:
             log.info("export already validated", source=str(source_dir), batch=manifest.exports[content])
             return ValidationReport(source=str(source_dir), output=str(out_dir), seconds=0.0, tables=[],
@@ -133,13 +142,14 @@ def validate_sources(
         elif manifest.buckets != buckets:
             log.warning("store keeps its buckets", store_buckets=manifest.buckets, asked=buckets)
         run = _Run(source_dir, out_dir, new_batch_id(content), manifest.buckets, files, known_rows,
-                   Pseudonymizer(key), chunk_rows, memory_limit, workers, gate,
+                   Pseudonymizer(key), chunk_rows, memory_limit, workers, gate, profile,
                    append=bool(manifest.exports))
         try:
             counts = run.validate_all(progress)
             report = ValidationReport(source=str(source_dir), output=str(out_dir), batch=run.batch,
                                       mode="append" if run.append else "new",
-                                      seconds=round(time.perf_counter() - started, 2), tables=counts)
+                                      seconds=round(time.perf_counter() - started, 2), tables=counts,
+                                      files=read_as)
             manifest.exports[content] = run.batch
             write_commit(out_dir, run.batch, run=report.model_dump(),
                          cumulative=_cumulative(out_dir, report).model_dump(), manifest=manifest,
@@ -204,9 +214,9 @@ def _cumulative(out_dir: Path, run: ValidationReport) -> ValidationReport:
                                   "runs": [*before.runs, run.batch], "mode": "append"})
 
 
-def _known_rows(files: list[Path], table: Table) -> int | None:
-    """Rows in ``files`` when every one is Parquet (CSV row counts are unknown before reading)."""
-    counts = [inspect_file(p, table) for p in files]
+def _known_rows(files: list[FileInfo]) -> int | None:
+    """Rows in ``files`` when every one is Parquet (CSV and Excel row counts are unknown before reading)."""
+    counts = [info.rows for info in files]
     return None if None in counts else sum(counts)
 
 
@@ -215,11 +225,12 @@ class _Run:
 
     def __init__(self, source_dir: Path, out_dir: Path, batch: str, buckets: int, files: dict[str, list[Path]],
                  known_rows: dict[str, int | None], pseudonymize: Pseudonymizer, chunk_rows: int,
-                 memory_limit: str, workers: int, gate: _Gate, *, append: bool) -> None:
+                 memory_limit: str, workers: int, gate: _Gate, profile: SourceProfile | None, *,
+                 append: bool) -> None:
         self.source_dir, self.out_dir, self.batch, self.buckets = source_dir, out_dir, batch, buckets
         self.files, self.known_rows, self.pseudonymize = files, known_rows, pseudonymize
         self.chunk_rows, self.memory_limit, self.workers, self.append = chunk_rows, memory_limit, workers, append
-        self.gate = gate
+        self.gate, self.profile = gate, profile
         self.incoming = out_dir / INCOMING / batch
         # The tables done so far: a run that stops reports them.
         self.counts: list[TableCounts] = []
@@ -270,7 +281,8 @@ class _Run:
             folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         work = RowPass(table, refs, self.pseudonymize, self.source_dir, staging, quarantine, self.chunk_rows,
-                       buckets=self.buckets if table.has_student else 0, prefix=f"{self.batch}-")
+                       buckets=self.buckets if table.has_student else 0, prefix=f"{self.batch}-",
+                       profile=self.profile)
         rows_in = run_row_pass(work, self.files[table.name], workers=self.workers, bar=bar, task=task)
         rows_seconds = time.perf_counter() - started
         if not any(staging.rglob("*.parquet")) and not (self.out_dir / table.name).is_dir():
