@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -28,21 +28,11 @@ import pyarrow.compute as pc
 from risk.data.contract import Column, Table
 from risk.errors import ConfigError, ContractError
 
-__all__ = [
-    "BUDDHIST_ERA_YEARS_FROM",
-    "FALSE_WORDS",
-    "TRUE_WORDS",
-    "DateForm",
-    "DateOrderError",
-    "ParseOptions",
-    "ascii_digits",
-    "describe_dates",
-    "typed_frame",
-]
+__all__ = ["BUDDHIST_ERA_YEARS_FROM", "FALSE_WORDS", "TRUE_WORDS", "DateForm", "DateOrderError", "ParseOptions",
+           "ascii_digits", "describe_dates", "typed_frame"]
 
 TRUE_WORDS = {"true", "t", "1", "yes", "y"}
 FALSE_WORDS = {"false", "f", "0", "no", "n"}
-_TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS
 
 # A year this far out is Buddhist Era (2567 BE is 2024 CE): no contract date is near 2400 CE.
 BUDDHIST_ERA_YEARS_FROM = 2400
@@ -54,8 +44,8 @@ _MONTH_FIRST_SHARE = 0.02
 _MONTH_FIRST_MIN = 2
 
 Source = Literal["payload", "export"]
-_DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
-_ERAS = ("auto", "be", "ce")
+DateOrder = Literal["auto", "dmy", "mdy", "ymd"]
+Era = Literal["auto", "be", "ce"]
 
 
 class DateOrderError(ContractError):
@@ -72,28 +62,23 @@ class ParseOptions:
     Buddhist Era), ``be`` (every year is) or ``ce`` (none is).
     """
 
-    date_order: Literal["auto", "dmy", "mdy", "ymd"] = "auto"
-    era: Literal["auto", "be", "ce"] = "auto"
+    date_order: DateOrder = "auto"
+    era: Era = "auto"
 
     def __post_init__(self) -> None:
-        if self.date_order not in _DATE_ORDERS:
-            raise ConfigError(f"date_order must be one of {', '.join(_DATE_ORDERS)}; got {self.date_order!r}")
-        if self.era not in _ERAS:
-            raise ConfigError(f"era must be one of {', '.join(_ERAS)}; got {self.era!r}")
+        for name, allowed in (("date_order", get_args(DateOrder)), ("era", get_args(Era))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
 
 
 _DEFAULT_OPTIONS = ParseOptions()
 
 
 class DateForm(NamedTuple):
-    """How a column's dates are written, for a preflight.
+    """How a column's dates are written, for a preflight."""
 
-    ``order``: ``iso``, ``dmy``, ``mdy``, ``typed`` (stored as dates) or ``none`` (no value reads as a date);
-    ``era``: ``be``, ``ce``, ``mixed`` or ``none``.
-    """
-
-    order: str
-    era: str
+    order: str  # iso, dmy, mdy, typed (stored as dates) or none (no value reads as a date)
+    era: str  # be, ce, mixed or none
 
 
 def typed_frame(batch: pa.RecordBatch | pa.Table, table: Table, *, source: Source = "payload",
@@ -177,8 +162,8 @@ def _parse(arr: pa.Array, kind: str) -> tuple[pd.Series | np.ndarray, np.ndarray
             return pd.Series(arr.to_pandas(), dtype="boolean"), None
         raw = pd.Series(pc.cast(arr, pa.string()).to_pandas(), dtype="str").str.strip().str.lower()
         mapped = pd.Series(pd.array([None] * len(raw), dtype="boolean"))
-        mapped[raw.isin(_TRUE).to_numpy()] = True
-        mapped[raw.isin(_FALSE).to_numpy()] = False
+        mapped[raw.isin(TRUE_WORDS).to_numpy()] = True
+        mapped[raw.isin(FALSE_WORDS).to_numpy()] = False
         failed = (raw.notna() & mapped.isna()).to_numpy()
         return mapped, failed
     raise ValueError(f"unknown column kind {kind!r}")
@@ -213,11 +198,10 @@ def ascii_digits(text: pa.Array) -> pa.Array:
     at once, not digit by digit.
     """
     n = len(text)
-    wide = pa.types.is_large_string(text.type)
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)[text.offset:text.offset + n + 1]
-    if n == 0 or text.buffers()[2] is None or offsets[-1] == offsets[0]:
+    offsets, data = _utf8(text)
+    if offsets[-1] == offsets[0]:
         return text
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = data[offsets[0]:offsets[-1]]
     middle = np.flatnonzero(data[1:-1] == _THAI_MIDDLE) + 1
     last = data[middle + 1] if len(middle) else middle
     middle = middle[(data[middle - 1] == _THAI_LEAD) & (last >= _THAI_ZERO) & (last <= _THAI_ZERO + 9)]
@@ -235,28 +219,24 @@ def ascii_digits(text: pa.Array) -> pa.Array:
                                  null_count=text.null_count)
 
 
+def _utf8(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The value offsets of a string array (``len(text) + 1``) and its bytes, without copying."""
+    wide = pa.types.is_large_string(text.type)
+    offsets = np.frombuffer(text.buffers()[1], np.int64 if wide else np.int32)[text.offset:text.offset + len(text) + 1]
+    data = text.buffers()[2]
+    return offsets, np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
 # ---------------------------------------------------------------- dates
 
 _WIDTH = 10  # the longest date form read: dd/mm/yyyy or yyyy-mm-dd
 _ISO_PROBE = 256  # values tried as ISO before a whole column is
 
 
-def _layouts() -> dict[tuple[int, int, int], bool]:
-    """Every date layout read, as (first separator, second separator, length) -> year first.
-
-    Day and month take one or two digits, the year four: ``d/m/yyyy`` … ``dd/mm/yyyy``
-    and ``yyyy-m-d`` … ``yyyy-mm-dd`` (any of ``/ - .`` as separators).
-    """
-    layouts = {}
-    for a in (1, 2):
-        for b in (1, 2):
-            layouts[(a, a + 1 + b, a + b + 6)] = False  # d?m?yyyy
-            layouts[(4, 5 + a, 6 + a + b)] = True  # yyyy?m?d
-    return layouts
-
-
-_LAYOUTS = list(_layouts().items())
-# Layout number (or -1) by the bits of a value's separator positions and its length (11: longer).
+# Every layout read, as ((first separator, second separator, length), year first): day and month of
+# one or two digits, a four-digit year: d/m/yyyy … dd/mm/yyyy and yyyy-m-d … yyyy-mm-dd (/, - or .).
+_LAYOUTS = [((a, a + 1 + b, a + b + 6), False) for a in (1, 2) for b in (1, 2)] + [
+    ((4, 5 + a, 6 + a + b), True) for a in (1, 2) for b in (1, 2)]
 _LAYOUT_OF = np.full((1 << _WIDTH, _WIDTH + 2), -1, dtype=np.int8)
 for _number, ((_first, _second, _length), _) in enumerate(_LAYOUTS):
     _LAYOUT_OF[(1 << _first) | (1 << _second), _length] = _number
@@ -272,22 +252,21 @@ class _Fields(NamedTuple):
     year_first: np.ndarray  # yyyy?m?d
     year_last: np.ndarray  # d?m?yyyy or m?d?yyyy
 
-    def month_first_only(self) -> np.ndarray:
-        """Values that can only be month first: second field cannot be a month, first can."""
-        return self.year_last & (self.first <= 12) & (self.second > 12) & (self.second <= 31)
+    def month_first(self) -> tuple[np.ndarray, bool]:
+        """Values that can only be month first (06/16/2024), and whether they are too many to be typos."""
+        only = self.year_last & (self.first <= 12) & (self.second > 12) & (self.second <= 31)
+        return only, only.sum() >= max(_MONTH_FIRST_MIN, _MONTH_FIRST_SHARE * self.year_last.sum())
 
 
 def _date_fields(text: pa.Array) -> _Fields:
-    """Read each value as three digit fields in one of the :func:`_layouts`; others read as neither form.
+    """Read each value as three digit fields in one of the ``_LAYOUTS``; others read as neither form.
 
     Vectorised on the UTF-8 bytes: each value's first ten bytes side by side, the
     positions of its digits and separators as bit masks, its layout looked up from
     them (2M values in ~0.15 s; Arrow's regular-expression extract takes ~1 s).
     """
     n = len(text)
-    wide = pa.types.is_large_string(text.type)
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if wide else np.int32)[text.offset:text.offset + n + 1]
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = _utf8(text)
     padded = np.concatenate([data[:offsets[-1]], np.zeros(_WIDTH, dtype=np.uint8)])
     window = np.lib.stride_tricks.sliding_window_view(padded, _WIDTH)[offsets[:-1]]
     length = np.minimum(np.diff(offsets), _WIDTH + 1)
@@ -304,10 +283,10 @@ def _date_fields(text: pa.Array) -> _Fields:
             continue
         values = window[rows]
         for f, (start, stop) in enumerate(((0, first), (first + 1, second), (second + 1, size))):
-            number_ = np.zeros(len(rows), dtype=np.int32)
+            number = np.zeros(len(rows), dtype=np.int32)
             for j in range(start, stop):
-                number_ = number_ * 10 + (values[:, j] - ord("0"))
-            fields[f, rows] = number_
+                number = number * 10 + (values[:, j] - ord("0"))
+            fields[f, rows] = number
         year_first[rows] = is_year_first
     return _Fields(fields[0], fields[1], fields[2], year_first, (layout >= 0) & ~year_first)
 
@@ -348,9 +327,9 @@ def _text_dates(text: pa.Array, column: str, options: ParseOptions) -> tuple[np.
 
 
 def _refuse_month_first(text: pa.Array, fields: _Fields, column: str) -> None:
-    month_first = fields.month_first_only()
-    count, written = int(month_first.sum()), int(fields.year_last.sum())
-    if count >= max(_MONTH_FIRST_MIN, _MONTH_FIRST_SHARE * written):
+    month_first, too_many = fields.month_first()
+    if too_many:
+        count, written = int(month_first.sum()), int(fields.year_last.sum())
         example = text[int(np.argmax(month_first))].as_py()
         raise DateOrderError(
             f"column {column!r} has month-first dates such as {example!r} ({count} of {written} day/month "
@@ -417,8 +396,8 @@ def _common_era(days: np.ndarray, era: str) -> tuple[np.ndarray, np.ndarray | No
     moved, real = _from_parts(year - _BE_OFFSET, month, day)
     days = days.copy()
     days[be] = moved
-    unreal = np.zeros(len(days), dtype=bool)
-    unreal[np.flatnonzero(be)[~real]] = True
+    unreal = be.copy()
+    unreal[be] = ~real
     return days, unreal
 
 
@@ -437,11 +416,8 @@ def describe_dates(values: pa.Array | pa.ChunkedArray) -> DateForm:
     fields = _date_fields(text)
     written = fields.year_first | fields.year_last
     years = np.where(fields.year_first, fields.first, fields.third)[written]
-    if fields.year_last.any():
-        month_first = int(fields.month_first_only().sum())
-        order = "mdy" if month_first >= max(_MONTH_FIRST_MIN, _MONTH_FIRST_SHARE * fields.year_last.sum()) else "dmy"
-    else:
-        order = "iso" if written.any() else "none"
+    order = ("mdy" if fields.month_first()[1] else "dmy") if fields.year_last.any() else \
+        "iso" if written.any() else "none"
     return DateForm(order, _era_of(years))
 
 
