@@ -9,6 +9,7 @@ RISK   := $(BIN)/risk
 DATA   ?= data
 DEMO_STUDENTS ?= 20000
 DEMO_TERMS    ?= 6
+FIELD_PROFILE := configs/profiles/field.yaml
 # Ten weeks into the last synthetic term (2569-1, May–October 2026).
 DEMO_AS_OF    ?= 2026-07-24
 DEMO_LAST_TERM ?= 2569-1
@@ -32,14 +33,16 @@ setup: $(STAMP)
 
 # synth, then the whole term's job: validate -> features -> train -> promote -> score -> alerts
 # -> summaries -> report, with a step table at the end. Run it again: every step is reused.
-# The export arrives term by term: earlier terms are validated into the store one at a time,
-# then the newest term's job runs whole.
+# The export arrives term by term, the way schools send it (Excel, cp874 CSV with Thai headers,
+# Buddhist-Era day-first dates; read through configs/profiles/field.yaml): earlier terms are
+# validated into the store one at a time, then the newest term's job runs whole.
 demo: setup
 	$(RISK) synth --out $(DATA)/source --students $(DEMO_STUDENTS) --terms $(DEMO_TERMS) --seed 7 --last-term $(DEMO_LAST_TERM)
-	$(RISK) split-export $(DATA)/source $(DATA)/exports
+	$(RISK) split-export $(DATA)/source $(DATA)/exports --style field
+	$(RISK) inspect $(DATA)/exports/$(DEMO_LAST_TERM) --profile $(FIELD_PROFILE) > $(DATA)/inspect.txt
 	@for export in $$(ls -d $(DATA)/exports/*/ | sort | grep -v "/$(DEMO_LAST_TERM)/"); do \
-	  $(RISK) validate $$export $(DATA)/validated --demo --quiet || exit 1; done
-	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
+	  $(RISK) validate $$export $(DATA)/validated --profile $(FIELD_PROFILE) --demo --quiet || exit 1; done
+	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --profile $(FIELD_PROFILE) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
 test: setup test-db
