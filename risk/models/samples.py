@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from risk.config import Settings
-from risk.data.contract import next_term, term_of_date
+from risk.data.contract import TABLES, next_term, term_of_date
 from risk.data.reading import parquet_chunks
 from risk.data.validate import DERIVED
 from risk.errors import RiskError
@@ -215,7 +215,8 @@ class DataFiles:
         rows = []
         for path in sorted(validated.glob("*/**/*.parquet")):
             relative = path.relative_to(validated)
-            if relative.parts[0] in ("quarantine", DERIVED) or relative.parts[0].startswith("_"):
+            # Only the validated tables: quarantine, caches and stopped runs (failed_runs/) are not data.
+            if relative.parts[0] not in TABLES:
                 continue
             rows.append((str(relative), path.stat().st_size, *_earliest(path)))
         return cls(tuple(rows))
