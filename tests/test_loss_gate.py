@@ -150,3 +150,21 @@ def test_a_file_that_breaks_off_mid_run_keeps_what_the_run_found(store, tmp_path
     report = json.loads((kept / "report.json").read_text())
     assert [t["table"] for t in report["tables"]] == ["schools", "calendar", "enrollments", "attendance_daily",
                                                       "grades"]
+
+
+def test_the_command_exits_non_zero_on_a_lost_table_and_takes_it_with_accept_loss(store, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from risk.cli import app
+
+    monkeypatch.setenv("RISK_ID_KEY", "test-key-0123456789abcdef")
+    second = write_source(_next_term(), tmp_path / "second")
+    before = _store_files(store)
+    refused = CliRunner().invoke(app, ["validate", str(second), str(store), "--quiet"])
+    assert refused.exit_code == 2, refused.output
+    assert "household" in refused.output and "--accept-loss household" in refused.output
+    assert _store_files(store) == before
+    taken = CliRunner().invoke(app, ["validate", str(second), str(store), "--quiet", "--accept-loss", "household"])
+    assert taken.exit_code == 0, taken.output
+    assert "warning: table 'household' lost all" in " ".join(taken.output.split())
+    assert _store_files(store) != before
