@@ -180,3 +180,12 @@ def test_a_rejected_row_shows_its_date_as_written_and_its_student_id_only_masked
     detail = pd.read_parquet(tmp_path / "out" / "quarantine" / "household")["detail"].iloc[0]
     assert "screened_on = 31/04/2567: bad_type" in detail
     assert "invalid_id" in detail and raw_id not in detail
+
+
+def test_a_long_iso_column_with_a_few_other_forms_reads_every_value():
+    # ISO is read block by block (65,536 values); a block holding another form is read value by value.
+    dates = ["2024-06-16"] * 70_000
+    dates[100], dates[69_000] = "16/06/2567", "2024-13-01"
+    days, bad = _read(dates, source="export")
+    assert (days[100], days[69_000], days[0], days[-1]) == (DAYS[0], None, DAYS[0], DAYS[0])
+    assert [i for i, b in enumerate(bad) if b] == [69_000]

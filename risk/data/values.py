@@ -270,9 +270,12 @@ def _date_fields(text: pa.Array) -> _Fields:
     """
     n = len(text)
     offsets, data = _utf8(text)
-    padded = np.concatenate([data[:offsets[-1]], np.zeros(_WIDTH, dtype=np.uint8)])
-    window = np.lib.stride_tricks.sliding_window_view(padded, _WIDTH)[offsets[:-1]]
     length = np.minimum(np.diff(offsets), _WIDTH + 1)
+    if n and (length == _WIDTH).all():  # the usual dd/mm/yyyy column: its bytes already are the windows
+        window = data[offsets[0]:offsets[-1]].reshape(n, _WIDTH)
+    else:
+        padded = np.concatenate([data[:offsets[-1]], np.zeros(_WIDTH, dtype=np.uint8)])
+        window = np.lib.stride_tricks.sliding_window_view(padded, _WIDTH)[offsets[:-1]]
     within = _WITHIN[length]
     digits = _bits((window - ord("0")) <= 9) & within  # uint8 arithmetic: bytes below "0" wrap past 9
     separators = _bits((window == ord("/")) | (window == ord("-")) | (window == ord("."))) & within
