@@ -117,11 +117,13 @@ def features(
     from risk.config import load_settings
     from risk.features.batch import build_feature_matrix
     from risk.features.catalog import load_catalog
+    from risk.features.freshness import log_freshness
 
     point = parse_date(as_of, "--as-of")
     loaded = load_settings(settings)
     chosen = load_catalog(catalog or loaded.resolve(loaded.features.catalog))
     report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)
+    log_freshness(report.freshness, "features")
     for line in report.summary_lines():
         console.print(line, highlight=False)
 

@@ -27,7 +27,6 @@ from risk.features.freshness import (
     DomainFreshness,
     check_as_of_in_data,
     domain_freshness,
-    log_freshness,
     warnings_of,
 )
 from risk.features.sources import view_validated
@@ -82,8 +81,8 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
     point = AsOf(as_of)
     buckets = buckets_of(validated)
     check_as_of_in_data(validated, as_of)
+    # Reported, not logged, here: training builds many past points whose staleness is no news.
     freshness = domain_freshness(validated, as_of, settings)
-    log_freshness(freshness, "features")
     con = open_validated(validated, point, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
