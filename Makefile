@@ -45,8 +45,9 @@ demo: setup
 	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --profile $(FIELD_PROFILE) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
+# Two test processes, one per core; a test file stays on one (its module fixtures are built once).
 test: setup test-db
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # What the tests need outside Python: database `test` on the local PostgreSQL (127.0.0.1:5432,
 # user postgres, trust auth), created when the server is up and the database is not. A server
