@@ -26,13 +26,11 @@ from risk.data.formats import (
     source_files,
 )
 from risk.data.profile import SourceProfile
-from risk.data.values import FALSE_WORDS, TRUE_WORDS, DateOrderError, ParseOptions, typed_frame
+from risk.data.values import DateOrderError, ParseOptions, typed_frame
 
 __all__ = ["Chunk", "ParseOptions", "check_columns", "inspect_file", "iter_chunks", "parquet_chunks", "source_files",
            "typed_frame"]
 
-# Kept for the payload fast path, which reads flags by the same words.
-_TRUE, _FALSE = TRUE_WORDS, FALSE_WORDS
 # Kinds read from text into another type: their text is kept to report a rejected value as written.
 _PARSED_KINDS = ("date", "float", "int", "bool")
 

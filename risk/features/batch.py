@@ -71,18 +71,21 @@ def buckets_of(validated: Path) -> list[int]:
 
 
 def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings: Settings, catalog: Catalog,
-                         progress: bool = True) -> FeatureRunReport:
+                         progress: bool = True, check_data: bool = True) -> FeatureRunReport:
     """Write the feature matrix at ``as_of`` to ``out`` (Parquet, pseudonymous keys, catalog version).
 
     An ``as_of`` the store does not cover raises :class:`~risk.features.freshness.AsOfOutsideDataError`
     before anything is written; a stale or missing domain is a warning in the report and the log.
+    ``check_data=False`` skips both, for callers whose points come from the store's own
+    calendar (training samples: dozens of past points, each inside the data by construction).
     """
     started = time.perf_counter()
     point = AsOf(as_of)
     buckets = buckets_of(validated)
-    check_as_of_in_data(validated, as_of)
-    # Reported, not logged, here: training builds many past points whose staleness is no news.
-    freshness = domain_freshness(validated, as_of, settings)
+    freshness: list[DomainFreshness] = []
+    if check_data:
+        check_as_of_in_data(validated, as_of)
+        freshness = domain_freshness(validated, as_of, settings)
     con = open_validated(validated, point, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")

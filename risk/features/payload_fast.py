@@ -45,9 +45,9 @@ import numpy as np
 
 from risk.data.contract import TABLES, Column, Table, term_of_date, term_start
 from risk.data.ids import is_valid_student_id, masked_id, pseudonym
-from risk.data.reading import _FALSE, _TRUE
 from risk.data.rules import RULES
 from risk.data.schemas import BUDDHIST_ERA_YEARS_FROM, EARLIEST_YEAR, References
+from risk.data.values import FALSE_WORDS, TRUE_WORDS
 from risk.features.payload import Rejected
 from risk.features.payload_records import MAX_TEXT_CHARS, excerpt, json_fault, json_type
 from risk.features.rowwise import StudentRecords
@@ -303,7 +303,7 @@ class CleanPayloads:
             if value != value.strip():
                 raise _NotSure("padded text")
             word = value.lower()
-            return 1.0 if word in _TRUE else 0.0 if word in _FALSE else _Bad((("bad_type", "unreadable"),))
+            return 1.0 if word in TRUE_WORDS else 0.0 if word in FALSE_WORDS else _Bad((("bad_type", "unreadable"),))
         raise _NotSure(f"a column of kind {kind}")
 
     def _text(self, table: str, column: Column, value: str) -> str | _Bad:

@@ -189,7 +189,8 @@ def cached_features(validated: Path, point: SamplePoint, *, settings: Settings, 
     path = feature_cache_path(validated, point, settings=settings, catalog=catalog, inputs=inputs)
     if path.exists():
         return path, True
-    build_feature_matrix(validated, point.as_of, path, settings=settings, catalog=catalog, progress=False)
+    build_feature_matrix(validated, point.as_of, path, settings=settings, catalog=catalog, progress=False,
+                         check_data=False)
     return path, False
 
 
