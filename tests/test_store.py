@@ -125,7 +125,7 @@ def test_migrations_create_every_table_at_head(store: Store, backend: tuple[str,
     names = set(inspect(store.engine).get_table_names(schema=schema))
     assert names >= TABLES
     assert "alembic_version" in names  # on PostgreSQL: inside the test's own schema
-    assert current_revision(store.engine) == head_revision() == "0003"
+    assert current_revision(store.engine) == head_revision() == "0004"
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:

@@ -34,9 +34,16 @@ class AlertSettings(_Strict):
     improved_action: Texts
 
 
+class ReportSettings(_Strict):
+    # An area with fewer students than this is marked in the term report's lists, not ranked:
+    # 47 of 103 flagged is news, 3 of 5 is noise.
+    min_area_students: int = Field(30, ge=1)
+
+
 class ScoringSettings(_Strict):
     reasons: ReasonSettings = ReasonSettings()
     drift: DriftSettings = DriftSettings()
+    report: ReportSettings = ReportSettings()
     actions: dict[str, Texts]
     alerts: AlertSettings
 

@@ -45,6 +45,7 @@ __all__ = [
     "AuditEntry",
     "AreaSummary",
     "Base",
+    "SchoolContext",
     "Score",
     "ScoringRun",
     "ScoringRunBucket",
@@ -142,6 +143,8 @@ class Score(Base):
     reason_codes: Mapped[str | None] = mapped_column(Text)  # JSON list
     model_version: Mapped[str] = mapped_column(String(64))
     bucket: Mapped[int] = mapped_column(Integer)
+    # The class policy rule (e.g. "exam_line") that raised the class above the model's; NULL: the model's class.
+    raised_by: Mapped[str | None] = mapped_column(String(32))
 
 
 class Alert(Base):
@@ -186,6 +189,7 @@ class Alert(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # the latest rerun that rewrote it
     supersedes_alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
     superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    raised_by: Mapped[str | None] = mapped_column(String(32))  # as on the score: a rule, not the model, set the class
 
 
 class Acknowledgement(Base):
@@ -215,6 +219,27 @@ class AreaSummary(Base):
     at_risk: Mapped[int] = mapped_column(Integer)
     problem: Mapped[int] = mapped_column(Integer)
     flagged_rate: Mapped[float] = mapped_column(Float)  # (at_risk + problem) / students, 0..1
+
+
+class SchoolContext(Base):
+    """One context reason of one school in one run, counted over one bucket's explained students.
+
+    Context (grade, transition year, the school's and district's past dropout rates) is
+    about the school, not the child: it is never one of a child's reasons, and is shown
+    once per school. Summed over buckets, ``students`` is how many of the school's
+    explained students it pushed up; ``en``/``th`` are the same for all of them.
+    """
+
+    __tablename__ = "school_context"
+    __table_args__ = (Index(None, "run_id", "school_id"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("scoring_runs.run_id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    school_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    students: Mapped[int] = mapped_column(Integer)
+    en: Mapped[str] = mapped_column(Text)
+    th: Mapped[str] = mapped_column(Text)
 
 
 class ApiKey(Base):
