@@ -12,6 +12,12 @@ keeps one alert per student, term and date, see :mod:`risk.store.alerts`):
 A flagged alert carries the student's reasons and the actions mapped from the
 reasons' domains (``configs/scoring.yaml``: home visit, CCT referral, health
 referral, counselling, learning support), in Thai and English.
+
+An alert also carries the score's ``raised_by``: the class policy rule (``exam_line``)
+that set the class when the model's probability alone gives a lower one (None: the
+model's class stands), because a teacher must see a rule-flagged child apart from a
+model-flagged one. School context is not part of an alert: it is about the school, not
+the child, and is kept once per school (:mod:`risk.store.context`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from risk.models.bundle import ModelBundle
 from risk.scoring.settings import ScoringSettings
@@ -32,7 +39,7 @@ __all__ = ["ALERT_QUERY", "actions_for", "build_alerts"]
 PREVIOUS_COLUMNS = ["student_key", "school_id", "risk_class", "grade_level", "classroom", "sex", "id_hint"]
 
 ALERT_QUERY = """
-    WITH cur AS (SELECT * FROM read_parquet($files)),
+    WITH cur AS (SELECT * {no_marks} FROM read_parquet($files, union_by_name = true)),
          joined AS (
            SELECT coalesce(c.student_key, p.student_key) AS student_key,
                   coalesce(c.school_id, p.school_id) AS school_id,
@@ -40,7 +47,7 @@ ALERT_QUERY = """
                   coalesce(c.grade_level, p.grade_level) AS grade_level,
                   coalesce(c.classroom, p.classroom) AS classroom, coalesce(c.sex, p.sex) AS sex,
                   coalesce(c.id_hint, p.id_hint) AS id_hint,
-                  c.reasons_en, c.reasons_th, c.reason_codes,
+                  c.raised_by, c.reasons_en, c.reasons_th, c.reason_codes,
                   list_position(['normal', 'at_risk', 'problem'], c.risk_class) AS now_rank,
                   list_position(['normal', 'at_risk', 'problem'], p.risk_class) AS before_rank
            FROM cur c FULL OUTER JOIN previous p ON p.student_key = c.student_key)
@@ -68,7 +75,11 @@ def build_alerts(store: Store, files: list[Path], *, as_of: dt.date, bundle: Mod
         previous = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=PREVIOUS_COLUMNS)
     con = duckdb.connect()
     con.register("previous", previous)
-    alerts = con.execute(ALERT_QUERY, {"files": [str(f) for f in files]}).df()
+    # Parts written before rule marks existed have no raised_by: the model's class stood for each of them.
+    marked = any("raised_by" in pq.read_schema(f).names for f in files)
+    query = ALERT_QUERY.format(no_marks="" if marked else ", NULL::VARCHAR AS raised_by")
+    alerts = con.execute(query, {"files": [str(f) for f in files]}).df()
+    alerts["raised_by"] = alerts["raised_by"].astype(object).where(alerts["raised_by"].notna(), None)
     alerts["as_of"] = as_of
     en, th = [], []
     for kind, codes in zip(alerts["kind"], alerts["reason_codes"], strict=True):

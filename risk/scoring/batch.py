@@ -7,6 +7,15 @@ bucket done. Killed part way, the same command finds the unfinished run of this
 model and date and scores only the buckets the store does not have, so every
 student ends up scored exactly once. Drift counts are kept per bucket beside the
 parts and added up at the end; then alerts and area summaries are written.
+
+Two things are kept beside each score because a teacher reads them differently from
+the probability (issue 28). ``raised_by`` names the class policy rule (``exam_line``)
+that set a class above the one the model's probability gives (None: the model's class
+stands): a teacher must see a rule-flagged child apart from a model-flagged one. School
+context (grade, transition year, the school's and district's past rates) is about the
+school, not the child, so it is never among a child's reasons: each bucket's context is
+counted per school and code, in the transaction of the bucket's scores, so a bucket
+written again on resume counts once (:mod:`risk.store.context`).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import json
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -54,12 +64,12 @@ from risk.store import (
     write_summaries,
 )
 
-__all__ = ["ScoreReport", "score_students"]
+__all__ = ["ScoreReport", "bucket_context", "score_students"]
 
 log = get_logger(__name__)
 
 SCORE_FILE_COLUMNS = ("student_key", "as_of", "term", "school_id", "district_code", "province_code", "region",
-                      "grade_level", "classroom", "sex", "id_hint", "probability", "risk_class", "reasons_en",
+                      "grade_level", "classroom", "sex", "id_hint", "probability", "risk_class", "raised_by", "reasons_en",
                       "reasons_th", "reason_codes", "model_version")
 
 
@@ -83,11 +93,17 @@ class ScoreReport(BaseModel):
     areas: int = 0
     # What storing the alerts did: new, updated, kept_acknowledged, reraised, withdrawn (risk.store.alerts).
     alert_outcomes: dict[str, int] = {}
+    # Flagged students whose class a policy rule set above the model's, by rule id (e.g. {"exam_line": 437}).
+    raised_by_rule: dict[str, int] = {}
 
     def summary_lines(self) -> list[str]:
         mix = ", ".join(f"{k} {v:,}" for k, v in self.classes.items())
+        raised = sum(self.raised_by_rule.values())
+        rules = ", ".join(f"{k} {v:,}" for k, v in sorted(self.raised_by_rule.items()))
         lines = [f"scored {self.students:,} students at {self.as_of} (term {self.term}) with model version "
                  f"{self.model_version}: {mix}",
+                 f"of {self.flagged:,} flagged, {raised:,} raised by a rule rather than the model"
+                 + (f" ({rules})" if rules else ""),
                  f"run {self.run_id}; {self.buckets} buckets ({self.buckets_resumed} already done); "
                  f"{self.seconds:.1f} s; peak RSS {self.peak_rss_mb:,.0f} MB",
                  "alerts: " + (", ".join(f"{k} {v:,}" for k, v in self.alerts.items()) or "none")
@@ -129,9 +145,9 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
         task = bar.add(f"scoring at {as_of}", total=len(buckets))
         bar.advance(task, resumed)
 
-        def write(bucket: int, frame: pd.DataFrame, state: dict[str, object]) -> None:
-            _write_part(parts, bucket, frame, state)
-            write_bucket_scores(store, run_id, bucket, frame)
+        def write(bucket: int, scored: _Bucket) -> None:
+            _write_part(parts, bucket, scored.frame, scored.drift)
+            write_bucket_scores(store, run_id, bucket, scored.frame, scored.context)
             bar.advance(task)
 
         upcoming = reader.submit(_read_bucket, con, validated, todo[0], point, bundle) if todo else None
@@ -141,10 +157,10 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                 features, hints = upcoming.result()
                 upcoming = (reader.submit(_read_bucket, con, validated, todo[i + 1], point, bundle)
                             if i + 1 < len(todo) else None)
-                frame, state = _score_bucket(features, hints, bundle, reference.profile, model_version, scoring)
+                scored = _score_bucket(features, hints, bundle, reference.profile, model_version, scoring)
                 if written is not None:
                     written.result()  # at most one bucket waits to be written; its error stops the run
-                written = writer.submit(write, bucket, frame, state)
+                written = writer.submit(write, bucket, scored)
             if written is not None:
                 written.result()
         finally:
@@ -158,7 +174,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     steps["alerts"] = time.perf_counter() - started - steps["score"]
     areas = area_summaries(files)
     write_summaries(store, run_id, areas)
-    students, classes = _assemble(files, out)
+    students, classes, raised = _assemble(files, out)
     steps["summaries"] = time.perf_counter() - started - steps["score"] - steps["alerts"]
     if students == 0:
         raise RiskError(f"no student in {validated} is enrolled at {as_of}: check --as-of against the terms validated")
@@ -170,7 +186,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                        drifted=drift["drifted"], score_psi=drift["score_psi"],
                        seconds=round(time.perf_counter() - started, 2), peak_rss_mb=round(peak, 1), output=str(out),
                        step_seconds={k: round(v, 2) for k, v in steps.items()},
-                       flagged=classes["at_risk"] + classes["problem"], areas=len(areas))
+                       flagged=classes["at_risk"] + classes["problem"], areas=len(areas), raised_by_rule=raised)
 
 
 def _read_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf,
@@ -185,26 +201,67 @@ def _read_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, p
     return features, hints
 
 
+@dataclass(frozen=True)
+class _Bucket:
+    """One scored bucket: score rows (:data:`SCORE_FILE_COLUMNS`), school context rows, drift counts."""
+
+    frame: pd.DataFrame
+    context: pd.DataFrame
+    drift: dict[str, object]
+
+
 def _score_bucket(features: pd.DataFrame, hints: pd.DataFrame, bundle: ModelBundle, profile: TrainingProfile,
-                  model_version: str, scoring: ScoringSettings) -> tuple[pd.DataFrame, dict[str, object]]:
-    """One bucket's score rows (the columns of :data:`SCORE_FILE_COLUMNS`) and its drift counts."""
+                  model_version: str, scoring: ScoringSettings) -> _Bucket:
+    """One bucket's score rows, its school context (:func:`bucket_context`) and its drift counts."""
     X = features[bundle.names].to_numpy(np.float64)
     if len(X) == 0:  # a bucket with no student enrolled at as_of
-        return pd.DataFrame(columns=list(SCORE_FILE_COLUMNS)), accumulator_state(DriftAccumulator(profile))
+        return _Bucket(pd.DataFrame(columns=list(SCORE_FILE_COLUMNS)), bucket_context(pd.DataFrame()),
+                       accumulator_state(DriftAccumulator(profile)))
     scored = explained_scores(bundle, X, scoring.reasons)
+    if "raised_by" not in scored.columns:  # a scorer without rule marks: the model's class stands everywhere
+        scored["raised_by"] = None
     frame = pd.concat([features[["student_key", "as_of", "term", "school_id"]], scored], axis=1)
     frame = frame.merge(hints.drop_duplicates("student_key"), on="student_key", how="left", validate="one_to_one")
     frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
     frame["model_version"] = model_version
+    frame["raised_by"] = frame["raised_by"].astype(object).where(frame["raised_by"].notna(), None)
     state = accumulator_state(DriftAccumulator(profile).add(X, scored["probability"].to_numpy()))
-    return frame[list(SCORE_FILE_COLUMNS)], state
+    return _Bucket(frame[list(SCORE_FILE_COLUMNS)], bucket_context(frame), state)
+
+
+def bucket_context(frame: pd.DataFrame) -> pd.DataFrame:
+    """A bucket's school context: one row per (school_id, code) with ``students``, ``en`` and ``th``.
+
+    ``frame`` has a row per student with ``school_id`` and ``context_codes``,
+    ``context_en``, ``context_th`` (JSON lists, aligned; ``[]`` for a student not
+    explained). ``students`` counts the bucket's students carrying the code (each
+    once); the texts are the first in text order, as :func:`risk.store.context.school_context`
+    takes them across buckets. No context columns (an older scorer): no rows.
+    """
+    columns = ["school_id", "code", "students", "en", "th"]
+    if frame.empty or "context_codes" not in frame.columns:
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "students" else object) for c in columns})
+    given = frame[["student_key", "school_id", "context_codes", "context_en", "context_th"]]
+    given = given[given["context_codes"].notna() & (given["context_codes"] != "[]")]
+    rows = [(key, school, code, en, th)
+            for key, school, codes, texts_en, texts_th in given.itertuples(index=False)
+            for code, en, th in zip(json.loads(codes), json.loads(texts_en), json.loads(texts_th), strict=True)]
+    long = pd.DataFrame(rows, columns=["student_key", "school_id", "code", "en", "th"])
+    long = long.drop_duplicates(["student_key", "school_id", "code"])
+    out = (long.groupby(["school_id", "code"], sort=True)
+           .agg(students=("student_key", "size"), en=("en", "min"), th=("th", "min")).reset_index())
+    return out.astype({"students": "int64"})[columns]
 
 
 def _write_part(parts: Path, bucket: int, frame: pd.DataFrame, state: dict[str, object]) -> None:
     """The bucket's Parquet part and drift counts, each written whole or not at all."""
     path = parts / f"bucket={bucket}.parquet"
     temporary = path.with_suffix(".partial")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, compression="zstd")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if pa.types.is_null(table.schema.field("raised_by").type):  # no rule fired in this bucket: still a text column
+        table = table.set_column(table.schema.get_field_index("raised_by"), "raised_by",
+                                 table.column("raised_by").cast(pa.string()))
+    pq.write_table(table, temporary, compression="zstd")
     drift = parts / f"bucket={bucket}.drift.json"
     drift.with_suffix(".partial").write_text(json.dumps(state), encoding="utf-8")
     drift.with_suffix(".partial").replace(drift)
@@ -223,11 +280,13 @@ def _drift(reference: DriftReference, parts: Path, buckets: list[int], scoring: 
     return {**report.model_dump(mode="json"), "reference": reference.label}
 
 
-def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int]]:
-    """The parts as one Parquet file at ``out`` (written whole, then renamed); students and class counts."""
+def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int], dict[str, int]]:
+    """The parts as one Parquet file at ``out`` (written whole, then renamed); students, class counts, and
+    the students a rule raised, by rule id."""
     temporary = out.with_name(out.name + ".partial")
     writer: pq.ParquetWriter | None = None
     classes: dict[str, int] = {"normal": 0, "at_risk": 0, "problem": 0}
+    raised: dict[str, int] = {}
     students = 0
     for path in files:
         table = pq.read_table(path)
@@ -237,11 +296,13 @@ def _assemble(files: list[Path], out: Path) -> tuple[int, dict[str, int]]:
         students += table.num_rows
         for pair in pc.value_counts(table.column("risk_class")).to_pylist():
             classes[pair["values"]] += pair["counts"]
+        for pair in pc.value_counts(pc.drop_null(table.column("raised_by"))).to_pylist():
+            raised[pair["values"]] = raised.get(pair["values"], 0) + pair["counts"]
     if writer is None:
         raise RiskError("no bucket was scored: the validated folder holds no students")
     writer.close()
     if students == 0:
         temporary.unlink()
-        return 0, classes
+        return 0, classes, raised
     temporary.replace(out)
-    return students, classes
+    return students, classes, raised

@@ -9,6 +9,13 @@ request, as batch quarantines a row. A key outside the contract is ignored, as
 batch ignores an extra column of an export file. Only the
 lists' lengths are limited here: sized from one student's years of records with a
 wide margin (1,500 school days is seven school years).
+
+A score carries ``raised_by`` and ``context`` beside its reasons (issue 28). A teacher
+must see a child flagged by a class policy rule (the 80% attendance line) apart from
+one the model flagged, so ``raised_by`` names the rule, or is null when the model's
+class stands. Context (grade, transition year, the school's and district's past rates)
+is about the school, not the child: it is never among the child's ``reasons``, and no
+protected attribute (sex, nationality, disability) is ever a reason or context.
 """
 
 from __future__ import annotations
@@ -109,6 +116,13 @@ class LeftOut(BaseModel):
     detail: str = Field(examples=["status = Present: not_allowed"])
 
 
+RAISED_BY = ("The class policy rule that set the class when the model's probability alone gives a lower class "
+             "(e.g. exam_line, the 80% attendance line); null when the model's class stands.")
+RaisedBy = Annotated[str | None, Field(description=RAISED_BY, examples=["exam_line", None])]
+CONTEXT = ("The school and grade context behind the score (grade, transition year, the school's and district's past "
+           "dropout rates), kept apart from the child's own reasons; never protected attributes.")
+
+
 class ScoreResponse(BaseModel):
     as_of: dt.date
     term: str = Field(examples=["2569-1"])
@@ -116,7 +130,10 @@ class ScoreResponse(BaseModel):
     student: StudentHint
     probability: float = Field(ge=0, le=1, description="Calibrated probability of dropping out after this term.")
     risk_class: RiskClass
-    reasons: list[Reason]
+    raised_by: RaisedBy = None
+    reasons: list[Reason] = Field(description="The child's own reasons, most important first: never context, never "
+                                  "a protected attribute.")
+    context: list[Reason] = Field(default_factory=list, description=CONTEXT)
     model_version: str
     left_out: list[LeftOut]
 
@@ -153,7 +170,11 @@ class StoredScore(BaseModel):
     student: StudentHint
     probability: float
     risk_class: RiskClass
+    raised_by: RaisedBy = None
     reasons: list[Reason]
+    context: list[Reason] = Field(default_factory=list, description=(
+        "The school's context in this run: the context reasons of its explained students, the most widely applying "
+        "first. About the school, not this child; never protected attributes."))
     model_version: str
 
 
@@ -169,6 +190,7 @@ class AlertOut(BaseModel):
     previous_class: str | None
     current_class: str | None
     probability: float | None
+    raised_by: RaisedBy = None
     student: StudentHint
     reasons_en: list[str]
     reasons_th: list[str]

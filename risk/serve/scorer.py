@@ -8,6 +8,12 @@ batch scorer's own function, so a student gets the same reasons from both.
 few milliseconds of each other into one such call: clean payloads are scored at
 once from the builder's fast way; the rest share one feature statement, whose
 fixed cost (~50 ms) makes eight students together cost little more than one.
+
+A score carries, as batch stores it, ``raised_by`` (the class policy rule that set a
+class above the model's, or None) and ``context`` (the school and grade context behind
+it), both from ``explain_rows``: a teacher must see a rule-flagged child apart from a
+model-flagged one, and context is about the school, not the child, so it is never
+among the child's reasons.
 """
 
 from __future__ import annotations
@@ -43,13 +49,19 @@ class ModelNotReady(RiskError):
 
 @dataclass(frozen=True)
 class Scored:
-    """One student's online score. ``reasons``: (code, en, th) per reason, most important first."""
+    """One student's online score. ``reasons`` and ``context``: (code, en, th) each, most important first.
+
+    ``raised_by``: the id of the class policy rule that set the class above the
+    model's, or None when the model's class stands.
+    """
 
     features: OnlineFeatures
     probability: float
     risk_class: str
     reasons: tuple[tuple[str, str, str], ...]
     model_version: str
+    raised_by: str | None = None
+    context: tuple[tuple[str, str, str], ...] = ()
 
 
 class OnlineScorer:
@@ -119,9 +131,14 @@ class OnlineScorer:
                 out[i] = f
         if ok:
             explained = explain_rows(model.bundle, np.vstack([f.values for _, f in ok]), self.reasons)
-            for (i, f), p, c, reasons in zip(ok, explained.probability, explained.risk_class, explained.reasons,
-                                             strict=True):
-                out[i] = Scored(f, float(p), str(c), tuple(reasons), model.version)
+            # A scorer without rule marks or context yet: the model's class stands, no context.
+            raised = getattr(explained, "raised_by", None)
+            raised = [None] * len(ok) if raised is None else raised
+            context = getattr(explained, "context", None) or [[] for _ in ok]
+            for (i, f), p, c, reasons, rule, around in zip(ok, explained.probability, explained.risk_class,
+                                                           explained.reasons, raised, context, strict=True):
+                out[i] = Scored(f, float(p), str(c), tuple(reasons), model.version,
+                                None if rule is None else str(rule), tuple(tuple(x) for x in around))
         if ready is not None:
             for i, _ in built:
                 ready(i, out[i])

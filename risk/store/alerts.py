@@ -3,8 +3,14 @@
 An alert frame has one row per alert (shape (n_alerts, ~16)): ``student_key``,
 ``school_id``, ``as_of``, ``kind`` (one of :data:`ALERT_KINDS`), the previous and
 current class (None where the student has none), ``probability``, the display
-hint and reasons and suggested actions as lists of text. The store adds the
-run, its term, the times and the status.
+hint and reasons and suggested actions as lists of text, and ``raised_by``: the
+class policy rule (``exam_line``) that set the current class above the model's, copied
+from the score, or None when the model's class stands. A teacher must see a
+rule-flagged child apart from a model-flagged one, so the mark goes wherever the alert
+goes; it is updated with the alert, and an acknowledged alert keeps the mark it was
+acknowledged with. (School context is about the school, not the child: it is no part
+of an alert, see :mod:`risk.store.context`.) The store adds the run, its term, the
+times and the status.
 
 An alert is one per student, term and ``as_of`` (DESIGN.md "Reasons, roles and
 alerts"). Scoring a date again, by any run or model version, meets the alerts

@@ -5,6 +5,13 @@ of :data:`SCORE_COLUMNS`: the pseudonym ``student_key`` (int64), ``as_of``
 (date), area codes, the display hint (grade, classroom, sex, ``id_hint``),
 ``probability`` (calibrated, 0..1), ``risk_class`` and the reasons as lists of
 text (or JSON text). Extra columns are ignored. Reads give the lists back as lists.
+
+``raised_by`` (text or None) names the class policy rule (``exam_line``) that set the
+class when the model's probability alone gives a lower one; None when the model's
+class stands. It is stored because a teacher must see a rule-flagged child apart from
+a model-flagged one (issue 28). A bucket's school context (reasons about the school,
+not the child: :mod:`risk.store.context`) is written in the same transaction as its
+scores, so a bucket written again, on resume, counts once.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select
 
 from risk.store.bulk import check_frame, insert_frame, parse_json_lists, read_frames
+from risk.store.context import forget_bucket_context, write_bucket_context
 from risk.store.db import Store, StoreError
 from risk.store.models import RISK_CLASSES, Score, ScoringRun, ScoringRunBucket
 from risk.store.runs import utc_now
@@ -43,11 +51,14 @@ LIST_COLUMNS: tuple[str, ...] = ("reasons_en", "reasons_th", "reason_codes", "ac
 CHUNK_ROWS = 100_000
 
 
-def write_bucket_scores(store: Store, run_id: str, bucket: int, frame: pd.DataFrame) -> int:
-    """Store one bucket's scores and mark the bucket done, in one transaction.
+def write_bucket_scores(store: Store, run_id: str, bucket: int, frame: pd.DataFrame,
+                        context: pd.DataFrame | None = None) -> int:
+    """Store one bucket's scores and its school context, and mark the bucket done, in one transaction.
 
-    Scores already stored for (``run_id``, ``bucket``) are replaced, so writing a
-    bucket twice leaves it once. Returns the number of rows written.
+    Scores and context rows already stored for (``run_id``, ``bucket``) are
+    replaced, so writing a bucket twice leaves it once. ``context`` has one row per
+    (school, code) of the bucket (:func:`risk.store.context.write_bucket_context`);
+    None writes none. Returns the number of score rows written.
 
     Raises
     ------
@@ -60,6 +71,10 @@ def write_bucket_scores(store: Store, run_id: str, bucket: int, frame: pd.DataFr
     with store.writing(f"bucket {bucket} of run {run_id}") as conn:
         conn.execute(delete(score).where(score.c.run_id == run_id, score.c.bucket == bucket))
         _forget_bucket(conn, run_id, bucket)
+        if context is None:
+            forget_bucket_context(conn, run_id, bucket)
+        else:
+            write_bucket_context(conn, run_id, bucket, context)
         given = frame[[c for c in SCORE_COLUMNS if c in frame.columns]]
         rows = insert_frame(conn, score, given, {"run_id": run_id, "bucket": bucket})
         conn.execute(

@@ -1,4 +1,10 @@
-"""GET /v1/schools/{school_id}/alerts and POST /v1/alerts/{alert_id}/ack: a school's open alerts, and acting on one."""
+"""GET /v1/schools/{school_id}/alerts and POST /v1/alerts/{alert_id}/ack: a school's open alerts, and acting on one.
+
+Each alert says which class policy rule raised its class (``raised_by``; null when the
+model's class stands): a teacher must see a rule-flagged child apart from a
+model-flagged one. School context is about the school, not the child, so it is no part
+of an alert (the teacher page shows it once, from :mod:`risk.store.context`).
+"""
 
 from __future__ import annotations
 
@@ -119,6 +125,7 @@ def alert_out(row: pd.Series) -> AlertOut:
         id=int(row["id"]), as_of=row["as_of"], kind=row["kind"], previous_class=_opt(row["previous_class"]),
         current_class=_opt(row["current_class"]),
         probability=None if pd.isna(row["probability"]) else float(row["probability"]),
+        raised_by=_opt(row.get("raised_by")),
         student=StudentHint(id_hint=_opt(row["id_hint"]) or "", grade_level=_opt(row["grade_level"]),
                             classroom=_opt(row["classroom"]), sex=_opt(row["sex"])),
         reasons_en=row["reasons_en"] or [], reasons_th=row["reasons_th"] or [],

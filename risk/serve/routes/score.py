@@ -1,4 +1,10 @@
-"""POST /v1/score and /v1/score/batch: payloads of raw records → probability, class and reasons."""
+"""POST /v1/score and /v1/score/batch: payloads of raw records → probability, class and reasons.
+
+Each score says which class policy rule raised its class (``raised_by``; null when the
+model's class stands), because a teacher must see a rule-flagged child apart from a
+model-flagged one, and lists its school and grade ``context`` apart from the child's
+reasons, because context is about the school, not the child.
+"""
 
 from __future__ import annotations
 
@@ -136,8 +142,9 @@ def _response(scored: Scored) -> ScoreResponse:
         as_of=f.as_of, term=f.term, school_id=f.school_id,
         student=StudentHint(id_hint=f.hint.id_hint, grade_level=f.hint.grade_level, classroom=f.hint.classroom,
                             sex=f.hint.sex),
-        probability=scored.probability, risk_class=scored.risk_class,
+        probability=scored.probability, risk_class=scored.risk_class, raised_by=scored.raised_by,
         reasons=[Reason(code=c, en=en, th=th) for c, en, th in scored.reasons],
+        context=[Reason(code=c, en=en, th=th) for c, en, th in scored.context],
         model_version=scored.model_version,
         left_out=[LeftOut(table=r.table, record=r.record, rule=r.rule, detail=_detail(r.detail))
                   for r in f.rejected],

@@ -2,6 +2,12 @@
 
 The ID (national ID or G-code) is turned into its pseudonym on arrival and then
 dropped: it is never stored, logged, or echoed, not even in an error.
+
+Each stored score says which class policy rule raised its class (``raised_by``; null
+when the model's class stands), because a teacher must see a rule-flagged child apart
+from a model-flagged one, and carries its school's context for that run apart from the
+child's reasons, because context is about the school, not the child
+(:func:`risk.store.context.school_context`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from risk.serve.deps import ReaderKey, Services, ServicesDep, may_read_school
 from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import EXAMPLE_ID, Reason, StoredScore, StudentHint, StudentRiskResponse
 from risk.store import AuditRecord, KeyRecord, student_history
+from risk.store.context import school_context
 
 __all__ = ["NOT_READABLE", "router", "stored_score"]
 
@@ -56,20 +63,25 @@ def _history(services: Services, key: KeyRecord, student_key: int) -> StudentRis
     latest = frame.iloc[0]
     services.audit.now(AuditRecord(key.key_id, "student_risk", student_key=student_key,
                                    school_id=str(latest["school_id"]), detail=f"{len(frame)} scores"))
-    scores = [stored_score(row) for _, row in frame.iterrows()]
+    contexts: dict[tuple[str, str], list[Reason]] = {}
+    for run_id, school_id in dict.fromkeys(zip(frame["run_id"], frame["school_id"], strict=True)):
+        contexts[run_id, school_id] = [Reason(code=line.code, en=line.en, th=line.th)
+                                       for line in school_context(services.store, run_id, school_id)]
+    scores = [stored_score(row, contexts[row["run_id"], row["school_id"]]) for _, row in frame.iterrows()]
     return StudentRiskResponse(latest=scores[0], history=scores[1:])
 
 
-def stored_score(row: pd.Series) -> StoredScore:
+def stored_score(row: pd.Series, context: list[Reason] | None = None) -> StoredScore:
+    """A stored score row (:func:`risk.store.student_history`) as the API shows it, with its school's context."""
     codes = row["reason_codes"] or []
     en, th = row["reasons_en"] or [], row["reasons_th"] or []
     return StoredScore(
         run_id=row["run_id"], as_of=row["as_of"], term=row["term"], school_id=row["school_id"],
         student=StudentHint(id_hint=row["id_hint"], grade_level=row["grade_level"], classroom=_opt(row["classroom"]),
                             sex=_opt(row["sex"])),
-        probability=float(row["probability"]), risk_class=row["risk_class"],
+        probability=float(row["probability"]), risk_class=row["risk_class"], raised_by=_opt(row.get("raised_by")),
         reasons=[Reason(code=c, en=e, th=t) for c, e, t in zip(codes, en, th, strict=False)],
-        model_version=row["model_version"])
+        context=context or [], model_version=row["model_version"])
 
 
 def _opt(value: object) -> str | None:
