@@ -1,11 +1,18 @@
-"""The class policy: thresholds from targets, weighted rows, and thresholds per group (semester)."""
+"""The class policy: thresholds from targets, weighted rows, thresholds per group (semester), and its word kept."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from risk.models.policy import ClassPolicy, GroupThresholds, choose_policy, choose_thresholds
-from risk.models.settings import PolicySettings
+from risk.models.policy import (
+    ClassOutcome,
+    ClassPolicy,
+    GroupThresholds,
+    choose_policy,
+    choose_thresholds,
+)
+from risk.models.promise import apply_check, held_out_check, promise_reasons
+from risk.models.settings import ClassRule, PolicySettings
 
 TARGETS = PolicySettings(problem_precision=0.5, at_risk_recall=0.6, at_risk_capacity_share=0.15,
                          thresholds_by="year_end_term", min_group_rows=500, min_group_dropouts=10)
@@ -67,3 +74,113 @@ def test_a_group_too_small_everywhere_keeps_the_pooled_thresholds():
     assert set(policy.groups) == {"0"}
     problem, at_risk = policy.thresholds(X2, NAMES)
     assert (at_risk == policy.at_risk_threshold).all() and (problem == policy.problem_threshold).all()
+
+
+# ---------------------------------------------------------------- a policy that keeps its word
+
+def ranked(dropped: list[int], base: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities falling from 0.9 row by row, and outcomes given in that order."""
+    y = np.asarray(dropped, dtype=np.int8)
+    return np.linspace(0.9, base, len(y), endpoint=False), y
+
+
+def test_a_precision_out_of_reach_is_recorded_and_the_class_falls_back_to_the_top_capacity():
+    p, y, _ = semester(20_000, 0, 0.01, 6)   # 1% dropout: no threshold reaches half
+    chosen = choose_thresholds(p, y, TARGETS)
+    assert [(m.target, m.where, m.wanted) for m in chosen.missed] == [("problem_precision", "calibration", 0.5)]
+    assert chosen.missed[0].achieved == chosen.achieved["problem_precision"] < 0.5
+    assert "1% of students" in chosen.missed[0].fallback
+    assert abs(chosen.achieved["problem_share"] - TARGETS.problem_fallback_share) < 0.001
+
+
+def test_twenty_lucky_students_do_not_keep_a_precision_promise():
+    # 11 dropouts among the 20 highest scored (0.55), then none: the point estimate reaches 0.5, the
+    # Wilson lower bound of 11 in 20 (0.37) does not, so the class falls back and says so.
+    p, y = ranked([1, 0] * 9 + [1, 1] + [0] * 980)
+    assert y[:20].mean() >= 0.5
+    chosen = choose_thresholds(p, y, TARGETS)
+    assert chosen.missed and chosen.missed[0].target == "problem_precision"
+    # 40 dropouts among the 50 highest scored (0.8) keep it.
+    p, y = ranked([1, 1, 1, 1, 0] * 10 + [0] * 950)
+    kept = choose_thresholds(p, y, TARGETS)
+    assert not kept.missed and kept.achieved["problem_precision"] >= 0.5
+    assert kept.achieved["problem_precision_lower"] >= 0.5
+
+
+def test_several_rows_of_one_student_are_one_observation_of_precision():
+    p, y = ranked([1, 1, 0, 1, 1, 0, 1, 0, 1, 1] + [0] * 990)   # 7 of the 10 highest dropped out
+    once = choose_thresholds(p, y, TARGETS)
+    five = np.repeat(np.arange(len(p)), 5)           # each student scored at five points of the term
+    as_rows = choose_thresholds(p[five], y[five], TARGETS)
+    as_students = choose_thresholds(p[five], y[five], TARGETS, students=five)
+    assert not as_rows.missed                        # 35 dropouts in 50 rows would look like enough
+    assert once.missed and as_students.missed        # 7 of 10 children is not
+    assert once.problem_threshold == as_students.problem_threshold
+
+
+EXAM_LINE = ClassRule(id="exam_line", feature="att_rate_term", below=0.8, raise_to="at_risk", min_grade="P1",
+                      reason={"en": "Attendance {value}", "th": "มาเรียน {value}"})
+GRADES = ["K1", "K2", "K3", "P1", "P2", "P3", "P4", "P5", "P6", "M1", "M2", "M3", "M4", "M5", "M6"]
+GRADE_NAMES = ["att_rate_term", "grade_level"]
+
+
+def test_the_exam_line_raises_no_kindergarten_child_and_no_child_of_unknown_grade():
+    policy = ClassPolicy(problem_threshold=0.5, at_risk_threshold=0.2, rules=[EXAM_LINE], grade_levels=GRADES)
+    # K2, K3, P1, M6, grade missing; all at 70% attendance and a low probability
+    X = np.array([[0.7, 1.0], [0.7, 2.0], [0.7, 3.0], [0.7, 14.0], [0.7, np.nan]])
+    codes, hits = policy.classify(np.full(5, 0.01), X, GRADE_NAMES)
+    assert hits[:, 0].tolist() == [False, False, True, True, False]
+    assert codes.tolist() == [0, 0, 1, 1, 0]
+    assert policy.model_codes(np.full(5, 0.01), X, GRADE_NAMES).tolist() == [0] * 5
+
+
+def test_a_policy_with_its_record_reads_back_and_an_old_one_has_none():
+    p, y, _ = semester(20_000, 0, 0.01, 7)
+    chosen = choose_thresholds(p, y, TARGETS)
+    chosen.outcomes = {"problem": ClassOutcome(students=10, dropouts=1, dropout_rate=0.1, share=0.01)}
+    back = ClassPolicy.from_json(chosen.to_json())
+    assert back.missed == chosen.missed and back.outcomes == chosen.outcomes
+    old = ClassPolicy.from_json('{"problem_threshold": 0.5, "at_risk_threshold": 0.2, "rules": [{"id": "exam_line", '
+                                '"feature": "att_rate_term", "below": 0.8, "raise_to": "at_risk", '
+                                '"reason": {"en": "x", "th": "x"}}]}')
+    assert old.missed == [] and old.outcomes == {} and old.rules[0].min_grade is None
+
+
+def test_the_held_out_term_counts_each_class_and_flags_a_precision_it_clearly_missed():
+    # 40 students at two points each: 10 over the problem threshold (1 dropped out: 10%, against 50%),
+    # 10 at risk by probability, 5 raised to at risk by the exam line (P1, 70% attendance), 15 normal.
+    policy = ClassPolicy(problem_threshold=0.5, at_risk_threshold=0.2, rules=[EXAM_LINE], grade_levels=GRADES,
+                         targets={"problem_precision": 0.5, "at_risk_capacity_share": 0.5})
+    p = np.array([0.6] * 10 + [0.3] * 10 + [0.01] * 20)
+    y = np.array([1] + [0] * 9 + [1, 1] + [0] * 8 + [0] * 20, dtype=np.int8)
+    att = np.array([0.95] * 20 + [0.7] * 5 + [0.95] * 15)
+    X = np.column_stack([att, np.full(40, 3.0)])
+    two = np.repeat(np.arange(40), 2)
+    check = held_out_check(policy, p[two], y[two], X[two], GRADE_NAMES, TARGETS, students=two)
+    out = check.outcomes
+    assert (out["problem"].students, out["problem"].dropouts, out["problem"].raised_by_rule) == (10, 1, 0)
+    assert (out["at_risk"].students, out["at_risk"].dropouts, out["at_risk"].raised_by_rule) == (15, 2, 5)
+    assert (out["normal"].students, out["normal"].share) == (15, 15 / 40)
+    assert [(m.target, m.where, m.group) for m in check.missed] == [("problem_precision", "held_out", None)]
+    assert check.missed[0].achieved == 0.1 and check.achieved[None]["at_risk_capacity_share"] == 0.5
+    apply_check(policy, check)
+    assert policy.outcomes["at_risk"].dropout_rate == 2 / 15 and policy.achieved_held_out["problem_precision"] == 0.1
+
+
+def test_a_near_miss_on_a_few_held_out_students_is_not_a_broken_promise():
+    policy = ClassPolicy(problem_threshold=0.5, at_risk_threshold=0.2, targets={"problem_precision": 0.5})
+    p, y = np.array([0.6] * 10 + [0.01] * 90), np.array([1] * 4 + [0] * 96, dtype=np.int8)   # 4 of 10
+    check = held_out_check(policy, p, y, np.zeros((100, 1)), ["x"], TARGETS)
+    assert check.achieved[None]["problem_precision"] == 0.4 and not check.missed
+
+
+def test_a_target_the_champion_met_and_the_challenger_missed_is_a_refusal_naming_it():
+    met = {"test.champion.target.problem_precision.group_0.met": 1.0,
+           "test.champion.target.problem_precision.group_0.achieved": 0.55}
+    challenger = {**met, "test.model.target.problem_precision.group_0.met": 0.0,
+                  "test.model.target.problem_precision.group_0.achieved": 0.04,
+                  "policy.target.problem_precision.pooled.met": 1.0}
+    reasons = promise_reasons(challenger, {"policy.target.problem_precision.pooled.met": 1.0})
+    assert len(reasons) == 1 and "problem_precision" in reasons[0] and "0.040" in reasons[0]
+    # Both missed it: no refusal on that account; a champion from before these records met nothing.
+    assert promise_reasons({**challenger, "test.champion.target.problem_precision.group_0.met": 0.0}, {}) == []

@@ -3,7 +3,9 @@
 The training run of a challenger scored the champion of that moment on its own
 held-out term (``test.champion.*`` metrics, tag ``evaluated_champion_version``),
 so the comparison is like for like. The criteria are margins in
-``configs/train.yaml`` (``promotion``); the first model ever becomes champion.
+``configs/train.yaml`` (``promotion``); the first model ever becomes champion. A
+challenger whose class policy misses a target the champion met (on that held-out
+term, or on its own calibration term) is refused: :func:`risk.models.promise.promise_reasons`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from risk.models.promise import promise_reasons
 from risk.models.settings import PromotionSettings
 from risk.models.tracking import TrackingError
 
@@ -60,6 +63,9 @@ def promote(model_name: str, criteria: PromotionSettings) -> Promotion:
             f"the challenger was judged beside version {evaluated or 'none'}, but the champion is now version "
             f"{champion}: retrain so both are scored on the same held-out term"])
     reasons, passed = _compare(run.data.metrics, criteria)
+    broken = promise_reasons(run.data.metrics, client.get_run(client.get_model_version(model_name, champion).run_id)
+                             .data.metrics)
+    reasons, passed = reasons + broken, passed and not broken
     if passed:
         client.set_registered_model_alias(model_name, "champion", challenger)
         client.set_model_version_tag(model_name, challenger, "promoted_over", champion)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from risk.config import load_yaml_model
 from risk.features.catalog import Texts
 
-__all__ = ["ClassRule", "TrainSettings", "load_train_settings"]
+__all__ = ["ClassRule", "FeatureInputSettings", "PolicySettings", "TrainSettings", "load_train_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRAIN_SETTINGS = REPO_ROOT / "configs" / "train.yaml"
@@ -71,6 +71,9 @@ class ClassRule(_Strict):
     above: float | None = None
     raise_to: Literal["at_risk", "problem"]
     reason: Texts
+    # The lowest grade (a category of grade_level, e.g. "P1") the rule means anything at: kindergarten
+    # children sit no exams, so the 80% exam line does not raise them. None: every grade.
+    min_grade: str | None = None
 
     @model_validator(mode="after")
     def _one_bound(self) -> ClassRule:
@@ -81,6 +84,17 @@ class ClassRule(_Strict):
 
 class PolicySettings(_Strict):
     problem_precision: float = Field(0.5, gt=0, lt=1)
+    # When no threshold keeps its precision promise (with the margin below), the problem class is
+    # the highest-scored share of students instead: the top-k capacity a school can follow up.
+    problem_fallback_share: float = Field(0.01, gt=0, lt=1)
+    # The margin: a threshold keeps the precision promise only when the one-sided lower confidence
+    # bound (Wilson, this z; 1.645 = 95%) over the distinct students above it reaches the target,
+    # and at least min_problem_dropouts of them dropped out.
+    precision_z: float = Field(1.645, ge=0)
+    min_problem_dropouts: int = Field(10, ge=1)
+    # On the held-out term a class breaks its capacity promise when it flags more than
+    # at_risk_capacity_share * (1 + this) of the students.
+    held_out_capacity_slack: float = Field(0.5, ge=0)
     at_risk_recall: float = Field(0.6, gt=0, le=1)
     at_risk_capacity_share: float = Field(0.15, gt=0, le=1)
     rules: list[ClassRule] = Field(default_factory=list)
@@ -108,6 +122,15 @@ class PromotionSettings(_Strict):
     max_recall_top10_drop: float = Field(0.01, ge=0)
 
 
+class FeatureInputSettings(_Strict):
+    # False: the protected-role features (sex, nationality, disability) are no model inputs (the
+    # booster never splits on them); they stay in the data for fairness checks and drift.
+    protected_inputs: bool = True
+    # Train the other setting's booster as well (same split, params and trees, no early stopping)
+    # so evaluation shows both side by side.
+    compare_protected: bool = True
+
+
 class MlflowSettings(_Strict):
     experiment: str = "dropout-risk"
     model_name: str = "dropout-risk"
@@ -123,6 +146,7 @@ class TrainSettings(_Strict):
     evaluation: EvaluationSettings = EvaluationSettings()
     promotion: PromotionSettings = PromotionSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    features: FeatureInputSettings = FeatureInputSettings()
 
 
 def load_train_settings(path: Path = DEFAULT_TRAIN_SETTINGS) -> TrainSettings:
