@@ -1,18 +1,35 @@
 """The teacher page: server-rendered, Thai by default (``?lang=en`` for English), readable on a phone.
 
 A teacher logs in with their key (kept in an HttpOnly, SameSite=Strict cookie),
-sees their school's open alerts with each student's display hint, class,
-reasons and suggested actions, and acknowledges one by saying what was done and
+sees their school's open alerts and acknowledges one by saying what was done and
 when. Forms are read from the raw body (no multipart dependency); every view of
 the alerts is audited like the API's.
+
+What the page says follows what a teacher can act on (issue 28):
+
+- the school's context (grade, transition year, past dropout rates) once, at the top:
+  it is about the school, not any one child, and brings no action on a child's card;
+- each child's reasons grouped under the action they call for (the alert's actions
+  are one per reason, aligned with its reasons); an older alert, whose actions were
+  one per domain, shows its reasons and then its actions;
+- a child raised by a class policy rule (the 80% exam line), not by the model, in a
+  section of its own and marked so: a low model probability must not read as a
+  model's judgement;
+- where the child stands in the school ("among the 10% most at risk", "3× the
+  school's average") instead of a bare probability, which reads as reassurance when
+  small; the probability stays, as a detail. No protected attribute (sex,
+  nationality, disability) is shown on a card.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qs
 
+import pandas as pd
 from fastapi import APIRouter, Cookie, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -25,9 +42,13 @@ from risk.serve.routes.alerts import (
     school_alerts,
 )
 from risk.serve.routing import OrjsonRoute
+from risk.serve.schemas import AlertOut
 from risk.store import KeyRecord
+from risk.store.context import ContextLine, school_context
+from risk.store.standing import SchoolStanding, Standing, school_standing
 
-__all__ = ["router"]
+__all__ = ["AlertCard", "SchoolView", "alert_cards", "percent", "reason_groups", "router", "school_view",
+           "standing_texts"]
 
 router = APIRouter(prefix="/teacher", include_in_schema=False, route_class=OrjsonRoute)
 
@@ -36,30 +57,63 @@ TEXTS = {
            "key_label": "รหัสเข้าใช้งานของครู", "login": "เข้าสู่ระบบ",
            "key_help": "ขอรหัสได้จากผู้ดูแลระบบของเขตพื้นที่ (คำสั่ง risk keys create --role teacher)",
            "count": "การแจ้งเตือนที่ยังไม่ได้ดำเนินการ {n} รายการ", "room": "ห้อง",
-           "sex": {"female": "หญิง", "male": "ชาย"},
            "classes": {"problem": "มีปัญหา", "at_risk": "เสี่ยง", "normal": "ปกติ"},
            "kinds": {"newly_at_risk": "เพิ่งเข้าสู่กลุ่มเสี่ยง", "escalated_problem": "อาการหนักขึ้น",
                      "improved": "ดีขึ้น", "left_register": "ไม่อยู่ในทะเบียนแล้ว"},
            "chance": "โอกาสออกกลางคัน", "reasons": "เหตุผล", "actions": "สิ่งที่ควรทำ",
            "action_taken": "สิ่งที่ได้ดำเนินการ", "acted_on": "วันที่ดำเนินการ", "acknowledge": "บันทึกการดำเนินการ",
-           "none": "ไม่มีการแจ้งเตือนที่ค้างอยู่", "done": "บันทึกเรียบร้อยแล้ว",
+           "none": "ไม่มีการแจ้งเตือนที่ค้างอยู่", "done": "บันทึกเรียบร้อยแล้ว", "back": "กลับไปที่รายการ",
            "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาระบุสิ่งที่ได้ดำเนินการและวันที่",
            "bad_date": "วันที่ดำเนินการต้องไม่ก่อนวันที่แจ้งเตือนและไม่เกินวันนี้",
-           "not_open": "การแจ้งเตือนนี้ได้บันทึกการดำเนินการไปแล้ว หรือถูกถอนออกแล้ว"},
+           "not_open": "การแจ้งเตือนนี้ได้บันทึกการดำเนินการไปแล้ว หรือถูกถอนออกแล้ว",
+           "context_title": "บริบทของโรงเรียน",
+           "context_help": "เป็นข้อมูลเกี่ยวกับโรงเรียนและช่วงชั้น ไม่ใช่เหตุผลของนักเรียนคนใดคนหนึ่ง",
+           "context_students": "นักเรียน {n} คน",
+           "scores_of": "จากผลการประเมินวันที่ {as_of} (นักเรียน {n} คน)",
+           "reasons_actions": "เหตุผลและสิ่งที่ควรทำ", "action_for": "สิ่งที่ควรทำ",
+           "no_action": "ไม่มีสิ่งที่ต้องทำเพิ่มจากเหตุผลนี้",
+           "no_reasons": "ไม่มีเหตุผลเฉพาะตัวนักเรียน ดูบริบทของโรงเรียนด้านบน",
+           "top": "อยู่ในกลุ่ม {pct}% ที่เสี่ยงที่สุดของโรงเรียน (อันดับ {rank} จาก {n} คน)",
+           "lower_half": "อยู่ในครึ่งที่เสี่ยงน้อยกว่าของโรงเรียนตามแบบจำลอง (อันดับ {rank} จาก {n} คน)",
+           "times_mean": "สูงกว่าค่าเฉลี่ยของโรงเรียน {x} เท่า", "near_mean": "ใกล้เคียงค่าเฉลี่ยของโรงเรียน",
+           "below_mean": "ต่ำกว่าค่าเฉลี่ยของโรงเรียน",
+           "model_chance": "โอกาสออกกลางคันที่แบบจำลองประเมิน {p}",
+           "rule_section": "แจ้งเตือนตามเกณฑ์ ไม่ใช่จากแบบจำลอง",
+           "rule_section_help": "นักเรียนกลุ่มนี้ถูกจัดเป็นกลุ่มเสี่ยงเพราะเกณฑ์ของโรงเรียน "
+                                "แบบจำลองไม่ได้ประเมินว่ามีความเสี่ยงสูง",
+           "rules": {"exam_line": "แจ้งเตือนตามเกณฑ์เวลาเรียน (ต่ำกว่า 80% ไม่มีสิทธิ์สอบ) ไม่ใช่จากแบบจำลอง"},
+           "rule_other": "แจ้งเตือนตามเกณฑ์ {rule} ไม่ใช่จากแบบจำลอง"},
     "en": {"title": "Students to follow up", "school": "School", "other_lang": "ภาษาไทย", "logout": "Log out",
            "key_label": "Teacher key", "login": "Log in",
            "key_help": "Ask your area office's administrator for a key (risk keys create --role teacher).",
-           "count": "{n} open alerts", "room": "room", "sex": {"female": "girl", "male": "boy"},
+           "count": "{n} open alerts", "room": "room",
            "classes": {"problem": "problem", "at_risk": "at risk", "normal": "normal"},
            "kinds": {"newly_at_risk": "newly at risk", "escalated_problem": "escalated to problem",
                      "improved": "improved", "left_register": "left the register"},
            "chance": "chance of dropping out", "reasons": "Reasons", "actions": "Suggested actions",
            "action_taken": "What was done", "acted_on": "Date", "acknowledge": "Acknowledge",
-           "none": "No open alerts.", "done": "Saved.",
+           "none": "No open alerts.", "done": "Saved.", "back": "Back to the list",
            "bad_key": "This key is unknown, revoked, or not a teacher's.",
            "bad_form": "Say what was done and when.",
            "bad_date": "The date must lie between the alert's date and today.",
-           "not_open": "This alert was acknowledged already, or withdrawn."},
+           "not_open": "This alert was acknowledged already, or withdrawn.",
+           "context_title": "About this school",
+           "context_help": "About the school and its grades, not a reason of any one child.",
+           "context_students": "{n} students",
+           "scores_of": "From the scores of {as_of} ({n} students)",
+           "reasons_actions": "Reasons and what to do", "action_for": "Suggested action",
+           "no_action": "No action follows from this reason alone",
+           "no_reasons": "No reason about the child; see the school's context above.",
+           "top": "Among the {pct}% most at risk in this school ({rank} of {n})",
+           "lower_half": "In the less at-risk half of this school by the model ({rank} of {n})",
+           "times_mean": "{x}× the school's average", "near_mean": "about the school's average",
+           "below_mean": "below the school's average",
+           "model_chance": "the model's chance of dropping out: {p}",
+           "rule_section": "Flagged by a rule, not by the model",
+           "rule_section_help": "These children are flagged by a school rule; the model does not rate them "
+                                "high risk.",
+           "rules": {"exam_line": "Flagged by the attendance rule (80% exam line), not by the model"},
+           "rule_other": "Flagged by the rule {rule}, not by the model"},
 }
 Lang = str
 
@@ -72,8 +126,8 @@ async def page(request: Request, services: ServicesDep, lang: Lang = "th", done:
     if key is None:
         return _render(services, lang, status=200)
     frame = await run_in_threadpool(school_alerts, services, key, key.school_id, "teacher_page")
-    alerts = [alert_out(row) for _, row in frame.iterrows()]
-    return _render(services, lang, school_id=key.school_id, alerts=alerts, done=done)
+    view = await run_in_threadpool(school_view, services, key.school_id, frame)
+    return _render(services, lang, school_id=key.school_id, view=view, done=done)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -125,6 +179,102 @@ async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotat
     return RedirectResponse(f"/teacher?lang={lang}&done={alert_id}", status_code=303)
 
 
+@dataclass(frozen=True, slots=True)
+class AlertCard:
+    """One alert as the page shows it: the alert, its rule mark, and where the child stands."""
+
+    alert: AlertOut
+    raised_by: str | None
+    standing: Standing | None
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolView:
+    """What the logged-in page shows: the school's context once, then the cards."""
+
+    standing: SchoolStanding
+    context: list[ContextLine]
+    cards: list[AlertCard]
+
+    @property
+    def model_cards(self) -> list[AlertCard]:
+        return [c for c in self.cards if c.raised_by is None]
+
+    @property
+    def rule_cards(self) -> list[AlertCard]:
+        return [c for c in self.cards if c.raised_by is not None]
+
+
+def school_view(services: Services, school_id: str, frame: pd.DataFrame) -> SchoolView:
+    """The school's standing and context from its latest finished run (one query each), and the alert cards."""
+    standing = school_standing(services.store, school_id, frame["student_key"] if len(frame) else [])
+    context = school_context(services.store, standing.run_id, school_id) if standing.run_id else []
+    return SchoolView(standing=standing, context=context, cards=alert_cards(frame, standing))
+
+
+def alert_cards(frame: pd.DataFrame, standing: SchoolStanding) -> list[AlertCard]:
+    """One card per alert row (``open_alerts`` columns), with its rule mark and its student's standing."""
+    cards = []
+    for _, row in frame.iterrows():
+        mark = row.get("raised_by")
+        cards.append(AlertCard(alert=alert_out(row), raised_by=None if mark is None or pd.isna(mark) else str(mark),
+                               standing=standing.by_student.get(int(row["student_key"]))))
+    # Newest date first, as stored; within a date the most at risk first, so a teacher with
+    # time for three children sees the three who need it most. Stable: unranked keep their order.
+    by_date: dict[dt.date, list[AlertCard]] = {}
+    for card in cards:
+        by_date.setdefault(card.alert.as_of, []).append(card)
+    return [card for day in sorted(by_date, reverse=True)
+            for card in sorted(by_date[day], key=lambda c: c.standing.rank if c.standing else math.inf)]
+
+
+def reason_groups(reasons: list[str], actions: list[str]) -> list[tuple[str, list[str]]] | None:
+    """Reasons under the action each calls for, actions in order of first appearance.
+
+    None when the lists are not aligned one action per reason: an alert stored before
+    issue 28 has one action per domain of its reasons, and an improved or left-register
+    alert one action for the alert itself; the page then lists reasons, then actions.
+    (An old alert whose reasons were all of different domains, each with an action,
+    has them aligned already, so grouping it is right too.) An empty action groups
+    the reasons that call for none.
+    """
+    if not reasons or len(reasons) != len(actions):
+        return None
+    groups: dict[str, list[str]] = {}
+    for reason, action in zip(reasons, actions, strict=True):
+        groups.setdefault(action or "", []).append(reason)
+    return list(groups.items())
+
+
+def standing_texts(standing: Standing, students: int, t: dict) -> tuple[str, str, str]:
+    """(place in the school, comparison with the school's mean, the model's probability) in ``t``'s language.
+
+    The place counts ties against the claim (``top_share`` is the share at or above the
+    child) and is rounded up, so "among the 8%" is never better than the truth.
+    """
+    if standing.top_share <= 0.5:
+        place = t["top"].format(pct=math.ceil(round(standing.top_share * 100, 9)), rank=standing.rank, n=students)
+    else:
+        place = t["lower_half"].format(rank=standing.rank, n=students)
+    # Compared as shown (one decimal), so 1.4999 is "1.5×", not "about the average".
+    ratio = None if standing.ratio_to_mean is None else round(standing.ratio_to_mean, 1)
+    if ratio is None:
+        compared = ""
+    elif ratio >= 1.5:
+        compared = t["times_mean"].format(x=f"{ratio:.0f}" if ratio >= 10 else f"{ratio:.1f}".removesuffix(".0"))
+    elif ratio >= 2 / 3:
+        compared = t["near_mean"]
+    else:
+        compared = t["below_mean"]
+    return place, compared, t["model_chance"].format(p=percent(standing.probability))
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage a reader can take in: 12%, 0.4% (not a misleading 0%)."""
+    value = probability * 100
+    return f"{value:.0f}%" if value >= 1 or value == 0 else f"{value:.1f}%"
+
+
 def _teacher(services: Services, token: str | None, request: Request) -> KeyRecord | None:
     if not token:
         return None
@@ -145,8 +295,9 @@ def _lang(value: str) -> str:
 
 
 def _render(services: Services, lang: str, *, status: int = 200, school_id: str | None = None,
-            alerts: list | None = None, done: int | None = None, error: str | None = None) -> HTMLResponse:
+            view: SchoolView | None = None, done: int | None = None, error: str | None = None) -> HTMLResponse:
     html = services.templates.get_template("teacher.html.j2").render(
         t=TEXTS[lang], lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
-        alerts=alerts or [], done=done, error=error, today=dt.date.today().isoformat())
+        view=view, done=done, error=error, today=dt.date.today().isoformat(),
+        reason_groups=reason_groups, standing_texts=standing_texts, percent=percent)
     return HTMLResponse(html, status_code=status)
