@@ -22,6 +22,8 @@ import pytest
 from test_report_browser import ARTIFACTS, chromium  # noqa: F401  (the session fixture that installs it)
 from test_serve import free_port, people, registry, scored, service  # noqa: F401  (module fixtures)
 
+from risk.store import latest_finished_run, open_alerts
+from risk.store.context import school_context
 from risk.store.models import Acknowledgement
 
 pytestmark = pytest.mark.browser
@@ -132,6 +134,8 @@ def test_a_teacher_logs_in_sees_alerts_in_thai_and_acknowledges_one(browser, ser
     text = tools.evaluate("document.body.innerText")
     assert "นักเรียนที่ต้องติดตาม" in text and "เหตุผล" in text and "สิ่งที่ควรทำ" in text
     assert people["school_a"] in text and "•••" in text
+    assert people["school_b"] not in text  # only the teacher's own school
+    the_page_says_what_a_teacher_can_act_on(tools, people, text)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = tools.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)
     (ARTIFACTS / "teacher_page_th.png").write_bytes(base64.b64decode(shot["data"]))
@@ -152,3 +156,31 @@ def test_a_teacher_logs_in_sees_alerts_in_thai_and_acknowledges_one(browser, ser
     assert "Students to follow up" in tools.evaluate("document.body.innerText")
     shot = tools.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)
     (ARTIFACTS / "teacher_page_en.png").write_bytes(base64.b64decode(shot["data"]))
+
+
+PROTECTED_WORDS = ("หญิง", "ชาย", "เพศ", "สัญชาติ", "พิการ", "female", "male", "girl", "boy", "Sex",
+                   "nationality", "disabilit")
+
+
+def the_page_says_what_a_teacher_can_act_on(tools: DevTools, known: dict, text: str) -> None:
+    """Issue 28 on the scored world: context once at the top, rule marks as stored, a standing for each child."""
+    store, school = known["store"], known["school_a"]
+    context = school_context(store, latest_finished_run(store), school)
+    assert tools.evaluate("document.querySelectorAll('#school-context').length") == (1 if context else 0)
+    if context:
+        assert tools.evaluate("document.querySelector('main > .card') === document.querySelector('#school-context')")
+        assert text.count(context[0].th) == 1
+    # Each card carries its alert's stored rule mark; the marked ones come after the model's, marked.
+    stored = open_alerts(store, school)
+    marks = dict(zip(stored["id"].astype(int), stored["raised_by"].where(stored["raised_by"].notna(), ""),
+                     strict=True))
+    shown = tools.evaluate("[...document.querySelectorAll('section.alert')].map(s => [+s.id.split('-')[1], "
+                           "s.dataset.raisedBy, s.classList.contains('ruled'), !!s.querySelector('.rule-mark')])")
+    assert {alert_id: mark for alert_id, mark, _, _ in shown} == marks
+    assert all(ruled == marked == bool(mark) for _, mark, ruled, marked in shown)
+    flags = [bool(mark) for _, mark, _, _ in shown]
+    assert flags == sorted(flags), "a rule-flagged child shown among the model's"
+    # Where each child stands, before the probability; no child's sex, nationality or disability.
+    standings = tools.evaluate("document.querySelectorAll('section.alert p.standing').length")
+    assert standings == len(shown) and ("ที่เสี่ยงที่สุดของโรงเรียน" in text or "ครึ่งที่เสี่ยงน้อยกว่า" in text)
+    assert not [w for w in PROTECTED_WORDS if w in text]

@@ -26,7 +26,15 @@ from test_serve import start_service
 from test_serve_browser import browser, wait_for  # noqa: F401  (the Chromium fixture)
 
 from risk.serve.routes.teacher import TEXTS, reason_groups, standing_texts
-from risk.store import Store, create_key, finish_run, open_store, start_run, write_alerts, write_bucket_scores
+from risk.store import (
+    Store,
+    create_key,
+    finish_run,
+    open_store,
+    start_run,
+    write_alerts,
+    write_bucket_scores,
+)
 from risk.store.standing import Standing, school_standing
 
 JULY_10, JULY_24, JULY_31, AUG_7 = (dt.date(2026, 7, 10), dt.date(2026, 7, 24), dt.date(2026, 7, 31),
