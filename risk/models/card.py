@@ -1,12 +1,15 @@
-"""The model card: one self-contained HTML page per trained model version.
+"""The model card: one self-contained HTML page per trained model version, Thai first with English.
 
 :func:`model_card_html` renders ``templates/model_card.html.j2`` from a
-:class:`ModelCardInfo`. The page holds everything a reviewer needs offline:
-provenance (data window, input hash, catalog and code version), rows per split,
-params, class policy, calibration, the evaluation table beside the baselines,
-fairness by group, lead time, and the figures, embedded as base64 PNGs so the
-card is a single file. Jinja2 autoescaping is on: every value, including
-params and table cells, is escaped.
+:class:`ModelCardInfo`. It is written for an analyst deciding whether to trust the
+list: what the model is for and not for, its quality against the oracle and every
+baseline in words (ties called ties, :mod:`risk.models.card_views`), the class policy
+in words with each missed target in red, the fairness flags with what they mean for
+a teacher, and the model with and without the protected attributes as inputs. Below
+come provenance (data window, input hash, catalog and code version), rows per split,
+the full evaluation and fairness tables, lead time, calibration, params and the
+figures, embedded as base64 PNGs so the card is a single file. The words live in
+:mod:`risk.models.card_text`. Jinja2 autoescaping is on: every value is escaped.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from risk.models.card_text import FAIRNESS_COLUMNS, NOT_FOR, PLAIN_LIMITATIONS, USED_FOR
+from risk.models.card_views import fairness_view, policy_view, protected_view, quality_view
 
 __all__ = ["DataWindow", "ModelCardInfo", "SplitRows", "model_card_html"]
 
@@ -80,7 +86,12 @@ class ModelCardInfo(BaseModel):
     slice ``overall`` and of ``key_model`` are highlighted); ``fairness`` is
     :func:`risk.models.fairness.fairness_table` (flagged rows highlighted);
     ``lead_time`` is :func:`risk.models.metrics.lead_time_table`. ``images``
-    maps a caption to a PNG file, embedded inline.
+    maps a caption to a PNG file, embedded inline. ``policy`` is the class
+    policy's JSON (:class:`risk.models.policy.ClassPolicy`), with ``outcomes`` and
+    ``missed`` when they were measured. ``protected_comparison`` is
+    ``{"used": "with_protected" | "without_protected", "with_protected": {"auc",
+    "recall_top10", "fairness_flags"}, "without_protected": {...}}``, or None when
+    the model was not trained both ways.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -104,6 +115,7 @@ class ModelCardInfo(BaseModel):
     intended_use: str = DEFAULT_INTENDED_USE
     limitations: str = DEFAULT_LIMITATIONS
     promoted_over: str | None = None
+    protected_comparison: dict[str, Any] | None = None
 
 
 def model_card_html(info: ModelCardInfo) -> str:
@@ -117,8 +129,16 @@ def model_card_html(info: ModelCardInfo) -> str:
         info=info,
         created=info.created.isoformat(timespec="seconds"),
         params=_key_values(info.params),
-        policy=_key_values(info.policy),
-        calibration=_key_values(info.calibration),
+        policy=policy_view(info.policy),
+        quality=quality_view(info.evaluation, info.key_model, info.data_window.test),
+        fairness_view=fairness_view(fairness),
+        protected=protected_view(info.protected_comparison),
+        texts={"used_for": USED_FOR, "not_for": NOT_FOR, "limitations": PLAIN_LIMITATIONS,
+               "fairness_columns": FAIRNESS_COLUMNS},
+        # The plain bilingual lists translate the defaults; a text the trainer wrote is shown as well.
+        custom_use="" if info.intended_use == DEFAULT_INTENDED_USE else info.intended_use,
+        custom_limits="" if info.limitations == DEFAULT_LIMITATIONS else info.limitations,
+        calibration=_key_values(info.calibration, nested_as_words=True),
         evaluation=_table(evaluation, [
             ("key" if k else "") + (" ours" if m else "") for k, m in zip(key_rows, model_rows, strict=True)
         ]),
@@ -172,12 +192,17 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _key_values(mapping: dict[str, Any]) -> list[tuple[str, str]]:
-    """Key and text of each entry; nested values as compact JSON."""
-    return [
-        (str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str))
-        for k, v in mapping.items()
-    ]
+def _key_values(mapping: dict[str, Any], *, nested_as_words: bool = False) -> list[tuple[str, str]]:
+    """Key and text of each entry; nested values as compact JSON, or as ``key value · key value``."""
+    return [(str(k), _value_text(v, nested_as_words)) for k, v in mapping.items()]
+
+
+def _value_text(value: object, as_words: bool) -> str:
+    if isinstance(value, str):
+        return value
+    if as_words and isinstance(value, dict):
+        return " · ".join(f"{k} {_cell(v)}" for k, v in value.items())
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _png_data_uri(path: Path) -> str:
