@@ -130,6 +130,7 @@ def ranked_bars_svg(
     *,
     width: int = 520,
     row_px: int = 26,
+    notes: Sequence[str] | None = None,
 ) -> str:
     """Horizontal bars of shares, longest first as given.
 
@@ -139,14 +140,17 @@ def ranked_bars_svg(
         One bar each, drawn in the order given; ``share`` in [0, 1].
     bins : Bins
         Colour classes (the map's, so a bar and its tile match).
+    notes : sequence of str, optional
+        Text written after each bar (e.g. "45.6% (47 / 103)"); default the share as a percentage.
     """
     if not items:
         return ""
+    texts = list(notes) if notes is not None else [percent(share) for _, _, share in items]
     top = max(share for _, _, share in items) or 1.0
     label_px = round(min(max(text_width_px(label, 13) for label, _, _ in items) + 14, width / 2))
-    bar_room = width - label_px - 60
+    bar_room = width - label_px - max(60, max(text_width_px(t, 12) for t in texts) + 12)
     parts = []
-    for i, (label, tooltip, share) in enumerate(items):
+    for i, ((label, tooltip, share), note) in enumerate(zip(items, texts, strict=True)):
         y = i * row_px
         length = max(bar_room * share / top, 1.0)
         parts.append(
@@ -156,7 +160,7 @@ def ranked_bars_svg(
             f'<rect x="{label_px}" y="{y + 4}" width="{length:.1f}" height="{row_px - 8}" '
             f'fill="{colour_of(share, bins)}" stroke="#888" stroke-width="0.5"/>'
             f'<text x="{label_px + length + 6:.1f}" y="{y + row_px * 0.65:.1f}" font-size="12" '
-            f'fill="{TEXT}">{percent(share)}</text></g>'
+            f'fill="{TEXT}">{esc(note)}</text></g>'
         )
     height = len(items) * row_px
     return (

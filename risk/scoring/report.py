@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from risk.data.geography import PROVINCES, REGIONS
+from risk.data.geography import REGIONS
 from risk.errors import RiskError
 from risk.features.freshness import DomainFreshness
 from risk.scoring.charts import (
@@ -35,7 +35,24 @@ from risk.scoring.charts import (
     ranked_bars_svg,
     stacked_bars_svg,
 )
-from risk.scoring.thai_tilemap import province_tiles, tilemap_svg
+from risk.scoring.report_areas import (
+    RAISED_COLUMNS,
+    area_rows,
+    by_rank,
+    pp,
+    provinces,
+    ranked_list,
+    region_label,
+)
+from risk.scoring.report_model import (
+    CLASS_TH,
+    class_rows,
+    missed_targets,
+    model_facts,
+    nested_evaluation,
+    quality,
+)
+from risk.scoring.thai_tilemap import tilemap_svg
 
 __all__ = ["DriftInput", "ReportError", "ReportInputs", "count_text", "pp", "render_report", "thai_date", "write_report"]
 
@@ -43,31 +60,22 @@ SUMMARY_COLUMNS = ("level", "area_code", "students", "normal", "at_risk", "probl
 GRADE_COLUMNS = ("grade_level", "normal", "at_risk", "problem")
 GRADE_ORDER = ("K1", "K2", "K3", "P1", "P2", "P3", "P4", "P5", "P6", "M1", "M2", "M3", "M4", "M5", "M6")
 TOP_PROVINCES = 15
+TOP_AREAS = 10
 TOP_CHANGES = 10
 
-REGION_TH = {
-    "north": "ภาคเหนือ", "northeast": "ภาคตะวันออกเฉียงเหนือ", "central": "ภาคกลาง",
-    "east": "ภาคตะวันออก", "west": "ภาคตะวันตก", "south": "ภาคใต้",
-}  # fmt: skip
-# The class names of OBEC's student-care system (ระบบดูแลช่วยเหลือนักเรียน).
-CLASS_TH = {"normal": "กลุ่มปกติ", "at_risk": "กลุ่มเสี่ยง", "problem": "กลุ่มมีปัญหา"}
 ALERT_TH = {
     "newly_at_risk": ("เข้ากลุ่มเสี่ยงใหม่", "newly at risk"),
     "escalated_problem": ("เลื่อนเป็นกลุ่มมีปัญหา", "escalated to problem"),
     "improved": ("ดีขึ้น", "improved"),
     "left_register": ("ออกจากทะเบียน", "left the register"),
 }
+# With no earlier run every flagged student is new: "escalated" would claim a class that never was.
+FIRST_TERM_ALERT_TH = {
+    "newly_at_risk": ("เข้ากลุ่มเสี่ยง (ครั้งแรกที่ประเมิน)", "newly flagged at risk (first scored term)"),
+    "escalated_problem": ("เข้ากลุ่มมีปัญหา (ครั้งแรกที่ประเมิน)", "newly flagged as problem (first scored term)"),
+}
 DRIFT_STATUS_TH = {"stable": "คงที่", "watch": "เฝ้าดู", "drifted": "เปลี่ยนไป"}
 FRESHNESS_STATUS_TH = {"fresh": "เป็นปัจจุบัน", "stale": "ข้อมูลเก่า", "missing": "ไม่มีข้อมูล"}
-MODEL_KEY_TH = {
-    "name": "ชื่อ / name", "version": "รุ่น / version", "alias": "สถานะ / alias",
-    "trained_window": "ช่วงข้อมูลที่ใช้ฝึก / trained window",
-    "training_window": "ช่วงข้อมูลที่ใช้ฝึก / trained window",
-    "evaluation": "ผลการประเมิน / evaluation", "oracle": "ค่าอ้างอิงสูงสุด (oracle)",
-    "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "ece": "ความคลาดเคลื่อนการปรับเทียบ / ECE",
-    "recall_top10": "recall ที่ 10% บนสุด / recall at top 10%",
-    "precision_top10": "precision ที่ 10% บนสุด / precision at top 10%",
-}  # fmt: skip
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
                "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")  # fmt: skip
 
@@ -94,6 +102,9 @@ class DriftInput(BaseModel):
     threshold: float
     score_status: str | None = None
     reference: str | None = None  # what the run was compared with (risk.scoring.drift_reference)
+    # Set by drift checks since issue 28, calibrated on term-to-term variation; None in older runs.
+    warning: bool | None = None
+    warning_features: list[str] = []
 
     @property
     def score_drifted(self) -> bool:
@@ -101,7 +112,15 @@ class DriftInput(BaseModel):
 
     @property
     def anything_drifted(self) -> bool:
+        """Whether to show the banner: the check's own verdict, or the old rule for a record without one."""
+        if self.warning is not None:
+            return self.warning
         return bool(self.drifted) or self.score_drifted
+
+    @property
+    def named(self) -> list[str]:
+        """The features the banner names."""
+        return self.warning_features if self.warning is not None else self.drifted
 
 
 class ReportInputs(BaseModel):
@@ -112,6 +131,11 @@ class ReportInputs(BaseModel):
     normal, at_risk, problem, flagged_rate (share in [0, 1]); province codes are
     the 2-digit codes of ``risk.data.geography.PROVINCES``, region codes its
     ``REGIONS``. ``by_grade`` has grade_level (K1..M6), normal, at_risk, problem.
+    ``raised`` has level, area_code, at_risk, problem: how many of an area's students in
+    that class a class rule, not the model, put there (every level the summaries hold).
+    ``evaluation`` holds the held-out metrics as flat names (``"model.roc_auc"``,
+    ``"logistic.recall_top10"``); ``policy`` is the model's class policy as JSON;
+    ``model_card`` a link (URI or path) to the model card.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -126,6 +150,11 @@ class ReportInputs(BaseModel):
     alerts: dict[str, int] | None = None
     # Each student domain at as_of (risk.features.freshness); None when it was not checked.
     freshness: list[DomainFreshness] | None = None
+    evaluation: dict[str, float] | None = None
+    policy: dict[str, Any] | None = None
+    model_card: str | None = None
+    raised: pd.DataFrame | None = None
+    min_area_students: int = 30  # ScoringSettings.report
 
     @field_validator("summaries", "previous_summaries")
     @classmethod
@@ -136,6 +165,11 @@ class ReportInputs(BaseModel):
     @classmethod
     def _grade_columns(cls, frame: pd.DataFrame) -> pd.DataFrame:
         return _with_columns(frame, GRADE_COLUMNS, "class mix by grade")
+
+    @field_validator("raised")
+    @classmethod
+    def _raised_columns(cls, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if frame is None else _with_columns(frame, RAISED_COLUMNS, "rule-raised counts")
 
 
 def _with_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) -> pd.DataFrame:
@@ -169,32 +203,57 @@ def render_report(inputs: ReportInputs) -> str:
 
 
 def _context(inputs: ReportInputs) -> dict[str, Any]:
-    provinces = _provinces(inputs.summaries, inputs.previous_summaries)
-    bins = nice_bins(provinces["flagged_rate"].tolist())
-    rates = dict(zip(provinces["area_code"], provinces["flagged_rate"], strict=True))
-    top = provinces.nlargest(TOP_PROVINCES, "flagged_rate")
-    bars = [(f"{r.name_th} {r.name_en}", f"{r.name_th} / {r.name_en}: {percent(r.flagged_rate)}",
+    least = inputs.min_area_students
+    province_rows = provinces(inputs.summaries, inputs.previous_summaries, inputs.raised, least)
+    bins = nice_bins(province_rows.loc[~province_rows["small"], "flagged_rate"].tolist()
+                     or province_rows["flagged_rate"].tolist())
+    rates = dict(zip(province_rows["area_code"], province_rows["flagged_rate"], strict=True))
+    # Small provinces are never ranked: a rate over a handful of students is noise.
+    top = by_rank(province_rows.loc[~province_rows["small"]]).head(TOP_PROVINCES)
+    bars = [(f"{r.name_th} {r.name_en}", f"{r.name_th} / {r.name_en}: {r.counts_text} ({r.rate_text})",
              r.flagged_rate) for r in top.itertuples()]  # fmt: skip
+    nation = _nation(inputs.summaries)
+    first_term = inputs.previous_summaries is None or inputs.previous_summaries.empty
     return {
         "term": inputs.term,
         "as_of": inputs.as_of.isoformat(),
         "as_of_th": thai_date(inputs.as_of),
         "generated_at": inputs.generated_at.strftime("%Y-%m-%d %H:%M"),
-        "nation": _nation(inputs.summaries),
+        "nation": nation,
         "counts": _area_counts(inputs.summaries),
+        "classes": class_rows(inputs.policy, nation, _nation_raised(inputs.raised)),
+        "policy_known": inputs.policy is not None,
+        "missed": missed_targets(inputs.policy),
         "map_svg": Markup(tilemap_svg(rates, bins)),
         "legend_svg": Markup(legend_svg(bins, "อัตราเฝ้าระวัง (เสี่ยง + มีปัญหา) / flagged rate")),
-        "top_svg": Markup(ranked_bars_svg(bars, bins)),
+        "top_svg": Markup(ranked_bars_svg(bars, bins, notes=[f"{r.rate_text} ({r.counts_text})" for r in top.itertuples()])),
         "top_n": len(bars),
-        "regions": _regions(inputs.summaries),
+        "min_area": least,
+        "small_provinces": int(province_rows["small"].sum()),
+        "regions": _regions(inputs.summaries, inputs.raised, least),
         "grade_svg": Markup(_grade_chart(inputs.by_grade)),
-        "change": _change(inputs.summaries, inputs.previous_summaries, provinces),
-        "provinces": provinces.sort_values("flagged_rate", ascending=False).to_dict("records"),
+        "change": _change(inputs.summaries, inputs.previous_summaries, province_rows),
+        "provinces": by_rank(province_rows).to_dict("records"),
+        "lists": [x for x in (ranked_list(inputs.summaries, level, inputs.raised, least, TOP_AREAS)
+                              for level in ("district", "school")) if x],
         "drift": _drift(inputs.drift),
-        "model_rows": _model_rows(inputs.model),
-        "alerts": _alerts(inputs.alerts),
+        "facts": model_facts(inputs.model),
+        "quality": quality(inputs.evaluation or nested_evaluation(inputs.model)),
+        "model_card": inputs.model_card,
+        "alerts": _alerts(inputs.alerts, first_term),
+        "first_term": first_term,
         "freshness": _freshness(inputs.freshness),
     }
+
+
+def _nation_raised(raised: pd.DataFrame | None) -> dict[str, int]:
+    """Rule-raised students per class, nationwide (summed from the provinces without a nation row)."""
+    if raised is None or raised.empty:
+        return {}
+    rows = raised.loc[raised["level"] == "nation"]
+    if rows.empty:
+        rows = raised.loc[raised["level"] == "province"]
+    return {c: int(rows[c].sum()) for c in ("at_risk", "problem")}
 
 
 def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -213,41 +272,20 @@ def _nation(summaries: pd.DataFrame) -> dict[str, Any]:
         float(rows["flagged_rate"].iloc[0]) if len(rows) == 1
         else (totals["at_risk"] + totals["problem"]) / totals["students"] if totals["students"] else math.nan
     )  # fmt: skip
-    return {**totals, "flagged_rate": rate, "rate_text": percent(rate)}
+    flagged = totals["at_risk"] + totals["problem"]
+    return {**totals, "flagged_rate": rate, "rate_text": percent(rate), "counts_text": f"{flagged:,} / {totals['students']:,}"}
 
 
 def _area_counts(summaries: pd.DataFrame) -> dict[str, int]:
     return {level: int((summaries["level"] == level).sum()) for level in ("school", "district", "province")}
 
 
-def _provinces(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """Province rows with Thai and English names, region, and the change since last term in pp."""
-    rows = _level(current, "province")
-    names = {t.code: (t.name_th, t.name_en) for t in province_tiles()}
-    # A code outside the 77 is still listed (under its code) so nothing is hidden.
-    rows["name_th"] = [names.get(c, (c, ""))[0] for c in rows["area_code"]]
-    rows["name_en"] = [names.get(c, ("", ""))[1] for c in rows["area_code"]]
-    rows["region"] = [_region_label(PROVINCES[c][1]) if c in PROVINCES else "" for c in rows["area_code"]]
-    rows["change_pp"] = math.nan
-    if previous is not None:
-        before = _level(previous, "province").set_index("area_code")["flagged_rate"]
-        rows["change_pp"] = 100 * (rows["flagged_rate"] - rows["area_code"].map(before))
-    rows["rate_text"] = rows["flagged_rate"].map(percent)
-    rows["change_text"] = rows["change_pp"].map(pp)
-    return rows.reset_index(drop=True)
-
-
-def _regions(summaries: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = _level(summaries, "region")
+def _regions(summaries: pd.DataFrame, raised: pd.DataFrame | None, least: int) -> list[dict[str, Any]]:
+    rows = area_rows(summaries, "region", raised, least)
     order = {r: i for i, r in enumerate(REGIONS)}
     rows = rows.assign(_order=rows["area_code"].map(lambda r: order.get(r, len(order))))
     rows = rows.sort_values(["_order", "area_code"])
-    return [{**r, "label": _region_label(r["area_code"]), "rate_text": percent(r["flagged_rate"])}
-            for r in rows.to_dict("records")]  # fmt: skip
-
-
-def _region_label(code: str) -> str:
-    return f"{REGION_TH[code]} / {code}" if code in REGION_TH else code
+    return [{**r, "label": region_label(r["area_code"])} for r in rows.to_dict("records")]
 
 
 def _grade_chart(by_grade: pd.DataFrame) -> str:
@@ -288,45 +326,26 @@ def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
     if drift is None:
         return None
     features = sorted(drift.features, key=lambda f: -f.psi if not math.isnan(f.psi) else math.inf)
-    drifted = set(drift.drifted)
+    named = set(drift.named)
     return {
         "score_psi": f"{drift.score_psi:.3f}",
         "score_drifted": drift.score_drifted,
         "threshold": f"{drift.threshold:.2f}",
         "reference": drift.reference,
         "warning": drift.anything_drifted,
-        "drifted": drift.drifted,
-        "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in drifted or f.status == "drifted",
+        "named": drift.named,
+        "calibrated": drift.warning is not None,
+        "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in named,
                       "status": f"{DRIFT_STATUS_TH.get(f.status, f.status)} / {f.status}"}
                      for f in features],
     }  # fmt: skip
 
 
-def _model_rows(model: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
-    """The model card as table rows: a value per key; a nested section as a heading row, then its rows."""
-    rows: list[dict[str, Any]] = []
-    for key, value in model.items():
-        label = MODEL_KEY_TH.get(str(key), str(key))
-        if isinstance(value, dict):
-            rows.append({"label": label, "value": "", "depth": depth, "section": True})
-            rows.extend(_model_rows(value, depth + 1))
-        else:
-            rows.append({"label": label, "value": _model_value(value), "depth": depth, "section": False})
-    return rows
-
-
-def _model_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, list | tuple):
-        return " – ".join(map(str, value)) if len(value) == 2 else ", ".join(map(str, value))
-    return str(value)
-
-
-def _alerts(alerts: dict[str, int] | None) -> list[dict[str, Any]] | None:
+def _alerts(alerts: dict[str, int] | None, first_term: bool) -> list[dict[str, Any]] | None:
     if alerts is None:
         return None
-    return [{"th": ALERT_TH.get(kind, (kind, ""))[0], "en": ALERT_TH.get(kind, ("", kind))[1],
+    words = {**ALERT_TH, **(FIRST_TERM_ALERT_TH if first_term else {})}
+    return [{"th": words.get(kind, (kind, ""))[0], "en": words.get(kind, ("", kind))[1],
              "count": f"{count:,}"} for kind, count in alerts.items()]  # fmt: skip
 
 
@@ -335,6 +354,7 @@ def _freshness(freshness: list[DomainFreshness] | None) -> dict[str, Any] | None
     if freshness is None:
         return None
     rows = [{"domain": f"{f.name_th} / {f.name_en}", "newest": f.newest.isoformat() if f.newest else "–",
+             "newest_th": thai_date(f.newest) if f.newest else "ไม่มี / none",
              "age": count_text(f.age_days), "max_age": count_text(f.max_age_days), "rows": count_text(f.rows_in_term),
              "status": f"{FRESHNESS_STATUS_TH[f.status]} / {f.status}", "warn": f.status != "fresh"}
             for f in freshness]  # fmt: skip
@@ -347,13 +367,6 @@ def count_text(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{round(value):,}"
-
-
-def pp(change: float) -> str:
-    """A change in percentage points with its sign, ``1.25 -> "+1.3 pp"``; NaN becomes ``"–"``."""
-    if change is None or math.isnan(change):
-        return "–"
-    return f"{change:+.1f} pp"
 
 
 def thai_date(day: date) -> str:
