@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from feature_world import AS_OF, S1, context_rates_frame, world
 
 from risk.errors import ConfigError
-from risk.features.catalog import format_value, load_catalog
+from risk.features.catalog import format_value, load_catalog, reason_text
 from risk.features.online import features_from_frames
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
@@ -48,6 +49,7 @@ def test_a_new_window_needs_only_a_catalog_entry(tmp_path):
         entry = dict(next(f for f in features if f["name"] == "att_rate_20d"))
         features.append(entry | {"name": "att_rate_10d", "compute": {"kind": "rate", "last_days": 10}})
         features.append({"name": "weight_max_kg_30d", "domain": "health", "unit": "kg", "direction": "none",
+                         "role": "child",
                          "compute": {"kind": "window_max", "column": "weight_kg", "days": 30},
                          "description": {"en": "Heaviest in 30 days", "th": "น้ำหนักสูงสุดใน 30 วัน"},
                          "reason": {"en": "{value}", "th": "{value}"}})
@@ -68,6 +70,13 @@ def test_a_new_window_needs_only_a_catalog_entry(tmp_path):
         (lambda fs: fs.append(dict(fs[0])), "appear twice: att_rate_term"),
         (lambda fs: fs[0].pop("reason"), "att_rate_term.*reason"),
         (lambda fs: fs[-1]["compute"].update(where="amount_baht; DROP TABLE x"), "compute.where"),
+        (lambda fs: fs[0].pop("role"), "att_rate_term.*role.*required"),
+        (lambda fs: fs[0].update(role="teacher"), "att_rate_term.*role"),
+        (lambda fs: fs[0].pop("action"), "att_rate_term.*needs an action"),
+        (lambda fs: next(f for f in fs if f["name"] == "sex").update(action="counselling"),
+         "'sex'.*protected feature is never a reason"),
+        (lambda fs: fs[0].update(min_grade="P7"), "min_grade names no grade_level category: att_rate_term: 'P7'"),
+        (lambda fs: fs[0]["reason"].update(en="Attended {vaule}"), "att_rate_term.*placeholder other than"),
     ],
 )
 def test_a_wrong_entry_is_a_config_error_naming_the_feature(tmp_path, edit, message):
@@ -79,7 +88,96 @@ def test_a_wrong_entry_is_a_config_error_naming_the_feature(tmp_path, edit, mess
     ("value", "unit", "lang", "text"),
     [(0.62, "share", "en", "62%"), (2500.0, "baht", "en", "2,500 baht"), (2500.0, "baht", "th", "2,500 บาท"),
      (3.0, "days", "th", "3 วัน"), (-1.53, "z", "en", "-1.5 SD"), (None, "days", "th", "ไม่มีข้อมูล"),
-     (-25.0, "percent", "en", "-25%")],
+     (-25.0, "percent", "en", "-25%"), (1.0, "days", "en", "1 day"), (2.0, "days", "en", "2 days"),
+     (1.0, "people", "en", "1 person"), (1.5, "credits", "en", "1.5 credits"), (1.0, "credits", "en", "1 credit"),
+     (-0.04, "share_change", "en", "-4 points"), (0.01, "share_change", "en", "1 point"),
+     (-0.04, "share_change", "th", "-4 จุด"), (0.003, "share_change", "en", "0.3 points")],
 )
 def test_values_are_formatted_for_teachers(value, unit, lang, text):
     assert format_value(value, unit, lang) == text
+
+
+def test_a_signed_value_loses_its_sign_when_the_words_carry_it():
+    assert format_value(-0.04, "share_change", "en", signed=False) == "4 points"
+    assert format_value(-30.0, "percent", "en", signed=False) == "30%"
+    assert format_value(-2.34, "z", "th", signed=False) == "2.3 SD"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "en", "th"),
+    [("att_exam_line_margin", -0.04, "Attendance is 4 points under the 80% line for exam eligibility (มส)",
+      "การมาเรียนต่ำกว่าเกณฑ์ 80% ที่มีสิทธิ์สอบ 4 จุด (มส)"),
+     ("att_current_absence_streak", 1.0, "Has missed the last 1 day in a row, up to today",
+      "ขาดเรียนติดต่อกันมาแล้ว 1 วัน จนถึงวันนี้"),
+     ("grades_zero_last_term", 1.0, "1 subject graded 0 last term", "ได้เกรด 0 จำนวน 1 วิชาในภาคเรียนที่แล้ว"),
+     ("grades_zero_last_term", 3.0, "3 subjects graded 0 last term", "ได้เกรด 0 จำนวน 3 วิชาในภาคเรียนที่แล้ว"),
+     ("income_change_pct", -30.0, "Household income fell by 30% since the screening before",
+      "รายได้ครัวเรือนลดลง 30% จากการคัดกรองครั้งก่อน"),
+     ("att_trend_4w", -0.04, "Attendance fell by 4 points in the last 4 weeks, against the 8 weeks before",
+      "การมาเรียนลดลง 4 จุด ใน 4 สัปดาห์ล่าสุด เทียบกับ 8 สัปดาห์ก่อนหน้า")],
+)
+def test_reasons_read_as_a_teacher_would_say_them(name, value, en, th):
+    spec = load_catalog(CATALOG_FILE).get(name)
+    assert (reason_text(spec, value, "en"), reason_text(spec, value, "th")) == (en, th)
+
+
+# Representative values per unit; features that can fall below 0 (those with reason_negative)
+# also get negative ones. Every reason of the catalog is rendered with each.
+UNIT_VALUES = {"share": [0.0, 0.01, 0.5, 0.83, 1.0], "rate": [0.0, 0.12, 1.0], "share_change": [0.0, 0.004, 0.01, 0.15],
+               "percent": [0.0, 1.0, 25.0], "z": [0.0, 0.04, 1.0, 2.5], "kg": [0.0, 1.0, 2.5],
+               "years": [0.0, 1.0, 2.0, 0.5], "grade_points": [0.0, 1.0, 1.5, 4.0], "days": [0.0, 1.0, 2.0, 12.0],
+               "count": [0.0, 1.0, 2.0, 5.0], "credits": [0.0, 1.0, 1.5, 3.0], "months": [0.0, 1.0, 7.0],
+               "people": [0.0, 1.0, 3.0], "points": [0.0, 1.0, 12.0], "baht": [0.0, 1.0, 2500.0],
+               "km": [0.4, 1.0, 2.5], "flag": [0.0, 1.0], "category": [0.0, 1.0], "score": [0.0, 1.0, 2.0]}
+# English plural errors: a number other than 1 before a singular, or 1 before a plural.
+SINGULAR = r"(day|subject|credit|month|year|point|school(?! days?\b)|term|activity|behaviour|person)"
+PLURAL = r"(days|subjects|credits|months|years|points|schools|terms|activities|behaviours|people)"
+
+
+def rendered_reasons():
+    for spec in load_catalog(CATALOG_FILE).features:
+        values = list(UNIT_VALUES[spec.unit])
+        if spec.reason_negative is not None:
+            values += [-v for v in values if v]
+        for value in [*values, None]:
+            yield spec, value, reason_text(spec, value, "en"), reason_text(spec, value, "th")
+
+
+def test_every_reason_of_the_catalog_reads_properly_in_both_languages():
+    checked = 0
+    for spec, value, en, th in rendered_reasons():
+        where = f"{spec.name} at {value}"
+        for text in (en, th):
+            assert "{" not in text and "}" not in text, f"{where}: a placeholder is left in {text!r}"
+            assert not re.search(r"[-−+]\s*\d", text), f"{where}: a signed number in {text!r}"
+        assert not re.search(rf"(?<![\d.])(?!1 )\d[\d,.]* {SINGULAR}\b", en), f"{where}: singular after a number: {en!r}"
+        assert not re.search(rf"(?<![\d.,])1 {PLURAL}\b", en), f"{where}: plural after 1: {en!r}"
+        assert re.search(r"[\u0e00-\u0e7f]", th), f"{where}: the Thai text has no Thai: {th!r}"
+        checked += 1
+    assert checked > 200
+
+
+def test_the_plural_check_catches_what_it_should():
+    # The checks of the test above, on texts that break them.
+    assert re.search(rf"(?<![\d.,])1 {PLURAL}\b", "Missed 1 days of school")
+    assert re.search(rf"(?<![\d.])(?!1 )\d[\d,.]* {SINGULAR}\b", "3 subject graded 0")
+    assert not re.search(rf"(?<![\d.])(?!1 )\d[\d,.]* {SINGULAR}\b", "1 subject graded 0")
+    assert not re.search(rf"(?<![\d.,])1 {PLURAL}\b", "1.5 credits")
+    assert not re.search(rf"(?<![\d.])(?!1 )\d[\d,.]* {SINGULAR}\b", "the last 20 school days")
+    assert re.search(r"[-−+]\s*\d", "Attendance is -4% from the 80% line")
+
+
+def test_roles_groups_and_grades_are_as_the_issue_says():
+    catalog = load_catalog(CATALOG_FILE)
+    roles = {f.name: f.role for f in catalog.features}
+    assert {n for n, r in roles.items() if r == "protected"} == {"sex", "non_thai", "has_disability"}
+    assert {n for n, r in roles.items() if r == "context"} == {
+        "grade_level", "transition_year", "year_end_term", "age_years", "school_size", "school_rural", "region",
+        "school_past_dropout_rate", "district_past_dropout_rate"}
+    group = {f.name: f.group for f in catalog.features}
+    assert group["att_rate_term"] == group["att_rate_20d"] == group["att_exam_line_margin"]
+    assert group["gpa_last_term"] == group["gpa_term_before"] != group["gpa_change"]
+    assert group["income_per_capita_baht"] == "income_per_capita_baht"  # the default: its own name
+    assert catalog.get("att_exam_line_margin").min_grade == "P1"
+    assert catalog.get("grades_not_eligible_last_term").min_grade == "P1"
+    assert catalog.grade_index("P1") == 3 and catalog.grade_index(None) is None

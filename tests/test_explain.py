@@ -114,7 +114,7 @@ DOMAIN_CASES = [
     ("income_per_capita_baht", 1200.0, [1500.0, 3000.0, 6000.0],
      "Household income is 1,200 baht per person a month", "รายได้ครัวเรือน 1,200 บาท ต่อคนต่อเดือน"),
     ("bmi_for_age_z", -2.3, [-1.0, 0.0, 1.0],
-     "BMI-for-age is -2.3 SD", "ดัชนีมวลกายตามอายุ -2.3 SD"),
+     "BMI-for-age is 2.3 SD under the WHO median", "ดัชนีมวลกายตามอายุต่ำกว่าค่ามัธยฐานของ WHO 2.3 SD"),
     ("flag_substance", 1.0, [0.0, 0.0, 0.0],
      "Substance use flagged: yes", "พบการใช้สารเสพติด: ใช่"),
     ("months_since_last_payment", 7.0, [1.0, 2.0, 3.0],
@@ -127,8 +127,9 @@ DOMAIN_CASES = [
 
 @pytest.mark.parametrize(("name", "value", "training", "en", "th"), DOMAIN_CASES, ids=[c[0] for c in DOMAIN_CASES])
 def test_reason_text_fills_the_value_in_both_languages(catalog, name, value, training, en, th):
+    role = catalog.get(name).role  # the school's past rate is context: told once per school, not per child
     (reasons,) = top_reasons(one_row({name: 0.4}), np.array([[value]]), [name], catalog,
-                             profile_from({name: training}))
+                             profile_from({name: training}), role=role)
     assert [(r.code, r.value, r.contribution, r.en, r.th) for r in reasons] == [(name, value, 0.4, en, th)]
 
 
@@ -181,6 +182,72 @@ def test_a_flag_is_a_reason_only_when_set(catalog):
     assert [[r.en for r in row] for row in reasons] == [["Substance use flagged: yes"], []]
 
 
+def test_context_is_no_childs_reason_but_is_the_schools(catalog):
+    names = ["school_past_dropout_rate", "transition_year", "att_rate_term"]
+    profile = profile_from({"school_past_dropout_rate": [0.01, 0.02, 0.05], "transition_year": [0, 0, 1],
+                            "att_rate_term": [0.8, 0.9, 1.0]})
+    X = np.array([[0.12, 1.0, 0.7]])
+    contribs = one_row({"school_past_dropout_rate": 2.0, "transition_year": 1.5, "att_rate_term": 0.1})
+    (child,) = top_reasons(contribs, X, names, catalog, profile, k=3)
+    (context,) = top_reasons(contribs, X, names, catalog, profile, k=3, role="context")
+    assert [r.code for r in child] == ["att_rate_term"]
+    assert [r.code for r in context] == ["school_past_dropout_rate", "transition_year"]
+
+
+def test_a_protected_feature_is_never_a_reason_whatever_its_contribution(catalog):
+    names = ["non_thai", "has_disability", "sex", "gpa_last_term"]
+    profile = profile_from({"non_thai": [0, 0, 1], "has_disability": [0, 0, 1], "sex": [0, 1, 1],
+                            "gpa_last_term": [2.0, 2.5, 3.0]})
+    X = np.array([[1.0, 1.0, 0.0, 1.5]])
+    contribs = one_row({"non_thai": 3.0, "has_disability": 2.0, "sex": 1.0, "gpa_last_term": 0.1})
+    for role in ("child", "context"):
+        (reasons,) = top_reasons(contribs, X, names, catalog, profile, k=3, role=role)
+        assert [r.code for r in reasons] == (["gpa_last_term"] if role == "child" else [])
+    with pytest.raises(ValueError, match="protected features are never reasons"):
+        top_reasons(contribs, X, names, catalog, profile, role="protected")
+
+
+def test_one_reason_per_group_the_strongest_and_the_next_slot_goes_to_another_fact(catalog):
+    names = ["att_rate_term", "att_rate_20d", "att_exam_line_margin", "gpa_last_term", "gpa_term_before",
+             "grade_level"]
+    profile = profile_from({"att_rate_term": [0.8, 0.9, 1.0], "att_rate_20d": [0.8, 0.9, 1.0],
+                            "att_exam_line_margin": [0.0, 0.1, 0.2], "gpa_last_term": [2.0, 2.5, 3.0],
+                            "gpa_term_before": [2.0, 2.5, 3.0], "grade_level": [3, 8, 11]})
+    X = np.array([[0.7, 0.6, -0.1, 1.5, 1.8, 10.0]])
+    contribs = one_row({"att_rate_term": 0.5, "att_rate_20d": 0.9, "att_exam_line_margin": 0.7,
+                        "gpa_last_term": 0.2, "gpa_term_before": 0.3, "grade_level": 0.0})
+    (reasons,) = top_reasons(contribs, X, names, catalog, profile, k=3)
+    assert [r.code for r in reasons] == ["att_rate_20d", "gpa_term_before"]
+
+
+def test_exam_line_reasons_only_from_p1_up(catalog):
+    names = ["att_exam_line_margin", "grades_not_eligible_last_term", "att_late_term", "grade_level"]
+    profile = profile_from({"att_exam_line_margin": [0.0, 0.1, 0.2], "grades_not_eligible_last_term": [0, 0, 1],
+                            "att_late_term": [0, 1, 3], "grade_level": [3, 8, 11]})
+    grades = load_catalog(CATALOG_FILE).grades
+    rows = [grades.index(g) for g in ("K2", "K3", "P1", "M4")] + [np.nan]
+    X = np.array([[-0.1, 2.0, 5.0, g] for g in rows])
+    contribs = np.tile(one_row({"att_exam_line_margin": 0.9, "grades_not_eligible_last_term": 0.5,
+                                "att_late_term": 0.1, "grade_level": 0.0}), (len(rows), 1))
+    codes = [[r.code for r in row] for row in top_reasons(contribs, X, names, catalog, profile, k=3)]
+    exam = ["att_exam_line_margin", "grades_not_eligible_last_term", "att_late_term"]
+    assert codes == [["att_late_term"], ["att_late_term"], exam, exam, ["att_late_term"]]
+    # Without a grade column no grade is known: the exam-line features are no reasons at all.
+    (alone,) = top_reasons(contribs[:1, [0, 2, 4]], X[:1, [0, 2]], ["att_exam_line_margin", "att_late_term"],
+                           catalog, profile_from({"att_exam_line_margin": [0.0, 0.1, 0.2], "att_late_term": [0, 1, 3]}))
+    assert [r.code for r in alone] == ["att_late_term"]
+
+
+def test_a_blocked_feature_is_no_reason_for_that_row(catalog):
+    names = ["att_rate_term", "gpa_last_term"]
+    profile = profile_from({"att_rate_term": [0.8, 0.9, 1.0], "gpa_last_term": [2.0, 2.5, 3.0]})
+    X = np.array([[0.7, 1.5], [0.7, 1.5]])
+    contribs = np.tile(one_row({"att_rate_term": 0.9, "gpa_last_term": 0.2}), (2, 1))
+    blocked = np.array([[True, False], [False, False]])
+    codes = [[r.code for r in row] for row in top_reasons(contribs, X, names, catalog, profile, blocked=blocked)]
+    assert codes == [["gpa_last_term"], ["att_rate_term", "gpa_last_term"]]
+
+
 def test_direction_none_is_never_a_reason(catalog):
     names = ["sex", "grade_level", "region", "att_rate_term"]
     profile = profile_from({"sex": [0, 1, 1], "grade_level": [3, 8, 11], "region": [0, 1, 5],
@@ -224,13 +291,16 @@ def test_a_feature_missing_from_the_catalog_is_an_error_that_names_it(catalog):
 
 # Property: over many random students, no reason contradicts its catalog direction.
 PROPERTY_NAMES = ["att_rate_term", "att_longest_absence_streak", "gpa_last_term", "flag_substance", "sex",
-                  "income_per_capita_baht", "region", "sdq_prosocial"]
+                  "income_per_capita_baht", "region", "sdq_prosocial", "att_rate_20d", "non_thai",
+                  "school_past_dropout_rate"]
 PROPERTY_TRAINING = {"att_rate_term": [0.8, 0.9, 1.0], "att_longest_absence_streak": [0, 1, 5],
                      "gpa_last_term": [2.0, 2.5, 3.0], "flag_substance": [0, 0, 1], "sex": [0, 1, 1],
-                     "income_per_capita_baht": [1000, 2000, 3000], "region": [0, 2, 5], "sdq_prosocial": [5, 7, 9]}
+                     "income_per_capita_baht": [1000, 2000, 3000], "region": [0, 2, 5], "sdq_prosocial": [5, 7, 9],
+                     "att_rate_20d": [0.8, 0.9, 1.0], "non_thai": [0, 0, 1], "school_past_dropout_rate": [0.01, 0.02, 0.05]}
 CHOICES = {"att_rate_term": [0.5, 0.8, 0.9, 0.98, 1.0], "att_longest_absence_streak": [0, 1, 3, 10],
            "gpa_last_term": [0.0, 1.5, 2.5, 4.0], "flag_substance": [0, 1], "sex": [0, 1],
-           "income_per_capita_baht": [300, 2000, 9000], "region": [0, 2, 5], "sdq_prosocial": [2, 7, 10]}
+           "income_per_capita_baht": [300, 2000, 9000], "region": [0, 2, 5], "sdq_prosocial": [2, 7, 10],
+           "att_rate_20d": [0.5, 0.9, 1.0], "non_thai": [0, 1], "school_past_dropout_rate": [0.0, 0.02, 0.2]}
 
 
 @st.composite
@@ -253,19 +323,23 @@ def test_no_reason_contradicts_its_direction(catalog, data):
     for i, row in enumerate(top_reasons(contribs, X, PROPERTY_NAMES, catalog, profile, k=k)):
         assert len(row) <= k
         assert [r.contribution for r in row] == sorted((r.contribution for r in row), reverse=True)
+        groups = [catalog.get(r.code).group for r in row]
+        assert len(groups) == len(set(groups)), "two reasons of one group"
         for reason in row:
             direction = catalog.get(reason.code).direction
+            assert catalog.get(reason.code).role == "child"
             assert reason.contribution > 0
             assert reason.value is not None
             assert (direction == "lower" and reason.value < medians[reason.code]) or (
                 direction == "higher" and reason.value > medians[reason.code])
-        # Nothing eligible was passed over: fewer than k reasons means no other feature qualified.
+        # Nothing eligible was passed over: fewer than k reasons means no other fact (group) qualified.
         shown = {r.code for r in row}
-        eligible = sum(
-            contribs[i, j] > 0 and catalog.get(n).direction != "none" and not np.isnan(X[i, j])
-            and (X[i, j] < medians[n] if catalog.get(n).direction == "lower" else X[i, j] > medians[n])
-            for j, n in enumerate(PROPERTY_NAMES))
-        assert len(row) == min(k, eligible), shown
+        eligible = {
+            catalog.get(n).group for j, n in enumerate(PROPERTY_NAMES)
+            if contribs[i, j] > 0 and catalog.get(n).direction != "none" and catalog.get(n).role == "child"
+            and not np.isnan(X[i, j])
+            and (X[i, j] < medians[n] if catalog.get(n).direction == "lower" else X[i, j] > medians[n])}
+        assert len(row) == min(k, len(eligible)), shown
 
 
 def test_json_outputs_keep_thai_readable(catalog):
