@@ -281,5 +281,6 @@ def _report(job: TermJob) -> None:
 
     with _step(job, "report") as record:
         path = term_report(open_store(job.store_url or default_store_url(job.data_dir)),
-                           job.data_dir / "report.html", validated=job.validated, settings=job.settings)
+                           job.data_dir / "report.html", validated=job.validated, settings=job.settings,
+                           scoring=job.scoring)
         record.rows_out = str(path)

@@ -95,12 +95,16 @@ def report(
     settings: Annotated[Path, typer.Option(
         help="Settings (YAML): the domains' freshness limits.",
     )] = REPO_CONFIGS / "risk.yaml",
+    config: Annotated[Path, typer.Option("--config", help="Scoring settings (YAML): the smallest area ranked.")]
+    = REPO_CONFIGS / "scoring.yaml",
 ) -> None:
     """Write the term report (HTML with map and charts, Thai and English) of a scoring run."""
     from risk.config import load_settings
+    from risk.scoring.settings import load_scoring_settings
     from risk.scoring.term_report import term_report
 
-    path = term_report(open_data_store(store, data), out, run, validated=data, settings=load_settings(settings))
+    path = term_report(open_data_store(store, data), out, run, validated=data, settings=load_settings(settings),
+                       scoring=load_scoring_settings(config))
     console.print(f"report written to {path}", highlight=False)
 
 

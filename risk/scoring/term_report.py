@@ -24,7 +24,7 @@ from risk.config import Settings
 from risk.errors import RiskError
 from risk.features.freshness import DomainFreshness, domain_freshness
 from risk.scoring.report import ReportInputs, write_report
-from risk.scoring.settings import ScoringSettings
+from risk.scoring.settings import ReportSettings, ScoringSettings
 from risk.store import (
     Store,
     alert_counts,
@@ -50,7 +50,7 @@ def term_report(store: Store, out: Path, run_id: str | None = None, *, validated
     With ``validated`` (the folder the run scored), the report shows each domain's freshness at the
     run's as_of, checked now against ``settings`` (rows dated after as_of never count, so a later
     validation changes it only by rows that arrived late). ``scoring`` gives the smallest area the
-    lists rank (``report.min_area_students``; default that of :class:`ScoringSettings`).
+    lists rank (``report.min_area_students``; default that of :class:`ReportSettings`).
     """
     run_id = run_id or latest_finished_run(store)
     if run_id is None:
@@ -72,7 +72,8 @@ def term_report(store: Store, out: Path, run_id: str | None = None, *, validated
         by_grade=by_grade, raised=raised, drift=run["drift"], alerts=alert_counts(store, run_id),
         freshness=_freshness(validated, run["as_of"], settings),
         evaluation=evaluation or None, policy=kept.get("policy") or found.get("policy"),
-        model_card=found.get("card"), min_area_students=(scoring or ScoringSettings()).report.min_area_students)
+        model_card=found.get("card"),
+        min_area_students=(scoring.report if scoring is not None else ReportSettings()).min_area_students)
     return write_report(inputs, out)
 
 
