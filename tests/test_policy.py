@@ -162,9 +162,9 @@ def test_the_held_out_term_counts_each_class_and_flags_a_precision_it_clearly_mi
     assert (out["at_risk"].students, out["at_risk"].dropouts, out["at_risk"].raised_by_rule) == (15, 2, 5)
     assert (out["normal"].students, out["normal"].share) == (15, 15 / 40)
     assert [(m.target, m.where, m.group) for m in check.missed] == [("problem_precision", "held_out", None)]
-    assert check.missed[0].achieved == 0.1 and check.achieved[None]["at_risk_capacity_share"] == 0.5
+    assert check.missed[0].achieved == 0.1 and check.achieved[None]["flagged_share"] == 0.5
     apply_check(policy, check)
-    assert policy.outcomes["at_risk"].dropout_rate == 2 / 15 and policy.achieved_held_out["problem_precision"] == 0.1
+    assert policy.outcomes["at_risk"].dropout_rate == 2 / 15 and policy.held_out["problem_precision"] == 0.1
 
 
 def test_a_near_miss_on_a_few_held_out_students_is_not_a_broken_promise():

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from risk.models.policy import choose_thresholds
-from risk.models.promise import calibration_metrics, held_out_check, target_metrics
+from risk.models.promise import apply_check, calibration_metrics, held_out_check, target_metrics
 from risk.models.registry import promote
 from risk.models.settings import PolicySettings, PromotionSettings
 from risk.models.tracking import configure_tracking
@@ -91,3 +91,18 @@ def test_a_challenger_as_good_as_the_champion_and_keeping_its_word_is_promoted(r
     registry.set_registered_model_alias(NAME, "challenger", challenger)
     decision = promote(NAME, PromotionSettings())
     assert decision.promoted, decision.reasons
+
+
+def test_risk_train_prints_each_miss_and_its_fallback_in_colour():
+    from risk.cli.models import policy_lines
+
+    p, y = population(20_000, 1.0, 1)
+    policy = choose_thresholds(p, y, TARGETS)
+    q, z = population(20_000, 0.1, 2)
+    check = held_out_check(policy, q, z, np.zeros((len(q), 1)), ["x"], TARGETS)
+    apply_check(policy, check)
+    lines = policy_lines(policy)
+    missed = [line for line in lines if "MISSED" in line]
+    assert len(missed) == 1 and missed[0].lstrip().startswith("[red]MISSED problem_precision on the held-out term")
+    assert "calibration threshold" in missed[0]
+    assert any(line.startswith("classes on the held-out term: normal") for line in lines)

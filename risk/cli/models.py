@@ -10,6 +10,7 @@ import typer
 from risk.errors import RiskError
 
 if TYPE_CHECKING:  # imported lazily at run time, like every command's module
+    from risk.models.policy import ClassPolicy
     from risk.models.train import TrainingResult
 
 from risk.cli.common import (
@@ -61,7 +62,7 @@ def train(
                          progress=not quiet)
     registered = log_training(result, data_dir=home, experiment=ts.mlflow.experiment,
                               model_name=ts.mlflow.model_name, settings_dump=ts.model_dump(mode="json"))
-    for line in _training_lines(result):
+    for line in _training_lines(result) + policy_lines(result.bundle.policy) + _protected_lines(result):
         console.print(line, highlight=False)
     console.print(f"registered {registered['name']} version {registered['version']} as challenger "
                   f"(run {registered['run_id']}, tracking {uri.split('@')[-1]})", highlight=False)
@@ -89,6 +90,60 @@ def _training_lines(result: TrainingResult) -> list[str]:
         lines.append("fairness: outside 0.8–1.25 for " + ", ".join(
             f"{a}={g}" for a, g in zip(groups["attribute"], groups["group"], strict=True)))
     return lines
+
+
+def policy_lines(policy: ClassPolicy) -> list[str]:
+    """The class policy in words (rich markup): per class and group its target, what the calibration term and
+    the held-out term achieved, each miss and its fallback (yellow on calibration, red on the held-out term),
+    then each class's students and observed dropout rate on the held-out term."""
+    from rich.markup import escape
+
+    lines = ["class policy: target → achieved on the calibration term, on the held-out term"]
+    groups = [(None, policy)] + list(policy.groups.items())
+    for key, chosen in groups:
+        if key is None and policy.groups and not chosen.held_out:
+            continue  # every held-out row has a group: the pooled thresholds only stand in for unseen groups
+        rows = "all rows" if key is None else f"{policy.thresholds_by}={key}"
+        got, held = chosen.achieved, chosen.held_out
+        if "problem_precision" in policy.targets:
+            lines.append(f"  problem ({rows}, p ≥ {chosen.problem_threshold:.4f}): precision ≥ "
+                         f"{policy.targets['problem_precision']:.2f} → {_num(got.get('problem_precision'))}, "
+                         f"held-out {_num(held.get('problem_precision'))}")
+        if "at_risk_capacity_share" in policy.targets:
+            lines.append(f"  at_risk ({rows}, p ≥ {chosen.at_risk_threshold:.4f}): flags ≤ "
+                         f"{policy.targets['at_risk_capacity_share']:.0%} of students → "
+                         f"{_pct(got.get('flagged_share'))}, held-out {_pct(held.get('flagged_share'))}")
+        for miss in (m for m in policy.missed if m.group == key):
+            colour = "yellow" if miss.where == "calibration" else "red"
+            where = "calibration term" if miss.where == "calibration" else "held-out term"
+            lines.append(f"    [{colour}]MISSED {escape(miss.target)} on the {where}: {_num(miss.achieved)} against "
+                         f"{miss.wanted:.2f}; {escape(miss.fallback)}[/{colour}]")
+    if policy.outcomes:
+        lines.append("classes on the held-out term: " + "; ".join(
+            f"{name} {o.students:,} students ({o.share:.1%}), {_pct(o.dropout_rate)} dropped out"
+            + (f", {o.raised_by_rule:,} raised by a rule" if o.raised_by_rule else "")
+            for name, o in policy.outcomes.items()))
+    return lines
+
+
+def _protected_lines(result: TrainingResult) -> list[str]:
+    comparison = result.protected_comparison
+    if not comparison:
+        return []
+    cells = [f"{setting.replace('_', ' ')}{' (used)' if comparison['used'] == setting else ''}: AUC "
+             f"{comparison[setting]['auc']:.4f}, recall@10% {comparison[setting]['recall_top10']:.4f}, "
+             f"{comparison[setting]['fairness_flags']} fairness flags"
+             for setting in ("with_protected", "without_protected")]
+    seconds = result.seconds.get("protected_comparison", 0.0)
+    return [f"protected inputs: {'; '.join(cells)} (comparison {seconds:.1f} s)"]
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
 @app.command()

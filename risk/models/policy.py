@@ -72,7 +72,7 @@ class GroupThresholds(BaseModel):
     at_risk_threshold: float
     achieved: dict[str, float] = {}
     rows: int = 0
-    achieved_held_out: dict[str, float] = {}
+    held_out: dict[str, float] = {}     # ``achieved``'s figures measured on the held-out term
 
 
 class ClassPolicy(BaseModel):
@@ -90,7 +90,7 @@ class ClassPolicy(BaseModel):
     thresholds_by: str | None = None
     groups: dict[str, GroupThresholds] = {}
     grade_levels: list[str] = []
-    achieved_held_out: dict[str, float] = {}
+    held_out: dict[str, float] = {}     # ``achieved``'s figures measured on the held-out term (pooled rows)
     missed: list[MissedTarget] = []
     outcomes: dict[str, ClassOutcome] = {}
 

@@ -29,7 +29,10 @@ import numpy as np
 from risk.models.policy import CLASSES, ClassOutcome, ClassPolicy, MissedTarget, wilson_bounds
 from risk.models.settings import PolicySettings
 
-__all__ = ["HeldOutCheck", "apply_check", "calibration_metrics", "class_metrics", "held_out_check",
+# The figure (a key of the policy's ``achieved`` and ``held_out``) each target is judged by.
+FIGURE = {"problem_precision": "problem_precision", "at_risk_capacity_share": "flagged_share"}
+
+__all__ = ["FIGURE", "HeldOutCheck", "apply_check", "calibration_metrics", "class_metrics", "held_out_check",
            "promise_reasons", "target_metrics"]
 
 POOLED = "pooled"
@@ -37,7 +40,8 @@ POOLED = "pooled"
 
 @dataclass
 class HeldOutCheck:
-    """A policy measured on held-out rows: achieved values per group (None: pooled), misses, class outcomes."""
+    """A policy measured on held-out rows: figures per group (None: pooled; keys as the policy's ``achieved``:
+    problem_precision, flagged_share, flagged_recall), misses, class outcomes."""
 
     achieved: dict[str | None, dict[str, float]] = field(default_factory=dict)
     missed: list[MissedTarget] = field(default_factory=list)
@@ -82,9 +86,11 @@ def held_out_check(policy: ClassPolicy, probability: np.ndarray, y: np.ndarray, 
                     fallback=f"none can be chosen on the held-out term: the calibration threshold {threshold:.4f} "
                              f"stands, and its problem class is the highest-scored students, of whom "
                              f"{precision:.1%} dropped out"))
-        if rows.any() and "at_risk_capacity_share" in wanted:
-            share = float(w[rows & (model > 0)].sum() / w[rows].sum())
-            achieved["at_risk_capacity_share"] = share
+        dropouts = float((w * y)[rows].sum())   # _group_rows gives groups with rows only
+        achieved["flagged_share"] = float(w[rows & (model > 0)].sum() / w[rows].sum())
+        achieved["flagged_recall"] = float((w * y)[rows & (model > 0)].sum() / dropouts) if dropouts else math.nan
+        if "at_risk_capacity_share" in wanted:
+            share = achieved["flagged_share"]
             capacity = wanted["at_risk_capacity_share"]
             if share > capacity * (1 + settings.held_out_capacity_slack):
                 check.missed.append(MissedTarget(
@@ -98,10 +104,10 @@ def held_out_check(policy: ClassPolicy, probability: np.ndarray, y: np.ndarray, 
 def apply_check(policy: ClassPolicy, check: HeldOutCheck) -> None:
     """Write ``check`` into ``policy`` (stored with the model): outcomes, held-out achieved, misses."""
     policy.outcomes = check.outcomes
-    policy.achieved_held_out = check.achieved.get(None, {})
+    policy.held_out = check.achieved.get(None, {})
     for group, values in check.achieved.items():
         if group is not None:
-            policy.groups[group].achieved_held_out = values
+            policy.groups[group].held_out = values
     policy.missed = [m for m in policy.missed if m.where != "held_out"] + check.missed
 
 
@@ -152,7 +158,8 @@ def target_metrics(achieved: dict[str | None, dict[str, float]], missed: list[Mi
     out: dict[str, float] = {}
     failed = {(m.target, m.group) for m in missed if m.where == where}
     for group, values in achieved.items():
-        for target, value in values.items():
+        for target, figure in FIGURE.items():
+            value = values.get(figure, math.nan)
             if math.isnan(value):
                 continue
             out[f"{prefix}.target.{target}.{_key(group)}.met"] = 0.0 if (target, group) in failed else 1.0
