@@ -132,7 +132,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     done = done_buckets(store, run_id)
     resumed = len(done & set(buckets))
     con = open_validated(validated, point, settings)
-    reference = drift_reference(validated, con, point, bundle, settings)
+    reference = drift_reference(validated, con, point, bundle, settings, scoring.drift)
     todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
     # Three stages, each on its own thread: the next bucket's features are read (DuckDB, its own
     # threads) while this one is scored and explained (LightGBM and numpy) and the one before is
@@ -273,7 +273,7 @@ def _drift(reference: DriftReference, parts: Path, buckets: list[int], scoring: 
     total = DriftAccumulator(reference.profile)
     for bucket in buckets:
         add_state(total, json.loads((parts / f"bucket={bucket}.drift.json").read_text(encoding="utf-8")))
-    report = total.report(threshold=scoring.drift.threshold, warn=scoring.drift.warn)
+    report = total.report(threshold=scoring.drift.threshold, warn=scoring.drift.warn, limits=reference.limits)
     if report.drifted:
         log.warning("features drifted from the training data", features=",".join(report.drifted),
                     reference=reference.label)

@@ -14,6 +14,23 @@ of infinity. The bins and training shares come from the model's
 The conventional reading, and the defaults here (the caller passes its own from
 config): below 0.1 stable, 0.1 to 0.2 watch, above 0.2 drifted.
 
+Those fixed lines cried wolf: an unchanged synthetic population read PSI 0.5 to
+3.6 on the past dropout rates and the months since the last payment, term after
+term. So a scoring run passes :class:`DriftLimits` (made by
+:mod:`risk.scoring.drift_reference` from what two past terms of the same
+population show): each feature's own threshold, the score's, and which features
+may ring the warning. ``warning`` (the report's banner) is then raised when
+
+* the score drifts past its threshold, or
+* at least ``min_features`` model-relevant features drift past theirs, or
+* one model-relevant feature drifts past ``strong_multiple`` times its threshold
+  (income halved moves one feature a long way: a broken feed is worth a look
+  even when nothing else moved);
+
+and ``warning_features`` names the model-relevant features past their thresholds,
+the farthest first. Without limits every feature has the config threshold, every
+feature may ring and one is enough: the rule before calibration.
+
 :class:`DriftAccumulator` counts a population into those bins chunk by chunk,
 so a national scoring run (4M+ rows) streams through it in bounded memory: it
 keeps one small integer array per feature, never the rows.
@@ -25,11 +42,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from risk.models.profile import TrainingProfile, at_training_precision, bin_index
 
-__all__ = ["DriftAccumulator", "DriftReport", "FeatureDrift", "accumulator_state", "add_state", "psi"]
+__all__ = ["DriftAccumulator", "DriftLimits", "DriftReport", "FeatureDrift", "accumulator_state", "add_state", "psi"]
 
 Status = Literal["stable", "watch", "drifted"]
 
@@ -69,10 +86,39 @@ class FeatureDrift(BaseModel):
     status: Status
     missing_share_training: float
     missing_share: float
+    # The feature's own threshold (None in records written before thresholds were calibrated), and
+    # whether it may ring the warning (model-relevant and not bound to the calendar).
+    limit: float | None = None
+    in_warning: bool = True
+
+
+class DriftLimits(BaseModel):
+    """What counts as drift for one run: a threshold per feature and for the score, and the warning rule.
+
+    ``features`` maps a feature to its PSI threshold (a feature not listed has ``floor``);
+    ``ringing`` lists the features that may raise the warning; ``basis`` says in words how the
+    thresholds were set (which two terms were compared, or why only the floor was used).
+    """
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+    floor: float = Field(ge=0)
+    score: float = Field(ge=0)
+    features: dict[str, float] = {}
+    ringing: list[str]
+    min_features: int = Field(2, ge=1)
+    strong_multiple: float = Field(5.0, ge=1)
+    basis: str
+
+    def of(self, name: str) -> float:
+        return self.features.get(name, self.floor)
 
 
 class DriftReport(BaseModel):
-    """PSI per feature and of the score, and which features drifted; ``rows`` is how many were counted."""
+    """PSI per feature and of the score, and which features drifted; ``rows`` is how many were counted.
+
+    ``warning`` is whether the report shows its banner and ``warning_features`` what it names (see the
+    module docstring); ``score_limit`` is the score's threshold and ``basis`` how the thresholds were set.
+    """
 
     model_config = ConfigDict(extra="forbid")
     rows: int
@@ -83,6 +129,10 @@ class DriftReport(BaseModel):
     score_status: Status
     drifted: list[str]
     watch: list[str]
+    warning: bool = False
+    warning_features: list[str] = []
+    score_limit: float | None = None
+    basis: str | None = None
 
 
 class DriftAccumulator:
@@ -135,10 +185,12 @@ class DriftAccumulator:
         self.rows += X_chunk.shape[0]
         return self
 
-    def report(self, threshold: float = 0.2, warn: float = 0.1) -> DriftReport:
-        """PSI of every feature and of the score against training.
+    def report(self, threshold: float = 0.2, warn: float = 0.1, *, limits: DriftLimits | None = None) -> DriftReport:
+        """PSI of every feature and of the score against the profile, and whether to warn.
 
-        A PSI below ``warn`` is ``stable``, above ``threshold`` ``drifted``, else ``watch``.
+        A PSI above its threshold is ``drifted``; at or above ``warn / threshold`` of it ``watch``;
+        else ``stable``. Thresholds are ``limits``' (see :class:`DriftLimits`), else ``threshold``
+        for everything, with every feature ringing and one enough (the uncalibrated rule).
         """
         if not 0 <= warn <= threshold:
             raise ValueError(f"need 0 <= warn <= threshold, got warn={warn} and threshold={threshold}")
@@ -146,23 +198,36 @@ class DriftAccumulator:
             raise ValueError("no rows were added, so there is no population to compare")
         if self._score_counts[:-1].sum() == 0:
             raise ValueError(f"none of the {self.rows} rows added has a score")
+        if limits is None:
+            limits = DriftLimits(floor=threshold, score=threshold, ringing=self.profile.names, min_features=1,
+                                 basis=f"one threshold for all, {threshold:g}")
+        watch_share = warn / threshold if threshold > 0 else 1.0
 
-        def status(value: float) -> Status:
-            return "drifted" if value > threshold else "watch" if value >= warn else "stable"
+        def status(value: float, limit: float) -> Status:
+            return "drifted" if value > limit else "watch" if value >= watch_share * limit else "stable"
 
+        ringing = set(limits.ringing)
         features = []
         for feature, counts in zip(self.profile.features, self._counts, strict=True):
-            value = psi(feature.expected(), counts)
-            features.append(FeatureDrift(name=feature.name, psi=value, status=status(value),
+            value, limit = psi(feature.expected(), counts), limits.of(feature.name)
+            features.append(FeatureDrift(name=feature.name, psi=value, status=status(value, limit),
                                          missing_share_training=feature.missing_share,
-                                         missing_share=float(counts[-1] / self.rows)))
+                                         missing_share=float(counts[-1] / self.rows), limit=limit,
+                                         in_warning=feature.name in ringing))
         # The score has no missing bin in training; NaN scores were counted in the last slot and are left out.
         score_psi = psi(np.asarray(self.profile.score_shares), self._score_counts[:-1])
+        score_status = status(score_psi, limits.score)
+        named = sorted((f for f in features if f.in_warning and f.status == "drifted"),
+                       key=lambda f: -f.psi / max(f.limit or 0.0, 1e-12))
+        warning = (score_status == "drifted" or len(named) >= limits.min_features
+                   or any(f.psi > limits.strong_multiple * (f.limit or 0.0) for f in named))
         return DriftReport(
             rows=self.rows, warn=warn, threshold=threshold, features=features,
-            score_psi=score_psi, score_status=status(score_psi),
+            score_psi=score_psi, score_status=score_status,
             drifted=[f.name for f in features if f.status == "drifted"],
             watch=[f.name for f in features if f.status == "watch"],
+            warning=warning, warning_features=[f.name for f in named] if warning else [],
+            score_limit=limits.score, basis=limits.basis,
         )
 
 

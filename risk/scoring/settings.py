@@ -25,8 +25,23 @@ class ReasonSettings(_Strict):
 
 
 class DriftSettings(_Strict):
+    """PSI lines of the drift check (risk.scoring.drift, risk.scoring.drift_reference)."""
+
     warn: float = Field(0.1, ge=0)
-    threshold: float = Field(0.2, ge=0)
+    threshold: float = Field(0.2, ge=0)  # the floor of every threshold
+    # A feature's threshold is max(threshold, term_multiple x its PSI between two past terms of the
+    # same semester at the same school day): what an unchanged population shows from year to year.
+    term_multiple: float = Field(2.0, ge=1)
+    min_features: int = Field(2, ge=1)  # model-relevant features past their thresholds that raise the warning
+    strong_multiple: float = Field(5.0, ge=1)  # ...or one of them this many times past its threshold
+    min_importance: float = Field(0.01, ge=0, le=1)  # share of the booster's gain that makes a feature relevant
+    left_out: list[str] = Field(default_factory=list)  # never ring the warning (see risk.scoring.drift_reference)
+
+    @model_validator(mode="after")
+    def _warn_under_threshold(self) -> DriftSettings:
+        if self.warn > self.threshold:
+            raise ValueError(f"warn ({self.warn}) is above threshold ({self.threshold})")
+        return self
 
 
 class AlertSettings(_Strict):
