@@ -146,21 +146,28 @@ def model_run_facts(model_name: str, version: str, validated: Path | None = None
         "card": f"{run.info.artifact_uri.rstrip('/')}/evaluation/model_card.html",
         "evaluation": {k.removeprefix("test."): v for k, v in run.data.metrics.items() if k.startswith("test.")},
     }
-    policy = _logged_policy(found.source, uri)
+    policy = _logged_policy(client, model_name, version, uri)
     if policy is not None:
         facts["policy"] = policy
     return facts
 
 
-def _logged_policy(source: str, uri: str) -> dict[str, Any] | None:
-    """The class policy file of a logged model (a few kB; the booster is not downloaded)."""
+def _logged_policy(client: Any, model_name: str, version: str, uri: str) -> dict[str, Any] | None:
+    """The class policy file of a registered model version (a few kB; the booster is not downloaded).
+
+    The version's artifact folder is asked of ``client`` first: a ``models:/`` URI handed to the
+    download would be resolved against the default registry, which may not be this one.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # MLflow's download bars would drown the one line `risk report` prints.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
+        folder = client.get_model_version_download_uri(model_name, version).rstrip("/")
         with tempfile.TemporaryDirectory() as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=f"{source.rstrip('/')}/artifacts/policy.json",
-                                                       dst_path=tmp, tracking_uri=uri, registry_uri=uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"{folder}/artifacts/policy.json",
+                                                       dst_path=tmp, tracking_uri=uri)
             return json.loads(Path(local).read_text(encoding="utf-8"))
     except (MlflowException, OSError, ValueError):
         return None
