@@ -8,6 +8,7 @@ the clipped, palette-reduced copy that ``docs/images/model_card.png`` is taken f
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from html import unescape
@@ -108,3 +109,29 @@ def test_the_readme_picture_is_clipped_and_small(card_png) -> None:
         img.convert("RGB").crop((0, 0, 1280, README_HEIGHT)).quantize(colors=64).save(readme, optimize=True)
     assert readme.stat().st_size < 300_000, f"{readme} is {readme.stat().st_size:,} bytes"
     assert dark_pixels(readme) > 20_000
+
+
+def test_the_card_of_a_trained_model_compares_it_with_each_baseline_in_words(chromium, champion_store,  # noqa: F811
+                                                                             tmp_path) -> None:
+    # The card `risk train` logged for the session's champion (tests/conftest.py), as read back from MLflow.
+    from risk.models.review import review_tables
+
+    _, _, result, registered = champion_store
+    page = review_tables(registered["run_id"], tmp_path / "run").model_card
+    html = page.read_text(encoding="utf-8")
+    png = screenshot(chromium, page, ARTIFACTS / "model_card_trained.png", tmp_path, SIZE)
+    assert dark_pixels(png) > 40_000
+    text = rendered_text(chromium, page, tmp_path)
+    assert "ใช้ทำอะไร และไม่ใช้ทำอะไร" in text and "นโยบายระดับความเสี่ยง" in text
+    ours = result.evaluation.metric("model", "roc_auc")
+    baselines = [m for m in result.evaluation.table["model"].unique() if m not in ("model", "oracle")]
+    assert {"logistic", "abc_rule"} <= set(baselines)
+    for model in baselines:
+        pair = f"(AUC {ours:.3f} vs {result.evaluation.metric(model, 'roc_auc'):.3f})."
+        assert re.search(rf"LightGBM (ties|is ahead of|is behind) (?:(?!LightGBM).)*?{re.escape(pair)}", text), (model, pair)
+    policy = result.bundle.policy
+    assert f"≥ {100 * policy.problem_threshold:.3g}%" in text  # the pooled problem threshold, in words
+    assert "problem_threshold" not in html and "&#34;" not in html
+    # Red exactly when the policy recorded a missed target (the policy's own record, when it keeps one).
+    recorded = json.loads(policy.to_json()).get("missed") or []
+    assert ('<div class="missed"' in html) == bool(recorded)

@@ -68,7 +68,9 @@ POLICY = {
     "groups": {
         "0": {"problem_threshold": 0.22, "at_risk_threshold": 0.031, "rows": 4000,
               "achieved": {"problem_precision": 0.5, "problem_share": 0.002, "flagged_recall": 0.55,
-                           "flagged_share": 0.15}},
+                           "flagged_share": 0.15},
+              "held_out": {"problem_precision": 0.037, "problem_share": 0.009, "flagged_recall": 0.571,
+                           "flagged_share": 0.149}},
         "1": {"problem_threshold": 0.41, "at_risk_threshold": 0.083, "rows": 3800,
               "achieved": {"problem_precision": 0.53, "problem_share": 0.006, "flagged_recall": 0.61,
                            "flagged_share": 0.149}},
@@ -240,6 +242,20 @@ def test_a_target_short_on_the_held_out_term_but_not_recorded_missed_is_marked_s
     pooled_precision = _text(rows[1])  # rows[0] is the header
     assert "all rows" in pooled_precision and "3.7%" in pooled_precision
     assert "short of it on the held-out term" in pooled_precision and "kept" not in pooled_precision
+
+
+def _target_rows(html: str) -> list[str]:
+    """The text of each row of the targets table, header first."""
+    table = html.split('<table class="targets">')[1].split("</table>")[0]
+    return [_text(row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)]
+
+
+def test_held_out_figures_come_from_the_policy_record_first_then_from_the_outcomes(card_info):
+    rows = _target_rows(model_card_html(card_info))
+    assert any("semester 1" in r and "include 60%" in r and "57.1%" in r for r in rows)  # the group's held_out
+    assert any("all rows" in r and "include 60%" in r and "51.2%" in r for r in rows)  # (40 + 1) / 80 outcomes
+    recorded = model_card_html(card_info.model_copy(update={"policy": POLICY | {"held_out": {"flagged_recall": 0.7}}}))
+    assert any("all rows" in r and "include 60%" in r and "70.0%" in r for r in _target_rows(recorded))
 
 
 def test_a_policy_without_outcomes_says_not_measured(card_info):

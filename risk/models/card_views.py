@@ -166,7 +166,9 @@ class PolicyView:
 
 
 def policy_view(policy: dict[str, Any]) -> PolicyView:
-    """The stored class policy (``ClassPolicy`` JSON with ``outcomes`` and ``missed`` when measured) in words."""
+    """The stored class policy (``ClassPolicy`` JSON with ``held_out``, ``outcomes`` and ``missed`` when measured)
+    in words. Held-out figures per group are the group's ``held_out``; pooled ones the policy's ``held_out``, or
+    else derived from ``outcomes``; a figure nowhere recorded is "not measured"."""
     view = PolicyView(recorded="problem_threshold" in policy)
     if not view.recorded:
         return view
@@ -183,7 +185,8 @@ def policy_view(policy: dict[str, Any]) -> PolicyView:
             "dropouts": _count(outcome, "dropouts"), "rate": percent(_get(outcome, "dropout_rate"), 1),
             "raised": _count(outcome, "raised_by_rule")})
     missed = policy.get("missed")
-    held_out = _held_out_achieved(outcomes)
+    # The policy's own held-out figures when it recorded them; else what the classes' outcomes imply.
+    held_out = {k: _number(v) for k, v in (policy.get("held_out") or {}).items()} or _held_out_achieved(outcomes)
     for target, wanted in (policy.get("targets") or {}).items():
         if target not in TARGETS:
             continue
