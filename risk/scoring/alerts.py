@@ -9,9 +9,10 @@ keeps one alert per student, term and date, see :mod:`risk.store.alerts`):
 - ``improved``: a lower class than before;
 - ``left_register``: scored before, and no longer enrolled.
 
-A flagged alert carries the student's reasons and the actions mapped from the
-reasons' domains (``configs/scoring.yaml``: home visit, CCT referral, health
-referral, counselling, learning support), in Thai and English.
+A flagged alert carries the student's reasons and one suggested action per reason,
+in the same order (each catalog feature names its action in ``configs/scoring.yaml``:
+home visit, CCT referral, health referral, counselling, learning support, ...), in
+Thai and English.
 
 An alert also carries the score's ``raised_by``: the class policy rule (``exam_line``)
 that set the class when the model's probability alone gives a lower one (None: the
@@ -30,6 +31,7 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
+from risk.features.catalog import Texts
 from risk.models.bundle import ModelBundle
 from risk.scoring.settings import ScoringSettings
 from risk.store import Store, latest_scores, previous_finished_run
@@ -83,24 +85,30 @@ def build_alerts(store: Store, files: list[Path], *, as_of: dt.date, bundle: Mod
     alerts["as_of"] = as_of
     en, th = [], []
     for kind, codes in zip(alerts["kind"], alerts["reason_codes"], strict=True):
-        texts = actions_for(kind, json.loads(codes) if isinstance(codes, str) else [], bundle, scoring)
+        texts = [t for t in actions_for(kind, json.loads(codes) if isinstance(codes, str) else [], bundle, scoring)
+                 if t is not None]  # every child reason has an action, so this stays aligned with the reasons
         en.append(json.dumps([t.en for t in texts], ensure_ascii=False))
         th.append(json.dumps([t.th for t in texts], ensure_ascii=False))
     alerts["actions_en"], alerts["actions_th"] = en, th
     return alerts.drop(columns=["reason_codes"])
 
 
-def actions_for(kind: str, codes: list[str], bundle: ModelBundle, scoring: ScoringSettings) -> list:
-    """Suggested actions for an alert: by the domains of its reasons, in order, without repeats."""
+def actions_for(kind: str, codes: list[str], bundle: ModelBundle, scoring: ScoringSettings) -> list[Texts | None]:
+    """Suggested actions of an alert: one per reason code, aligned with ``codes`` (a page groups reasons by action).
+
+    A reason takes its catalog feature's ``action`` (a rule code ``rule:<id>`` its rule's feature's);
+    a code with none (context, which is told once per school, or a code the catalog no longer
+    knows) gets None. ``left_register`` and ``improved`` alerts have no reasons and one action each.
+    """
     if kind == "left_register":
         return [scoring.alerts.left_register_action]
     if kind == "improved":
         return [scoring.alerts.improved_action]
     rules = {f"rule:{r.id}": r.feature for r in bundle.policy.rules}
-    domains: list[str] = []
+    by_feature = {spec.name: spec for spec in bundle.catalog.features}
+    found: list[Texts | None] = []
     for code in codes:
-        feature = rules.get(code, code)
-        domain = bundle.catalog.get(feature).domain
-        if domain not in domains:
-            domains.append(domain)
-    return [scoring.actions[d] for d in domains if d in scoring.actions]
+        spec = by_feature.get(rules.get(code, code))
+        action = spec.action if spec is not None and spec.role == "child" else None
+        found.append(scoring.actions.get(action) if action is not None else None)
+    return found

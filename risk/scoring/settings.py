@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from risk.config import load_yaml_model
-from risk.features.catalog import DOMAINS, Texts
+from risk.errors import ConfigError
+from risk.features.catalog import Catalog, Texts, load_catalog
 
 __all__ = ["ScoringSettings", "load_scoring_settings"]
 
 DEFAULT_SCORING_SETTINGS = Path(__file__).resolve().parents[2] / "configs" / "scoring.yaml"
+DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "configs" / "features.yaml"
 
 
 class _Strict(BaseModel):
@@ -59,17 +62,33 @@ class ScoringSettings(_Strict):
     reasons: ReasonSettings = ReasonSettings()
     drift: DriftSettings = DriftSettings()
     report: ReportSettings = ReportSettings()
+    # Suggested actions by id (home_visit, cct_referral, ...); each feature of the catalog names its own.
     actions: dict[str, Texts]
     alerts: AlertSettings
 
     @model_validator(mode="after")
-    def _known_domains(self) -> ScoringSettings:
-        unknown = sorted(set(self.actions) - set(DOMAINS))
-        if unknown:
-            raise ValueError(f"actions name unknown domains {', '.join(unknown)} (known: {', '.join(DOMAINS)})")
+    def _action_ids(self) -> ScoringSettings:
+        wrong = sorted(a for a in self.actions if not re.fullmatch(r"[a-z][a-z0-9_]*", a))
+        if wrong:
+            raise ValueError(f"action ids are lower_snake_case words: {', '.join(wrong)}")
         return self
 
+    def check_actions(self, catalog: Catalog, source: str = "scoring settings") -> None:
+        """Raise ConfigError unless every action the catalog's features name is in :attr:`actions`."""
+        missing = {f.name: f.action for f in catalog.features if f.action is not None and f.action not in self.actions}
+        if missing:
+            named = ", ".join(f"{name} → {action}" for name, action in missing.items())
+            raise ConfigError(f"{source}: actions: the feature catalog {catalog.version} names actions this file "
+                              f"does not define ({named}); add them under `actions:` with en and th texts "
+                              f"(defined: {', '.join(self.actions) or 'none'})")
 
-def load_scoring_settings(path: Path = DEFAULT_SCORING_SETTINGS) -> ScoringSettings:
-    """Read ``configs/scoring.yaml``; a wrong value raises ConfigError naming the file and the section."""
-    return load_yaml_model(path, ScoringSettings, "scoring settings")
+
+def load_scoring_settings(path: Path = DEFAULT_SCORING_SETTINGS, catalog: Catalog | None = None) -> ScoringSettings:
+    """Read ``configs/scoring.yaml``; a wrong value raises ConfigError naming the file and the section.
+
+    The actions are checked against ``catalog`` (default: ``configs/features.yaml``): every action
+    a feature names must be defined, so no reason reaches a teacher without its suggested action.
+    """
+    settings = load_yaml_model(path, ScoringSettings, "scoring settings")
+    settings.check_actions(catalog if catalog is not None else load_catalog(DEFAULT_CATALOG), str(path))
+    return settings
