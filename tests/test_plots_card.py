@@ -149,6 +149,8 @@ def test_card_names_the_model_and_every_evaluation_row(card_info):
 def test_card_embeds_each_image_inline(card_info):
     html = model_card_html(card_info)
     assert html.count('<img src="data:image/png;base64,') == 2
+    assert "Calibration: predicted probability against the observed dropout rate" in _text(html)
+    assert "การปรับเทียบ: ความน่าจะเป็นที่ทำนาย" in _text(html)
     assert not re.search(r'(src|href)="(https?:|file:|/)', html)  # nothing fetched from elsewhere
 
 
@@ -242,6 +244,10 @@ def test_a_target_short_on_the_held_out_term_but_not_recorded_missed_is_marked_s
     pooled_precision = _text(rows[1])  # rows[0] is the header
     assert "all rows" in pooled_precision and "3.7%" in pooled_precision
     assert "short of it on the held-out term" in pooled_precision and "kept" not in pooled_precision
+    pooled_recall = next(r for r in _target_rows(html) if "all rows" in r and "include 60%" in r)
+    assert "58.0%" in pooled_recall and "short of it on the calibration term" in pooled_recall  # either-or, by design
+    capacity = [r for r in _target_rows(html) if "No more than 15%" in r]
+    assert len(capacity) == 3 and all(r.endswith("kept") for r in capacity)  # 15.0% and 14.9%: within the slack
 
 
 def _target_rows(html: str) -> list[str]:

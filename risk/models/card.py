@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from risk.models.card_text import FAIRNESS_COLUMNS, NOT_FOR, PLAIN_LIMITATIONS, USED_FOR
+from risk.models.card_text import (
+    FAIRNESS_COLUMNS,
+    NOT_FOR,
+    PLAIN_LIMITATIONS,
+    USED_FOR,
+    figure_caption,
+)
 from risk.models.card_views import fairness_view, policy_view, protected_view, quality_view
 
 __all__ = ["DataWindow", "ModelCardInfo", "SplitRows", "model_card_html"]
@@ -146,7 +152,7 @@ def model_card_html(info: ModelCardInfo) -> str:
             fairness, ["flag" if f else "" for f in _mask(fairness, "flagged_disparity", True)]
         ),
         lead_time=None if info.lead_time is None else _table(info.lead_time),
-        images={name: _png_data_uri(path) for name, path in info.images.items()},
+        images=[(figure_caption(name), _png_data_uri(path)) for name, path in info.images.items()],
     )
 
 

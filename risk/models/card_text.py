@@ -28,8 +28,10 @@ __all__ = [
     "USED_FOR",
     "VALUES",
     "WHERE",
+    "FIGURES",
     "attribute_name",
     "auc",
+    "figure_caption",
     "group_name",
     "model_name",
     "percent",
@@ -192,6 +194,23 @@ def group_name(attribute: str, value: object) -> Bi:
         return SEMESTERS[attribute][text]
     name, shown = attribute_name(attribute), VALUES.get(text, Bi(text, text))
     return Bi(f"{name.th}: {shown.th}", f"{name.en}: {shown.en}")
+
+
+# ---------------------------------------------------------------- figures (their labels stay English:
+# matplotlib may have no Thai font where a model is trained, so the caption carries the Thai)
+FIGURES = {
+    "calibration": Bi("การปรับเทียบ: ความน่าจะเป็นที่ทำนายเทียบกับอัตราออกกลางคันจริง ยิ่งใกล้เส้นทแยงยิ่งดี",
+                      "Calibration: predicted probability against the observed dropout rate; closer to the "
+                      "diagonal is better."),
+    "lead_time": Bi("ระยะเวลาเตือนล่วงหน้า: สัดส่วนผู้ออกกลางคันที่พบใน 10% แรก ตามสัปดาห์ของภาคเรียน",
+                    "Lead time: share of leavers found in the top 10%, by school week of the term."),
+    "shap_summary": Bi("ตัวแปรที่มีผลต่อคะแนนมากที่สุด (SHAP): ไปทางขวาคือเพิ่มความเสี่ยง",
+                       "The inputs that move the score most (SHAP): to the right raises the risk."),
+}
+
+
+def figure_caption(name: str) -> Bi:
+    return FIGURES.get(name, Bi(name, name))
 
 
 # ---------------------------------------------------------------- number forms

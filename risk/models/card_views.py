@@ -197,7 +197,9 @@ def policy_view(policy: dict[str, Any]) -> PolicyView:
             misses = [m for m in missed or [] if m.get("target") == target and _same_group(m.get("group"), group)]
             for m in misses:
                 later = m["achieved"] if m.get("where") == "held_out" and later is None else later
-            status, css = _status(misses, missed is not None, _short(target, wanted, later))
+            short = [where for where, value in (("calibration", _number(achieved.get(key))), ("held_out", later))
+                     if _short(target, wanted, value)]
+            status, css = _status(misses, missed is not None, short)
             view.targets.append({
                 "words": words.format(wanted=percent(wanted)),
                 "group": _group_words(by, group), "wanted": percent(wanted),
@@ -257,16 +259,22 @@ def _short(target: str, wanted: float, achieved: float | None) -> bool:
     return achieved > wanted + _SLACK if target == "at_risk_capacity_share" else achieved < wanted - _SLACK
 
 
-def _status(misses: list[dict[str, Any]], checked: bool, short: bool) -> tuple[Bi, str]:
-    """Words and CSS class of a target's status: missed as the policy recorded it (red), short on the held-out
-    term though not recorded as missed (amber), kept, or not checked (an older policy without ``missed``)."""
+def _status(misses: list[dict[str, Any]], checked: bool, short: list[str]) -> tuple[Bi, str]:
+    """Words and CSS class of a target's status: missed as the policy recorded it (red); short of it on the
+    calibration or held-out term though not recorded as missed (amber: the at-risk pair is either-or); kept;
+    or not checked (a policy written before it recorded misses)."""
     if misses:
-        places = [WHERE.get(str(m.get("where")), Bi(str(m.get("where")), str(m.get("where")))) for m in misses]
-        return Bi("พลาดเป้าบน" + " และ".join(p.th for p in places),
-                  "missed on " + " and ".join(p.en for p in places)), "missed"
+        th, en = _places([str(m.get("where")) for m in misses])
+        return Bi(f"พลาดเป้าบน{th}", f"missed on {en}"), "missed"
     if short:
-        return Bi("ไม่ถึงเป้าบนภาคเรียนทดสอบ", "short of it on the held-out term"), "short"
+        th, en = _places(short)
+        return Bi(f"ไม่ถึงเป้าบน{th}", f"short of it on {en}"), "short"
     return (Bi("เป็นไปตามนโยบาย", "kept"), "ok") if checked else (Bi("ยังไม่ได้ตรวจ", "not checked"), "")
+
+
+def _places(wheres: list[str]) -> tuple[str, str]:
+    places = [WHERE.get(w, Bi(w, w)) for w in wheres]
+    return " และ".join(p.th for p in places), " and ".join(p.en for p in places)
 
 
 def _missed_words(missed: dict[str, Any], by: str | None) -> Bi:
