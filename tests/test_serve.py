@@ -219,6 +219,47 @@ def test_online_score_equals_the_batch_score_and_reasons(service, people):
     assert body["model_version"] == "1" and student not in response.text
 
 
+# Issue 28: these never become a child's reasons (context is about the school, protected must never be shown).
+PROTECTED = {"sex", "non_thai", "has_disability"}
+CONTEXT = {"grade_level", "transition_year", "year_end_term", "age_years", "school_size", "school_rural", "region",
+           "school_past_dropout_rate", "district_past_dropout_rate"}
+
+
+def test_a_score_shows_its_rule_mark_and_context_apart_from_the_childs_reasons(service, people, world):
+    """One child a rule flagged and one the model flagged: online, stored and in the school's alerts."""
+    from risk.store.context import school_context
+
+    frame, tables = people["frame"], people["tables"]
+    clean = {pseudonym(s, WORLD_KEY): s for s in clean_students(world, tables)}
+    flagged = frame[(frame["risk_class"] != "normal") & frame["student_key"].isin(list(clean))]
+    by_rule = flagged[flagged["raised_by"].notna()].iloc[0]
+    by_model = flagged[flagged["raised_by"].isna()].iloc[0]
+    run_id = call(service, "GET", f"/v1/students/{clean[by_rule['student_key']]}/risk",
+                  people["tokens"]["admin"]).json()["latest"]["run_id"]
+    for batch in (by_rule, by_model):
+        student = clean[batch["student_key"]]
+        online = call(service, "POST", "/v1/score", people["tokens"]["upstream"], json=payload_of(tables, student))
+        stored = call(service, "GET", f"/v1/students/{student}/risk", people["tokens"]["admin"])
+        assert online.status_code == stored.status_code == 200, online.text + stored.text
+        online, stored = online.json(), stored.json()["latest"]
+        expected = None if pd.isna(batch["raised_by"]) else batch["raised_by"]
+        assert online["raised_by"] == stored["raised_by"] == expected
+        if expected is not None:  # the rule that raised the class is the child's first reason
+            assert online["reasons"][0]["code"] == f"rule:{expected}"
+        for body in (online, stored):
+            assert not {r["code"] for r in body["reasons"]} & (PROTECTED | CONTEXT)
+            assert {r["code"] for r in body["context"]} <= CONTEXT
+        school = school_context(people["store"], run_id, batch["school_id"])
+        assert [r["code"] for r in stored["context"]] == [line.code for line in school]
+    school = by_rule["school_id"]
+    alerts = call(service, "GET", f"/v1/schools/{school}/alerts", people["tokens"]["admin"]).json()["alerts"]
+    marks = {(a["student"]["id_hint"], a["raised_by"]) for a in alerts}
+    in_school = frame[(frame["school_id"] == school) & (frame["risk_class"] != "normal")]
+    assert marks <= {(h, None if pd.isna(r) else r) for h, r in zip(in_school["id_hint"], in_school["raised_by"],
+                                                                     strict=True)}
+    assert (by_rule["id_hint"], by_rule["raised_by"]) in marks
+
+
 def test_a_bad_record_is_left_out_with_its_rule_and_the_rest_is_scored(service, people):
     payload = payload_of(people["tables"], people["student_a"])
     payload["attendance_daily"][2]["status"] = "Present"
