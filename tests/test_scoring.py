@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import WORLD_KEY, pii_leaks
@@ -18,6 +19,11 @@ from risk.config import load_settings
 from risk.data.validate import validate_sources
 from risk.scoring.batch import score_students
 from risk.scoring.settings import load_scoring_settings
+from risk.features.base import AsOf
+from risk.features.build import build_features
+from risk.features.context_rates import open_validated
+from risk.models.policy import CLASSES
+from risk.scoring.explained import explained_scores
 from risk.store import (
     done_buckets,
     find_unfinished_run,
@@ -28,6 +34,8 @@ from risk.store import (
     run_record,
     summaries,
 )
+from risk.store.context import school_context
+from risk.store.models import SchoolContext
 
 AS_OF = dt.date(2026, 7, 24)  # ten weeks into the world's last term (2569-1)
 
@@ -89,6 +97,67 @@ def test_two_runs_at_the_same_date_and_model_give_identical_scores(scored, world
     run_score(world, champion, store, tmp_path / "again.parquet")
     again = pd.read_parquet(tmp_path / "again.parquet")
     pd.testing.assert_frame_equal(first, again)
+
+
+def model_classes(frame: pd.DataFrame, bundle) -> np.ndarray:
+    """Each student's class from the probability alone, by the policy's thresholds for their term's group."""
+    names = bundle.names
+    X = np.full((len(frame), len(names)), np.nan)
+    if bundle.policy.thresholds_by == "year_end_term":  # semester 2 ends the school year
+        X[:, names.index("year_end_term")] = frame["term"].str.endswith("-2").astype(float)
+    problem, at_risk = bundle.policy.thresholds(X, names)
+    p = frame["probability"].to_numpy()
+    return np.where(p >= problem, 2, np.where(p >= at_risk, 1, 0))
+
+
+def test_raised_by_marks_exactly_the_students_a_rule_put_above_the_models_class(scored, champion):
+    _, _, bundle = champion
+    store, report, frame, _ = scored
+    rank = frame["risk_class"].map(CLASSES.index).to_numpy()
+    above = rank > model_classes(frame, bundle)
+    assert above.any(), "no rule raised anyone: the test world should have children under the 80% line"
+    assert frame["raised_by"].notna().to_numpy().tolist() == above.tolist()
+    assert set(frame.loc[above, "raised_by"]) <= {rule.id for rule in bundle.policy.rules}
+    stored = pd.concat(latest_scores(store, report.run_id, columns=["student_key", "raised_by"]))
+    merged = stored.merge(frame[["student_key", "raised_by"]], on="student_key", suffixes=("_stored", ""))
+    assert (merged["raised_by_stored"].fillna("-") == merged["raised_by"].fillna("-")).all()
+    assert sum(report.raised_by_rule.values()) == above.sum()
+    assert f"{above.sum():,} raised by a rule rather than the model" in report.summary_lines()[1]
+
+
+def context_counts(store, run_id: str) -> dict[tuple[str, str], int]:
+    table = SchoolContext.__table__
+    with store.engine.connect() as conn:
+        rows = conn.execute(table.select().where(table.c.run_id == run_id))
+        frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(rows.keys()))
+    return {} if frame.empty else frame.groupby(["school_id", "code"])["students"].sum().to_dict()
+
+
+def explained_context(world, bundle) -> pd.DataFrame:
+    """Every student's context reasons at AS_OF, explained again from the features: (student_key, school_id, code)."""
+    point = AsOf(AS_OF)
+    con = open_validated(world / "validated", point, load_settings())
+    features = build_features(con, point, bundle.catalog, keep_shared=True)
+    scored = explained_scores(bundle, features[bundle.names].to_numpy(np.float64), load_scoring_settings().reasons)
+    rows = [(key, school, code) for key, school, codes in zip(features["student_key"], features["school_id"],
+                                                               scored["context_codes"], strict=True)
+            for code in json.loads(codes)]
+    return pd.DataFrame(rows, columns=["student_key", "school_id", "code"])
+
+
+def test_school_context_sums_to_the_explained_students_per_school_and_code(scored, champion, world):
+    _, _, bundle = champion
+    store, report, frame, _ = scored
+    explained = frame[frame["reason_codes"] != "[]"]
+    rows = explained_context(world, bundle)
+    assert set(rows["student_key"]) <= set(explained["student_key"]), "context only for explained students"
+    expected = rows.groupby(["school_id", "code"])["student_key"].nunique().to_dict()
+    assert expected, "no explained student carries a context reason"
+    assert context_counts(store, report.run_id) == expected
+    school = explained["school_id"].value_counts().index[0]
+    lines = school_context(store, report.run_id, school)
+    assert [line.students for line in lines] == sorted((line.students for line in lines), reverse=True)
+    assert all(line.students <= (explained["school_id"] == school).sum() for line in lines)
 
 
 def test_summaries_add_up_from_school_to_nation(scored):
@@ -167,6 +236,19 @@ def test_killed_scoring_resumes_and_scores_every_student_once(fine_buckets, cham
     assert stored["student_key"].is_unique and frame["student_key"].is_unique
     assert sorted(stored["student_key"]) == sorted(frame["student_key"])
     assert len(done_buckets(store, run_id)) == 32
+    # The bucket killed half-written and the buckets written again count their school context once.
+    resumed = context_counts(store, run_id)
+    assert resumed and resumed == context_counts(*reference_run(fine_buckets, champion, tmp_path))
+
+
+def reference_run(validated, champion, folder):
+    """The same scoring run, never killed, in a store of its own: (store, run id)."""
+    store = open_store(f"sqlite:///{folder / 'unkilled.db'}")
+    _, version, bundle = champion
+    report = score_students(validated, AS_OF, bundle=bundle, model_name="dropout-risk", model_version=version,
+                            store=store, out=folder / "unkilled.parquet", settings=load_settings(),
+                            scoring=load_scoring_settings(), progress=False)
+    return store, report.run_id
 
 
 def hint_columns(keys: list[int], school: str = "1040100001") -> dict[str, list]:
