@@ -159,8 +159,14 @@ def test_reasons_are_grouped_under_the_action_each_calls_for() -> None:
 def test_an_old_alert_with_one_action_per_domain_is_not_grouped() -> None:
     # Two attendance reasons, one home visit: before issue 28 actions were one per domain.
     assert reason_groups(["Attendance 62%", "Absent 6 days in a row"], ["Home visit"]) is None
-    assert reason_groups([], ["Find the child"]) is None  # left the register: the alert is the reason
+    assert reason_groups([], ["Find the child"], "left_register") is None  # the alert is the reason
     assert reason_groups([], []) is None
+
+
+def test_an_improved_alerts_one_action_is_not_a_reasons_action() -> None:
+    # Problem → at risk: the reason still stands, but "keep up the help" answers the alert.
+    assert reason_groups(["Attendance 70%"], ["Keep up the help that worked"], "improved") is None
+    assert reason_groups(["Attendance 70%"], [None], "escalated_problem") == [("", ["Attendance 70%"])]
 
 
 # ---------------------------------------------------------------- the page in Chromium

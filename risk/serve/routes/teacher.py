@@ -116,6 +116,8 @@ TEXTS = {
            "rule_other": "Flagged by the rule {rule}, not by the model"},
 }
 Lang = str
+# Alerts whose actions follow from the child's reasons, one per reason (risk.scoring.alerts.actions_for).
+GROUPED_KINDS = ("newly_at_risk", "escalated_problem")
 
 
 @router.get("", response_class=HTMLResponse)
@@ -228,17 +230,18 @@ def alert_cards(frame: pd.DataFrame, standing: SchoolStanding) -> list[AlertCard
             for card in sorted(by_date[day], key=lambda c: c.standing.rank if c.standing else math.inf)]
 
 
-def reason_groups(reasons: list[str], actions: list[str]) -> list[tuple[str, list[str]]] | None:
+def reason_groups(reasons: list[str], actions: list[str | None],
+                  kind: str = "newly_at_risk") -> list[tuple[str, list[str]]] | None:
     """Reasons under the action each calls for, actions in order of first appearance.
 
     None when the lists are not aligned one action per reason: an alert stored before
-    issue 28 has one action per domain of its reasons, and an improved or left-register
-    alert one action for the alert itself; the page then lists reasons, then actions.
-    (An old alert whose reasons were all of different domains, each with an action,
-    has them aligned already, so grouping it is right too.) An empty action groups
-    the reasons that call for none.
+    issue 28 has one action per domain of its reasons; the page then lists reasons, then
+    actions. (An old alert whose reasons were all of different domains, each with an
+    action, has them aligned already, so grouping it is right too.) An improved or
+    left-register alert's one action is about the alert, not a reason: never grouped.
+    An empty (or null) action groups the reasons that call for none.
     """
-    if not reasons or len(reasons) != len(actions):
+    if kind not in GROUPED_KINDS or not reasons or len(reasons) != len(actions):
         return None
     groups: dict[str, list[str]] = {}
     for reason, action in zip(reasons, actions, strict=True):
@@ -299,5 +302,6 @@ def _render(services: Services, lang: str, *, status: int = 200, school_id: str 
     html = services.templates.get_template("teacher.html.j2").render(
         t=TEXTS[lang], lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
         view=view, done=done, error=error, today=dt.date.today().isoformat(),
-        reason_groups=reason_groups, standing_texts=standing_texts, percent=percent)
+        reason_groups=reason_groups, standing_texts=standing_texts, percent=percent,
+        grouped_kinds=GROUPED_KINDS)
     return HTMLResponse(html, status_code=status)
