@@ -130,10 +130,10 @@ class ScoreResponse(BaseModel):
     student: StudentHint
     probability: float = Field(ge=0, le=1, description="Calibrated probability of dropping out after this term.")
     risk_class: RiskClass
-    raised_by: RaisedBy = None
+    raised_by: RaisedBy
     reasons: list[Reason] = Field(description="The child's own reasons, most important first: never context, never "
                                   "a protected attribute.")
-    context: list[Reason] = Field(default_factory=list, description=CONTEXT)
+    context: list[Reason] = Field(description=CONTEXT)
     model_version: str
     left_out: list[LeftOut]
 
@@ -170,9 +170,9 @@ class StoredScore(BaseModel):
     student: StudentHint
     probability: float
     risk_class: RiskClass
-    raised_by: RaisedBy = None
+    raised_by: RaisedBy
     reasons: list[Reason]
-    context: list[Reason] = Field(default_factory=list, description=(
+    context: list[Reason] = Field(description=(
         "The school's context in this run: the context reasons of its explained students, the most widely applying "
         "first. About the school, not this child; never protected attributes."))
     model_version: str
@@ -190,7 +190,7 @@ class AlertOut(BaseModel):
     previous_class: str | None
     current_class: str | None
     probability: float | None
-    raised_by: RaisedBy = None
+    raised_by: RaisedBy
     student: StudentHint
     reasons_en: list[str]
     reasons_th: list[str]
