@@ -135,3 +135,5 @@ def test_the_card_of_a_trained_model_compares_it_with_each_baseline_in_words(chr
     # Red exactly when the policy recorded a missed target (the policy's own record, when it keeps one).
     recorded = json.loads(policy.to_json()).get("missed") or []
     assert ('<div class="missed"' in html) == bool(recorded)
+    # The protected-inputs comparison side by side exactly when training measured both settings.
+    assert ('<table class="protected">' in html) == bool(getattr(result, "protected_comparison", None))

@@ -27,14 +27,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from risk.models.card_policy import policy_view
 from risk.models.card_text import (
     FAIRNESS_COLUMNS,
     NOT_FOR,
     PLAIN_LIMITATIONS,
+    SPLITS,
     USED_FOR,
     figure_caption,
 )
-from risk.models.card_views import fairness_view, policy_view, protected_view, quality_view
+from risk.models.card_views import fairness_view, protected_view, quality_view
 
 __all__ = ["DataWindow", "ModelCardInfo", "SplitRows", "model_card_html"]
 
@@ -140,7 +142,7 @@ def model_card_html(info: ModelCardInfo) -> str:
         fairness_view=fairness_view(fairness),
         protected=protected_view(info.protected_comparison),
         texts={"used_for": USED_FOR, "not_for": NOT_FOR, "limitations": PLAIN_LIMITATIONS,
-               "fairness_columns": FAIRNESS_COLUMNS},
+               "fairness_columns": FAIRNESS_COLUMNS, "splits": SPLITS},
         # The plain bilingual lists translate the defaults; a text the trainer wrote is shown as well.
         custom_use="" if info.intended_use == DEFAULT_INTENDED_USE else info.intended_use,
         custom_limits="" if info.limitations == DEFAULT_LIMITATIONS else info.limitations,

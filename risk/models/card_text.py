@@ -10,7 +10,7 @@ numbers. Thai writes digits and per cent as English does, so one number form
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "ATTRIBUTES",
@@ -24,6 +24,7 @@ __all__ = [
     "NOT_FOR",
     "PLAIN_LIMITATIONS",
     "SEMESTERS",
+    "SPLITS",
     "TARGETS",
     "USED_FOR",
     "VALUES",
@@ -31,11 +32,14 @@ __all__ = [
     "FIGURES",
     "attribute_name",
     "auc",
+    "count",
     "figure_caption",
     "group_name",
     "model_name",
+    "number",
     "percent",
     "probability",
+    "value_of",
 ]
 
 
@@ -127,6 +131,8 @@ TARGETS = {
 AT_RISK_EITHER = Bi("เกณฑ์ 'เสี่ยง' ใช้เป้าความครอบคลุมหรือเป้ากำลังคน ข้อที่แจ้งเตือนน้อยกว่า จึงมักมีข้อหนึ่งต่ำกว่าเป้าตามที่ออกแบบไว้",
                     "The at-risk threshold follows the recall target or the capacity target, whichever flags fewer "
                     "students, so one of the two usually stays short of its number by design.")
+SPLITS = {"train": Bi("ฝึก", "train"), "calibration": Bi("ปรับเทียบ", "calibration"),
+          "test": Bi("ทดสอบ", "held-out test")}
 WHERE = {"calibration": Bi("ภาคเรียนที่ใช้ปรับเทียบ", "the calibration term"),
          "held_out": Bi("ภาคเรียนทดสอบ", "the held-out term")}
 
@@ -230,3 +236,22 @@ def probability(value: float | None) -> str:
 
 def auc(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def number(value: object) -> float:
+    """A float from a table cell or a JSON value; NaN when missing or not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def value_of(mapping: dict[str, Any] | None, key: str) -> float | None:
+    """``mapping[key]`` as a float; None when the mapping or the key is missing."""
+    return None if mapping is None or key not in mapping else number(mapping[key])
+
+
+def count(mapping: dict[str, Any] | None, key: str) -> str:
+    """A count with thousands separators (``2,553``); a dash when missing."""
+    found = value_of(mapping, key)
+    return "–" if found is None or not math.isfinite(found) else f"{found:,.0f}"
