@@ -79,8 +79,8 @@ TEXTS = {
            "below_mean": "ต่ำกว่าค่าเฉลี่ยของโรงเรียน",
            "model_chance": "โอกาสออกกลางคันที่แบบจำลองประเมิน {p}",
            "rule_section": "แจ้งเตือนตามเกณฑ์ ไม่ใช่จากแบบจำลอง",
-           "rule_section_help": "นักเรียนกลุ่มนี้ถูกจัดเป็นกลุ่มเสี่ยงเพราะเกณฑ์ของโรงเรียน "
-                                "แบบจำลองไม่ได้ประเมินว่ามีความเสี่ยงสูง",
+           "rule_section_help": "นักเรียนกลุ่มนี้ถูกจัดกลุ่มตามเกณฑ์ (เช่น เวลาเรียนต่ำกว่า 80% ไม่มีสิทธิ์สอบ) "
+                                "ไม่ใช่จากแบบจำลอง หากดูจากแบบจำลองอย่างเดียวจะอยู่ในกลุ่มที่เสี่ยงน้อยกว่า",
            "rules": {"exam_line": "แจ้งเตือนตามเกณฑ์เวลาเรียน (ต่ำกว่า 80% ไม่มีสิทธิ์สอบ) ไม่ใช่จากแบบจำลอง"},
            "rule_other": "แจ้งเตือนตามเกณฑ์ {rule} ไม่ใช่จากแบบจำลอง"},
     "en": {"title": "Students to follow up", "school": "School", "other_lang": "ภาษาไทย", "logout": "Log out",
@@ -110,8 +110,8 @@ TEXTS = {
            "below_mean": "below the school's average",
            "model_chance": "the model's chance of dropping out: {p}",
            "rule_section": "Flagged by a rule, not by the model",
-           "rule_section_help": "These children are flagged by a school rule; the model does not rate them "
-                                "high risk.",
+           "rule_section_help": "A rule (such as the 80% attendance line for exams), not the model, put these "
+                                "children in their class: by the model alone they would be in a lower one.",
            "rules": {"exam_line": "Flagged by the attendance rule (80% exam line), not by the model"},
            "rule_other": "Flagged by the rule {rule}, not by the model"},
 }
