@@ -206,6 +206,13 @@ def wilson_bounds(successes: np.ndarray, n: np.ndarray, z: float) -> tuple[np.nd
     return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
 
 
+def _capped(ends: np.ndarray, flagged: np.ndarray, cap: float) -> int:
+    """The last threshold edge (index into the sorted rows) flagging at most ``cap`` (weighted); the first edge
+    when even that flags more (one run of equal probabilities above the cap)."""
+    within = np.flatnonzero(ends & (flagged <= cap * (1 + 1e-12)))
+    return int(within[-1]) if len(within) else int(np.flatnonzero(ends)[0]) if ends.any() else 0
+
+
 def distinct_so_far(students: np.ndarray | None, rows: int) -> np.ndarray:
     """How many distinct students are among the first k rows (k = 1..rows); rows when no keys."""
     if students is None:
@@ -244,19 +251,23 @@ def choose_thresholds(probability: np.ndarray, y: np.ndarray, targets: PolicySet
     precision = caught / np.maximum(flagged, 1e-12)
     seen = distinct_so_far(None if students is None else students[order], len(p_sorted))
     lower, _ = wilson_bounds(precision * seen, seen, targets.precision_z)
-    eligible = (lower >= targets.problem_precision) & (np.cumsum(y_sorted) >= targets.min_problem_dropouts)
+    # A threshold t flags every row with p >= t: only the last row of a run of equal probabilities
+    # (isotonic calibration gives long runs) is a threshold's true edge, so shares and precisions are
+    # read there; a share-capped class never spills over its cap on a tie.
+    ends = np.r_[p_sorted[1:] != p_sorted[:-1], True] if len(p_sorted) else np.zeros(0, dtype=bool)
+    eligible = ends & (lower >= targets.problem_precision) & (np.cumsum(y_sorted) >= targets.min_problem_dropouts)
     fell_back = not eligible.any()
     if fell_back:
-        last = max(int(np.searchsorted(flagged, targets.problem_fallback_share * population)), 0)
+        last = _capped(ends, flagged, targets.problem_fallback_share * population)
     else:
         last = int(np.flatnonzero(eligible)[-1])
-    last = min(last, len(p_sorted) - 1)
-    problem = float(p_sorted[last])
-    total = max(caught[-1], 1.0)
+    problem = float(p_sorted[last]) if len(p_sorted) else 1.0
+    total = max(caught[-1], 1.0) if len(caught) else 1.0
     by_recall = int(np.searchsorted(caught / total, targets.at_risk_recall))
-    by_capacity = int(np.searchsorted(flagged, targets.at_risk_capacity_share * population))
-    cut = max(min(by_recall, by_capacity, len(p_sorted) - 1), 0)
-    at_risk = min(float(p_sorted[cut]), problem)
+    recall_end = int(np.flatnonzero(ends[min(by_recall, len(ends) - 1):])[0]) + min(by_recall, len(ends) - 1) \
+        if len(ends) else 0
+    cut = min(recall_end, _capped(ends, flagged, targets.at_risk_capacity_share * population))
+    at_risk = min(float(p_sorted[cut]), problem) if len(p_sorted) else problem
     above_problem = probability >= problem
     above_risk = probability >= at_risk
     achieved = {
