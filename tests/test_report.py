@@ -579,3 +579,21 @@ def test_the_report_of_a_stored_run_reads_the_model_from_mlflow_and_counts_rule_
     assert re.findall(r"<tr><td>อำเภอ (\d+)", areas) == ["4001"] and "other small areas (1, under 30 students)" in areas
     assert "6 / 12" in areas and "12 / 40" in areas
     assert "เล็ก / small: &lt; 30" in section(html, "provinces")
+
+
+def test_a_drift_report_as_the_check_writes_it_fits_and_calendar_features_do_not_count() -> None:
+    from risk.scoring.drift import DriftReport, FeatureDrift
+
+    # School days so far moves with the calendar: PSI 2.997 past its own 0.25, yet it cannot ring.
+    report = DriftReport(
+        rows=1000, warn=0.1, threshold=0.2, score_psi=0.002, score_status="stable", drifted=["school_days_so_far"],
+        watch=[], warning=False, warning_features=[], score_limit=0.05, basis="terms 2566-1 and 2566-2 compared",
+        features=[FeatureDrift(name="school_days_so_far", psi=2.997, status="drifted", missing_share_training=0.0,
+                               missing_share=0.0, limit=0.25, in_warning=False),
+                  FeatureDrift(name="att_rate_term", psi=0.03, status="stable", missing_share_training=0.0,
+                               missing_share=0.0, limit=0.12)])  # fmt: skip
+    block = section(render_report(inputs(drift=report.model_dump())), "drift")
+    assert 'class="warning"' not in block and "score PSI: <strong>0.002</strong> | เกณฑ์ / threshold: 0.05" in block
+    assert re.search(r"<td>school_days_so_far</td><td class=\"num\">2.997</td><td class=\"num\">0.25</td>.*?"
+                     r"not counted \(moves with the calendar\)", block, re.S)
+    assert "terms 2566-1 and 2566-2 compared" in block

@@ -75,6 +75,8 @@ FIRST_TERM_ALERT_TH = {
     "escalated_problem": ("เข้ากลุ่มมีปัญหา (ครั้งแรกที่ประเมิน)", "newly flagged as problem (first scored term)"),
 }
 DRIFT_STATUS_TH = {"stable": "คงที่", "watch": "เฝ้าดู", "drifted": "เปลี่ยนไป"}
+DRIFT_RINGS_TH = {True: "นับ / counts",
+                  False: "ไม่นับ (เปลี่ยนตามปฏิทิน หรือไม่ใช่ตัวแปรหลัก) / not counted (moves with the calendar)"}
 FRESHNESS_STATUS_TH = {"fresh": "เป็นปัจจุบัน", "stale": "ข้อมูลเก่า", "missing": "ไม่มีข้อมูล"}
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
                "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")  # fmt: skip
@@ -90,6 +92,8 @@ class FeatureDriftInput(BaseModel):
     name: str
     psi: float
     status: str
+    limit: float | None = None  # the feature's own threshold (calibrated checks); None: the run's threshold
+    in_warning: bool = True  # False: it cannot raise the warning (moves with the calendar, or not the model's)
 
 
 class DriftInput(BaseModel):
@@ -105,10 +109,12 @@ class DriftInput(BaseModel):
     # Set by drift checks since issue 28, calibrated on term-to-term variation; None in older runs.
     warning: bool | None = None
     warning_features: list[str] = []
+    score_limit: float | None = None
+    basis: str | None = None  # how the thresholds were set, in words
 
     @property
     def score_drifted(self) -> bool:
-        return self.score_status == "drifted" or self.score_psi > self.threshold
+        return self.score_status == "drifted" or self.score_psi > (self.score_limit or self.threshold)
 
     @property
     def anything_drifted(self) -> bool:
@@ -330,12 +336,15 @@ def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
     return {
         "score_psi": f"{drift.score_psi:.3f}",
         "score_drifted": drift.score_drifted,
-        "threshold": f"{drift.threshold:.2f}",
+        "threshold": f"{drift.score_limit if drift.score_limit is not None else drift.threshold:.2f}",
         "reference": drift.reference,
+        "basis": drift.basis,
         "warning": drift.anything_drifted,
         "named": drift.named,
         "calibrated": drift.warning is not None,
         "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in named,
+                      "limit": f"{f.limit if f.limit is not None else drift.threshold:.2f}",
+                      "rings": DRIFT_RINGS_TH[f.in_warning],
                       "status": f"{DRIFT_STATUS_TH.get(f.status, f.status)} / {f.status}"}
                      for f in features],
     }  # fmt: skip
