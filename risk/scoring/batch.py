@@ -126,7 +126,9 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
         store, as_of=as_of, term=point.term, model_name=model_name, model_version=model_version,
         settings={"reasons": scoring.reasons.model_dump(), "drift": scoring.drift.model_dump(),
                   "evaluation": bundle.meta.get("evaluation", {}), "trained": bundle.meta.get("split", {}),
-                  "catalog_version": bundle.meta.get("catalog_version")})
+                  "catalog_version": bundle.meta.get("catalog_version"),
+                  # The term report explains the classes from it even when MLflow is out of reach.
+                  "policy": json.loads(bundle.policy.to_json())})
     parts = out.with_name(out.name + ".parts") / run_id
     parts.mkdir(parents=True, exist_ok=True)
     done = done_buckets(store, run_id)
