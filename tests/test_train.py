@@ -306,3 +306,27 @@ def test_a_calibration_weight_counts_as_that_many_rows():
         np.testing.assert_allclose(weighted.calibrator.transform(probe), repeated.calibrator.transform(probe),
                                    atol=1e-5)
         assert weighted.brier[methods[0]] == pytest.approx(repeated.brier[methods[0]], rel=1e-6)
+
+
+def test_the_policy_reports_each_class_on_the_held_out_term_and_logs_it(first):
+    _, result, registered, _ = first
+    policy = result.bundle.policy
+    assert set(policy.outcomes) == {"normal", "at_risk", "problem"}
+    assert abs(sum(o.share for o in policy.outcomes.values()) - 1) < 0.01
+    assert policy.outcomes["problem"].dropout_rate > policy.outcomes["normal"].dropout_rate
+    assert all(m.fallback and m.where in ("calibration", "held_out") for m in policy.missed)
+    metrics = MlflowClient().get_run(registered["run_id"]).data.metrics
+    assert metrics["class.problem.dropout_rate"] == policy.outcomes["problem"].dropout_rate
+    assert any(k.startswith("test.model.target.problem_precision.") for k in metrics)
+    assert any(k.startswith("policy.target.problem_precision.") for k in metrics)
+
+
+def test_evaluation_shows_the_model_with_and_without_protected_inputs(first):
+    _, result, registered, _ = first
+    comparison = result.protected_comparison
+    assert comparison["used"] == "with_protected"
+    for setting in ("with_protected", "without_protected"):
+        assert 0.5 < comparison[setting]["auc"] <= 1 and comparison[setting]["fairness_flags"] >= 0
+    assert comparison["with_protected"]["auc"] == round(result.evaluation.metric("model", "roc_auc"), 4)
+    assert result.seconds["protected_comparison"] > 0   # its cost is logged (seconds.protected_comparison)
+    assert "protected.without_protected.auc" in MlflowClient().get_run(registered["run_id"]).data.metrics

@@ -213,6 +213,14 @@ def _capped(ends: np.ndarray, flagged: np.ndarray, cap: float) -> int:
     return int(within[-1]) if len(within) else int(np.flatnonzero(ends)[0]) if ends.any() else 0
 
 
+def _nearest(ends: np.ndarray, flagged: np.ndarray, cap: float) -> int:
+    """The threshold edge flagging the share nearest ``cap``: a run of equal probabilities across the cap
+    goes in or stays out as a whole, whichever misses the capacity by less (``at_risk`` wants its capacity
+    filled; the problem class's fallback wants never to pass it, :func:`_capped`)."""
+    edges = np.flatnonzero(ends)
+    return int(edges[np.argmin(np.abs(flagged[edges] - cap))]) if len(edges) else 0
+
+
 def distinct_so_far(students: np.ndarray | None, rows: int) -> np.ndarray:
     """How many distinct students are among the first k rows (k = 1..rows); rows when no keys."""
     if students is None:
@@ -253,7 +261,7 @@ def choose_thresholds(probability: np.ndarray, y: np.ndarray, targets: PolicySet
     lower, _ = wilson_bounds(precision * seen, seen, targets.precision_z)
     # A threshold t flags every row with p >= t: only the last row of a run of equal probabilities
     # (isotonic calibration gives long runs) is a threshold's true edge, so shares and precisions are
-    # read there; a share-capped class never spills over its cap on a tie.
+    # read there; the problem class's fallback never spills over its share on a tie.
     ends = np.r_[p_sorted[1:] != p_sorted[:-1], True] if len(p_sorted) else np.zeros(0, dtype=bool)
     eligible = ends & (lower >= targets.problem_precision) & (np.cumsum(y_sorted) >= targets.min_problem_dropouts)
     fell_back = not eligible.any()
@@ -266,7 +274,7 @@ def choose_thresholds(probability: np.ndarray, y: np.ndarray, targets: PolicySet
     by_recall = int(np.searchsorted(caught / total, targets.at_risk_recall))
     recall_end = int(np.flatnonzero(ends[min(by_recall, len(ends) - 1):])[0]) + min(by_recall, len(ends) - 1) \
         if len(ends) else 0
-    cut = min(recall_end, _capped(ends, flagged, targets.at_risk_capacity_share * population))
+    cut = min(recall_end, _nearest(ends, flagged, targets.at_risk_capacity_share * population))
     at_risk = min(float(p_sorted[cut]), problem) if len(p_sorted) else problem
     above_problem = probability >= problem
     above_risk = probability >= at_risk
