@@ -184,6 +184,12 @@ def test_card_is_thai_first_with_english_beside(card_info):
     assert "2567-1, 2567-2" in text and "ทดสอบ · held-out test 3,000 80 2.67%" in text
 
 
+def test_a_use_the_trainer_wrote_is_shown_beside_the_plain_lists(card_info):
+    html = model_card_html(card_info.model_copy(update={"intended_use": "Pilot schools in Khon Kaen only."}))
+    assert "Recorded with the model: Pilot schools in Khon Kaen only." in _text(html)
+    assert "Recorded with the model" not in _text(model_card_html(card_info))
+
+
 def test_card_calls_a_tie_with_the_logistic_baseline_a_tie(card_info):
     text = _text(model_card_html(card_info))
     assert "LightGBM ties the logistic baseline on this data (AUC 0.842 vs 0.843)." in text

@@ -95,8 +95,8 @@ class ModelCardInfo(BaseModel):
     :func:`risk.models.fairness.fairness_table` (flagged rows highlighted);
     ``lead_time`` is :func:`risk.models.metrics.lead_time_table`. ``images``
     maps a caption to a PNG file, embedded inline. ``policy`` is the class
-    policy's JSON (:class:`risk.models.policy.ClassPolicy`), with ``outcomes`` and
-    ``missed`` when they were measured. ``protected_comparison`` is
+    policy's JSON (:class:`risk.models.policy.ClassPolicy`), with ``held_out``,
+    ``outcomes`` and ``missed`` when they were measured. ``protected_comparison`` is
     ``{"used": "with_protected" | "without_protected", "with_protected": {"auc",
     "recall_top10", "fairness_flags"}, "without_protected": {...}}``, or None when
     the model was not trained both ways.
