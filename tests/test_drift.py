@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -193,3 +194,100 @@ def test_school_days_are_counted_as_the_median_student_sees_them():
     assert date_of_school_day(con, "2569-1", 7) is None
     con.execute("DELETE FROM enrollments WHERE school_id = 'big'")  # now every student is in the small one
     assert school_days_elapsed(con, "2568-1", dt.date(2025, 5, 30)) == 8
+
+
+# ---------------------------------------------------------------- calibrated thresholds and the warning
+
+
+def limits(**features: float):
+    """Thresholds of 0.2 for the score and every feature not named; all five features may ring, two needed."""
+    from risk.scoring.drift import DriftLimits
+
+    return DriftLimits(floor=0.2, score=0.2, features=features, ringing=NAMES, min_features=2, strong_multiple=5.0,
+                       basis="by hand")
+
+
+def calibrated(profile, limits, **shift):
+    return DriftAccumulator(profile).add(*population(20_000, seed=2, **shift)).report(limits=limits)
+
+
+def test_an_unchanged_population_raises_no_warning(profile):
+    report = calibrated(profile, limits())
+    assert (report.warning, report.warning_features) == (False, [])
+
+
+def test_one_feature_a_little_past_its_threshold_is_drifted_but_no_warning(profile):
+    # Incomes down 30%: PSI 0.30, past 0.2 but not five times past, and the only feature to move.
+    report = calibrated(profile, limits(), income_factor=0.7)
+    assert report.drifted == ["income_per_capita_baht"] and report.score_status == "stable"
+    assert (report.warning, report.warning_features) == (False, [])
+
+
+def test_one_feature_far_past_its_threshold_raises_the_warning_alone(profile):
+    report = calibrated(profile, limits(), income_factor=0.5)  # PSI > 1, five times 0.2
+    assert report.features[1].psi > 1.0
+    assert (report.warning, report.warning_features) == (True, ["income_per_capita_baht"])
+
+
+def test_a_threshold_calibrated_above_the_shift_keeps_it_quiet(profile):
+    # The same halved income, where two past terms already differed by PSI 1.5 (threshold 2 x 1.5 = 3).
+    report = calibrated(profile, limits(income_per_capita_baht=3.0), income_factor=0.5)
+    income = report.features[1]
+    assert (income.status, income.limit) == ("stable", 3.0) and not report.warning
+
+
+def test_two_features_past_their_thresholds_raise_the_warning_and_are_named_farthest_first(profile):
+    X, scores = population(20_000, seed=2, income_factor=0.7)
+    X[:, 4] = np.nan  # grades stop arriving
+    report = DriftAccumulator(profile).add(X, scores).report(limits=limits())
+    assert report.warning and report.warning_features == ["gpa_last_term", "income_per_capita_baht"]
+
+
+def test_features_outside_the_warning_are_drifted_but_never_named(profile):
+    from risk.scoring.drift import DriftLimits
+
+    quiet = DriftLimits(floor=0.2, score=0.2, ringing=["att_rate_term", "sex"], basis="by hand")
+    X, scores = population(20_000, seed=2, income_factor=0.5)
+    X[:, 4] = np.nan
+    report = DriftAccumulator(profile).add(X, scores).report(limits=quiet)
+    assert set(report.drifted) == {"income_per_capita_baht", "gpa_last_term"}
+    assert not report.warning and not any(f.in_warning for f in report.features if f.name in report.drifted)
+
+
+def test_the_score_past_its_threshold_raises_the_warning(profile):
+    # Attendance fifteen points lower moves the score (see above): the warning names attendance too.
+    report = calibrated(profile, limits(), attendance_shift=-0.15)
+    assert report.score_status == "drifted" and report.warning
+    assert report.warning_features == ["att_rate_term"]
+
+
+def test_without_limits_any_drifted_feature_warns_as_before(profile):
+    report = calibrated(profile, None, income_factor=0.7)
+    assert (report.warning, report.warning_features) == (True, ["income_per_capita_baht"])
+    assert report.basis == "one threshold for all, 0.2"
+
+
+def test_thresholds_are_the_term_to_term_psi_times_the_multiple_with_a_floor(profile):
+    from risk.scoring.drift_reference import drift_limits
+    from risk.scoring.settings import DriftSettings
+
+    settings = DriftSettings(threshold=0.2, warn=0.1, term_multiple=2.0)
+    X, scores = population(20_000, seed=2, income_factor=0.7)  # the second past term: incomes 30% lower
+    between = DriftAccumulator(profile).add(X, scores).report(threshold=np.inf, warn=0.0)
+    made = drift_limits(profile, ("2567-1", dt.date(2024, 7, 25), X, scores), settings, NAMES, against="2568-1")
+    income_psi = between.features[1].psi
+    assert income_psi > 0.1
+    assert made.of("income_per_capita_baht") == pytest.approx(2 * income_psi)
+    assert made.of("sex") == 0.2  # two samples of one population: PSI ~0.0002, so the floor
+    assert made.score == max(0.2, 2 * between.score_psi)
+    assert made.basis.startswith("2 x the PSI between past terms 2567-1 (on 2024-07-25, 20,000 students) and 2568-1")
+
+
+def test_without_a_second_past_term_the_floor_is_used_and_the_record_says_why(profile):
+    from risk.scoring.drift_reference import drift_limits
+    from risk.scoring.settings import DriftSettings
+
+    made = drift_limits(profile, "2567-1 is the first term of the data", DriftSettings(threshold=0.15, warn=0.1),
+                        NAMES, against="2568-1")
+    assert (made.features, made.score, made.of("sex")) == ({}, 0.15, 0.15)
+    assert made.basis == "no second past term (2567-1 is the first term of the data): every threshold is the config's 0.15"

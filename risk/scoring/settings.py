@@ -30,8 +30,8 @@ class ReasonSettings(_Strict):
 class DriftSettings(_Strict):
     """PSI lines of the drift check (risk.scoring.drift, risk.scoring.drift_reference)."""
 
-    warn: float = Field(0.1, ge=0)
-    threshold: float = Field(0.2, ge=0)  # the floor of every threshold
+    warn: float = Field(0.05, ge=0)
+    threshold: float = Field(0.1, ge=0)  # the floor of every threshold
     # A feature's threshold is max(threshold, term_multiple x its PSI between two past terms of the
     # same semester at the same school day): what an unchanged population shows from year to year.
     term_multiple: float = Field(2.0, ge=1)
