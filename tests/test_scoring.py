@@ -148,7 +148,7 @@ def explained_context(world, bundle) -> pd.DataFrame:
 def test_school_context_sums_to_the_explained_students_per_school_and_code(scored, champion, world):
     _, _, bundle = champion
     store, report, frame, _ = scored
-    explained = frame[frame["reason_codes"] != "[]"]
+    explained = frame[frame["risk_class"].isin(load_scoring_settings().reasons.for_classes)]
     rows = explained_context(world, bundle)
     assert set(rows["student_key"]) <= set(explained["student_key"]), "context only for explained students"
     expected = rows.groupby(["school_id", "code"])["student_key"].nunique().to_dict()
@@ -287,9 +287,10 @@ def test_alerts_across_two_rounds_follow_each_students_class_change(champion, ba
     assert kinds == {1: "newly_at_risk", 2: "escalated_problem", 3: "improved", 4: "left_register",
                      6: "escalated_problem"}
     actions = dict(zip(alerts["student_key"], alerts["actions_en"].map(json.loads), strict=True))
-    assert actions[1] == [load_scoring_settings().actions["attendance"].en]
-    assert actions[2] == [load_scoring_settings().actions[d].en for d in ("attendance", "household")]
+    # One action per reason, in the reasons' order (a rule takes its feature's action).
+    assert actions[1] == [load_scoring_settings().actions["home_visit"].en]
+    assert actions[2] == [load_scoring_settings().actions[a].en for a in ("home_visit", "cct_referral")]
     assert actions[4] == [load_scoring_settings().alerts.left_register_action.en]
-    assert actions[6] == [load_scoring_settings().actions["behaviour"].en]
+    assert actions[6] == [load_scoring_settings().actions["counselling"].en]
     left = alerts[alerts["kind"] == "left_register"].iloc[0]
     assert left["previous_class"] == "at_risk" and pd.isna(left["current_class"])
