@@ -141,8 +141,11 @@ def test_standing_texts_say_where_the_child_stands_before_the_probability() -> N
     third = Standing(probability=0.03, rank=3, top_share=3 / 40, ratio_to_mean=0.03 / 0.0094)
     assert standing_texts(third, 40, en) == ("Among the 8% most at risk in this school (3 of 40)",
                                              "3.2× the school's average", "the model's chance of dropping out: 3%")
+    # Keys 3 and 4 of A_LATEST: tied at 0.10, they share ranks 3 and 4; neither is "3rd".
     middle = Standing(probability=0.10, rank=3, top_share=0.4, ratio_to_mean=1.0)
-    assert standing_texts(middle, 10, en)[1] == "about the school's average"
+    assert standing_texts(middle, 10, en)[:2] == ("Among the 40% most at risk in this school (3–4 of 10)",
+                                                  "about the school's average")
+    assert standing_texts(middle, 10, th)[0] == "อยู่ในกลุ่ม 40% ที่เสี่ยงที่สุดของโรงเรียน (อันดับ 3–4 จาก 10 คน)"
     # A rule-flagged child the model ranks low: said so, and a small probability is not rounded to 0%.
     low = Standing(probability=0.002, rank=38, top_share=0.95, ratio_to_mean=0.1)
     assert standing_texts(low, 40, en) == ("In the less at-risk half of this school by the model (38 of 40)",

@@ -253,12 +253,16 @@ def standing_texts(standing: Standing, students: int, t: dict) -> tuple[str, str
     """(place in the school, comparison with the school's mean, the model's probability) in ``t``'s language.
 
     The place counts ties against the claim (``top_share`` is the share at or above the
-    child) and is rounded up, so "among the 8%" is never better than the truth.
+    child) and is rounded up, so "among the 8%" is never better than the truth. A calibrated
+    probability comes in steps, so many children may share one: their place is then the
+    range of ranks they share ("1–26 of 242"), not a first place one child cannot hold.
     """
+    shared_to = round(standing.top_share * students)
+    rank = f"{standing.rank}–{shared_to}" if shared_to > standing.rank else str(standing.rank)
     if standing.top_share <= 0.5:
-        place = t["top"].format(pct=math.ceil(round(standing.top_share * 100, 9)), rank=standing.rank, n=students)
+        place = t["top"].format(pct=math.ceil(round(standing.top_share * 100, 9)), rank=rank, n=students)
     else:
-        place = t["lower_half"].format(rank=standing.rank, n=students)
+        place = t["lower_half"].format(rank=rank, n=students)
     # Compared as shown (one decimal), so 1.4999 is "1.5×", not "about the average".
     ratio = None if standing.ratio_to_mean is None else round(standing.ratio_to_mean, 1)
     if ratio is None:
