@@ -211,7 +211,10 @@ def _write_artifacts(result: TrainingResult, folder: Path, model_name: str, vers
         calibration={"method": bundle.calibrator.method, "brier_held_out_half": result.calibration.brier},
         evaluation=evaluation.table, fairness=evaluation.fairness, lead_time=evaluation.lead_time,
         images={k: str(v) for k, v in images.items()}, key_model="model",
-        promoted_over=None)
+        promoted_over=None,
+        # both settings of features.protected_inputs (the card field lands with the card's own change)
+        **({"protected_comparison": result.protected_comparison}
+           if "protected_comparison" in ModelCardInfo.model_fields else {}))
     (out / "model_card.html").write_text(model_card_html(card), encoding="utf-8")
 
 

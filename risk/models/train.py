@@ -29,8 +29,22 @@ from risk.models.bundle import ModelBundle
 from risk.models.calibrate import CalibrationChoice, choose_calibrator
 from risk.models.evaluate import MODEL, Evaluation, evaluate
 from risk.models.forest import booster_probability
-from risk.models.policy import choose_policy
+from risk.models.policy import GRADE_FEATURE, choose_policy
 from risk.models.profile import discrete_features, training_profile
+from risk.models.promise import (
+    apply_check,
+    calibration_metrics,
+    class_metrics,
+    held_out_check,
+    target_metrics,
+)
+from risk.models.protected import (
+    HeldRows,
+    compare_protected,
+    hidden,
+    protected_columns,
+    setting_figures,
+)
 from risk.models.samples import (
     DataFiles,
     Samples,
@@ -72,6 +86,8 @@ class TrainingResult:
     seconds: dict[str, float] = field(default_factory=dict)
     champion_version: str | None = None
     example: pd.DataFrame | None = None
+    # ModelCardInfo.protected_comparison: both settings of features.protected_inputs side by side
+    protected_comparison: dict[str, Any] | None = None
 
 
 def code_version() -> str:
@@ -136,7 +152,9 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
 
     started = time.perf_counter()
     params = {**ts.lightgbm.params}
-    fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split, ts.samples.seed)
+    # features.protected_inputs false: the booster bins (and so can split on) no protected column.
+    with hidden(train.X, [] if ts.features.protected_inputs else protected_columns(catalog, train.names)):
+        fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split, ts.samples.seed)
     # After boosting, the early-stopping students are scored for the policy's fallback thresholds and
     # the training profile; a uniform sample of them is enough for both (medians, bins, thresholds),
     # and scoring all of them cost ~15 s at 1M students.
@@ -183,12 +201,19 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     unknown += [ts.policy.thresholds_by] if ts.policy.thresholds_by not in (None, *train.names) else []
     if unknown:
         raise RiskError(f"the class policy names features the catalog does not have: {', '.join(unknown)}")
+    grades = list(catalog.get(GRADE_FEATURE).categories or []) if GRADE_FEATURE in train.names else []
+    wrong = [f"{r.id}: {r.min_grade}" for r in ts.policy.rules if r.min_grade and r.min_grade not in grades]
+    if wrong:
+        raise RiskError(f"configs/train.yaml policy.rules min_grade is not a {GRADE_FEATURE} category of the "
+                        f"catalog ({', '.join(wrong)}; categories {', '.join(grades) or 'none'})")
     # Groups missing from the calibration term (a semester-1 term has no semester-2 rows) take their
     # thresholds from the early-stopping students of the training terms: rows the booster never fitted.
     held_weight = held_w.astype(np.float64)
     policy = choose_policy(p_calibration, calibration.y, calibration.X, calibration.names, ts.policy,
                            weight=calibration.weight.astype(np.float64),
-                           fallback=(choice.calibrator.transform(fitted.held_raw), held_y, held_X, held_weight))
+                           students=calibration.meta["student_key"].to_numpy(), grade_levels=grades,
+                           fallback=(choice.calibrator.transform(fitted.held_raw), held_y, held_X, held_weight,
+                                     held_keys[take]))
     discrete = discrete_features(catalog, train.names)
     # The early-stopping students are a uniform sample of the training students, already
     # scored: the training profile is taken from them instead of scoring another sample.
@@ -197,24 +222,43 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     # Each held-out row is scored once (at 1,500 trees a prediction costs ~30 µs a row): the test
     # term's scores serve the drift profiles here and the evaluation below.
     p_test = choice.calibrator.transform(booster_probability(booster, test.X, fitted.forest, threads))
+    # Does the policy keep its word on a term it never saw? Outcomes and misses are stored with it.
+    test_students = test.meta["student_key"].to_numpy()
+    check = held_out_check(policy, p_test, test.y, test.X, test.names, ts.policy,
+                           weight=test.weight.astype(np.float64), students=test_students)
+    apply_check(policy, check)
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
     drift_profiles = _drift_profiles([(calibration, p_calibration, _sample_mask(calibration, cap, ts.samples.seed + 7)),
                                       (test, p_test, _sample_mask(test, cap, ts.samples.seed + 8))], discrete)
     meta = {"features": train.names, "catalog_version": catalog.version, "num_threads": threads,
             "split": split.as_dict(), "inputs_hash": inputs, "code_version": code_version(),
-            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration}
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "best_iteration": fitted.best_iteration,
+            "protected_inputs": ts.features.protected_inputs}
     bundle = ModelBundle(booster, choice.calibrator, policy, catalog, profile, meta, catalog_yaml, drift_profiles,
                          forest=fitted.forest)
     clock["calibration"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scores, calibrated = _all_scores(bundle, p_test, train, calibration, test, catalog, ts, truth, id_key, champion,
-                                     test_rows)
+    scores, calibrated, champion_targets = _all_scores(bundle, p_test, train, calibration, test, catalog, ts, truth,
+                                                       id_key, champion, test_rows)
     evaluation = evaluate(test, scores, bundle=bundle, catalog=catalog, settings=ts.evaluation, calibrated=calibrated)
     clock["evaluation"] = time.perf_counter() - started
     # Stored with the model: the scorer's report quotes how the model did on its held-out term.
     bundle.meta["evaluation"] = {k.removeprefix("test."): round(v, 4) for k, v in evaluation.headline.items()
                                  if k.startswith(("test.model.", "test.oracle.")) and "grade_" not in k}
+    evaluation.headline.update({**class_metrics(policy.outcomes), **calibration_metrics(policy), **champion_targets,
+                                **target_metrics(check.achieved, check.missed, "held_out", "test.model")})
+    comparison = None
+    if ts.features.compare_protected and protected_columns(catalog, train.names):
+        started = time.perf_counter()
+        held_rows = HeldRows(held_X, held_y, held_weight, held_keys[take], extra)
+        comparison = compare_protected(
+            train=train, calibration=calibration, test=test, held=held_rows, catalog=catalog, ts=ts, params=params,
+            trees=fitted.best_iteration, method=choice.calibrator.method,
+            main=setting_figures(test, p_test, policy, catalog, ts))
+        evaluation.headline.update({f"protected.{setting}.{k}": float(v) for setting in ("with_protected",
+                                    "without_protected") for k, v in comparison[setting].items()})
+        clock["protected_comparison"] = time.perf_counter() - started
     sample = test.subset(student_uniform(test.meta["student_key"].to_numpy(), 99) <
                          ts.evaluation.shap_sample_rows / max(test.rows, 1))
     rows = {role: {"rows": s.rows, "positives": s.positives, "students": int(s.meta["student_key"].nunique()),
@@ -228,33 +272,40 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
         feature_points={"total": len(every_point), "reused": reused},
         shap_sample=(sample.X.astype(np.float64), booster.predict(sample.X, pred_contrib=True)),
         trials=trials, seconds={k: round(v, 2) for k, v in clock.items()},
-        champion_version=champion[0] if champion else None, example=example)
+        champion_version=champion[0] if champion else None, example=example, protected_comparison=comparison)
 
 
 def _all_scores(bundle: ModelBundle, p_test: np.ndarray, train: Samples, calibration: Samples, test: Samples,
                 catalog: Catalog,
                 ts: TrainSettings, truth: Path | None, id_key: bytes | None,
                 champion: tuple[str, ModelBundle] | None, test_rows: Callable[[Catalog], Samples]
-                ) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Every model's score on the test rows: the oracle first, then ours (``p_test``), the champion and the baselines.
+                ) -> tuple[dict[str, np.ndarray], set[str], dict[str, float]]:
+    """Every model's score on the test rows: the oracle first, then ours (``p_test``), the champion and the baselines,
+    and the champion's class-policy targets on those rows (``test.champion.target.*``, for ``risk promote``).
 
     A champion trained with another catalog is scored on the same rows built with its own catalog.
     """
     scores: dict[str, np.ndarray] = {}
+    targets: dict[str, float] = {}
     if truth is not None:
         scores["oracle"] = _oracle(truth, test, id_key)
     scores[MODEL] = p_test
     if champion is not None:
         version, old = champion
+        old_X: np.ndarray | None = None
         if set(old.names) <= set(test.names):
-            columns = [test.names.index(n) for n in old.names]
-            scores["champion"] = old.probability(test.X[:, columns])
+            old_X = test.X[:, [test.names.index(n) for n in old.names]]
         else:
             own = test_rows(old.catalog)
             if np.array_equal(own.meta["student_key"].to_numpy(), test.meta["student_key"].to_numpy()):
-                scores["champion"] = old.probability(own.X)
+                old_X = own.X
             else:
                 log.warning("champion not comparable", version=version, reason="its rows differ")
+        if old_X is not None:
+            scores["champion"] = old.probability(old_X)
+            kept = held_out_check(old.policy, scores["champion"], test.y, old_X, old.names, ts.policy,
+                                  weight=test.weight.astype(np.float64), students=test.meta["student_key"].to_numpy())
+            targets = target_metrics(kept.achieved, kept.missed, "held_out", "test.champion")
     logistic = logistic_baseline(train, catalog, max_rows=ts.evaluation.baseline_max_rows, seed=ts.samples.seed)
     scores["logistic"] = logistic.probability(test.X)
     if any(name in train.names for name in ts.evaluation.context_features):
@@ -264,7 +315,7 @@ def _all_scores(bundle: ModelBundle, p_test: np.ndarray, train: Samples, calibra
             trees=min(max(bundle.meta["best_iteration"], 50), 300), catalog=catalog)
         scores["context_only"] = context.probability(test.X)
     scores["abc_rule"] = abc_rule_score(test, ts.evaluation.abc_attendance_below)
-    return scores, {n for n in scores if n != "abc_rule"}
+    return scores, {n for n in scores if n != "abc_rule"}, targets
 
 
 def _sample(samples: Samples, max_rows: int, seed: int) -> Samples:
