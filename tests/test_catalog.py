@@ -181,3 +181,17 @@ def test_roles_groups_and_grades_are_as_the_issue_says():
     assert catalog.get("att_exam_line_margin").min_grade == "P1"
     assert catalog.get("grades_not_eligible_last_term").min_grade == "P1"
     assert catalog.grade_index("P1") == 3 and catalog.grade_index(None) is None
+
+
+def test_an_action_the_scoring_settings_lack_is_a_config_error_naming_the_feature(tmp_path):
+    from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
+
+    data = yaml.safe_load(DEFAULT_SCORING_SETTINGS.read_text(encoding="utf-8"))
+    del data["actions"]["travel_support"]
+    path = tmp_path / "scoring.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"scoring.yaml: actions: .*distance_to_school_km → travel_support"):
+        load_scoring_settings(path)
+    # Every action the shipped catalog names is defined in the shipped settings.
+    assert load_scoring_settings().actions.keys() >= {f.action for f in load_catalog(CATALOG_FILE).features
+                                                      if f.action}
