@@ -17,13 +17,13 @@ from conftest import WORLD_KEY, pii_leaks
 
 from risk.config import load_settings
 from risk.data.validate import validate_sources
-from risk.scoring.batch import score_students
-from risk.scoring.settings import load_scoring_settings
 from risk.features.base import AsOf
 from risk.features.build import build_features
 from risk.features.context_rates import open_validated
 from risk.models.policy import CLASSES
+from risk.scoring.batch import score_students
 from risk.scoring.explained import explained_scores
+from risk.scoring.settings import load_scoring_settings
 from risk.store import (
     done_buckets,
     find_unfinished_run,
