@@ -157,7 +157,7 @@ def floor_child(tracking: Path, matrix: Path, scores: Path, sample: int, out: Pa
     import pandas as pd
     import shap
 
-    from risk.features.catalog import format_value
+    from risk.features.catalog import reason_text
     from risk.models.forest import CompiledForest
     from risk.models.tracking import configure_tracking, resolve_model
 
@@ -207,8 +207,8 @@ def floor_child(tracking: Path, matrix: Path, scores: Path, sample: int, out: Pa
             spec, value = specs[j], float(Xs[i][j])
             if spec.direction == "none" or math.isnan(value):
                 continue
-            en.append(spec.reason.en.format(value=format_value(value, spec.unit, "en", spec.categories)))
-            th.append(spec.reason.th.format(value=format_value(value, spec.unit, "th", spec.categories)))
+            en.append(reason_text(spec, value, "en"))  # the catalog's template forms ({subject|subjects})
+            th.append(reason_text(spec, value, "th"))
         texts.append((json.dumps(en), json.dumps(th, ensure_ascii=False)))
     naive = time.perf_counter() - started
     out.write_text(json.dumps({"rows": len(keys), "flagged": len(flagged), "scored": len(scored),
