@@ -277,7 +277,7 @@ def test_the_teacher_page_shows_context_once_rule_marks_apart_and_where_each_chi
     assert tools.evaluate("document.querySelectorAll('#school-context').length") == 1
     assert tools.evaluate("document.querySelector('main > section, main > .card') "
                           "=== document.querySelector('#school-context')")
-    assert "อัตราการออกกลางคันในอดีตของโรงเรียนสูง (9%)" in text and "นักเรียน 30 คน" in text
+    assert "อัตราการออกกลางคันในอดีตของโรงเรียนสูง (9%)" in text and "เพิ่มความเสี่ยงของนักเรียน 30 คน" in text
     assert "บริบทของรอบก่อน" not in text and "บริบทของโรงเรียน B" not in text
     assert text.count("อัตราการออกกลางคันในอดีตของโรงเรียนสูง") == 1
 
