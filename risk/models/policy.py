@@ -80,6 +80,10 @@ class ClassPolicy(BaseModel):
 
     ``problem_threshold`` and ``at_risk_threshold`` are the pooled thresholds; ``groups``
     maps a value of the ``thresholds_by`` feature (as text: "0", "1") to its own.
+    ``achieved`` holds the calibration rows' figures, ``held_out`` the same figures on
+    the held-out term; ``missed`` every target not met, on either; ``outcomes`` each
+    class on the held-out term; ``grade_levels`` grade_level's categories (for a rule's
+    ``min_grade``). A policy written before these fields reads with them empty.
     """
 
     problem_threshold: float
