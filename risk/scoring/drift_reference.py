@@ -158,7 +158,7 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
 
 
 def ringing_features(bundle: ModelBundle, drift: DriftSettings) -> list[str]:
-    """The model's features that may ring the warning: ``min_importance`` of the booster's gain, not calendar-bound."""
+    """The model's features that may ring the warning: ``min_importance`` of the booster's gain, not ``left_out``."""
     gain = np.asarray(bundle.booster.feature_importance(importance_type="gain"), dtype=np.float64)
     share = gain / gain.sum() if gain.sum() > 0 else np.ones_like(gain)
     left_out = set(drift.left_out)
