@@ -15,6 +15,7 @@ nation       3,500      450       155    605 / 3500  = 17.3%
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import unicodedata
 from pathlib import Path
@@ -597,3 +598,67 @@ def test_a_drift_report_as_the_check_writes_it_fits_and_calendar_features_do_not
     assert re.search(r"<td>school_days_so_far</td><td class=\"num\">2.997</td><td class=\"num\">0.25</td>.*?"
                      r"not counted \(moves with the calendar\)", block, re.S)
     assert "terms 2566-1 and 2566-2 compared" in block
+
+
+def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_store, tmp_path: Path) -> None:
+    """The session's champion (tests/conftest.py) scores the world; the report reads run, scores and MLflow."""
+    from risk.config import load_settings
+    from risk.scoring.batch import score_students
+    from risk.scoring.charts import percent
+    from risk.scoring.settings import load_scoring_settings
+    from risk.scoring.term_report import term_report
+    from risk.store import latest_scores, open_store
+
+    home, _, result, registered = champion_store
+    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    score_students(world / "validated", dt.date(2026, 7, 24), bundle=result.bundle, model_name="dropout-risk",
+                   model_version=registered["version"], store=store, out=tmp_path / "scores.parquet",
+                   settings=load_settings(), scoring=load_scoring_settings(), progress=False)
+    page = term_report(store, tmp_path / "report.html", validated=world / "validated", scoring=load_scoring_settings())
+    html = page.read_text(encoding="utf-8")
+    artifacts = Path(__file__).parent / "artifacts"  # git-ignored: the report of a real run, for a person to read
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "term_report_scored_world.html").write_text(html, encoding="utf-8")
+
+    model = section(html, "model")
+    card = re.search(r'<a href="file://([^"]+)">', model).group(1)
+    assert card.endswith("evaluation/model_card.html") and "<html" in Path(card).read_text(encoding="utf-8")
+    for name, words in (("model", "LightGBM"), ("logistic", "logistic regression"), ("abc_rule", "ABC rule")):
+        auc = result.evaluation.metric(name, "roc_auc")
+        assert re.search(rf"{words}[^<]*</span></td>\s*<td class=\"num\">{auc:.3f}</td>", model), (name, auc)
+    assert not re.search(r"\b(model|logistic|oracle|context_only|abc_rule)\.[a-z_0-9]+", html)
+
+    scores = pd.concat(latest_scores(store, registered_run(store), columns=["risk_class", "raised_by"]))
+    policy = json.loads(result.bundle.policy.to_json())
+    for name in ("problem", "at_risk", "normal"):
+        row = class_row(html, name)
+        mine = scores[scores["risk_class"] == name]
+        assert cells(row)[:3] == [f"{len(mine):,}", f"{int(mine['raised_by'].isna().sum()):,}",
+                                  f"{int(mine['raised_by'].notna().sum()):,}"], name
+        outcome = (policy.get("outcomes") or {}).get(name)
+        assert (percent(outcome["dropout_rate"]) in row) if outcome else ("not measured for this model" in row)
+    for group in policy.get("groups", {}).values():
+        assert f"≥ {percent(group['problem_threshold'])}" in class_row(html, "problem")
+    assert "first scored term" in section(html, "alerts")
+
+
+def registered_run(store) -> str:
+    from risk.store import latest_finished_run
+
+    return latest_finished_run(store)
+
+
+def test_a_threshold_no_one_reaches_and_an_empty_class_are_said_in_words() -> None:
+    # Semester 2's problem line at 100%: nobody is put there by the model, so nobody's dropout can be measured.
+    policy = {**POLICY, "groups": {**POLICY["groups"], "1": {"problem_threshold": 1.0, "at_risk_threshold": 0.12}},
+              "outcomes": {**POLICY["outcomes"], "problem": {"students": 0, "dropouts": 0, "dropout_rate": 1.0,
+                                                             "share": 0.0, "raised_by_rule": 0}}}  # fmt: skip
+    row = class_row(render_report(inputs(policy=policy)), "problem")
+    assert "โอกาส ≥ 100.0%" in row and "no one reaches it" in row
+    assert "no student in this class" in row and "100.0%" not in cells(row)[-1]
+
+
+def test_the_data_window_reads_train_calibration_test() -> None:
+    window = {"test": ["2568-2"], "calibration": ["2568-1"], "train": ["2567-1", "2567-2"]}
+    model = section(render_report(inputs(model={"name": "dropout-risk", "trained window": window})), "model")
+    assert "ฝึก / train 2567-1, 2567-2; ปรับเทียบ / calibration 2568-1; ทดสอบ / held-out test 2568-2" in model

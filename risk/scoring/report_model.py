@@ -90,9 +90,11 @@ def _thresholds(policy: dict[str, Any], name: str) -> list[dict[str, str]]:
     if by and groups:
         labels = GROUP_LABELS.get(by, {})
         return [{"th": labels.get(g, (f"{by} = {g}",))[0], "en": labels.get(g, ("", f"{by} = {g}"))[1],
-                 "value": _threshold(float(groups[g][key]))} for g in sorted(groups)]  # fmt: skip
+                 "value": _threshold(float(groups[g][key])), "unreachable": float(groups[g][key]) >= 1.0}
+                for g in sorted(groups)]  # fmt: skip
     if key in policy:
-        return [{"th": "ทุกภาคเรียน", "en": "every term", "value": _threshold(float(policy[key]))}]
+        return [{"th": "ทุกภาคเรียน", "en": "every term", "value": _threshold(float(policy[key])),
+                 "unreachable": float(policy[key]) >= 1.0}]
     return []
 
 
@@ -101,6 +103,8 @@ def _observed(outcomes: dict[str, Any] | None, name: str) -> dict[str, str] | No
     found = (outcomes or {}).get(name)
     if not found or found.get("students") is None:
         return None
+    if found["students"] < 1:
+        return {"rate": "ไม่มีนักเรียนในกลุ่มนี้", "counts": "no student in this class"}
     rate = found.get("dropout_rate")
     if rate is None:
         rate = found["dropouts"] / found["students"] if found["students"] else math.nan
@@ -211,9 +215,10 @@ def model_facts(model: dict[str, Any]) -> list[dict[str, str]]:
         value = model.get(key)
         if value in (None, "", {}, []):
             continue
-        if isinstance(value, dict):  # the split: terms by role
-            text = "; ".join(f"{WINDOW_TH.get(role, role)} {', '.join(map(str, terms))}"
-                             for role, terms in value.items() if terms)  # fmt: skip
+        if isinstance(value, dict):  # the split: terms by role, in the order they are used
+            roles = [r for r in WINDOW_TH if r in value] + [r for r in value if r not in WINDOW_TH]
+            text = "; ".join(f"{WINDOW_TH.get(role, role)} {', '.join(map(str, value[role]))}"
+                             for role in roles if value[role])  # fmt: skip
         elif isinstance(value, list | tuple):
             text = " – ".join(map(str, value)) if len(value) == 2 else ", ".join(map(str, value))
         else:
