@@ -227,6 +227,9 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     check = held_out_check(policy, p_test, test.y, test.X, test.names, ts.policy,
                            weight=test.weight.astype(np.float64), students=test_students)
     apply_check(policy, check)
+    for miss in policy.missed:
+        log.warning("class target missed", target=miss.target, group=miss.group, where=miss.where,
+                    wanted=miss.wanted, achieved=round(miss.achieved, 4))
     # The most recent terms (uniform samples, no down-sampling) are what a new term is compared with.
     drift_profiles = _drift_profiles([(calibration, p_calibration, _sample_mask(calibration, cap, ts.samples.seed + 7)),
                                       (test, p_test, _sample_mask(test, cap, ts.samples.seed + 8))], discrete)
