@@ -249,6 +249,14 @@ def test_model_section_shows_what_is_given() -> None:
 def test_alert_counts() -> None:
     alerts = section(render_report(inputs()), "alerts")
     assert "เข้ากลุ่มเสี่ยงใหม่" in alerts and '<td class="num">1,234</td>' in alerts
+    assert "of which by a rule" not in alerts  # not known: no column rather than a false 0
+
+
+def test_alerts_raised_by_a_rule_are_counted_apart() -> None:
+    alerts = section(render_report(inputs(alerts_by_rule={"newly_at_risk": 437})), "alerts")
+    assert "of which by a rule" in alerts
+    assert re.search(r'newly at risk</span></td><td class="num">1,234</td>\s*<td class="num">437</td>', alerts)
+    assert re.search(r'escalated to problem</span></td><td class="num">56</td>\s*<td class="num">0</td>', alerts)
     assert "No alert counts" in section(render_report(inputs(alerts=None)), "alerts")
 
 
@@ -639,7 +647,12 @@ def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_
         assert (percent(outcome["dropout_rate"]) in row) if outcome else ("not measured for this model" in row)
     for group in policy.get("groups", {}).values():
         assert f"≥ {percent(group['problem_threshold'])}" in class_row(html, "problem")
-    assert "first scored term" in section(html, "alerts")
+    alerts = section(html, "alerts")
+    assert "first scored term" in alerts
+    # A first run alerts every flagged student, so the rule-raised at-risk alerts are the rule-raised at-risk scores.
+    raised_at_risk = int(scores.loc[scores["risk_class"] == "at_risk", "raised_by"].notna().sum())
+    assert re.search(rf"newly flagged at risk \(first scored term\)</span></td><td class=\"num\">[\d,]+</td>\s*"
+                     rf"<td class=\"num\">{raised_at_risk:,}</td>", alerts), raised_at_risk
 
 
 def registered_run(store) -> str:

@@ -154,6 +154,7 @@ class ReportInputs(BaseModel):
     by_grade: pd.DataFrame
     drift: DriftInput | None = None
     alerts: dict[str, int] | None = None
+    alerts_by_rule: dict[str, int] | None = None  # of ``alerts``, those whose class a rule set
     # Each student domain at as_of (risk.features.freshness); None when it was not checked.
     freshness: list[DomainFreshness] | None = None
     evaluation: dict[str, float] | None = None
@@ -246,7 +247,7 @@ def _context(inputs: ReportInputs) -> dict[str, Any]:
         "facts": model_facts(inputs.model),
         "quality": quality(inputs.evaluation or nested_evaluation(inputs.model)),
         "model_card": inputs.model_card,
-        "alerts": _alerts(inputs.alerts, first_term),
+        "alerts": _alerts(inputs.alerts, inputs.alerts_by_rule, first_term),
         "first_term": first_term,
         "freshness": _freshness(inputs.freshness),
     }
@@ -350,12 +351,14 @@ def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def _alerts(alerts: dict[str, int] | None, first_term: bool) -> list[dict[str, Any]] | None:
+def _alerts(alerts: dict[str, int] | None, by_rule: dict[str, int] | None,
+            first_term: bool) -> list[dict[str, Any]] | None:
     if alerts is None:
         return None
     words = {**ALERT_TH, **(FIRST_TERM_ALERT_TH if first_term else {})}
-    return [{"th": words.get(kind, (kind, ""))[0], "en": words.get(kind, ("", kind))[1],
-             "count": f"{count:,}"} for kind, count in alerts.items()]  # fmt: skip
+    return [{"th": words.get(kind, (kind, ""))[0], "en": words.get(kind, ("", kind))[1], "count": f"{count:,}",
+             "by_rule": None if by_rule is None else f"{by_rule.get(kind, 0):,}"}
+            for kind, count in alerts.items()]  # fmt: skip
 
 
 def _freshness(freshness: list[DomainFreshness] | None) -> dict[str, Any] | None:

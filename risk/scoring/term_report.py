@@ -70,6 +70,7 @@ def term_report(store: Store, out: Path, run_id: str | None = None, *, validated
         summaries=_all_levels(store, run_id),
         previous_summaries=_all_levels(store, previous) if previous else None,
         by_grade=by_grade, raised=raised, drift=run["drift"], alerts=alert_counts(store, run_id),
+        alerts_by_rule=alert_counts(store, run_id, raised_only=True),
         freshness=_freshness(validated, run["as_of"], settings),
         evaluation=evaluation or None, policy=kept.get("policy") or found.get("policy"),
         model_card=found.get("card"),

@@ -232,11 +232,12 @@ def _check_acted_on(acted_on: dt.date, as_of: dt.date) -> None:
             f"{as_of.isoformat()} and today {today.isoformat()}.")
 
 
-def alert_counts(store: Store, run_id: str) -> dict[str, int]:
+def alert_counts(store: Store, run_id: str, *, raised_only: bool = False) -> dict[str, int]:
     """How many alerts of each kind stand at the run's term and date: open or acknowledged, not withdrawn or superseded.
 
     Alerts are one per student and date, so a date scored again shows the same
-    counts whichever of its runs is asked about.
+    counts whichever of its runs is asked about. ``raised_only`` counts only those
+    whose class a policy rule set (``raised_by`` not NULL), which the term report shows apart.
     """
     alert, run = Alert.__table__, ScoringRun.__table__
     date = select(run.c.term, run.c.as_of).where(run.c.run_id == run_id).subquery()
@@ -244,5 +245,7 @@ def alert_counts(store: Store, run_id: str) -> dict[str, int]:
             .join(date, (alert.c.term == date.c.term) & (alert.c.as_of == date.c.as_of))
             .where(alert.c.status != "withdrawn", alert.c.superseded_at.is_(None))
             .group_by(alert.c.kind))
+    if raised_only:
+        stmt = stmt.where(alert.c.raised_by.is_not(None))
     with store.engine.connect() as conn:
         return {kind: int(n) for kind, n in conn.execute(stmt)}
