@@ -210,6 +210,14 @@ def wilson_bounds(successes: np.ndarray, n: np.ndarray, z: float) -> tuple[np.nd
     return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
 
 
+def _evidence(seen: np.ndarray, y_sorted: np.ndarray, lower: np.ndarray, last: int) -> str:
+    """What the data above the fallback threshold shows, in words: a precision of 1.0 over 3 students is no promise."""
+    if not len(seen):
+        return "no rows"
+    return (f"{int(seen[last])} students, {int(y_sorted[: last + 1].sum())} dropout rows above it; "
+            f"lower bound {float(lower[last]):.2f}")
+
+
 def _capped(ends: np.ndarray, flagged: np.ndarray, cap: float) -> int:
     """The last threshold edge (index into the sorted rows) flagging at most ``cap`` (weighted); the first edge
     when even that flags more (one run of equal probabilities above the cap)."""
@@ -296,7 +304,8 @@ def choose_thresholds(probability: np.ndarray, y: np.ndarray, targets: PolicySet
         where="calibration",
         fallback=f"no threshold reached precision {targets.problem_precision:.2f} with a margin (Wilson lower "
                  f"bound, at least {targets.min_problem_dropouts} dropouts above it): the problem class is the "
-                 f"highest-scored {targets.problem_fallback_share:.0%} of students instead")] if fell_back else []
+                 f"highest-scored {targets.problem_fallback_share:.0%} of students instead ({_evidence(seen, y_sorted, lower, last)})"
+    )] if fell_back else []
     return ClassPolicy(problem_threshold=problem, at_risk_threshold=at_risk, rules=targets.rules,
                        targets={"problem_precision": targets.problem_precision,
                                 "at_risk_recall": targets.at_risk_recall,
