@@ -203,6 +203,7 @@ def national_inputs(first_term: bool = False):
                "features": [{"name": n, "psi": p, "status": s} for n, p, s in features]},
         alerts=({"newly_at_risk": 41_250, "escalated_problem": 8_130} if first_term else
                 {"newly_at_risk": 41_250, "escalated_problem": 8_130, "improved": 12_904, "left_register": 1_377}),
+        alerts_by_rule={"newly_at_risk": 4_370},
     )  # fmt: skip
 
 
@@ -257,6 +258,7 @@ def test_a_first_term_reads_newly_flagged_never_escalated(chromium: str, first_t
     assert "There is no earlier term to compare with." in text
     assert "เข้ากลุ่มมีปัญหา (ครั้งแรกที่ประเมิน) newly flagged as problem (first scored term) 8,130" in text
     assert "escalated to problem" not in text and "เลื่อนเป็นกลุ่มมีปัญหา" not in text
+    assert "newly flagged at risk (first scored term) 41,250 4,370" in text  # of which 4,370 by the exam-line rule
 
 
 def test_a_later_term_keeps_escalated(chromium: str, tmp_path: Path) -> None:
