@@ -180,8 +180,9 @@ def test_a_target_the_champion_met_and_the_challenger_missed_is_a_refusal_naming
     challenger = {**met, "test.model.target.problem_precision.group_0.met": 0.0,
                   "test.model.target.problem_precision.group_0.achieved": 0.04,
                   "policy.target.problem_precision.pooled.met": 1.0}
-    reasons = promise_reasons(challenger, {"policy.target.problem_precision.pooled.met": 1.0})
+    reasons = promise_reasons(challenger, {"policy.target.problem_precision.pooled.met": 1.0}, "year_end_term")
     assert len(reasons) == 1 and "problem_precision" in reasons[0] and "0.040" in reasons[0]
+    assert "rows with year_end_term = 0" in reasons[0]
     # Both missed it: no refusal on that account; a champion from before these records met nothing.
     assert promise_reasons({**challenger, "test.champion.target.problem_precision.group_0.met": 0.0}, {}) == []
 

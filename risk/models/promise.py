@@ -182,13 +182,14 @@ def class_metrics(outcomes: dict[str, ClassOutcome]) -> dict[str, float]:
             for key, value in outcome.model_dump().items() if not math.isnan(float(value))}
 
 
-def promise_reasons(challenger: dict[str, float], champion_run: dict[str, float]) -> list[str]:
+def promise_reasons(challenger: dict[str, float], champion_run: dict[str, float], by: str | None = None) -> list[str]:
     """One sentence per target the challenger misses and the champion met; empty when none.
 
     ``challenger``: the challenger run's metrics, which hold ``test.model.target.*`` and
     the champion scored on the same held-out term (``test.champion.target.*``), and its
     own calibration record (``policy.target.*``); ``champion_run``: the champion's own
-    run's metrics (its ``policy.target.*``). A model from before these records met nothing.
+    run's metrics (its ``policy.target.*``); ``by`` the policy's ``thresholds_by`` (to name
+    a group). A model from before these records met nothing.
     """
     reasons = []
     pairs = [("test.model.target.", challenger, "test.champion.target.", challenger, "on the same held-out term"),
@@ -203,7 +204,8 @@ def promise_reasons(challenger: dict[str, float], champion_run: dict[str, float]
             target, _, group = name.rpartition(".")
             new = ours.get(f"{mine}{name}.achieved", math.nan)
             old = source.get(f"{theirs}{name}.achieved", math.nan)
-            rows = "all rows" if group == POOLED else f"rows of group {group.removeprefix('group_')}"
+            value = group.removeprefix("group_")
+            rows = "all rows" if group == POOLED else f"rows with {by} = {value}" if by else f"rows of group {value}"
             reasons.append(f"REFUSED: the challenger misses its {target} target ({rows}; achieved {new:.3f}) "
                            f"{where}, which the champion met ({old:.3f})")
     return reasons

@@ -63,8 +63,9 @@ def promote(model_name: str, criteria: PromotionSettings) -> Promotion:
             f"the challenger was judged beside version {evaluated or 'none'}, but the champion is now version "
             f"{champion}: retrain so both are scored on the same held-out term"])
     reasons, passed = _compare(run.data.metrics, criteria)
+    by = next((k.split(".")[1].split(":")[0] for k in run.data.params if k.startswith("policy.") and ":" in k), None)
     broken = promise_reasons(run.data.metrics, client.get_run(client.get_model_version(model_name, champion).run_id)
-                             .data.metrics)
+                             .data.metrics, by)
     reasons, passed = reasons + broken, passed and not broken
     if passed:
         client.set_registered_model_alias(model_name, "champion", challenger)
