@@ -352,3 +352,14 @@ def test_a_drift_report_as_the_check_writes_it_fits_and_calendar_features_do_not
     assert re.search(r"<td>school_days_so_far</td><td class=\"num\">2.997</td><td class=\"num\">0.25</td>.*?"
                      r"not counted \(moves with the calendar\)", block, re.S)
     assert "terms 2566-1 and 2566-2 compared" in block
+
+
+def test_a_drift_warning_or_a_stale_domain_is_announced_before_the_numbers() -> None:
+    def top(html: str) -> str:
+        return html.split('<section id="nation">', 1)[0]
+
+    assert 'id="read-first"' not in top(render_report(inputs(freshness=freshness())))
+    drifted = top(render_report(inputs(drift={**drift(False), "warning": True, "warning_features": ["x"]})))
+    assert 'id="read-first"' in drifted and 'href="#drift"' in drifted and 'href="#freshness"' not in drifted
+    stale = top(render_report(inputs(freshness=freshness("stale"))))
+    assert 'href="#freshness"' in stale and 'href="#drift"' not in stale

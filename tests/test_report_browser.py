@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 README_IMAGE = Path(__file__).parent.parent / "docs" / "images" / "term_report.png"
-README_HEIGHT = 1800  # the README's picture: header, nation, what each class means, the model beside its baselines
+README_HEIGHT = 1840  # the README's picture: header, nation, what each class means, the model beside its baselines
 APT_PACKAGES = ("chromium", "fonts-thai-tlwg")
 APT_TIMEOUT_S = 1800
 RENDER_TIMEOUT_S = 180
@@ -187,8 +187,10 @@ def national_inputs(first_term: bool = False):
         "problem": [round(150_000 * f * 0.3) for f in flagged],
     })
     by_grade["normal"] = 150_000 - by_grade["at_risk"] - by_grade["problem"]
-    features = [("attendance_rate_term", 0.31, "drifted"), ("gpa_last_term", 0.14, "watch"),
-                ("absent_streak_max", 0.05, "stable"), ("household_income_baht_month", 0.02, "stable")]
+    # A calibrated check on an unchanged population: school days so far moves with the calendar (PSI 2.997
+    # past its own 0.25, yet it cannot ring), everything else within its term-to-term variation: no banner.
+    features = [("school_days_so_far", 2.997, "drifted", 0.25, False), ("att_rate_term", 0.09, "stable", 0.12, True),
+                ("gpa_last_term", 0.06, "stable", 0.10, True), ("income_baht_month", 0.02, "stable", 0.08, True)]
     current = summaries(0.0)
     # A tenth of each province's at-risk students are there by the exam-line rule, not the model.
     raised = current[["level", "area_code", "at_risk"]].assign(at_risk=lambda f: f["at_risk"] // 10, problem=0)
@@ -199,8 +201,10 @@ def national_inputs(first_term: bool = False):
         evaluation=EVALUATION, policy=POLICY, raised=raised,
         model_card="file:///srv/risk/mlartifacts/1/4f2a/artifacts/evaluation/model_card.html",
         summaries=current, previous_summaries=None if first_term else summaries(0.01, -0.008), by_grade=by_grade,
-        drift={"score_psi": 0.08, "threshold": 0.2, "drifted": ["attendance_rate_term"],
-               "features": [{"name": n, "psi": p, "status": s} for n, p, s in features]},
+        drift={"score_psi": 0.002, "threshold": 0.2, "drifted": ["school_days_so_far"], "score_limit": 0.05,
+               "warning": False, "warning_features": [], "basis": "terms 2565-2 and 2566-1 of the training data compared",
+               "features": [{"name": n, "psi": p, "status": s, "limit": lim, "in_warning": ring}
+                            for n, p, s, lim, ring in features]},
         alerts=({"newly_at_risk": 41_250, "escalated_problem": 8_130} if first_term else
                 {"newly_at_risk": 41_250, "escalated_problem": 8_130, "improved": 12_904, "left_register": 1_377}),
         alerts_by_rule={"newly_at_risk": 4_370},
@@ -274,6 +278,13 @@ def test_a_small_province_is_never_among_the_highest(chromium: str, first_term: 
     highest = text.split("15 highest provinces", 1)[1].split("รายภาค / Regions", 1)[0]
     assert "Mae Hong Son" not in highest and "(1 จังหวัด)" in highest  # 15 of 20 flagged, but 20 students
     assert "other small areas (5, under 30 students) 45 / 90" in text
+
+
+def test_an_unchanged_population_shows_no_drift_banner(chromium: str, first_term: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    text = rendered_text(chromium, first_term[0], tmp_path)
+    assert "No feature or score drifted past the threshold." in text and "Read first" not in text
+    assert "school_days_so_far 2.997 0.25" in text and "not counted (moves with the calendar)" in text
 
 
 def test_the_missed_target_is_red_on_the_screen(first_term: tuple[Path, Path]) -> None:
