@@ -195,3 +195,25 @@ def test_an_action_the_scoring_settings_lack_is_a_config_error_naming_the_featur
     # Every action the shipped catalog names is defined in the shipped settings.
     assert load_scoring_settings().actions.keys() >= {f.action for f in load_catalog(CATALOG_FILE).features
                                                       if f.action}
+
+
+def test_a_catalog_from_before_roles_reads_with_the_installed_roles_and_never_shows_an_unknown_feature(tmp_path):
+    """A champion registered before roles existed keeps its catalog; it must load, and stay within the rules."""
+    data = yaml.safe_load(CATALOG_FILE.read_text(encoding="utf-8"))
+    for entry in data["features"]:
+        for key in ("role", "group", "min_grade", "action", "reason_negative", "reason_zero"):
+            entry.pop(key, None)
+        if entry["name"] == "att_exam_line_margin":
+            entry["unit"] = "share"  # as it was written then
+    region = next(entry for entry in data["features"] if entry["name"] == "region")
+    data["features"].append({**region, "name": "old_region_code", "direction": "higher"})
+    old = tmp_path / "catalog.yaml"
+    old.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match="role"):
+        load_catalog(old)
+    read = load_catalog(old, installed=load_catalog(CATALOG_FILE))
+    assert read.get("non_thai").role == "protected" and not read.get("non_thai").is_reason
+    assert read.get("school_past_dropout_rate").role == "context"
+    assert read.get("att_exam_line_margin").min_grade == "P1" and read.get("att_rate_term").action
+    assert read.get("old_region_code").role == "protected"  # nobody said what it is: never a reason
+    assert read.names == [entry["name"] for entry in data["features"]]

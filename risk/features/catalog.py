@@ -182,8 +182,11 @@ class Catalog(BaseModel):
         raise KeyError(name)
 
 
-def load_catalog(path: Path) -> Catalog:
+def load_catalog(path: Path, *, installed: Catalog | None = None) -> Catalog:
     """Read and check the catalog; its version is a hash of the file's bytes.
+
+    ``installed``: the catalog in use, for reading a catalog stored in a model package
+    written before features had a ``role`` (see :func:`_from_installed`).
 
     Raises ConfigError naming the file and the entry at fault.
     """
@@ -194,6 +197,8 @@ def load_catalog(path: Path) -> Catalog:
         raise ConfigError(f"{path}: cannot read the feature catalog ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("features"), list):
         raise ConfigError(f"{path}: expected a mapping with a 'features' list")
+    if installed is not None:
+        data["features"] = [_from_installed(entry, installed) for entry in data["features"]]
     version = f"{data.get('name', 'catalog')}-{hashlib.sha256(raw).hexdigest()[:12]}"
     try:
         catalog = Catalog(version=version, features=data["features"])
@@ -213,6 +218,25 @@ def load_catalog(path: Path) -> Catalog:
         except ValueError as exc:
             raise ConfigError(f"{path}: feature {feature.name!r}: {exc}") from exc
     return catalog
+
+
+def _from_installed(entry: Any, installed: Catalog) -> Any:
+    """An entry of a catalog written before roles, read with what the installed catalog says of it.
+
+    Models registered before reasons had roles keep their catalog as it was. Such an
+    entry takes the installed entry of the same name and computation whole (the same
+    feature, with today's role, group, grade floor, action and texts), so an old champion
+    never shows a protected attribute or a context line as a child's reason. A feature the
+    installed catalog no longer describes becomes ``protected``: never a reason at all,
+    which is the one safe reading of a feature whose role nobody wrote down.
+    """
+    if not isinstance(entry, dict) or "role" in entry:
+        return entry
+    name = entry.get("name")
+    for spec in installed.features:
+        if spec.name == name and spec.compute == entry.get("compute"):
+            return {**spec.model_dump(exclude_defaults=True), "enabled": entry.get("enabled", True)}
+    return {**entry, "role": "protected"}
 
 
 # Unit words: English (singular, plural), Thai (no plural). A share's change is in percentage points:
