@@ -33,6 +33,8 @@ setup: $(STAMP)
 
 # synth, then the whole term's job: validate -> features -> train -> promote -> score -> alerts
 # -> summaries -> report, with a step table at the end. Run it again: every step is reused.
+# Last, the reasons a teacher reads are audited against the children's own feature values
+# (risk audit-reasons: no protected or context reason, none below its grade, one per fact).
 # The export arrives term by term, the way schools send it (Excel, cp874 CSV with Thai headers,
 # Buddhist-Era day-first dates; read through configs/profiles/field.yaml): earlier terms are
 # validated into the store one at a time, then the newest term's job runs whole.
@@ -43,6 +45,8 @@ demo: setup
 	@for export in $$(ls -d $(DATA)/exports/*/ | sort | grep -v "/$(DEMO_LAST_TERM)/"); do \
 	  $(RISK) validate $$export $(DATA)/validated --profile $(FIELD_PROFILE) --demo --quiet || exit 1; done
 	$(RISK) term --source $(DATA)/exports/$(DEMO_LAST_TERM) --profile $(FIELD_PROFILE) --as-of $(DEMO_AS_OF) --store $(DATA) --truth $(DATA)/source/truth.parquet --demo
+	$(RISK) features --as-of $(DEMO_AS_OF) --data $(DATA)/validated --out $(DATA)/features.parquet --quiet
+	$(RISK) audit-reasons --data $(DATA)/validated --features $(DATA)/features.parquet
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
 # Two test processes, one per core; a test file stays on one (its module fixtures are built once).

@@ -16,7 +16,7 @@ from risk.scoring.batch import score_students
 from risk.scoring.explained import Explained, explain_rows
 from risk.scoring.reason_audit import CHECKS, audit_explained, audit_reasons
 from risk.scoring.settings import load_scoring_settings
-from risk.store import finish_run, open_store, start_run, write_bucket_scores
+from risk.store import finish_run, latest_scores, open_store, start_run, write_bucket_scores
 
 AS_OF = dt.date(2026, 7, 24)  # ten weeks into the world's last term (2569-1)
 
@@ -207,3 +207,30 @@ def test_explained_scores_carry_the_rule_mark_and_the_context_as_json(features, 
     assert (context.map(len) == frame["context_en"].map(json.loads).map(len)).all()
     assert (context[frame["risk_class"] == "normal"].map(len) == 0).all()
     assert {bundle.catalog.get(c).role for codes in context for c in codes} <= {"context"}
+
+
+def test_stored_reasons_are_checked_against_each_childs_own_values(world, champion, tmp_path):
+    """`risk audit-reasons --features`: the stored codes against the date's feature matrix, and a planted lie is seen."""
+    _, version, bundle = champion
+    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    report = score_students(world / "validated", AS_OF, bundle=bundle, model_name="dropout-risk",
+                            model_version=version, store=store, out=tmp_path / "scores.parquet",
+                            settings=load_settings(), scoring=load_scoring_settings(), progress=False)
+    point = AsOf(AS_OF)
+    values = build_features(open_validated(world / "validated", point, load_settings()), point, bundle.catalog,
+                            keep_shared=True)
+    audit = audit_reasons(store, report.run_id, bundle.catalog, bundle.policy, values=values, profile=bundle.profile)
+    assert audit.reasons > 0 and audit.counts() == dict.fromkeys(CHECKS, 0), audit.counts()
+    # Every child attended every day: each reason about the attendance rate (the 80% rule's included) is now a lie.
+    stored = pd.concat(list(latest_scores(store, report.run_id, columns=["student_key", "risk_class", "reason_codes"])))
+    flagged = stored[stored["risk_class"] != "normal"]
+    lies = sum(code in {"att_rate_term", "rule:exam_line"} for codes in flagged["reason_codes"] for code in codes)
+    assert lies > 0
+    planted = values.assign(att_rate_term=1.0)
+    audit = audit_reasons(store, report.run_id, bundle.catalog, bundle.policy, values=planted, profile=bundle.profile)
+    assert audit.checks["contradicts"].count == lies
+    # A flagged child the matrix lacks cannot be vouched for: each of their reasons is counted.
+    absent = flagged.iloc[0]
+    audit = audit_reasons(store, report.run_id, bundle.catalog, bundle.policy,
+                          values=values[values["student_key"] != absent["student_key"]], profile=bundle.profile)
+    assert audit.checks["contradicts"].count == len(absent["reason_codes"]) > 0

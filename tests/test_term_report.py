@@ -154,6 +154,27 @@ def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_
     assert re.search(rf"newly flagged at risk \(first scored term\)</span></td><td class=\"num\">[\d,]+</td>\s*"
                      rf"<td class=\"num\">{raised_at_risk:,}</td>", alerts), raised_at_risk
 
+    # The same run through `risk audit-reasons`, as make demo ends: the model from the registry, each reason
+    # against the child's own values of the date. Clean, it exits 0; a matrix of another date is refused.
+    from typer.testing import CliRunner
+
+    from risk.cli import app
+
+    runner = CliRunner()
+    matrix = tmp_path / "features.parquet"
+    built = runner.invoke(app, ["features", "--as-of", "2026-07-24", "--data", str(world / "validated"),
+                                "--out", str(matrix), "--quiet"])
+    assert built.exit_code == 0, built.output
+    audit = ["audit-reasons", "--data", str(world / "validated"), "--store", f"sqlite:///{tmp_path / 'risk.db'}",
+             "--tracking-dir", str(home)]
+    done = runner.invoke(app, [*audit, "--features", str(matrix)])
+    assert done.exit_code == 0, done.output
+    assert re.search(r"[\d,]+ flagged\s+students, [\d,]+ reasons", done.output)
+    assert re.search(r"contradicts\s+0", done.output) and re.search(r"protected\s+0", done.output)
+    pd.read_parquet(matrix).assign(as_of=dt.date(2026, 7, 23)).to_parquet(tmp_path / "other_date.parquet")
+    refused = runner.invoke(app, [*audit, "--features", str(tmp_path / "other_date.parquet")])
+    assert refused.exit_code == 2 and "risk features --as-of 2026-07-24" in refused.output
+
 
 def registered_run(store) -> str:
     from risk.store import latest_finished_run

@@ -8,7 +8,7 @@ scoring (score, report, term) and service (serve, keys).
 
 from __future__ import annotations
 
-from risk.cli import data, intake, models, scoring, service  # noqa: F401  (each registers its commands on app)
+from risk.cli import audit, data, intake, models, scoring, service  # noqa: F401  (each registers its commands on app)
 from risk.cli.common import app
 
 __all__ = ["app"]

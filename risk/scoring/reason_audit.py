@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from risk.features.catalog import Catalog
 from risk.models.policy import ClassPolicy
@@ -117,21 +118,59 @@ class _Auditor:
 
 
 def audit_reasons(store: Store, run_id: str, catalog: Catalog, policy: ClassPolicy | None = None, *,
-                  classes: Sequence[str] = FLAGGED, examples: int = 5) -> ReasonAudit:
+                  classes: Sequence[str] = FLAGGED, examples: int = 5,
+                  values: pd.DataFrame | None = None, profile: TrainingProfile | None = None) -> ReasonAudit:
     """Audit the stored reasons of a run's flagged students (``classes``), from their codes and grades.
 
     ``catalog`` and ``policy`` are the run's model's (``bundle.catalog``, ``bundle.policy``); the
     policy's rules resolve ``rule:<id>`` codes. Checks: protected, context, below_min_grade,
-    same_group, unknown (the values are not stored; see :func:`audit_explained`).
+    same_group, unknown. The values behind the reasons are not stored: given ``values`` (the
+    feature matrix of the run's date, with ``student_key``, as ``risk features`` writes it) and
+    the model's ``profile``, each reason is also checked against the child's own value
+    ("contradicts"); a flagged student missing from ``values`` counts there too.
     """
-    auditor = _Auditor(catalog, policy, CHECKS[:-1], examples)
+    with_values = values is not None and profile is not None
+    auditor = _Auditor(catalog, policy, CHECKS if with_values else CHECKS[:-1], examples)
+    lookup = _ValueLookup(values, profile, auditor) if with_values else None
     columns = ["student_key", "grade_level", "risk_class", "reason_codes"]
     for chunk in latest_scores(store, run_id, columns=columns):
         flagged = chunk[chunk["risk_class"].isin(list(classes))]
         for student, grade, codes in zip(flagged["student_key"], flagged["grade_level"], flagged["reason_codes"],
                                          strict=True):
             auditor.row(int(student), codes or [], catalog.grade_index(grade if isinstance(grade, str) else None))
+            if lookup is not None:
+                lookup.check(int(student), codes or [])
     return auditor.result()
+
+
+class _ValueLookup:
+    """Each student's feature values by pseudonym, to check stored reasons against them."""
+
+    def __init__(self, values: pd.DataFrame, profile: TrainingProfile, auditor: _Auditor) -> None:
+        if "student_key" not in values.columns:
+            raise ValueError("the feature values need a student_key column")
+        self.auditor = auditor
+        self.rows = {int(key): i for i, key in enumerate(values["student_key"].to_numpy())}
+        self.values = values
+        known = [name for name in values.columns if name in auditor.specs and name in set(profile.names)]
+        self.medians = dict(zip(known, at_training_precision(profile.medians(known)).tolist(), strict=True))
+
+    def check(self, student: int, codes: Iterable[str]) -> None:
+        contradicts = self.auditor.checks["contradicts"]
+        row = self.rows.get(student)
+        for code in codes:
+            feature = self.auditor.feature_of(code)
+            spec = self.auditor.specs.get(feature)
+            if spec is None:
+                continue
+            if row is None or feature not in self.medians:
+                contradicts.add(student, code, "no feature value to check the reason against")
+                continue
+            value = float(self.values[feature].iat[row])
+            why = _contradiction(spec.direction, spec.missing_reason is not None, value, self.medians[feature],
+                                 self.auditor.rules.get(code))
+            if why:
+                contradicts.add(student, code, why)
 
 
 def audit_explained(explained: Explained, X: np.ndarray, names: list[str], catalog: Catalog,
