@@ -47,12 +47,21 @@ def explained(features, champion) -> Explained:
     return explain_rows(bundle, features, load_scoring_settings().reasons)
 
 
-def test_a_real_models_stored_run_gives_no_reason_a_teacher_must_not_read(world, champion, tmp_path):
+@pytest.fixture(scope="module")
+def scored(world, champion, tmp_path_factory):
+    """The champion's scoring run of the world at AS_OF, in a store of its own: (store, report)."""
     _, version, bundle = champion
-    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    folder = tmp_path_factory.mktemp("scored")
+    store = open_store(f"sqlite:///{folder / 'risk.db'}")
     report = score_students(world / "validated", AS_OF, bundle=bundle, model_name="dropout-risk",
-                            model_version=version, store=store, out=tmp_path / "scores.parquet",
+                            model_version=version, store=store, out=folder / "scores.parquet",
                             settings=load_settings(), scoring=load_scoring_settings(), progress=False)
+    return store, report
+
+
+def test_a_real_models_stored_run_gives_no_reason_a_teacher_must_not_read(champion, scored):
+    _, _, bundle = champion
+    store, report = scored
     audit = audit_reasons(store, report.run_id, bundle.catalog, bundle.policy)
     assert audit.students == report.flagged > 0
     assert audit.reasons >= audit.students  # every flagged student has at least one reason
@@ -209,13 +218,10 @@ def test_explained_scores_carry_the_rule_mark_and_the_context_as_json(features, 
     assert {bundle.catalog.get(c).role for codes in context for c in codes} <= {"context"}
 
 
-def test_stored_reasons_are_checked_against_each_childs_own_values(world, champion, tmp_path):
+def test_stored_reasons_are_checked_against_each_childs_own_values(world, champion, scored):
     """`risk audit-reasons --features`: the stored codes against the date's feature matrix, and a planted lie is seen."""
-    _, version, bundle = champion
-    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
-    report = score_students(world / "validated", AS_OF, bundle=bundle, model_name="dropout-risk",
-                            model_version=version, store=store, out=tmp_path / "scores.parquet",
-                            settings=load_settings(), scoring=load_scoring_settings(), progress=False)
+    _, _, bundle = champion
+    store, report = scored
     point = AsOf(AS_OF)
     values = build_features(open_validated(world / "validated", point, load_settings()), point, bundle.catalog,
                             keep_shared=True)
