@@ -91,7 +91,7 @@ def test_a_wrong_entry_is_a_config_error_naming_the_feature(tmp_path, edit, mess
      (-25.0, "percent", "en", "-25%"), (1.0, "days", "en", "1 day"), (2.0, "days", "en", "2 days"),
      (1.0, "people", "en", "1 person"), (1.5, "credits", "en", "1.5 credits"), (1.0, "credits", "en", "1 credit"),
      (-0.04, "share_change", "en", "-4 points"), (0.01, "share_change", "en", "1 point"),
-     (-0.04, "share_change", "th", "-4 จุด"), (0.003, "share_change", "en", "0.3 points")],
+     (-0.04, "share_change", "th", "-4 จุดเปอร์เซ็นต์"), (0.003, "share_change", "en", "0.3 points")],
 )
 def test_values_are_formatted_for_teachers(value, unit, lang, text):
     assert format_value(value, unit, lang) == text
@@ -106,7 +106,7 @@ def test_a_signed_value_loses_its_sign_when_the_words_carry_it():
 @pytest.mark.parametrize(
     ("name", "value", "en", "th"),
     [("att_exam_line_margin", -0.04, "Attendance is 4 points under the 80% line for exam eligibility (มส)",
-      "การมาเรียนต่ำกว่าเกณฑ์ 80% ที่มีสิทธิ์สอบ 4 จุด (มส)"),
+      "การมาเรียนต่ำกว่าเกณฑ์ 80% ที่มีสิทธิ์สอบ 4 จุดเปอร์เซ็นต์ (มส)"),
      ("att_current_absence_streak", 1.0, "Has missed the last 1 day in a row, up to today",
       "ขาดเรียนติดต่อกันมาแล้ว 1 วัน จนถึงวันนี้"),
      ("grades_zero_last_term", 1.0, "1 subject graded 0 last term", "ได้เกรด 0 จำนวน 1 วิชาในภาคเรียนที่แล้ว"),
@@ -114,7 +114,7 @@ def test_a_signed_value_loses_its_sign_when_the_words_carry_it():
      ("income_change_pct", -30.0, "Household income fell by 30% since the screening before",
       "รายได้ครัวเรือนลดลง 30% จากการคัดกรองครั้งก่อน"),
      ("att_trend_4w", -0.04, "Attendance fell by 4 points in the last 4 weeks, against the 8 weeks before",
-      "การมาเรียนลดลง 4 จุด ใน 4 สัปดาห์ล่าสุด เทียบกับ 8 สัปดาห์ก่อนหน้า")],
+      "การมาเรียนลดลง 4 จุดเปอร์เซ็นต์ ใน 4 สัปดาห์ล่าสุด เทียบกับ 8 สัปดาห์ก่อนหน้า")],
 )
 def test_reasons_read_as_a_teacher_would_say_them(name, value, en, th):
     spec = load_catalog(CATALOG_FILE).get(name)

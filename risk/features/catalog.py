@@ -240,13 +240,14 @@ def _from_installed(entry: Any, installed: Catalog) -> Any:
 
 
 # Unit words: English (singular, plural), Thai (no plural). A share's change is in percentage points:
-# 75% → 71% is "4 points", not "4%" (which would be 4% of 75%).
+# 75% → 71% is "4 points", not "4%" (which would be 4% of 75%); in Thai จุดเปอร์เซ็นต์, as a bare
+# จุด reads as a score point or a place.
 _UNIT_EN = {"days": ("day", "days"), "baht": ("baht", "baht"), "km": ("km", "km"), "kg": ("kg", "kg"),
             "years": ("year", "years"), "months": ("month", "months"), "credits": ("credit", "credits"),
             "people": ("person", "people"), "points": ("point", "points"),
             "share_change": ("point", "points")}  # fmt: skip
 _UNIT_TH = {"days": "วัน", "baht": "บาท", "km": "กม.", "kg": "กก.", "years": "ปี", "months": "เดือน",
-            "credits": "หน่วยกิต", "people": "คน", "points": "คะแนน", "share_change": "จุด"}  # fmt: skip
+            "credits": "หน่วยกิต", "people": "คน", "points": "คะแนน", "share_change": "จุดเปอร์เซ็นต์"}  # fmt: skip
 
 
 def format_value(value: float | None, unit: str, lang: str = "en", categories: list[str] | None = None,
