@@ -13,21 +13,33 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html as htmllib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import SCHOOL_A, SCHOOL_B, WORLD_KEY, clean_tables, stop_process_group, write_source
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image  # Pillow comes with matplotlib, a pinned dependency
 from test_report_browser import ARTIFACTS, chromium  # noqa: F401  (the session fixture that installs it)
 from test_serve import start_service
 from test_serve_browser import browser, wait_for  # noqa: F401  (the Chromium fixture)
 
-from risk.serve.routes.teacher import TEXTS, reason_groups, standing_texts
+from risk.serve.app import TEMPLATES
+from risk.serve.routes.teacher import (
+    TEXTS,
+    SchoolView,
+    alert_cards,
+    kind_text,
+    page_html,
+    reason_groups,
+    standing_texts,
+)
 from risk.store import (
     Store,
     create_key,
@@ -37,7 +49,7 @@ from risk.store import (
     write_alerts,
     write_bucket_scores,
 )
-from risk.store.standing import Standing, school_standing
+from risk.store.standing import SchoolStanding, Standing, school_standing
 
 JULY_10, JULY_24, JULY_31, AUG_7 = (dt.date(2026, 7, 10), dt.date(2026, 7, 24), dt.date(2026, 7, 31),
                                     dt.date(2026, 8, 7))
@@ -170,6 +182,74 @@ def test_an_improved_alerts_one_action_is_not_a_reasons_action() -> None:
     # Problem → at risk: the reason still stands, but "keep up the help" answers the alert.
     assert reason_groups(["Attendance 70%"], ["Keep up the help that worked"], "improved") is None
     assert reason_groups(["Attendance 70%"], [None], "escalated_problem") == [("", ["Attendance 70%"])]
+
+
+def test_a_first_problem_class_reads_as_newly_flagged_not_escalated() -> None:
+    # build_alerts stores a child first scored as problem (no class before) as escalated_problem.
+    en, th = TEXTS["en"], TEXTS["th"]
+    assert kind_text("escalated_problem", None, th) == "เข้ากลุ่มมีปัญหา (ครั้งแรก)"
+    assert kind_text("escalated_problem", None, en) == "newly flagged as problem"
+    assert kind_text("escalated_problem", "at_risk", th) == "เลื่อนเป็นกลุ่มมีปัญหา"
+    assert kind_text("escalated_problem", "normal", en) == "escalated to problem"
+    assert kind_text("newly_at_risk", None, th) == "เพิ่งเข้าสู่กลุ่มเสี่ยง"
+    # "Symptoms got worse" is a doctor's word, not a teacher's: nowhere on the page.
+    assert "อาการ" not in json.dumps(TEXTS, ensure_ascii=False)
+
+
+def page_cards(html: str) -> dict[int, str]:
+    """The visible text of each alert card of a rendered page, by alert id."""
+    cards = {}
+    for part in html.split('<section class="card alert')[1:]:
+        alert_id = int(re.search(r'id="alert-(\d+)"', part).group(1))
+        body = part.split("<form", 1)[0]
+        cards[alert_id] = " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+    return cards
+
+
+def rendered(lang: str) -> dict[int, str]:
+    """Two first-term problem children (one scored in the school's latest run, one not) and one moved up."""
+    row = {"as_of": JULY_24, "current_class": "problem", "raised_by": None, "grade_level": "M2",
+           "classroom": "2/1", "sex": None, "reasons_en": [], "reasons_th": [], "actions_en": [], "actions_th": [],
+           "created_at": dt.datetime(2026, 7, 24, 8, 0)}
+    frame = pd.DataFrame([
+        {**row, "id": 1, "student_key": 1, "kind": "escalated_problem", "previous_class": None,
+         "probability": 0.40, "id_hint": "•••••••••0001"},
+        {**row, "id": 2, "student_key": 2, "kind": "escalated_problem", "previous_class": None,
+         "probability": 0.12, "id_hint": "•••••••••0002"},
+        {**row, "id": 3, "student_key": 3, "kind": "escalated_problem", "previous_class": "at_risk",
+         "probability": 0.30, "id_hint": "•••••••••0003"},
+    ])  # fmt: skip
+    # Keys 1 and 3 were scored in the school's latest finished run of 10; key 2 was not.
+    standing = SchoolStanding(run_id="r", as_of=JULY_24, students=10, mean_probability=0.10, by_student={
+        1: Standing(probability=0.40, rank=1, top_share=0.1, ratio_to_mean=4.0),
+        3: Standing(probability=0.30, rank=2, top_share=0.2, ratio_to_mean=3.0)})
+    view = SchoolView(standing=standing, context=[], cards=alert_cards(frame, standing))
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]))
+    return page_cards(page_html(templates, lang, school_id=SCHOOL_A, view=view))
+
+
+def test_the_page_says_a_first_term_problem_child_is_newly_flagged_in_thai_and_english() -> None:
+    th, en = rendered("th"), rendered("en")
+    assert sorted(th) == sorted(en) == [1, 2, 3]
+    for key in (1, 2):
+        assert "เข้ากลุ่มมีปัญหา (ครั้งแรก)" in th[key] and "เลื่อน" not in th[key], th[key]
+        assert "newly flagged as problem" in en[key] and "escalated" not in en[key], en[key]
+    assert "เลื่อนเป็นกลุ่มมีปัญหา" in th[3] and "ครั้งแรก" not in th[3]
+    assert "escalated to problem" in en[3] and "newly flagged" not in en[3]
+    assert not [t for t in th.values() if "อาการหนักขึ้น" in t]
+
+
+def test_a_child_without_a_standing_is_told_so_with_the_probability_as_a_detail() -> None:
+    th, en = rendered("th"), rendered("en")
+    # Key 2 has no score in the school's latest finished run: no place, said plainly, then 12%.
+    assert th[2].index("ยังไม่มีข้อมูลลำดับความเสี่ยงของนักเรียนคนนี้ในโรงเรียน") \
+        < th[2].index("โอกาสออกกลางคันที่แบบจำลองประเมิน 12%")
+    assert en[2].index("The child's standing in the school is not available yet") \
+        < en[2].index("the model's chance of dropping out: 12%")
+    assert "most at risk" not in en[2]
+    # A child with a standing is placed, and not told it is missing.
+    assert "Among the 10% most at risk in this school (1 of 10)" in en[1] and "not available" not in en[1]
+    assert "ยังไม่มีข้อมูลลำดับ" not in th[1]
 
 
 # ---------------------------------------------------------------- the page in Chromium

@@ -17,8 +17,11 @@ What the page says follows what a teacher can act on (issue 28):
   model's judgement;
 - where the child stands in the school ("among the 10% most at risk", "3× the
   school's average") instead of a bare probability, which reads as reassurance when
-  small; the probability stays, as a detail. No protected attribute (sex,
-  nationality, disability) is shown on a card.
+  small; the probability stays, as a detail. A child with no score in that run is told
+  so plainly, not given a bare probability. No protected attribute (sex, nationality,
+  disability) is shown on a card;
+- a child first scored as problem (the first scored term) is newly flagged, not
+  escalated from a class they never had.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 from fastapi import APIRouter, Cookie, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment
 
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
 from risk.serve.routes.alerts import (
@@ -47,8 +51,8 @@ from risk.store import KeyRecord
 from risk.store.context import ContextLine, school_context
 from risk.store.standing import SchoolStanding, Standing, school_standing
 
-__all__ = ["AlertCard", "SchoolView", "alert_cards", "percent", "reason_groups", "router", "school_view",
-           "standing_texts"]
+__all__ = ["AlertCard", "SchoolView", "alert_cards", "kind_text", "page_html", "percent", "reason_groups", "router",
+           "school_view", "standing_texts"]
 
 router = APIRouter(prefix="/teacher", include_in_schema=False, route_class=OrjsonRoute)
 
@@ -58,9 +62,9 @@ TEXTS = {
            "key_help": "ขอรหัสได้จากผู้ดูแลระบบของเขตพื้นที่ (คำสั่ง risk keys create --role teacher)",
            "count": "การแจ้งเตือนที่ยังไม่ได้ดำเนินการ {n} รายการ", "room": "ห้อง",
            "classes": {"problem": "มีปัญหา", "at_risk": "เสี่ยง", "normal": "ปกติ"},
-           "kinds": {"newly_at_risk": "เพิ่งเข้าสู่กลุ่มเสี่ยง", "escalated_problem": "อาการหนักขึ้น",
-                     "improved": "ดีขึ้น", "left_register": "ไม่อยู่ในทะเบียนแล้ว"},
-           "chance": "โอกาสออกกลางคัน", "reasons": "เหตุผล", "actions": "สิ่งที่ควรทำ",
+           "kinds": {"newly_at_risk": "เพิ่งเข้าสู่กลุ่มเสี่ยง", "escalated_problem": "เลื่อนเป็นกลุ่มมีปัญหา",
+                     "improved": "ความเสี่ยงลดลง", "left_register": "ไม่มีชื่อในทะเบียนนักเรียนแล้ว"},
+           "first_problem": "เข้ากลุ่มมีปัญหา (ครั้งแรก)", "reasons": "เหตุผล", "actions": "สิ่งที่ควรทำ",
            "action_taken": "สิ่งที่ได้ดำเนินการ", "acted_on": "วันที่ดำเนินการ", "acknowledge": "บันทึกการดำเนินการ",
            "none": "ไม่มีการแจ้งเตือนที่ค้างอยู่", "done": "บันทึกเรียบร้อยแล้ว", "back": "กลับไปที่รายการ",
            "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาระบุสิ่งที่ได้ดำเนินการและวันที่",
@@ -78,6 +82,7 @@ TEXTS = {
            "times_mean": "สูงกว่าค่าเฉลี่ยของโรงเรียน {x} เท่า", "near_mean": "ใกล้เคียงค่าเฉลี่ยของโรงเรียน",
            "below_mean": "ต่ำกว่าค่าเฉลี่ยของโรงเรียน",
            "model_chance": "โอกาสออกกลางคันที่แบบจำลองประเมิน {p}",
+           "no_standing": "ยังไม่มีข้อมูลลำดับความเสี่ยงของนักเรียนคนนี้ในโรงเรียน",
            "rule_section": "แจ้งเตือนตามเกณฑ์ ไม่ใช่จากแบบจำลอง",
            "rule_section_help": "นักเรียนกลุ่มนี้ถูกจัดกลุ่มตามเกณฑ์ (เช่น เวลาเรียนต่ำกว่า 80% ไม่มีสิทธิ์สอบ) "
                                 "ไม่ใช่จากแบบจำลอง หากดูจากแบบจำลองอย่างเดียวจะอยู่ในกลุ่มที่เสี่ยงน้อยกว่า",
@@ -90,7 +95,7 @@ TEXTS = {
            "classes": {"problem": "problem", "at_risk": "at risk", "normal": "normal"},
            "kinds": {"newly_at_risk": "newly at risk", "escalated_problem": "escalated to problem",
                      "improved": "improved", "left_register": "left the register"},
-           "chance": "chance of dropping out", "reasons": "Reasons", "actions": "Suggested actions",
+           "first_problem": "newly flagged as problem", "reasons": "Reasons", "actions": "Suggested actions",
            "action_taken": "What was done", "acted_on": "Date", "acknowledge": "Acknowledge",
            "none": "No open alerts.", "done": "Saved.", "back": "Back to the list",
            "bad_key": "This key is unknown, revoked, or not a teacher's.",
@@ -109,6 +114,7 @@ TEXTS = {
            "times_mean": "{x}× the school's average", "near_mean": "about the school's average",
            "below_mean": "below the school's average",
            "model_chance": "the model's chance of dropping out: {p}",
+           "no_standing": "The child's standing in the school is not available yet",
            "rule_section": "Flagged by a rule, not by the model",
            "rule_section_help": "A rule (such as the 80% attendance line for exams), not the model, put these "
                                 "children in their class: by the model alone they would be in a lower one.",
@@ -276,6 +282,18 @@ def standing_texts(standing: Standing, students: int, t: dict) -> tuple[str, str
     return place, compared, t["model_chance"].format(p=percent(standing.probability))
 
 
+def kind_text(kind: str, previous_class: str | None, t: dict) -> str:
+    """What happened to the child, in ``t``'s language.
+
+    A child with no class before (the first scored term, or new to the register) whose
+    first class is problem is stored as ``escalated_problem``: they were newly flagged,
+    not moved up from a class they never had.
+    """
+    if kind == "escalated_problem" and previous_class is None:
+        return t["first_problem"]
+    return t["kinds"].get(kind, kind)
+
+
 def percent(probability: float) -> str:
     """A probability as a percentage a reader can take in: 12%, 0.4% (not a misleading 0%)."""
     value = probability * 100
@@ -301,11 +319,17 @@ def _lang(value: str) -> str:
     return value if value in TEXTS else "th"
 
 
-def _render(services: Services, lang: str, *, status: int = 200, school_id: str | None = None,
-            view: SchoolView | None = None, done: int | None = None, error: str | None = None) -> HTMLResponse:
-    html = services.templates.get_template("teacher.html.j2").render(
+def page_html(templates: Environment, lang: str, *, school_id: str | None = None, view: SchoolView | None = None,
+              done: int | None = None, error: str | None = None) -> str:
+    """The page as HTML: the login form without ``school_id``, else the school's ``view`` (None: a link back)."""
+    return templates.get_template("teacher.html.j2").render(
         t=TEXTS[lang], lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
         view=view, done=done, error=error, today=dt.date.today().isoformat(),
-        reason_groups=reason_groups, standing_texts=standing_texts, percent=percent,
+        reason_groups=reason_groups, standing_texts=standing_texts, kind_text=kind_text, percent=percent,
         grouped_kinds=GROUPED_KINDS)
+
+
+def _render(services: Services, lang: str, *, status: int = 200, school_id: str | None = None,
+            view: SchoolView | None = None, done: int | None = None, error: str | None = None) -> HTMLResponse:
+    html = page_html(services.templates, lang, school_id=school_id, view=view, done=done, error=error)
     return HTMLResponse(html, status_code=status)
