@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from risk.features.catalog import load_catalog
 from risk.models.card import ModelCardInfo, model_card_html
+from risk.models.card_policy import policy_view
 from risk.models.card_views import auc_standard_error, quality_view
 from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
+from risk.scoring.settings import DEFAULT_CATALOG
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -228,7 +231,11 @@ def test_card_states_the_class_policy_in_words_not_json(card_info):
     # the held-out outcome of each class: students, share, dropouts, observed rate, raised by a rule
     assert "420 14.0% 40 9.5% 61" in text
     assert "27 0.9% 1 3.7% 0" in text
-    assert "Rule exam_line: raises a student to 'at risk' when att_rate_term is below 0.8, from grade P1 up" in text
+    assert ("Rule exam_line: raises a student to 'at risk' when share of this term's school days attended "
+            "(present or late) is below 80%, from grade P1 up") in text
+    rule = policy_view(POLICY).rules[0]
+    assert "att_rate_term" not in rule.th + rule.en and "0.8" not in rule.th + rule.en
+    assert "เมื่อสัดส่วนวันที่มาเรียนในภาคเรียนนี้ (มาเรียนหรือมาสาย) ต่ำกว่า 80%" in rule.th
 
 
 def test_a_missed_target_is_shown_in_red_with_its_fallback(card_info):
@@ -237,11 +244,45 @@ def test_a_missed_target_is_shown_in_red_with_its_fallback(card_info):
     assert len(banners) == 2  # the alert at the top and the target itself
     missed = _text(banners[1])
     assert "At least 50% of the students in 'problem' really leave (precision), but only 3.7% on the held-out term" in missed
-    assert "(semester 1)" in missed and "Fallback used: problem is the top 1% of students" in missed
+    assert "(semester 1)" in missed and "Fallback used: no threshold can be chosen on the held-out term" in missed
+    assert "(Detail: problem is the top 1% of students by probability (capacity rule).)" in missed
     assert "พลาดเป้า" in missed
     red_rows = re.findall(r'<tr class="missed">(.*?)</tr>', html, re.S)
     assert len(red_rows) == 1 and "ภาคเรียนที่ 1" in red_rows[0] and "3.7%" in red_rows[0]
     assert re.search(r"\.missed, tr\.missed td \{ color: #b42318", html)  # red, not just a class name
+
+
+def test_the_thai_missed_line_names_the_fallback_in_thai_from_the_policy_fields():
+    view = policy_view(POLICY)
+    thai = view.missed[0].th
+    # Semester 1's calibration threshold (22%) stands; 3.7% of its 'problem' students left.
+    assert "คงเกณฑ์ 'มีปัญหา' จากภาคเรียนที่ใช้ปรับเทียบไว้ (ความน่าจะเป็น ≥ 22%)" in thai
+    assert "ซึ่งออกกลางคันจริง 3.7%" in thai
+    assert "capacity rule" not in thai and "top 1%" not in thai  # the English detail stays on the English line
+
+
+@pytest.mark.parametrize(("targets", "share"), [
+    ({"problem_precision": 0.5, "problem_fallback_share": 0.01}, "1%"),  # the capacity the policy recorded
+    ({"problem_precision": 0.5}, "0.2%"),  # else what the problem class took on semester 1's calibration rows
+])
+def test_a_calibration_miss_names_the_top_share_the_problem_class_falls_back_to(targets, share):
+    miss = {"target": "problem_precision", "group": "0", "wanted": 0.5, "achieved": 0.21, "where": "calibration",
+            "fallback": "no threshold reached precision 0.50 with a margin"}
+    words = policy_view({**POLICY, "targets": targets, "missed": [miss]}).missed[0]
+    assert f"กลุ่ม 'มีปัญหา' จึงเป็นนักเรียนที่มีความน่าจะเป็นสูงสุด {share} แรกแทน" in words.th
+    assert f"Fallback used: the 'problem' class is instead the highest-scored {share} of students" in words.en
+    assert "(Detail: no threshold reached precision 0.50 with a margin.)" in words.en and "margin" not in words.th
+
+
+def test_a_rule_is_named_by_the_catalog_description_when_the_card_has_the_catalog():
+    catalog = load_catalog(DEFAULT_CATALOG)
+    rule = {**POLICY["rules"][0], "feature": "att_rate_20d", "below": 0.75}
+    words = policy_view({**POLICY, "rules": [rule]}, catalog).rules[0]
+    spec = catalog.get("att_rate_20d")
+    assert f"เมื่อ{spec.description.th} ต่ำกว่า 75%" in words.th
+    assert "is below 75%" in words.en and "att_rate_20d" not in words.en + words.th
+    unknown = policy_view({**POLICY, "rules": [{**rule, "feature": "made_up_count", "below": 2}]}).rules[0]
+    assert "when made_up_count is below 2," in unknown.en  # an unknown code stays a code
 
 
 def test_a_target_short_on_the_held_out_term_but_not_recorded_missed_is_marked_short(card_info):

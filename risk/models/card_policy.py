@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from risk.features.catalog import Catalog
 from risk.models.card_text import (
     AT_RISK_EITHER,
     CLASS_MEANINGS,
@@ -25,6 +26,7 @@ from risk.models.card_text import (
     probability,
     value_of,
 )
+from risk.models.policy_words import fallback_words, rule_condition
 
 __all__ = ["PolicyView", "policy_view"]
 
@@ -45,10 +47,11 @@ class PolicyView:
     outcomes_measured: bool = False
 
 
-def policy_view(policy: dict[str, Any]) -> PolicyView:
+def policy_view(policy: dict[str, Any], catalog: Catalog | None = None) -> PolicyView:
     """The stored class policy (``ClassPolicy`` JSON with ``held_out``, ``outcomes`` and ``missed`` when measured)
     in words. Held-out figures per group are the group's ``held_out``; pooled ones the policy's ``held_out``, or
-    else derived from ``outcomes``; a figure nowhere recorded is "not measured"."""
+    else derived from ``outcomes``; a figure nowhere recorded is "not measured". A rule's feature is named by its
+    description in ``catalog`` when given, else by :data:`risk.models.policy_words.KNOWN_FEATURES`."""
     view = PolicyView(recorded="problem_threshold" in policy)
     if not view.recorded:
         return view
@@ -86,8 +89,8 @@ def policy_view(policy: dict[str, Any]) -> PolicyView:
                 "calibration": percent(number(achieved.get(key)), 1),
                 "held_out": percent(later, 1) if later is not None else None,
                 "missed": bool(misses), "status": status, "css": css})
-    view.missed = [_missed_words(m, by) for m in missed or []]
-    view.rules = [_rule_words(rule) for rule in policy.get("rules") or []]
+    view.missed = [_missed_words(m, policy) for m in missed or []]
+    view.rules = [_rule_words(rule, catalog) for rule in policy.get("rules") or []]
     if "at_risk_recall" in (policy.get("targets") or {}):
         view.notes.append(AT_RISK_EITHER)
     return view
@@ -157,31 +160,33 @@ def _places(wheres: list[str]) -> tuple[str, str]:
     return " และ".join(p.th for p in places), " and ".join(p.en for p in places)
 
 
-def _missed_words(missed: dict[str, Any], by: str | None) -> Bi:
+def _missed_words(missed: dict[str, Any], policy: dict[str, Any]) -> Bi:
+    """A missed target and what was done instead, built from the miss's fields (:mod:`risk.models.policy_words`);
+    the policy's own English ``fallback`` sentence follows as the detail, in English only."""
     words, _ = TARGETS.get(missed.get("target", ""), (Bi(str(missed.get("target")), str(missed.get("target"))), ""))
     words = words.format(wanted=percent(missed.get("wanted")))
     where = WHERE.get(missed.get("where", ""), Bi(str(missed.get("where")), str(missed.get("where"))))
     group = missed.get("group")
-    scope = Bi("", "") if group is None else _group_words(by, str(group))
+    scope = Bi("", "") if group is None else _group_words(policy.get("thresholds_by"), str(group))
     scope = Bi(f" ({scope.th})", f" ({scope.en})") if group is not None else scope
     achieved = percent(number(missed.get("achieved")), 1)
-    fallback = str(missed.get("fallback", ""))
-    return Bi(f"พลาดเป้า: {words.th} แต่ได้เพียง {achieved} บน{where.th}{scope.th} ใช้กฎสำรองแทน: {fallback}",
-              f"Target missed: {words.en}, but only {achieved} on {where.en}{scope.en}. Fallback used: {fallback}")
+    instead = fallback_words(missed, policy)
+    detail = str(missed.get("fallback") or "").strip()
+    detail = f" (Detail: {detail.rstrip('.')}.)" if detail else ""
+    return Bi(f"พลาดเป้า: {words.th} แต่ได้เพียง {achieved} บน{where.th}{scope.th} ใช้กฎสำรองแทน: {instead.th}",
+              f"Target missed: {words.en}, but only {achieved} on {where.en}{scope.en}. "
+              f"Fallback used: {instead.en}.{detail}")
 
 
-def _rule_words(rule: dict[str, Any]) -> Bi:
+def _rule_words(rule: dict[str, Any], catalog: Catalog | None = None) -> Bi:
     raise_to = CLASS_NAMES.get(rule.get("raise_to", ""), Bi(str(rule.get("raise_to")), str(rule.get("raise_to"))))
-    feature = rule.get("feature", "")
-    below, above = rule.get("below"), rule.get("above")
-    bound = Bi(f"ต่ำกว่า {below:g}", f"is below {below:g}") if below is not None else Bi(
-        f"สูงกว่า {above:g}", f"is above {above:g}")
+    when = rule_condition(rule, catalog)
     grade = rule.get("min_grade")
     grades = Bi(f" ตั้งแต่ชั้น {grade} ขึ้นไป", f", from grade {grade} up") if grade else Bi("", "")
     reason = rule.get("reason") or {}
     shown = Bi(f" ครูจะเห็นว่า: “{str(reason.get('th', '')).replace('{value}', '…')}”",
                f" The teacher reads: “{str(reason.get('en', '')).replace('{value}', '…')}”") if reason else Bi("", "")
-    return Bi(f"กฎ {rule.get('id')}: ยกระดับเป็น '{raise_to.th}' เมื่อ {feature} {bound.th}{grades.th} "
+    return Bi(f"กฎ {rule.get('id')}: ยกระดับเป็น '{raise_to.th}' เมื่อ{when.th}{grades.th} "
               f"และแสดงว่าถูกยกระดับโดยกฎ ไม่ใช่โดยโมเดล{shown.th}",
-              f"Rule {rule.get('id')}: raises a student to '{raise_to.en}' when {feature} {bound.en}{grades.en}, "
+              f"Rule {rule.get('id')}: raises a student to '{raise_to.en}' when {when.en}{grades.en}, "
               f"marked as raised by the rule, not by the model.{shown.en}")
