@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from test_report import CURRENT, inputs, section, summary
 
 from risk.scoring.report import render_report
+from risk.scoring.report_model import missed_targets, quality
 
 # ---------- what the classes mean (issue 28) ----------
 # Semester 1 (year_end_term 0): problem from 30%, at risk from 5%; semester 2: 45% and 12%.
@@ -90,8 +92,20 @@ def test_a_missed_target_is_shown_in_red_with_its_fallback() -> None:
     classes = section(render_report(inputs(policy=POLICY)), "classes")
     assert 'class="missed"' in classes
     assert "problem precision (share who drop out) 0.50 wanted, 0.037 on the held-out term" in classes
-    assert "(semester 1)" in classes and "instead: the top 1% of students by probability" in classes
+    assert "(semester 1)" in classes and "(detail: the top 1% of students by probability)" in classes
+    assert "the calibration term&#39;s &#39;problem&#39; threshold (probability ≥ 30%) stands" in classes
     assert 'class="missed"' not in render_report(inputs(policy={**POLICY, "missed": []}))
+
+
+def test_the_thai_missed_line_names_the_fallback_as_the_model_card_does() -> None:
+    from risk.models.card_policy import policy_view
+
+    line = missed_targets(POLICY)[0]
+    card = policy_view(POLICY).missed[0]
+    # Semester 1's calibration threshold, 30%, stands: the same Thai words on the card and in the report.
+    words = "จึงคงเกณฑ์ 'มีปัญหา' จากภาคเรียนที่ใช้ปรับเทียบไว้ (ความน่าจะเป็น ≥ 30%)"
+    assert line["th"].endswith(card.th.split("ใช้กฎสำรองแทน: ", 1)[1]) and words in line["th"]
+    assert "จึงใช้กฎสำรองแทน: " in line["th"] and "top 1%" not in line["th"]  # the English detail stays English
 
 
 # ---------- the model beside its baselines ----------
@@ -116,6 +130,27 @@ def test_a_baseline_that_ties_the_model_is_said_in_words() -> None:
     assert "0.140 below this model" in model and "this model reaches 0.97× the oracle AUC" in model
     apart = section(render_report(inputs(evaluation={**EVALUATION, "logistic.roc_auc": 0.80})), "model")
     assert "ties this model" not in apart and "0.042 below this model" in apart
+
+
+# AUC 0.840 against 0.820: within the standard error on 50 dropouts of 2,000 rows (about 0.035), beyond it
+# (and beyond the 0.005 floor) on 5,000 of 200,000.
+@pytest.mark.parametrize(("rows", "positives", "tied"), [(2_000, 50, True), (200_000, 5_000, False)])
+def test_the_report_and_the_model_card_agree_on_a_tie(rows: int, positives: int, tied: bool) -> None:
+    from risk.models.card_views import quality_view
+
+    card = quality_view(pd.DataFrame({"slice": ["overall"] * 2, "model": ["model", "logistic"],
+                                      "roc_auc": [0.84, 0.82], "rows": [rows] * 2, "positives": [positives] * 2}),
+                        "model", ["2568-2"])  # fmt: skip
+    evaluation = {"model.roc_auc": 0.84, "logistic.roc_auc": 0.82, "model.rows": rows, "model.positives": positives}
+    report = quality(evaluation)
+    assert ("ties the logistic baseline" in card.rows[1]["verdict"].en) is tied
+    assert bool(report["ties"]) is tied
+    assert ("ties this model" in section(render_report(inputs(evaluation=evaluation)), "model")) is tied
+
+
+def test_without_the_held_out_counts_the_report_ties_within_the_floor() -> None:
+    assert quality({"model.roc_auc": 0.84, "logistic.roc_auc": 0.82})["tolerance"] == "0.005"
+    assert quality({"model.roc_auc": 0.84, "logistic.roc_auc": 0.836})["ties"]
 
 
 def test_the_model_card_is_linked_or_its_place_named() -> None:

@@ -31,8 +31,8 @@ from risk.models.card_text import (
 )
 from risk.models.fairness import DISPARITY_HIGH, DISPARITY_LOW
 
-__all__ = ["TIE_FLOOR", "PolicyView", "auc_standard_error", "fairness_view", "policy_view", "protected_view",
-           "quality_view"]
+__all__ = ["TIE_FLOOR", "PolicyView", "auc_standard_error", "auc_ties", "fairness_view", "policy_view",
+           "protected_view", "quality_view", "tie_tolerance"]
 
 TIE_FLOOR = 0.005
 _SIMPLER = ("logistic", "context_only", "abc_rule")
@@ -46,6 +46,19 @@ def auc_standard_error(area: float, positives: int, negatives: int) -> float:
     variance = (area * (1 - area) + (positives - 1) * (q1 - area**2) + (negatives - 1) * (q2 - area**2)) / (
         positives * negatives)
     return math.sqrt(max(variance, 0.0))
+
+
+def tie_tolerance(area: float, positives: int, negatives: int) -> float:
+    """How far apart two AUCs on the same held-out rows may be and still tie: the larger of :data:`TIE_FLOOR`
+    and the key model's Hanley–McNeil standard error (``area`` over ``positives`` dropouts and ``negatives``
+    other rows); the floor alone when the error is undefined. The model card and the term report both use it."""
+    se = auc_standard_error(area, positives, negatives)
+    return max(TIE_FLOOR, se) if math.isfinite(se) else TIE_FLOOR
+
+
+def auc_ties(a: float, b: float, tolerance: float) -> bool:
+    """Whether AUCs ``a`` and ``b`` tie within ``tolerance`` (:func:`tie_tolerance`); never when one is missing."""
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tolerance
 
 
 # ---------------------------------------------------------------- quality
@@ -72,9 +85,8 @@ def quality_view(evaluation: pd.DataFrame, key_model: str | None, test_terms: li
     tolerance = TIE_FLOOR
     if ours is not None:
         rows, positives = value(ours, "rows"), value(ours, "positives")
-        se = auc_standard_error(value(ours, "roc_auc"), int(positives), int(rows - positives)) if math.isfinite(
-            rows + positives) else math.nan
-        tolerance = max(TIE_FLOOR, se) if math.isfinite(se) else TIE_FLOOR
+        tolerance = tie_tolerance(value(ours, "roc_auc"), int(positives), int(rows - positives)) if math.isfinite(
+            rows + positives) else TIE_FLOOR
         view.tolerance = Bi(
             f"ถือว่า AUC สองค่า 'เท่ากัน' เมื่อต่างกันไม่เกิน {tolerance:.3f} "
             f"(ค่าที่มากกว่าระหว่าง {TIE_FLOOR} กับความคลาดเคลื่อนมาตรฐานของ AUC แบบ Hanley–McNeil)",
@@ -137,7 +149,7 @@ def _compare(ours: str, other: str, a: float, b: float, tolerance: float) -> tup
     if not (math.isfinite(a) and math.isfinite(b)):
         return Bi(f"เทียบ {us.th} กับ{them.th}ไม่ได้ (ไม่มี AUC)", f"{us.en} cannot be compared with {them.en} (no AUC)."), False
     gap = a - b
-    if abs(gap) <= tolerance:
+    if auc_ties(a, b, tolerance):
         return Bi(f"{us.th} ได้ผลเท่ากับ{them.th}บนข้อมูลนี้ ({pair_th})",
                   f"{us.en} ties {them.en} on this data ({pair})."), True
     if gap > 0:

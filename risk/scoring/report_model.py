@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from risk.models.card_views import TIE_FLOOR, auc_ties, tie_tolerance
+from risk.models.policy_words import fallback_words, rule_condition
 from risk.scoring.charts import percent
 
-__all__ = ["CLASS_TH", "class_rows", "missed_targets", "model_facts", "nested_evaluation", "quality"]
+__all__ = ["CLASS_TH", "class_rows", "missed_targets", "model_facts", "nested_evaluation", "quality", "tolerance"]
 
 CLASS_TH = {"normal": "กลุ่มปกติ", "at_risk": "กลุ่มเสี่ยง", "problem": "กลุ่มมีปัญหา"}
 CLASS_EN = {"normal": "normal", "at_risk": "at risk", "problem": "problem"}
@@ -61,9 +63,6 @@ MODEL_FACTS = {
     "catalog": "รุ่นของรายการตัวแปร / feature catalog", "catalog_version": "รุ่นของรายการตัวแปร / feature catalog",
 }  # fmt: skip
 WINDOW_TH = {"train": "ฝึก / train", "calibration": "ปรับเทียบ / calibration", "test": "ทดสอบ / held-out test"}
-# On ~150k held-out students AUC is measured to about ±0.003 (configs/train.yaml), so two
-# scores closer than this rank students equally well as far as the data can tell.
-TIE_AUC = 0.005
 
 
 def _threshold(value: float) -> str:
@@ -75,8 +74,7 @@ def _rule_text(rule: dict[str, Any]) -> tuple[str, str]:
     if rule.get("id") in RULE_TEXT:
         th, en = RULE_TEXT[rule["id"]]
     else:
-        sign, bound = ("<", rule.get("below")) if rule.get("below") is not None else (">", rule.get("above"))
-        th = en = f"{rule.get('feature')} {sign} {bound}"
+        th, en = rule_condition(rule)
     if rule.get("min_grade"):
         th, en = f"{th} ตั้งแต่ชั้น {rule['min_grade']}", f"{en}, from {rule['min_grade']} up"
     return th, en
@@ -136,7 +134,11 @@ def class_rows(policy: dict[str, Any] | None, counts: dict[str, int], raised: di
 
 
 def missed_targets(policy: dict[str, Any] | None) -> list[dict[str, str]]:
-    """Each target the policy could not meet, in words (Thai, English), with the rule used instead."""
+    """Each target the policy could not meet, in words (Thai, English), with the rule used instead.
+
+    What was done instead is worded as on the model card (:func:`risk.models.policy_words.fallback_words`);
+    the policy's own English ``fallback`` sentence follows on the English line only.
+    """
     out = []
     for miss in (policy or {}).get("missed", []):
         target_th, target_en = TARGET_TEXT.get(miss["target"], (miss["target"], miss["target"].replace("_", " ")))
@@ -145,11 +147,13 @@ def missed_targets(policy: dict[str, Any] | None) -> list[dict[str, str]]:
         label = GROUP_LABELS.get(policy.get("thresholds_by") or "", {}).get(group or "", (group, group))
         in_th = f" ({label[0]})" if group is not None else ""
         in_en = f" ({label[1]})" if group is not None else ""
+        instead = fallback_words(miss, policy)
+        detail = str(miss.get("fallback") or "").strip()
         out.append({
             "th": f"ไม่ถึงเป้า{in_th}: {target_th} ตั้งไว้ {miss['wanted']:.2f} ได้จริง {miss['achieved']:.3f} "
-                  f"บน{where_th} จึงใช้กฎสำรองแทน",
+                  f"บน{where_th} จึงใช้กฎสำรองแทน: {instead.th}",
             "en": f"target not met{in_en}: {target_en} {miss['wanted']:.2f} wanted, {miss['achieved']:.3f} "
-                  f"on the {where_en}; instead: {miss.get('fallback', 'a fallback rule')}",
+                  f"on the {where_en}; instead: {instead.en}" + (f" (detail: {detail})" if detail else ""),
         })  # fmt: skip
     return out
 
@@ -159,8 +163,23 @@ def _metric(evaluation: dict[str, float], model: str, name: str) -> float:
     return math.nan if value is None else float(value)
 
 
-def _verdict(model: str, auc: float, ours: float, evaluation: dict[str, float]) -> tuple[str, str]:
-    """A baseline beside this model, in words: ties, better, or how far below (AUC)."""
+def tolerance(evaluation: dict[str, float]) -> float:
+    """How close two AUCs must be to tie: the model card's rule (:func:`risk.models.card_views.tie_tolerance`).
+
+    It needs the held-out term's rows and dropouts, ``model.rows`` and ``model.positives``: the test split's
+    counts (MLflow params ``rows.test.rows`` / ``rows.test.positives``, which ``risk report`` adds to the
+    metrics it reads). A run that kept only metrics has neither, and the tolerance is then the card's floor
+    alone (:data:`risk.models.card_views.TIE_FLOOR`, 0.005): on a term of ~150k students the standard error
+    is below it anyway, so the two agree wherever the report is read.
+    """
+    rows, positives = _metric(evaluation, "model", "rows"), _metric(evaluation, "model", "positives")
+    if math.isnan(rows) or math.isnan(positives):
+        return TIE_FLOOR
+    return tie_tolerance(_metric(evaluation, "model", "roc_auc"), int(positives), int(rows - positives))
+
+
+def _verdict(model: str, auc: float, ours: float, evaluation: dict[str, float], tied: float) -> tuple[str, str]:
+    """A baseline beside this model, in words: ties (within ``tied``), better, or how far below (AUC)."""
     if model == "model":
         return "", ""
     if model == "oracle":
@@ -169,7 +188,7 @@ def _verdict(model: str, auc: float, ours: float, evaluation: dict[str, float]) 
         return (f"แบบจำลองนี้ได้ {ratio:.2f} เท่าของ AUC ขีดบน", f"this model reaches {ratio:.2f}× the oracle AUC")
     if math.isnan(auc) or math.isnan(ours):
         return "", ""
-    if abs(ours - auc) < TIE_AUC:
+    if auc_ties(ours, auc, tied):
         return ("เท่ากับแบบจำลองนี้ (ต่างกันน้อยกว่าที่วัดได้)", "ties this model (closer than the data can tell)")
     if auc > ours:
         return (f"ดีกว่าแบบจำลองนี้ {auc - ours:.3f}", f"better than this model by {auc - ours:.3f}")
@@ -181,17 +200,18 @@ def quality(evaluation: dict[str, float] | None) -> dict[str, Any] | None:
     if not evaluation:
         return None
     ours = _metric(evaluation, "model", "roc_auc")
+    tied = tolerance(evaluation)
     rows, ties = [], []
     for key, th, en in MODELS:
         auc, recall = _metric(evaluation, key, "roc_auc"), _metric(evaluation, key, "recall_top10")
         if math.isnan(auc) and math.isnan(recall):
             continue
-        words_th, words_en = _verdict(key, auc, ours, evaluation)
-        if key not in ("model", "oracle") and not math.isnan(ours) and abs(ours - auc) < TIE_AUC:
+        words_th, words_en = _verdict(key, auc, ours, evaluation, tied)
+        if key not in ("model", "oracle") and auc_ties(ours, auc, tied):
             ties.append({"th": th, "en": en})
         rows.append({"key": key, "th": th, "en": en, "auc": "–" if math.isnan(auc) else f"{auc:.3f}",
                      "recall": percent(recall), "words_th": words_th, "words_en": words_en})  # fmt: skip
-    return {"rows": rows, "ties": ties} if rows else None
+    return {"rows": rows, "ties": ties, "tolerance": f"{tied:.3f}"} if rows else None
 
 
 def nested_evaluation(model: dict[str, Any]) -> dict[str, float] | None:

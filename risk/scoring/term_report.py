@@ -147,6 +147,9 @@ def model_run_facts(model_name: str, version: str, validated: Path | None = None
         "card": f"{run.info.artifact_uri.rstrip('/')}/evaluation/model_card.html",
         "evaluation": {k.removeprefix("test."): v for k, v in run.data.metrics.items() if k.startswith("test.")},
     }
+    # The test split's rows and dropouts: the AUC tie tolerance the card uses (report_model.tolerance) needs them.
+    facts["evaluation"].update({f"model.{k}": float(run.data.params[f"rows.test.{k}"]) for k in ("rows", "positives")
+                                if f"rows.test.{k}" in run.data.params})
     policy = _logged_policy(client, model_name, version, uri)
     if policy is not None:
         facts["policy"] = policy
