@@ -414,6 +414,22 @@ def test_summary_counts_every_scored_student(service, people):
     assert call(service, "GET", "/v1/summary?level=galaxy", people["tokens"]["analyst"]).status_code == 422
 
 
+def test_summary_counts_of_rule_raised_students_match_the_scores(service, people):
+    """Each school's at_risk_by_rule and problem_by_rule are its scores of that class with raised_by set."""
+    frame = people["frame"]
+    by_rule = frame[frame["raised_by"].notna()]
+    assert len(by_rule), "the test world needs students a rule raised"
+    expected = {school: (0, 0) for school in frame["school_id"].unique()}
+    for (school, risk_class), n in by_rule.groupby(["school_id", "risk_class"]).size().items():
+        at_risk, problem = expected[school]
+        expected[school] = (at_risk + n, problem) if risk_class == "at_risk" else (at_risk, problem + n)
+    areas = call(service, "GET", "/v1/summary?level=school", people["tokens"]["analyst"]).json()["areas"]
+    assert {a["area_code"]: (a["at_risk_by_rule"], a["problem_by_rule"]) for a in areas} == expected
+    (nation,) = call(service, "GET", "/v1/summary?level=nation", people["tokens"]["analyst"]).json()["areas"]
+    assert nation["at_risk_by_rule"] + nation["problem_by_rule"] == len(by_rule) > 0
+    assert nation["at_risk_by_rule"] <= nation["at_risk"] and nation["problem_by_rule"] <= nation["problem"]
+
+
 # ---------------------------------------------------------------- health and model lifecycle
 def test_ready_metrics_and_model_version(service, people):
     ready = call(service, "GET", "/readyz").json()

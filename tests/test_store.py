@@ -39,7 +39,7 @@ from risk.store import (
     write_summaries,
 )
 from risk.store.migrate import current_revision, head_revision
-from risk.store.models import Acknowledgement, Base, ScoringRun, ScoringRunBucket
+from risk.store.models import Acknowledgement, AreaSummary, Base, ScoringRun, ScoringRunBucket
 
 TABLES = {"scoring_runs", "scoring_run_buckets", "scores", "alerts", "acknowledgements", "area_summaries"}
 SCHOOL_A, SCHOOL_B = "1040100001", "1030200002"
@@ -342,14 +342,31 @@ def test_summaries_round_trip(store: Store) -> None:
         "at_risk": [1, 4, 5],
         "problem": [1, 1, 2],
         "flagged_rate": [0.2, 0.25, 7 / 30],
+        "at_risk_by_rule": [1, 0, 1],
+        "problem_by_rule": [0, 1, 1],
     })  # fmt: skip
     write_summaries(store, run_id, frame)
     write_summaries(store, run_id, frame)  # written again: replaced, not doubled
     schools = summaries(store, run_id, "school")
     assert schools["area_code"].tolist() == [SCHOOL_B, SCHOOL_A]  # sorted by area code
     assert schools["students"].tolist() == [10, 20]
+    assert (schools["at_risk_by_rule"].tolist(), schools["problem_by_rule"].tolist()) == ([1, 0], [0, 1])
     assert summaries(store, run_id, "province")["flagged_rate"].tolist() == [pytest.approx(7 / 30)]
     assert summaries(store, run_id, "nation").empty
+
+
+def test_summaries_stored_without_rule_counts_read_as_none_raised_by_a_rule(store: Store) -> None:
+    # A run stored before rule marks (its rows NULL): the model's class stood for every student.
+    run_id = new_run(store, JULY_24)
+    write_summaries(store, run_id, pd.DataFrame({
+        "level": ["nation"], "area_code": ["TH"], "students": [10], "normal": [7], "at_risk": [2], "problem": [1],
+        "flagged_rate": [0.3]}))
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(AreaSummary.at_risk_by_rule, AreaSummary.problem_by_rule)
+                              .where(AreaSummary.run_id == run_id)).all()
+    assert [tuple(r) for r in stored] == [(None, None)]
+    nation = summaries(store, run_id, "nation")
+    assert (nation["at_risk_by_rule"].tolist(), nation["problem_by_rule"].tolist()) == ([0], [0])
 
 
 def test_unknown_summary_level_is_a_store_error(store: Store) -> None:

@@ -226,6 +226,14 @@ class SummaryArea(BaseModel):
     at_risk: int
     problem: int
     flagged_rate: float
+    at_risk_by_rule: int = Field(ge=0, description=(
+        "Of the area's at_risk students, how many are at_risk because a class policy rule (e.g. the 80% "
+        "attendance exam line) raised them, not because of the model's probability (their scores' raised_by "
+        "is set); 0 for runs stored before rule marks."))
+    problem_by_rule: int = Field(ge=0, description=(
+        "Of the area's problem students, how many are problem because a class policy rule raised them, not "
+        "because of the model's probability (their scores' raised_by is set); 0 for runs stored before rule "
+        "marks."))
 
 
 class SummaryResponse(BaseModel):

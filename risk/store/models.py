@@ -219,6 +219,10 @@ class AreaSummary(Base):
     at_risk: Mapped[int] = mapped_column(Integer)
     problem: Mapped[int] = mapped_column(Integer)
     flagged_rate: Mapped[float] = mapped_column(Float)  # (at_risk + problem) / students, 0..1
+    # Of at_risk and problem, how many a class policy rule raised (scores.raised_by set), not the
+    # model's probability (issue 28). NULL in rows written before rule marks: read as 0.
+    at_risk_by_rule: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    problem_by_rule: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SchoolContext(Base):

@@ -1,4 +1,4 @@
-"""GET /v1/summary: class counts by area from the newest finished scoring run."""
+"""GET /v1/summary: class counts by area (and how many a rule raised) from the newest finished scoring run."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1", tags=["summary"], route_class=OrjsonRoute)
 @router.get("/summary", response_model=SummaryResponse, responses={404: {"description": "No finished run yet."}})
 async def summary(key: AnalystKey, services: ServicesDep,
                   level: Literal["school", "district", "province", "region", "nation"] = "nation") -> SummaryResponse:
-    """Students by class per area at one level (school, district, province, region or the nation)."""
+    """Students by class per area at one level (school, district, province, region or the nation), and how many
+    of each area's at_risk and problem students a class policy rule raised rather than the model."""
     return await run_in_threadpool(_summary, services, level)
 
 

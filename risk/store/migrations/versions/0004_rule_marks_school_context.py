@@ -8,6 +8,8 @@
   past dropout rates) are about the school, not the child, so they are kept once per
   school and code, with how many of the school's explained students they applied to,
   per scoring bucket so a killed run resumes bucket by bucket.
+* ``area_summaries.at_risk_by_rule`` and ``problem_by_rule``: of an area's at-risk and
+  problem students, how many a rule raised; NULL in rows of runs before (read as 0).
 
 Revision ID: 0004
 Revises: 0003
@@ -30,6 +32,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("raised_by", sa.String(32), nullable=True))
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("raised_by", sa.String(32), nullable=True))
+    with op.batch_alter_table("area_summaries") as batch:
+        batch.add_column(sa.Column("at_risk_by_rule", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("problem_by_rule", sa.Integer(), nullable=True))
     op.create_table(
         "school_context",
         sa.Column("run_id", sa.String(32), nullable=False),
@@ -49,6 +54,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_school_context_run_id_school_id"), table_name="school_context")
     op.drop_table("school_context")
+    with op.batch_alter_table("area_summaries") as batch:
+        batch.drop_column("problem_by_rule")
+        batch.drop_column("at_risk_by_rule")
     for table in ("alerts", "scores"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("raised_by")
