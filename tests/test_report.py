@@ -328,7 +328,22 @@ def test_a_calibrated_check_without_warning_shows_no_banner_even_with_high_psi()
 def test_a_calibrated_warning_names_its_features() -> None:
     record = {**drift(False), "warning": True, "warning_features": ["att_rate_term", "income_baht_month"]}
     block = section(render_report(inputs(drift=record)), "drift")
-    assert 'class="warning"' in block and "drifted features: att_rate_term, income_baht_month" in block
+    warning = " ".join(block.split('class="warning"', 1)[1].split("</div>", 1)[0].split())
+    # A catalog feature by its description, Thai with English beside; a code the catalog lacks stays a code.
+    assert ("drifted features: สัดส่วนวันที่มาเรียนในภาคเรียนนี้ (มาเรียนหรือมาสาย) <span class=\"en\">"
+            "(Share of this term&#39;s school days attended (present or late))</span>; income_baht_month") in warning
+
+
+def test_the_drift_table_names_each_feature_in_thai_and_english_from_the_installed_catalog() -> None:
+    from risk.features.catalog import load_catalog
+    from risk.scoring.settings import DEFAULT_CATALOG
+
+    spec = load_catalog(DEFAULT_CATALOG).get("gpa_last_term")
+    block = section(render_report(inputs(drift=drift(True, name="att_rate_term"))), "drift")
+    assert (f'<td title="gpa_last_term">{spec.description.th}<br><span class="en">{spec.description.en}</span></td>'
+            '<td class="num">0.020</td>') in block
+    assert '<tr class="drifted"><td title="att_rate_term">สัดส่วนวันที่มาเรียนในภาคเรียนนี้' in block
+    assert "<td>att_rate_term</td>" not in block and "<td>gpa_last_term</td>" not in block
 
 
 def test_freshness_dates_are_thai_first() -> None:

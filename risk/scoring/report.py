@@ -24,7 +24,8 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from risk.data.geography import REGIONS
-from risk.errors import RiskError
+from risk.errors import ConfigError, RiskError
+from risk.features.catalog import Catalog, load_catalog
 from risk.features.freshness import DomainFreshness
 from risk.scoring.charts import (
     CLASS_COLOURS,
@@ -52,6 +53,7 @@ from risk.scoring.report_model import (
     nested_evaluation,
     quality,
 )
+from risk.scoring.settings import DEFAULT_CATALOG
 from risk.scoring.thai_tilemap import tilemap_svg
 
 __all__ = ["DriftInput", "ReportError", "ReportInputs", "count_text", "pp", "render_report", "thai_date", "write_report"]
@@ -141,7 +143,8 @@ class ReportInputs(BaseModel):
     that class a class rule, not the model, put there (every level the summaries hold).
     ``evaluation`` holds the held-out metrics as flat names (``"model.roc_auc"``,
     ``"logistic.recall_top10"``); ``policy`` is the model's class policy as JSON;
-    ``model_card`` a link (URI or path) to the model card.
+    ``model_card`` a link (URI or path) to the model card. ``catalog`` names the drift check's
+    features in words (default: the installed catalog, ``configs/features.yaml``).
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -162,6 +165,7 @@ class ReportInputs(BaseModel):
     model_card: str | None = None
     raised: pd.DataFrame | None = None
     min_area_students: int = 30  # ScoringSettings.report
+    catalog: Catalog | None = None
 
     @field_validator("summaries", "previous_summaries")
     @classmethod
@@ -243,7 +247,7 @@ def _context(inputs: ReportInputs) -> dict[str, Any]:
         "provinces": by_rank(province_rows).to_dict("records"),
         "lists": [x for x in (ranked_list(inputs.summaries, level, inputs.raised, least, TOP_AREAS)
                               for level in ("district", "school")) if x],
-        "drift": _drift(inputs.drift),
+        "drift": _drift(inputs.drift, inputs.catalog),
         "facts": model_facts(inputs.model),
         "quality": quality(inputs.evaluation or nested_evaluation(inputs.model)),
         "model_card": inputs.model_card,
@@ -329,11 +333,29 @@ def _change(current: pd.DataFrame, previous: pd.DataFrame | None, provinces: pd.
     }
 
 
-def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
+def _feature_labels(catalog: Catalog | None) -> dict[str, dict[str, str]]:
+    """Each catalog feature's description, Thai and English, by code; loaded once per report."""
+    if catalog is None:
+        try:
+            catalog = load_catalog(DEFAULT_CATALOG)
+        except ConfigError:
+            # A report read where the configs are not installed still shows the codes.
+            return {}
+    return {f.name: {"th": f.description.th, "en": f.description.en} for f in catalog.features}
+
+
+def _drift(drift: DriftInput | None, catalog: Catalog | None = None) -> dict[str, Any] | None:
     if drift is None:
         return None
     features = sorted(drift.features, key=lambda f: -f.psi if not math.isnan(f.psi) else math.inf)
     named = set(drift.named)
+    labels = _feature_labels(catalog)
+
+    def label(code: str) -> dict[str, Any]:
+        """A feature in the reader's words, its code kept for the analyst; an unknown code stays a code."""
+        found = labels.get(code)
+        return {"code": code, "known": found is not None, **(found or {"th": code, "en": code})}
+
     return {
         "score_psi": f"{drift.score_psi:.3f}",
         "score_drifted": drift.score_drifted,
@@ -341,9 +363,9 @@ def _drift(drift: DriftInput | None) -> dict[str, Any] | None:
         "reference": drift.reference,
         "basis": drift.basis,
         "warning": drift.anything_drifted,
-        "named": drift.named,
+        "named": [label(code) for code in drift.named],
         "calibrated": drift.warning is not None,
-        "features": [{"name": f.name, "psi": f"{f.psi:.3f}", "drifted": f.name in named,
+        "features": [{**label(f.name), "psi": f"{f.psi:.3f}", "drifted": f.name in named,
                       "limit": f"{f.limit if f.limit is not None else drift.threshold:.2f}",
                       "rings": DRIFT_RINGS_TH[f.in_warning],
                       "status": f"{DRIFT_STATUS_TH.get(f.status, f.status)} / {f.status}"}
