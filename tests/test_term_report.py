@@ -64,6 +64,7 @@ def registered(tmp_path_factory):
 
         with mlflow.start_run(experiment_id=experiment):
             mlflow.log_metrics({f"test.{k}": v for k, v in EVALUATION.items()})
+            mlflow.log_params({"rows.test.rows": 2000, "rows.test.positives": 50})  # as risk train logs the split
             mlflow.pyfunc.log_model(name="model", python_model=CardModel(), artifacts={"policy": str(home / "policy.json")},
                                     registered_model_name="dropout-risk")
             mlflow.log_artifacts(str(home / "evaluation"), artifact_path="evaluation")
@@ -97,6 +98,8 @@ def test_the_report_of_a_stored_run_reads_the_model_from_mlflow_and_counts_rule_
     card = re.search(r'<a href="(file://[^"]+)">', section(html, "model")).group(1)
     assert card.endswith("/evaluation/model_card.html") and Path(card.removeprefix("file://")).read_text() == "<html>card</html>"
     assert "ties this model" in section(html, "model") and "0.842" in section(html, "model")
+    # The card's tie tolerance from the test split's 50 dropouts of 2,000 rows: Hanley-McNeil's 0.035 > 0.005.
+    assert "Two AUCs tie when they differ by 0.035 or less" in " ".join(section(html, "model").split())
     assert "โอกาส ≥ 30.0%" in class_row(html, "problem") and "37 / 100" in class_row(html, "problem")
     assert cells(class_row(html, "at_risk"))[:3] == ["16", "11", "5"]
     assert "18 / 52" in section(html, "nation")
