@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from risk.models.profile import TrainingProfile, training_profile
 from risk.scoring.drift import DriftAccumulator, psi
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["att_rate_term", "income_per_capita_baht", "flag_substance", "sex", "gpa_last_term"]
 
 
@@ -293,63 +291,3 @@ def test_without_a_second_past_term_the_floor_is_used_and_the_record_says_why(pr
                         NAMES, against="2568-1")
     assert (made.features, made.score, made.of("sex")) == ({}, 0.15, 0.15)
     assert made.basis == "no second past term (2567-1 is the first term of the data): every threshold is the config's 0.15"
-
-
-# ---------------------------------------------------------------- one fact is one sign of drift
-# The attendance rate and its margin over the 80% exam line (มส) state one fact: the catalog gives
-# them one group, and two of them past their thresholds must count once, not as "two features".
-ONE_FACT = ["att_rate_term", "att_exam_line_margin", "gpa_last_term"]
-
-
-def attendance_twice(n: int, seed: int, attendance_shift: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Attendance, its margin over the 80% line (the same values less 0.8) and GPA, with a score of attendance."""
-    rng = np.random.default_rng(seed)
-    attendance = np.clip(rng.beta(12, 1.5, n) + attendance_shift, 0, 1)
-    X = np.column_stack([attendance, attendance - 0.8, rng.uniform(0, 4, n).round(1)])
-    return X, 1 / (1 + np.exp(3 + 10 * (attendance - 0.88)))
-
-
-def one_fact_limits():
-    """Thresholds of 0.3, the score's out of reach (only features warn); two groups needed, or one feature 5x past."""
-    from risk.features.catalog import load_catalog
-    from risk.scoring.drift import DriftLimits
-
-    catalog = load_catalog(ROOT / "configs" / "features.yaml")
-    return DriftLimits(floor=0.3, score=100.0, ringing=ONE_FACT, min_features=2, strong_multiple=5.0, basis="by hand",
-                       groups={name: catalog.get(name).group for name in ONE_FACT})
-
-
-def test_the_catalog_gives_attendance_and_its_exam_line_margin_one_group():
-    groups = one_fact_limits().groups
-    assert groups["att_rate_term"] == groups["att_exam_line_margin"] != groups["gpa_last_term"]
-
-
-@pytest.fixture(scope="module")
-def attendance_profile() -> TrainingProfile:
-    X, scores = attendance_twice(20_000, seed=1)
-    return training_profile(X, ONE_FACT, scores)
-
-
-def test_two_features_of_one_group_past_their_thresholds_are_one_fact_and_raise_no_warning(attendance_profile):
-    # Attendance three points lower: both attendance features read PSI ~0.8, past 0.3 but not 5 x 0.3.
-    X, scores = attendance_twice(20_000, seed=2, attendance_shift=-0.03)
-    report = DriftAccumulator(attendance_profile).add(X, scores).report(limits=one_fact_limits())
-    assert report.drifted == ["att_rate_term", "att_exam_line_margin"]
-    assert all(f.psi < 1.5 for f in report.features)
-    assert (report.warning, report.warning_features) == (False, [])
-
-
-def test_a_second_group_past_its_threshold_raises_the_warning_naming_every_feature(attendance_profile):
-    X, scores = attendance_twice(20_000, seed=2, attendance_shift=-0.03)
-    X[:, 2] = np.nan  # grades stop arriving: a second fact
-    report = DriftAccumulator(attendance_profile).add(X, scores).report(limits=one_fact_limits())
-    assert report.warning
-    assert set(report.warning_features) == {"att_rate_term", "att_exam_line_margin", "gpa_last_term"}
-
-
-def test_made_limits_carry_the_groups_and_a_feature_without_one_is_its_own(profile):
-    from risk.scoring.drift_reference import drift_limits
-    from risk.scoring.settings import DriftSettings
-
-    made = drift_limits(profile, None, DriftSettings(), NAMES, against=None, groups={"att_rate_term": "attendance_rate"})
-    assert (made.group_of("att_rate_term"), made.group_of("sex")) == ("attendance_rate", "sex")

@@ -22,9 +22,7 @@ population show): each feature's own threshold, the score's, and which features
 may ring the warning. ``warning`` (the report's banner) is then raised when
 
 * the score drifts past its threshold, or
-* model-relevant features of at least ``min_features`` catalog groups drift past
-  theirs (the attendance rate and its margin over the 80% exam line state one
-  fact: two of them past their thresholds are one sign, not two), or
+* at least ``min_features`` model-relevant features drift past theirs, or
 * one model-relevant feature drifts past ``strong_multiple`` times its threshold
   (income halved moves one feature a long way: a broken feed is worth a look
   even when nothing else moved);
@@ -98,10 +96,8 @@ class DriftLimits(BaseModel):
     """What counts as drift for one run: a threshold per feature and for the score, and the warning rule.
 
     ``features`` maps a feature to its PSI threshold (a feature not listed has ``floor``);
-    ``ringing`` lists the features that may raise the warning; ``groups`` maps a feature to its
-    catalog group (``FeatureSpec.group``; a feature not listed is a group of its own), and
-    ``min_features`` counts groups, not features; ``basis`` says in words how the thresholds
-    were set (which two terms were compared, or why only the floor was used).
+    ``ringing`` lists the features that may raise the warning; ``basis`` says in words how the
+    thresholds were set (which two terms were compared, or why only the floor was used).
     """
 
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
@@ -112,13 +108,9 @@ class DriftLimits(BaseModel):
     min_features: int = Field(2, ge=1)
     strong_multiple: float = Field(5.0, ge=1)
     basis: str
-    groups: dict[str, str] = {}
 
     def of(self, name: str) -> float:
         return self.features.get(name, self.floor)
-
-    def group_of(self, name: str) -> str:
-        return self.groups.get(name, name)
 
 
 class DriftReport(BaseModel):
@@ -227,8 +219,7 @@ class DriftAccumulator:
         score_status = status(score_psi, limits.score)
         named = sorted((f for f in features if f.in_warning and f.status == "drifted"),
                        key=lambda f: -f.psi / max(f.limit or 0.0, 1e-12))
-        facts = {limits.group_of(f.name) for f in named}
-        warning = (score_status == "drifted" or len(facts) >= limits.min_features
+        warning = (score_status == "drifted" or len(named) >= limits.min_features
                    or any(f.psi > limits.strong_multiple * (f.limit or 0.0) for f in named))
         return DriftReport(
             rows=self.rows, warn=warn, threshold=threshold, features=features,

@@ -138,7 +138,6 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
     held_out = [t for t in [*split.get("test", []), *split.get("calibration", [])] if t[-1] == semester]
     day = school_days_elapsed(con, point.term, point.date)
     ringing = ringing_features(bundle, drift)
-    groups = {name: bundle.catalog.get(name).group for name in bundle.names}  # one fact, one sign of drift
     for term in held_out:
         found = _term_at(validated, con, term, day, bundle, settings, min_rows)
         if found is None:
@@ -146,7 +145,7 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
         on, X, scores = found
         profile = training_profile(X, bundle.names, scores, discrete=discrete_features(bundle.catalog, bundle.names))
         limits = drift_limits(profile, _second_term(validated, con, term, held_out, day, bundle, settings, min_rows),
-                              drift, ringing, against=term, groups=groups)
+                              drift, ringing, against=term)
         return DriftReference(profile, f"held-out term {term} on {on} (school day {day:.1f}, as on {point.date}): "
                                        f"{len(X):,} students", limits)
     first = first_school_day(con, point.term)
@@ -154,7 +153,7 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
     profile, sampled = bundle.drift_profile(int(semester), week)
     why = f"held-out term{'s' if len(held_out) > 1 else ''} {', '.join(held_out)} not in the validated data" \
         if held_out else "no held-out term of this semester"
-    limits = drift_limits(profile, None, drift, ringing, against=None, groups=groups)
+    limits = drift_limits(profile, None, drift, ringing, against=None)
     return DriftReference(profile, f"training rows of the nearest sampled point ({sampled}; {why})", limits)
 
 
@@ -167,18 +166,16 @@ def ringing_features(bundle: ModelBundle, drift: DriftSettings) -> list[str]:
 
 
 def drift_limits(profile: TrainingProfile, second: tuple[str, dt.date, np.ndarray, np.ndarray] | str | None,
-                 drift: DriftSettings, ringing: list[str], against: str | None,
-                 groups: dict[str, str] | None = None) -> DriftLimits:
+                 drift: DriftSettings, ringing: list[str], against: str | None) -> DriftLimits:
     """Thresholds for a run compared with ``profile``.
 
     ``second`` is the second past term ``(term, date, X, scores)`` (features in the profile's order and
     their scores), or why there is none (a sentence, or None). With it, each feature's threshold is
     ``max(drift.threshold, drift.term_multiple × PSI of the second term against the profile)``, the
-    score's too; without it, ``drift.threshold``. ``groups`` maps a feature to its catalog group
-    (the warning counts groups; see :class:`DriftLimits`).
+    score's too; without it, ``drift.threshold``.
     """
     rule = dict(floor=drift.threshold, ringing=ringing, min_features=drift.min_features,
-                strong_multiple=drift.strong_multiple, groups=groups or {})
+                strong_multiple=drift.strong_multiple)
     if not isinstance(second, tuple):
         why = second or "the reference is the training profile, not a past term"
         return DriftLimits(score=drift.threshold, basis=f"no second past term ({why}): every threshold is "
