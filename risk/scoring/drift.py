@@ -22,7 +22,11 @@ population show): each feature's own threshold, the score's, and which features
 may ring the warning. ``warning`` (the report's banner) is then raised when
 
 * the score drifts past its threshold, or
-* at least ``min_features`` model-relevant features drift past theirs, or
+* at least ``min_features`` model-relevant features drift past theirs (features, not
+  catalog groups: an unchanged population's noise moves one feature at a time, while a
+  real change of one fact moves its siblings together, so attendance 10 points lower in
+  one region shows as the term, 20- and 60-day rates past their thresholds and nothing
+  else; counting that as one sign left the planted shift unseen), or
 * one model-relevant feature drifts past ``strong_multiple`` times its threshold
   (income halved moves one feature a long way: a broken feed is worth a look
   even when nothing else moved);
