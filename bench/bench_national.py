@@ -39,6 +39,13 @@ built), train 298 (111,719 rows, 470 trees), score 136 (37,313 of 199,947 flagge
 scan 10.7, DuckDB aggregates at the 3 built points + the scoring as_of 84.3, Dataset + lightgbm.train 266.9
 (95,157 rows, 550 rounds), compiled forest 1.5 + TreeSHAP tables 1.8; ratio 2.74. Old floor (no features;
 predict 3.4 + pred_contrib 16.7) 298 s, 3.36.
+
+Measured 2026-12-07 later, 1M × 4 terms (``--students 1000000 --terms 4``), load average 4.55 before the
+measured run (the end of a test run overlapped validation), 2.04 after: risk term 620 s, peak RSS 3,478 MB:
+validate 264, features 156 (3 points built, 6 reused), train 95 (557,389 rows, 1,009 trees, AUC 0.879),
+score 80 (187,462 of 999,748 flagged), alerts 9, summaries 1, report 6. Same-work floor 65.2 s: scan 6.5,
+DuckDB aggregates 27.9, Dataset + lightgbm.train 24.0 (473,950 rows), compiled forest 4.4 + TreeSHAP
+tables 2.5; ratio 9.51. Old floor (predict 15.7 + pred_contrib 37.0) 83.2 s, 7.46.
 """
 
 from __future__ import annotations
