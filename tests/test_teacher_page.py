@@ -380,10 +380,14 @@ def test_the_teacher_page_shows_context_once_rule_marks_apart_and_where_each_chi
     # The old alert: reasons, then its one action.
     second = card_text(tools, 2)
     assert second.index("มาสาย 7 ครั้ง") < second.index("สิ่งที่ควรทำ") < second.index(HOME[1])
-    # The M5 child with only context behind the score: no action, and no "plan the move" anywhere.
+    # The M5 child with only context behind the score: no action, and no "plan the move" on any card. The
+    # school's transition year calls for it once, beside that line at the top, and the past rate for nothing.
     third = card_text(tools, 3)
     assert "ไม่มีเหตุผลเฉพาะตัวนักเรียน" in third and "สิ่งที่ควรทำ" not in third
-    assert MOVE_ON[1] not in text
+    assert not tools.evaluate(f"[...document.querySelectorAll('section.alert')].some(s => s.innerText.includes({MOVE_ON[1]!r}))")
+    context_items = tools.evaluate("[...document.querySelectorAll('#school-context li')].map(li => li.innerText)")
+    assert [item.startswith("อยู่ในปีเปลี่ยนช่วงชั้น") for item in context_items if MOVE_ON[1] in item] == [True]
+    assert text.count(MOVE_ON[1]) == 1
 
     # The rule-flagged child: after the model's, in a section of its own, marked, ranked low.
     fourth = card_text(tools, 4)

@@ -27,8 +27,9 @@ What the page says follows what a teacher can act on (issue 28):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -38,6 +39,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 
+from risk.features.catalog import Catalog, load_catalog
+from risk.scoring.settings import DEFAULT_CATALOG
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
 from risk.serve.routes.alerts import (
     acknowledge_alert,
@@ -203,6 +206,9 @@ class SchoolView:
     standing: SchoolStanding
     context: list[ContextLine]
     cards: list[AlertCard]
+    # A context line's suggested action (code → Texts), where its feature calls for one: the
+    # transition year asks the school to plan the move with families; a past dropout rate asks nothing.
+    context_actions: dict = field(default_factory=dict)
 
     @property
     def model_cards(self) -> list[AlertCard]:
@@ -217,7 +223,32 @@ def school_view(services: Services, school_id: str, frame: pd.DataFrame) -> Scho
     """The school's standing and context from its latest finished run (one query each), and the alert cards."""
     standing = school_standing(services.store, school_id, frame["student_key"] if len(frame) else [])
     context = school_context(services.store, standing.run_id, school_id) if standing.run_id else []
-    return SchoolView(standing=standing, context=context, cards=alert_cards(frame, standing))
+    return SchoolView(standing=standing, context=context, cards=alert_cards(frame, standing),
+                      context_actions=context_actions(services, context))
+
+
+def context_actions(services: Services, context: list[ContextLine]) -> dict:
+    """Each context line's suggested action (code → Texts) when the catalog gives its feature one.
+
+    The serving model's catalog, else (the service is up but has no model yet: alerts are still
+    shown) the installed one.
+    """
+    if not context:
+        return {}
+    loaded = services.holder.current
+    catalog = loaded.bundle.catalog if loaded is not None else installed_catalog()
+    specs = {spec.name: spec for spec in catalog.features}
+    actions = {}
+    for line in context:
+        spec = specs.get(line.code)
+        if spec is not None and spec.action is not None and spec.action in services.scoring.actions:
+            actions[line.code] = services.scoring.actions[spec.action]
+    return actions
+
+
+@functools.cache
+def installed_catalog() -> Catalog:
+    return load_catalog(DEFAULT_CATALOG)
 
 
 def alert_cards(frame: pd.DataFrame, standing: SchoolStanding) -> list[AlertCard]:
