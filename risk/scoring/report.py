@@ -24,8 +24,8 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from risk.data.geography import REGIONS
-from risk.errors import ConfigError, RiskError
-from risk.features.catalog import Catalog, load_catalog
+from risk.errors import RiskError
+from risk.features.catalog import Catalog
 from risk.features.freshness import DomainFreshness
 from risk.scoring.charts import (
     CLASS_COLOURS,
@@ -45,6 +45,7 @@ from risk.scoring.report_areas import (
     ranked_list,
     region_label,
 )
+from risk.scoring.report_drift import DriftInput, drift_section
 from risk.scoring.report_model import (
     CLASS_TH,
     class_rows,
@@ -53,7 +54,6 @@ from risk.scoring.report_model import (
     nested_evaluation,
     quality,
 )
-from risk.scoring.settings import DEFAULT_CATALOG
 from risk.scoring.thai_tilemap import tilemap_svg
 
 __all__ = ["DriftInput", "ReportError", "ReportInputs", "count_text", "pp", "render_report", "thai_date", "write_report"]
@@ -76,9 +76,6 @@ FIRST_TERM_ALERT_TH = {
     "newly_at_risk": ("เข้ากลุ่มเสี่ยง (ครั้งแรกที่ประเมิน)", "newly flagged at risk (first scored term)"),
     "escalated_problem": ("เข้ากลุ่มมีปัญหา (ครั้งแรกที่ประเมิน)", "newly flagged as problem (first scored term)"),
 }
-DRIFT_STATUS_TH = {"stable": "คงที่", "watch": "เฝ้าดู", "drifted": "เปลี่ยนไป"}
-DRIFT_RINGS_TH = {True: "นับ / counts",
-                  False: "ไม่นับ (เปลี่ยนตามปฏิทิน หรือไม่ใช่ตัวแปรหลัก) / not counted (moves with the calendar)"}
 FRESHNESS_STATUS_TH = {"fresh": "เป็นปัจจุบัน", "stale": "ข้อมูลเก่า", "missing": "ไม่มีข้อมูล"}
 THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.", "มิ.ย.",
                "ก.ค.", "ส.ค.", "ก.ย.", "ต.ค.", "พ.ย.", "ธ.ค.")  # fmt: skip
@@ -86,49 +83,6 @@ THAI_MONTHS = ("ม.ค.", "ก.พ.", "มี.ค.", "เม.ย.", "พ.ค.",
 
 class ReportError(RiskError):
     """The report could not be written (its folder is missing or read-only)."""
-
-
-class FeatureDriftInput(BaseModel):
-    # The drift check owns its record; the report reads the fields it shows and ignores the rest.
-    model_config = ConfigDict(extra="ignore")
-    name: str
-    psi: float
-    status: str
-    limit: float | None = None  # the feature's own threshold (calibrated checks); None: the run's threshold
-    in_warning: bool = True  # False: it cannot raise the warning (moves with the calendar, or not the model's)
-
-
-class DriftInput(BaseModel):
-    """What the report shows of a drift check (``risk.scoring.drift.DriftReport.model_dump()`` fits)."""
-
-    model_config = ConfigDict(extra="ignore")
-    score_psi: float
-    features: list[FeatureDriftInput]
-    drifted: list[str]
-    threshold: float
-    score_status: str | None = None
-    reference: str | None = None  # what the run was compared with (risk.scoring.drift_reference)
-    # Set by drift checks since issue 28, calibrated on term-to-term variation; None in older runs.
-    warning: bool | None = None
-    warning_features: list[str] = []
-    score_limit: float | None = None
-    basis: str | None = None  # how the thresholds were set, in words
-
-    @property
-    def score_drifted(self) -> bool:
-        return self.score_status == "drifted" or self.score_psi > (self.score_limit or self.threshold)
-
-    @property
-    def anything_drifted(self) -> bool:
-        """Whether to show the banner: the check's own verdict, or the old rule for a record without one."""
-        if self.warning is not None:
-            return self.warning
-        return bool(self.drifted) or self.score_drifted
-
-    @property
-    def named(self) -> list[str]:
-        """The features the banner names."""
-        return self.warning_features if self.warning is not None else self.drifted
 
 
 class ReportInputs(BaseModel):
@@ -247,7 +201,7 @@ def _context(inputs: ReportInputs) -> dict[str, Any]:
         "provinces": by_rank(province_rows).to_dict("records"),
         "lists": [x for x in (ranked_list(inputs.summaries, level, inputs.raised, least, TOP_AREAS)
                               for level in ("district", "school")) if x],
-        "drift": _drift(inputs.drift, inputs.catalog),
+        "drift": drift_section(inputs.drift, inputs.catalog),
         "facts": model_facts(inputs.model),
         "quality": quality(inputs.evaluation or nested_evaluation(inputs.model)),
         "model_card": inputs.model_card,
@@ -331,46 +285,6 @@ def _change(current: pd.DataFrame, previous: pd.DataFrame | None, provinces: pd.
         "falls": compared.loc[compared["change_pp"] < 0].nsmallest(TOP_CHANGES, "change_pp").to_dict("records"),
         "compared": len(compared),
     }
-
-
-def _feature_labels(catalog: Catalog | None) -> dict[str, dict[str, str]]:
-    """Each catalog feature's description, Thai and English, by code; loaded once per report."""
-    if catalog is None:
-        try:
-            catalog = load_catalog(DEFAULT_CATALOG)
-        except ConfigError:
-            # A report read where the configs are not installed still shows the codes.
-            return {}
-    return {f.name: {"th": f.description.th, "en": f.description.en} for f in catalog.features}
-
-
-def _drift(drift: DriftInput | None, catalog: Catalog | None = None) -> dict[str, Any] | None:
-    if drift is None:
-        return None
-    features = sorted(drift.features, key=lambda f: -f.psi if not math.isnan(f.psi) else math.inf)
-    named = set(drift.named)
-    labels = _feature_labels(catalog)
-
-    def label(code: str) -> dict[str, Any]:
-        """A feature in the reader's words, its code kept for the analyst; an unknown code stays a code."""
-        found = labels.get(code)
-        return {"code": code, "known": found is not None, **(found or {"th": code, "en": code})}
-
-    return {
-        "score_psi": f"{drift.score_psi:.3f}",
-        "score_drifted": drift.score_drifted,
-        "threshold": f"{drift.score_limit if drift.score_limit is not None else drift.threshold:.2f}",
-        "reference": drift.reference,
-        "basis": drift.basis,
-        "warning": drift.anything_drifted,
-        "named": [label(code) for code in drift.named],
-        "calibrated": drift.warning is not None,
-        "features": [{**label(f.name), "psi": f"{f.psi:.3f}", "drifted": f.name in named,
-                      "limit": f"{f.limit if f.limit is not None else drift.threshold:.2f}",
-                      "rings": DRIFT_RINGS_TH[f.in_warning],
-                      "status": f"{DRIFT_STATUS_TH.get(f.status, f.status)} / {f.status}"}
-                     for f in features],
-    }  # fmt: skip
 
 
 def _alerts(alerts: dict[str, int] | None, by_rule: dict[str, int] | None,
