@@ -114,9 +114,14 @@ def test_the_readme_picture_is_clipped_and_small(card_png) -> None:
 def test_the_card_of_a_trained_model_compares_it_with_each_baseline_in_words(chromium, champion_store,  # noqa: F811
                                                                              tmp_path) -> None:
     # The card `risk train` logged for the session's champion (tests/conftest.py), as read back from MLflow.
+    import mlflow
+
     from risk.models.review import review_tables
 
-    _, _, result, registered = champion_store
+    _, uri, result, registered = champion_store
+    # Other tests in this process may have pointed MLflow at stores of their own: read from the champion's.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     page = review_tables(registered["run_id"], tmp_path / "run").model_card
     html = page.read_text(encoding="utf-8")
     png = screenshot(chromium, page, ARTIFACTS / "model_card_trained.png", tmp_path, SIZE)

@@ -51,12 +51,16 @@ def register(client: MlflowClient, metrics: dict[str, float], tags: dict[str, st
 
 @pytest.fixture
 def registry(tmp_path):
+    """A registry of its own; this process's MLflow points back where it was afterwards (session fixtures share it)."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(tmp_path)
     mlflow.set_experiment("promise")
     client = MlflowClient()
     client.create_registered_model(NAME)
-    return client
+    yield client
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
 
 
 def test_a_policy_that_misses_its_target_is_flagged_and_refused_against_a_champion_that_met_it(registry):
