@@ -22,6 +22,7 @@ reason names its suggested ``action`` (an id into ``configs/scoring.yaml``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from risk.errors import ConfigError
 
-__all__ = ["GRADE_FEATURE", "ROLES", "Catalog", "FeatureSpec", "Texts", "format_value", "load_catalog", "reason_text",
+__all__ = ["GRADE_FEATURE", "INSTALLED_CATALOG", "ROLES", "Catalog", "FeatureSpec", "Texts", "format_value", "installed_catalog", "load_catalog", "reason_text",
            "reason_writer", "value_formatter"]
 
 DOMAINS = ("attendance", "grades", "enrollment", "household", "health", "behaviour", "assistance", "context")
@@ -180,6 +181,20 @@ class Catalog(BaseModel):
             if feature.name == name:
                 return feature
         raise KeyError(name)
+
+
+# The catalog this installation ships (configs/features.yaml): read by whatever must describe features
+# without a model at hand, and by old model packages (see _from_installed).
+INSTALLED_CATALOG = Path(__file__).resolve().parents[2] / "configs" / "features.yaml"
+
+
+@functools.cache
+def installed_catalog() -> Catalog | None:
+    """The installed catalog, read once per process; None where the configs are not installed (or broken)."""
+    try:
+        return load_catalog(INSTALLED_CATALOG)
+    except ConfigError:
+        return None
 
 
 def load_catalog(path: Path, *, installed: Catalog | None = None) -> Catalog:

@@ -9,7 +9,6 @@ the same bundle and call the booster on arrays.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from risk.errors import ConfigError, RiskError
-from risk.features.catalog import Catalog, load_catalog
+from risk.errors import RiskError
+from risk.features.catalog import Catalog, installed_catalog, load_catalog
 from risk.models.calibrate import Calibrator
 from risk.models.explain import contributions
 from risk.models.forest import MIN_EXPLAIN_ROWS, MIN_ROWS, CompiledForest, booster_probability
@@ -34,17 +33,7 @@ ARTIFACTS = {"booster": "booster.txt", "calibrator": "calibrator.json", "policy"
              "meta": "meta.json"}
 # Fewer rows than this are scored on one thread (see ModelBundle.threads).
 FEW_ROWS = 256
-# What a package written before features had roles is read with (risk.features.catalog._from_installed).
-INSTALLED_CATALOG = Path(__file__).resolve().parents[2] / "configs" / "features.yaml"
 
-
-@functools.cache
-def _installed_catalog() -> Catalog | None:
-    """The repository's catalog, for packages written before features had roles; None when absent."""
-    try:
-        return load_catalog(INSTALLED_CATALOG)
-    except ConfigError:
-        return None
 
 
 class ModelPackageError(RiskError):
@@ -179,7 +168,7 @@ class ModelBundle:
                 booster=booster,
                 calibrator=Calibrator.from_json(Path(paths["calibrator"]).read_text(encoding="utf-8")),
                 policy=ClassPolicy.from_json(Path(paths["policy"]).read_text(encoding="utf-8")),
-                catalog=load_catalog(Path(paths["catalog"]), installed=_installed_catalog()),
+                catalog=load_catalog(Path(paths["catalog"]), installed=installed_catalog()),
                 profile=TrainingProfile.from_json(Path(paths["profile"]).read_text(encoding="utf-8")),
                 meta=meta,
                 catalog_yaml=Path(paths["catalog"]).read_bytes(),

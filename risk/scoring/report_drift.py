@@ -13,9 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from risk.errors import ConfigError
-from risk.features.catalog import Catalog, load_catalog
-from risk.scoring.settings import DEFAULT_CATALOG
+from risk.features.catalog import Catalog, installed_catalog
 
 __all__ = ["DriftInput", "FeatureDriftInput", "drift_section", "feature_labels"]
 
@@ -68,12 +66,9 @@ class DriftInput(BaseModel):
 
 def feature_labels(catalog: Catalog | None) -> dict[str, dict[str, str]]:
     """Each catalog feature's description, Thai and English, by code; loaded once per report."""
-    if catalog is None:
-        try:
-            catalog = load_catalog(DEFAULT_CATALOG)
-        except ConfigError:
-            # A report read where the configs are not installed still shows the codes.
-            return {}
+    catalog = catalog or installed_catalog()
+    if catalog is None:  # a report read where the configs are not installed still shows the codes
+        return {}
     return {f.name: {"th": f.description.th, "en": f.description.en} for f in catalog.features}
 
 

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from risk.config import load_yaml_model
 from risk.errors import ConfigError
-from risk.features.catalog import Catalog, Texts, load_catalog
+from risk.features.catalog import INSTALLED_CATALOG, Catalog, Texts, load_catalog
 
 __all__ = ["ScoringSettings", "load_scoring_settings"]
 
 DEFAULT_SCORING_SETTINGS = Path(__file__).resolve().parents[2] / "configs" / "scoring.yaml"
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "configs" / "features.yaml"
+DEFAULT_CATALOG = INSTALLED_CATALOG
 
 
 class _Strict(BaseModel):

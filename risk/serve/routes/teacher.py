@@ -27,7 +27,6 @@ What the page says follows what a teacher can act on (issue 28):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -39,8 +38,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 
-from risk.features.catalog import Catalog, load_catalog
-from risk.scoring.settings import DEFAULT_CATALOG
+from risk.features.catalog import installed_catalog
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
 from risk.serve.routes.alerts import (
     acknowledge_alert,
@@ -237,6 +235,8 @@ def context_actions(services: Services, context: list[ContextLine]) -> dict:
         return {}
     loaded = services.holder.current
     catalog = loaded.bundle.catalog if loaded is not None else installed_catalog()
+    if catalog is None:
+        return {}
     specs = {spec.name: spec for spec in catalog.features}
     actions = {}
     for line in context:
@@ -244,11 +244,6 @@ def context_actions(services: Services, context: list[ContextLine]) -> dict:
         if spec is not None and spec.action is not None and spec.action in services.scoring.actions:
             actions[line.code] = services.scoring.actions[spec.action]
     return actions
-
-
-@functools.cache
-def installed_catalog() -> Catalog:
-    return load_catalog(DEFAULT_CATALOG)
 
 
 def alert_cards(frame: pd.DataFrame, standing: SchoolStanding) -> list[AlertCard]:
