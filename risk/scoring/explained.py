@@ -85,10 +85,9 @@ def explained_scores(bundle: ModelBundle, X: np.ndarray, reasons: ReasonSettings
     explained = explain_rows(bundle, X, reasons)
     columns = {name: np.full(len(X), "[]", dtype=object) for name in
                ("reasons_en", "reasons_th", "reason_codes", "context_codes", "context_en", "context_th")}
-    for prefix, lines in (("reason", explained.reasons), ("context", explained.context)):
-        codes = columns["reason_codes" if prefix == "reason" else "context_codes"]
-        en = columns[f"{prefix}s_en" if prefix == "reason" else "context_en"]
-        th = columns[f"{prefix}s_th" if prefix == "reason" else "context_th"]
+    for lines, (codes, en, th) in ((explained.reasons, ("reason_codes", "reasons_en", "reasons_th")),
+                                   (explained.context, ("context_codes", "context_en", "context_th"))):
+        codes, en, th = columns[codes], columns[en], columns[th]
         for row, found in enumerate(lines):
             if found:
                 codes[row] = json.dumps([code for code, _, _ in found])
