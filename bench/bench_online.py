@@ -28,7 +28,7 @@ from risk.data.ids import DEMO_KEY
 from risk.errors import ContractError
 from risk.features.catalog import load_catalog
 from risk.features.online import online_features
-from risk.features.service import OnlineFeatureBuilder
+from risk.online.builder import OnlineFeatureBuilder
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -60,7 +60,7 @@ from common import BENCH_DATA, RISK, ROOT, line, measure
 from risk.config import Settings
 from risk.data.ids import DEMO_KEY
 from risk.features.catalog import load_catalog
-from risk.features.service import OnlineFeatureBuilder
+from risk.online.builder import OnlineFeatureBuilder
 from risk.store import create_key, open_store
 
 HOME = BENCH_DATA / "serve"

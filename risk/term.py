@@ -231,7 +231,7 @@ def _train(job: TermJob) -> None:
 
 
 def _promote(job: TermJob) -> None:
-    from risk.models.registry import promote
+    from risk.models.promotion import promote
 
     with _step(job, "promote") as record:
         decision = promote(job.train_settings.mlflow.model_name, job.train_settings.promotion)

@@ -281,7 +281,7 @@ def train_small(world: Path, **changes):
 
 def train_log_promote(world: Path, home: Path):
     """train → log → promote against the tracking store in use: (result, registered, promotion)."""
-    from risk.models.registry import promote
+    from risk.models.promotion import promote
     from risk.models.tracking import log_training
 
     result, settings = train_small(world)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from conftest import WORLD_KEY
 
 from risk.config import load_settings
-from risk.data.split import split_export
+from risk.data.export_split import split_export
 from risk.data.validate import validate_sources
 from risk.models.samples import DataFiles, SamplePoint, _earliest, feature_cache_path
 

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from risk.cli import app
 from risk.data.contract import TABLES, term_window
+from risk.data.export_split import split_export
 from risk.data.incremental import StoreBusyError, StoreMismatchError, locked
-from risk.data.split import split_export
 from risk.data.synth import SynthConfig, generate
 from risk.data.validate import validate_sources
 

@@ -26,9 +26,9 @@ from risk.errors import ContractError
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
 from risk.features.online import online_features
-from risk.features.payload import schema_failures
-from risk.features.payload_fast import Deferred
-from risk.features.service import OnlineFeatureBuilder
+from risk.online.builder import OnlineFeatureBuilder
+from risk.online.payload import schema_failures
+from risk.online.payload_fast import Deferred
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 AS_OF = dt.date(2024, 6, 6)

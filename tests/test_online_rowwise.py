@@ -1,8 +1,8 @@
 """The service's fast way equals batch: the numpy evaluator against the SQL plan, the clean-payload pass against the full checks.
 
 The SQL of the domain modules is the definition of every feature, and the full
-payload checks (:mod:`risk.features.payload`) decide what batch would quarantine.
-:mod:`risk.features.rowwise` and :mod:`risk.features.payload_fast` are the fast
+payload checks (:mod:`risk.online.payload`) decide what batch would quarantine.
+:mod:`risk.online.rowwise` and :mod:`risk.online.payload_fast` are the fast
 twins the service uses for clean payloads: these tests hold each to its
 definition on a hand-made world of edge cases and on every student of a
 generated one, at several points of a term.
@@ -30,10 +30,10 @@ from risk.features.base import AsOf
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
 from risk.features.online import features_from_frames
-from risk.features.payload_fast import CleanPayload, Deferred
-from risk.features.rowwise import RowEvaluator, RowReferences, StudentRecords, records_from_frames
-from risk.features.service import OnlineFeatureBuilder
 from risk.features.sources import STUDENT_TABLES
+from risk.online.builder import OnlineFeatureBuilder
+from risk.online.payload_fast import CleanPayload, Deferred
+from risk.online.rowwise import RowEvaluator, RowReferences, StudentRecords, records_from_frames
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 

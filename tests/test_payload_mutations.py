@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from risk.data.contract import TABLES
 from risk.data.export_payloads import read_student_tables, student_payloads
-from risk.features.payload_records import MAX_TEXT_CHARS
+from risk.online.payload_records import MAX_TEXT_CHARS
 from risk.serve.app import create_app
 from risk.serve.settings import ServeSettings
 from risk.store import create_key

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from risk.models.policy import choose_thresholds
 from risk.models.promise import apply_check, calibration_metrics, held_out_check, target_metrics
-from risk.models.registry import promote
+from risk.models.promotion import promote
 from risk.models.settings import PolicySettings, PromotionSettings
 from risk.models.tracking import configure_tracking
 

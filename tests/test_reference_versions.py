@@ -131,7 +131,7 @@ def test_a_new_version_moves_the_cache_key_of_later_points_only(first, tmp_path,
 
 
 def test_the_service_reads_one_row_per_school_its_latest(first, tmp_path, id_key):
-    from risk.features.service import OnlineFeatureBuilder
+    from risk.online.builder import OnlineFeatureBuilder
 
     validate_sources(write_source(_next_term(_grown_school_a()), tmp_path / "second"), first, key=id_key,
                      progress=False, buckets=4)

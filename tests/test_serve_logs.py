@@ -161,7 +161,7 @@ def test_an_unreachable_registry_is_logged_without_its_urls_password(tmp_path):
         "from pathlib import Path\n"
         "from risk.features.catalog import load_catalog\n"
         "from risk.serve.model_holder import ModelHolder\n"
-        "from risk.serve.registry import RegistryClient\n"
+        "from risk.serve.mlflow_registry import RegistryClient\n"
         f"registry = RegistryClient('dropout-risk', 'champion', Path({str(tmp_path)!r}), timeout_s=1, retries=0)\n"
         "holder = ModelHolder(registry=registry.alias_version, download=registry.download,\n"
         f"                     catalog=load_catalog(Path({str(FEATURES_YAML)!r})), cache_dir=Path({str(tmp_path)!r}))\n"

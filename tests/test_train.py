@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from risk.config import load_settings
 from risk.features.catalog import load_catalog
-from risk.models.registry import promote
+from risk.models.promotion import promote
 from risk.models.samples import (
     DataFiles,
     build_samples,

@@ -155,7 +155,7 @@ def split_export_command(
     import shutil
     import tempfile
 
-    from risk.data.split import split_export
+    from risk.data.export_split import split_export
     from risk.data.synth.field import write_field_style
 
     if not source.is_dir():

@@ -154,7 +154,7 @@ def promote(
         help="Folder of the local MLflow store; MLFLOW_TRACKING_URI wins.")] = Path("data"),
 ) -> None:
     """Make the challenger the champion when it is not worse than the champion on the same held-out term."""
-    from risk.models.registry import promote as run_promotion
+    from risk.models.promotion import promote as run_promotion
     from risk.models.settings import load_train_settings
     from risk.models.tracking import configure_tracking
 

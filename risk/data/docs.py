@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from risk.data.contract import TABLES, Column
-from risk.data.rules import RULES
+from risk.data.rule_codes import RULES
 
 __all__ = ["contract_markdown"]
 

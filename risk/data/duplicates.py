@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from risk.data.contract import Table
-from risk.data.row_rules import write_rows
+from risk.data.row_pass import write_rows
 from risk.data.versions import (
     REFERENCE_TABLES,
     VALID_FROM,

@@ -14,7 +14,7 @@ import pandera.pandas as pa
 import pyarrow as arrow
 
 from risk.data.ids import masked_id
-from risk.data.rules import RULES
+from risk.data.rule_codes import RULES
 
 _PRIORITY = {code: i for i, code in enumerate(RULES)}
 

@@ -1,6 +1,6 @@
 """pandera schemas for the source tables, built from :mod:`risk.data.contract`.
 
-Each check is named after the quarantine rule it enforces (:mod:`risk.data.rules`),
+Each check is named after the quarantine rule it enforces (:mod:`risk.data.rule_codes`),
 so a pandera failure case maps straight to a row's reason. Checks that need other
 tables (known schools, terms, enrolled students, school days) read them from
 :class:`References`, filled in as the validator finishes each earlier table.

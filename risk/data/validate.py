@@ -60,7 +60,7 @@ from risk.data.incremental import (
 from risk.data.loss import DataLossError, empty_table_reason, judge_loss, keep_failed_run
 from risk.data.profile import SourceProfile
 from risk.data.report import TableCounts, ValidationReport
-from risk.data.row_rules import RowPass, run_row_pass
+from risk.data.row_pass import RowPass, run_row_pass
 from risk.data.schemas import References, enrollment_key, school_day_codes, term_codes
 from risk.data.versions import date_versions, export_start
 from risk.errors import ConfigError, ContractError

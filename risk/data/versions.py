@@ -40,7 +40,7 @@ VERSIONED_TABLES = ("schools",)
 VALID_FROM = "valid_from"
 STORE_DETAIL = "a row already in the validated store"
 # A term with fewer calendar rows than this share of the largest term's is a stray row, not a term
-# of the export (as risk.data.split.export_terms judges).
+# of the export (as risk.data.export_split.export_terms judges).
 _TERM_SHARE = 0.1
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 
 from risk.features.base import AsOf, Part
 from risk.features.catalog import Catalog
+from risk.features.domains import DOMAIN_MODULES
 from risk.features.enrollment import cohort_sql
-from risk.features.registry import DOMAIN_MODULES
 from risk.logs import get_logger
 
 __all__ = ["KEY_COLUMNS", "FeaturePlan", "build_features", "feature_plan"]

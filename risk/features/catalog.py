@@ -225,7 +225,7 @@ def load_catalog(path: Path, *, installed: Catalog | None = None) -> Catalog:
         if len(where) < 2:  # a check across entries
             raise ConfigError(f"{path}: {first['msg'].removeprefix('Value error, ')}") from exc
         raise ConfigError(f"{path}: feature {name!r}: {'.'.join(map(str, where[2:])) or 'entry'}: {first['msg']}") from exc
-    from risk.features.registry import check_compute  # the domain modules know their kinds
+    from risk.features.domains import check_compute  # the domain modules know their kinds
 
     for feature in catalog.features:
         try:

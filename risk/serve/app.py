@@ -37,16 +37,16 @@ from risk.config import DEFAULT_SETTINGS, load_settings
 from risk.data.ids import id_key_from_env
 from risk.errors import RiskError
 from risk.features.catalog import load_catalog
-from risk.features.service import OnlineFeatureBuilder
 from risk.logs import configure_logging, get_logger
+from risk.online.builder import OnlineFeatureBuilder
 from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter, scrub
 from risk.serve.balance import SHARE, BalanceConnections
 from risk.serve.deps import Services
 from risk.serve.limits import BodyLimits, too_large_handler
 from risk.serve.metrics import LatencyMiddleware, ServiceMetrics
+from risk.serve.mlflow_registry import RegistryClient
 from risk.serve.model_holder import ModelHolder
-from risk.serve.registry import RegistryClient
 from risk.serve.routes import alerts, health, score, students, summary, teacher
 from risk.serve.scorer import MicroBatcher, OnlineScorer
 from risk.serve.settings import ServeSettings

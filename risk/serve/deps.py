@@ -16,7 +16,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment
 
-from risk.features.service import OnlineFeatureBuilder
+from risk.online.builder import OnlineFeatureBuilder
 from risk.scoring.settings import ScoringSettings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter
 from risk.serve.metrics import KEY_ID_SCOPE, ServiceMetrics

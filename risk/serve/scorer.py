@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from risk.errors import ContractError, RiskError
-from risk.features.payload_fast import Deferred
-from risk.features.service import OnlineFeatureBuilder, OnlineFeatures
 from risk.logs import get_logger
+from risk.online.builder import OnlineFeatureBuilder, OnlineFeatures
+from risk.online.payload_fast import Deferred
 from risk.scoring.explained import explain_rows
 from risk.scoring.settings import ReasonSettings
 from risk.serve.model_holder import ModelHolder

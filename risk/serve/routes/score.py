@@ -15,8 +15,8 @@ from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
 from risk.errors import ContractError
-from risk.features.payload_fast import Deferred
 from risk.logs import get_logger
+from risk.online.payload_fast import Deferred
 from risk.serve.access import scrub
 from risk.serve.deps import Services, ServicesDep, UpstreamKey
 from risk.serve.routing import OrjsonRoute

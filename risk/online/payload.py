@@ -38,12 +38,12 @@ import pandera.pandas as pdr
 from risk.data.contract import TABLES, Table
 from risk.data.ids import masked_id, pseudonym
 from risk.data.quarantine import ROW, _from_pandera, _unparsed, split_chunk
-from risk.data.row_rules import _LOOKUP_COLUMNS
+from risk.data.row_pass import _LOOKUP_COLUMNS
 from risk.data.schemas import References, attach_lookups, build_schema, enrollment_key, term_codes
 from risk.data.validate import _duplicate_rows
 from risk.errors import ContractError
-from risk.features.payload_records import Records, excerpt, parse_many, the_students
 from risk.features.sources import STUDENT_TABLES, empty_frame
+from risk.online.payload_records import Records, excerpt, parse_many, the_students
 
 __all__ = ["CheckedBatch", "CheckedPayload", "PayloadRules", "Rejected", "schema_failures"]
 

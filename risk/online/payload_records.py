@@ -1,6 +1,6 @@
 """Payload records → typed rows for the checks: many payloads' records of a table parsed in one pass.
 
-Used by :mod:`risk.features.payload`. A payload arrives as JSON, so before any
+Used by :mod:`risk.online.payload`. A payload arrives as JSON, so before any
 contract rule a record is checked for shape and each value for its JSON type
 (:func:`json_fault`): a record that is not an object is left out as ``bad_type``;
 a key outside the contract is ignored (as batch ignores an extra column of an

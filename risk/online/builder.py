@@ -9,14 +9,14 @@ A payload takes one of two ways, both giving batch's vector and leaving out the 
 records by the same rules:
 
 - **fast** (nearly every payload, bad records and all):
-  :class:`risk.features.payload_fast.CleanPayloads` checks every record in one pass
+  :class:`risk.online.payload_fast.CleanPayloads` checks every record in one pass
   of plain Python, leaving out the bad ones with their rule, and
-  :class:`risk.features.rowwise.RowEvaluator` computes the catalog on the valid
+  :class:`risk.online.rowwise.RowEvaluator` computes the catalog on the valid
   ones' arrays (a few milliseconds, where the way below costs ~100 ms however small
   the payload);
 - **full**: the rare payload the fast pass cannot be sure of (padded text, a date
   Arrow might read, records of another student: see its module docstring) is
-  checked as batch checks it (:mod:`risk.features.payload`: bad records left out,
+  checked as batch checks it (:mod:`risk.online.payload`: bad records left out,
   each with its rule), its valid records registered on this thread's cursor and
   the SQL plan of :func:`risk.features.build.feature_plan` run as one statement for
   all such payloads of a call.
@@ -49,11 +49,11 @@ from risk.features.base import AsOf
 from risk.features.build import FeaturePlan, feature_plan
 from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
-from risk.features.payload import CheckedBatch, CheckedPayload, PayloadRules, Rejected
-from risk.features.payload_fast import CleanPayloads, Deferred
-from risk.features.rowwise import RowEvaluator, RowReferences
 from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
 from risk.logs import get_logger
+from risk.online.payload import CheckedBatch, CheckedPayload, PayloadRules, Rejected
+from risk.online.payload_fast import CleanPayloads, Deferred
+from risk.online.rowwise import RowEvaluator, RowReferences
 
 __all__ = ["DisplayHint", "OnlineFeatureBuilder", "OnlineFeatures"]
 

@@ -1,14 +1,14 @@
 """A payload checked in one pass of plain Python: the service's fast way past the contract checks.
 
-The checks of :mod:`risk.features.payload` (pandas and the pandera checks, ~60 ms
+The checks of :mod:`risk.online.payload` (pandas and the pandera checks, ~60 ms
 however few the records) reach verdicts a direct look at each value can reach too:
 :class:`CleanPayloads` walks the records once against the same contract
 (:data:`risk.data.contract.TABLES`: each column's kind, required, allowed values,
-pattern, range, step; the JSON types of :func:`risk.features.payload_records.json_fault`;
+pattern, range, step; the JSON types of :func:`risk.online.payload_records.json_fault`;
 the table rules; the references a validated folder knows; the duplicate keys) and
-returns the student's valid records typed as :mod:`risk.features.rowwise` reads
+returns the student's valid records typed as :mod:`risk.online.rowwise` reads
 them, with every other record left out under the rule the full checks give it
-(the first of its rules in :data:`risk.data.rules.RULES` order) and a detail in
+(the first of its rules in :data:`risk.data.rule_codes.RULES` order) and a detail in
 their words.
 
 Where it cannot be sure of the full checks' verdict it says so (:class:`Deferred`,
@@ -45,13 +45,13 @@ import numpy as np
 
 from risk.data.contract import TABLES, Column, Table, term_of_date, term_start
 from risk.data.ids import is_valid_student_id, masked_id, pseudonym
-from risk.data.rules import RULES
+from risk.data.rule_codes import RULES
 from risk.data.schemas import BUDDHIST_ERA_YEARS_FROM, EARLIEST_YEAR, References
 from risk.data.values import FALSE_WORDS, TRUE_WORDS
-from risk.features.payload import Rejected
-from risk.features.payload_records import MAX_TEXT_CHARS, excerpt, json_fault, json_type
-from risk.features.rowwise import StudentRecords
 from risk.features.sources import STUDENT_TABLES
+from risk.online.payload import Rejected
+from risk.online.payload_records import MAX_TEXT_CHARS, excerpt, json_fault, json_type
+from risk.online.rowwise import StudentRecords
 
 __all__ = ["CleanPayload", "CleanPayloads", "Deferred"]
 
@@ -550,7 +550,7 @@ def _with_term_and_school(columns: dict[str, Any], enrolled: Mapping[str, str]) 
 
 
 def _typed(table: Table, columns: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Lists of checked values as the arrays of :class:`risk.features.rowwise.StudentRecords`."""
+    """Lists of checked values as the arrays of :class:`risk.online.rowwise.StudentRecords`."""
     kinds = {c.name: c.kind for c in table.columns}
     out = {}
     for name, values in columns.items():
