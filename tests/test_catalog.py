@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 from feature_world import AS_OF, S1, context_rates_frame, world
+from online_frames import features_from_frames
 
 from risk.errors import ConfigError
 from risk.features.catalog import format_value, load_catalog, reason_text
-from risk.features.online import features_from_frames
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
 

@@ -10,9 +10,9 @@ from conftest import assert_compared
 from feature_world import AS_OF, S1, S2, S3, S5, S8, S9, A, context_rates_frame, world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from online_frames import features_from_frames
 
 from risk.features.catalog import load_catalog
-from risk.features.online import features_from_frames
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 STUDENTS = [S1, S2, S3, S5, S8, S9]

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import STUDENTS, assert_compared, clean_tables, write_source
+from online_frames import online_features
 
 from risk.config import Settings
 from risk.data.ids import pseudonym
@@ -17,7 +18,6 @@ from risk.data.validate import validate_sources
 from risk.errors import ContractError
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
-from risk.features.online import online_features
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 AS_OF = dt.date(2024, 6, 6)

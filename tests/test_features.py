@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from feature_world import AS_OF, S1, S2, S3, S4, S5, S8, S9, S10, context_rates_frame, world
+from online_frames import features_from_frames
 
 from risk.features.base import AsOf
 from risk.features.catalog import load_catalog
 from risk.features.context_rates import context_rates
 from risk.features.growth import who_zscores
-from risk.features.online import features_from_frames
 from risk.features.sources import connect, register_frames
 from risk.labels import LabelPolicy
 

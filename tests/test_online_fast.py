@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from conftest import STUDENTS, WORLD_KEY, assert_compared, clean_tables, write_source
+from online_frames import online_features
 
 from risk.config import Settings
 from risk.data.contract import TABLES
@@ -25,7 +26,6 @@ from risk.data.validate import validate_sources
 from risk.errors import ContractError
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
-from risk.features.online import online_features
 from risk.online.builder import OnlineFeatureBuilder
 from risk.online.payload import schema_failures
 from risk.online.payload_fast import Deferred

@@ -21,6 +21,7 @@ from conftest import WORLD_KEY, assert_compared, thai_id
 from feature_world import AS_OF as EDGE_AS_OF
 from feature_world import context_rates_frame
 from feature_world import world as edge_world
+from online_frames import features_from_frames
 
 from risk.config import Settings
 from risk.data.contract import TABLES
@@ -29,7 +30,6 @@ from risk.errors import ContractError
 from risk.features.base import AsOf
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import load_catalog
-from risk.features.online import features_from_frames
 from risk.features.sources import STUDENT_TABLES
 from risk.online.builder import OnlineFeatureBuilder
 from risk.online.payload_fast import CleanPayload, Deferred

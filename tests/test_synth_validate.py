@@ -58,6 +58,7 @@ def test_online_equals_batch_on_synthetic_students(run):
     import datetime as dt
 
     from conftest import assert_compared
+    from online_frames import online_features
 
     from risk.config import Settings
     from risk.data.contract import TABLES
@@ -65,7 +66,6 @@ def test_online_equals_batch_on_synthetic_students(run):
     from risk.data.ids import pseudonyms
     from risk.features.batch import build_feature_matrix
     from risk.features.catalog import load_catalog
-    from risk.features.online import online_features
 
     root, _ = run
     key = b"synth-test-key-0123456789"

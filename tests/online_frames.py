@@ -1,4 +1,4 @@
-"""Online path: the feature vector of one student from a payload, by the batch path's own code.
+"""Test support: the feature vector of one student from a payload, by the batch path's own code (the reference the service's builder is held to).
 
 A payload holds the contract's student tables for one student, as JSON records
 (the same columns an export has, raw ``student_id`` included). It is parsed and
