@@ -18,9 +18,10 @@ from risk.data.rule_codes import RULES
 
 _PRIORITY = {code: i for i, code in enumerate(RULES)}
 
-__all__ = ["row_failures", "split_chunk"]
+__all__ = ["ROW", "failures_from_cases", "row_failures", "split_chunk", "unparsed_failures"]
 
 _NOT_NULLABLE = "not_nullable"
+# The column a table-wide rule's failure names: the row failed, not one of its values.
 ROW = "(row)"
 
 
@@ -36,11 +37,11 @@ def row_failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, bad_type: dict
     failures : DataFrame with columns ``row`` (position in ``frame``), ``column``, ``rule``, ``value``;
         one line per (row, column, rule), empty when every row is clean.
     """
-    parts = [_unparsed(frame, bad_type)]
+    parts = [unparsed_failures(frame, bad_type)]
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        parts.append(_from_pandera(errors.failure_cases, bad_type))
+        parts.append(failures_from_cases(errors.failure_cases, bad_type))
     failures = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
     return _as_written(failures.drop_duplicates(["row", "column", "rule"]), text or {})
 
@@ -57,7 +58,13 @@ def _as_written(failures: pd.DataFrame, text: Mapping[str, arrow.Array]) -> pd.D
     return failures
 
 
-def _unparsed(frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+def unparsed_failures(frame: pd.DataFrame, bad_type: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The values the reader could not parse, as failures: one ``bad_type`` line per (row, column).
+
+    ``bad_type`` maps a column to its mask of unparseable values, shape (n_rows,) of
+    ``frame``. Returns the :func:`row_failures` layout (``row``, ``column``, ``rule``,
+    ``value`` = ``"unreadable"``), with its dtypes even when empty.
+    """
     rows = [
         pd.DataFrame({"row": np.flatnonzero(mask), "column": column, "rule": "bad_type", "value": "unreadable"})
         for column, mask in bad_type.items()
@@ -68,7 +75,22 @@ def _unparsed(frame: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFr
     return pd.concat(rows, ignore_index=True)
 
 
-def _from_pandera(cases: pd.DataFrame, bad_type: dict[str, np.ndarray]) -> pd.DataFrame:
+def failures_from_cases(cases: pd.DataFrame, bad_type: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """pandera's failure cases as failures in the :func:`row_failures` layout (``row``, ``column``, ``rule``, ``value``).
+
+    ``cases`` has pandera's columns ``index`` (row position), ``column``, ``check`` (the
+    check's name: a code of :data:`risk.data.rule_codes.RULES`, or ``not_nullable``, read
+    as ``missing_required``), ``failure_case`` and ``schema_context`` (``DataFrameSchema``
+    for a table-wide check: its failure names the row, :data:`ROW`, with no value).
+    Student IDs are masked. A value in ``bad_type`` (unparseable, hence empty) is not
+    reported missing: :func:`unparsed_failures` reports it as ``bad_type``.
+
+    Raises
+    ------
+    RuntimeError
+        When a case has no row (the reader and the schema disagree on a dtype) or a
+        check names no quarantine rule: both are bugs in risk, not faults of the data.
+    """
     if cases["index"].isna().any():
         # A column-level failure (wrong dtype) means the reader produced a frame the
         # schema did not expect: a bug in risk, not a fault of the data.

@@ -32,18 +32,14 @@ from risk.data.ids import Pseudonymizer, masked_id
 from risk.data.profile import SourceProfile
 from risk.data.quarantine import row_failures, split_chunk
 from risk.data.reading import Chunk, iter_chunks
-from risk.data.schemas import References, attach_lookups, build_schema
+from risk.data.schemas import LOOKUP_COLUMNS, References, attach_lookups, build_schema
 from risk.progress import Progress, TaskID
 
 __all__ = ["RowPass", "run_row_pass", "write_rows"]
 
-# Columns made for the checks only; they are not data and are not written.
-_LOOKUP_COLUMNS = ("enrolled_that_term", "school_day")
-
-
 def write_rows(frame: pd.DataFrame, path: Path) -> None:
     """Write rows to Parquet without the raw ID: nothing written by validation holds it."""
-    frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
+    frame = frame.drop(columns=["student_id", *LOOKUP_COLUMNS], errors="ignore")
     pq.write_table(pa_arrow.Table.from_pandas(frame, preserve_index=False), path)
 
 
@@ -143,7 +139,7 @@ class _BucketWriters:
     def write(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        frame = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
+        frame = frame.drop(columns=["student_id", *LOOKUP_COLUMNS], errors="ignore")
         table = _arrow(frame)
         if self.schema is None:
             self.schema = table.schema

@@ -19,7 +19,7 @@ from risk.data.contract import Column, Table, term_start
 from risk.data.ids import valid_student_id_mask
 from risk.data.values import BUDDHIST_ERA_YEARS_FROM
 
-__all__ = ["BUDDHIST_ERA_YEARS_FROM", "EARLIEST_YEAR", "References", "attach_lookups", "build_schema",
+__all__ = ["BUDDHIST_ERA_YEARS_FROM", "EARLIEST_YEAR", "LOOKUP_COLUMNS", "References", "attach_lookups", "build_schema",
            "school_day_codes", "term_code_of_dates", "term_codes"]
 
 # Dates before this year are typing errors for every date in the contract
@@ -173,6 +173,11 @@ def _age_in_range(frame: pd.DataFrame) -> pd.Series:
     start = frame["term"].map(starts).astype("datetime64[ms]")
     age_years = (start - frame["birth_date"]).dt.days / 365.25
     return ~valid_term | ((age_years >= 3) & (age_years < 23))
+
+
+# The columns attach_lookups adds for the reference checks alone: not data, never written
+# (term_code and school_code become the validated attendance's term and school_id).
+LOOKUP_COLUMNS = ("enrolled_that_term", "school_day")
 
 
 def attach_lookups(frame: pd.DataFrame, table: Table, refs: References) -> pd.DataFrame:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from risk.data.contract import TABLE_ORDER, TABLES, Table
-from risk.data.duplicates import DuplicatePass, duplicate_rows
+from risk.data.duplicates import DuplicatePass
 from risk.data.formats import FileInfo, describe_file, source_files
 from risk.data.ids import Pseudonymizer
 from risk.data.incremental import (
@@ -70,8 +70,6 @@ from risk.progress import Progress, TaskID
 __all__ = ["DERIVED", "DataLossError", "TableCounts", "ValidationReport", "validate_sources"]
 
 log = get_logger(__name__)
-# Kept for callers that checked payloads with the validator's own duplicate rule.
-_duplicate_rows = duplicate_rows
 # Dates of events (screenings, payments, grades) must fall inside the calendar's
 # span, widened for screenings before the first term and grades entered after the last.
 WINDOW_BEFORE = dt.timedelta(days=365)
@@ -119,28 +117,19 @@ def validate_sources(
     """
     started = time.perf_counter()
     gate = _Gate(_tables_named(accept_loss), loss_warn_share, loss_fail_share)
-    # Every file is opened and its header checked before any work, so a broken
-    # export fails in seconds, not after an hour of attendance.
-    files = {name: source_files(source_dir, TABLES[name]) for name in TABLE_ORDER}
-    read_as = {name: [describe_file(p, TABLES[name], profile, root=source_dir, check=True) for p in paths]
-               for name, paths in files.items()}
+    files, read_as = _opened_export(source_dir, profile)
     known_rows = {name: _known_rows(infos) for name, infos in read_as.items()}
     with locked(out_dir):
         recover(out_dir)
         if replace:
             clear_store(out_dir)
-        manifest = read_manifest(out_dir, key=key)
+        manifest = _store_manifest(out_dir, key, buckets)
         content = export_hash([p for paths in files.values() for p in paths], source_dir,
                               profile.model_dump_json() if profile is not None else "")
-        if manifest is not None and content in manifest.exports:
+        if content in manifest.exports:
             log.info("export already validated", source=str(source_dir), batch=manifest.exports[content])
             return ValidationReport(source=str(source_dir), output=str(out_dir), seconds=0.0, tables=[],
                                     mode="skipped", skipped_as=manifest.exports[content])
-        if manifest is None:
-            clear_store(out_dir)  # tables of an interrupted first run, if any
-            manifest = StoreManifest(buckets=buckets, key_check=key_check(key))
-        elif manifest.buckets != buckets:
-            log.warning("store keeps its buckets", store_buckets=manifest.buckets, asked=buckets)
         run = _Run(source_dir, out_dir, new_batch_id(content), manifest.buckets, files, known_rows,
                    Pseudonymizer(key), chunk_rows, memory_limit, workers, gate, profile,
                    append=bool(manifest.exports))
@@ -163,6 +152,34 @@ def validate_sources(
             raise
         publish(out_dir, run.batch)
     return report
+
+
+def _opened_export(source_dir: Path,
+                   profile: SourceProfile | None) -> tuple[dict[str, list[Path]], dict[str, list[FileInfo]]]:
+    """Each contract table's files in ``source_dir``, and how each file is read (format, encoding, headers).
+
+    Every file is opened and its header checked here, before any work, so a broken
+    export fails in seconds, not after an hour of attendance (ContractError).
+    """
+    files = {name: source_files(source_dir, TABLES[name]) for name in TABLE_ORDER}
+    read_as = {name: [describe_file(p, TABLES[name], profile, root=source_dir, check=True) for p in paths]
+               for name, paths in files.items()}
+    return files, read_as
+
+
+def _store_manifest(out_dir: Path, key: bytes, buckets: int) -> StoreManifest:
+    """The manifest of the store in ``out_dir`` (checked against ``key``), or a new one for an empty store.
+
+    A new store starts clean: tables left by an interrupted first run, if any, are removed.
+    An existing store keeps its bucket count whatever ``buckets`` asks.
+    """
+    manifest = read_manifest(out_dir, key=key)
+    if manifest is None:
+        clear_store(out_dir)
+        return StoreManifest(buckets=buckets, key_check=key_check(key))
+    if manifest.buckets != buckets:
+        log.warning("store keeps its buckets", store_buckets=manifest.buckets, asked=buckets)
+    return manifest
 
 
 @dataclass(frozen=True)

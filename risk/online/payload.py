@@ -36,11 +36,17 @@ import pandera.backends.pandas.builtin_checks  # noqa: F401  (pandas implementat
 import pandera.pandas as pdr
 
 from risk.data.contract import TABLES, Table
+from risk.data.duplicates import duplicate_rows
 from risk.data.ids import masked_id, pseudonym
-from risk.data.quarantine import ROW, _from_pandera, _unparsed, split_chunk
-from risk.data.row_pass import _LOOKUP_COLUMNS
-from risk.data.schemas import References, attach_lookups, build_schema, enrollment_key, term_codes
-from risk.data.validate import _duplicate_rows
+from risk.data.quarantine import ROW, failures_from_cases, split_chunk, unparsed_failures
+from risk.data.schemas import (
+    LOOKUP_COLUMNS,
+    References,
+    attach_lookups,
+    build_schema,
+    enrollment_key,
+    term_codes,
+)
 from risk.errors import ContractError
 from risk.features.sources import STUDENT_TABLES, empty_frame
 from risk.online.payload_records import Records, excerpt, parse_many, the_students
@@ -49,7 +55,7 @@ __all__ = ["CheckedBatch", "CheckedPayload", "PayloadRules", "Rejected", "schema
 
 # The columns of a pandera failure-cases frame that the quarantine post-processing reads.
 _CASES = ("index", "column", "check", "failure_case", "schema_context")
-_NO_FAILURES = _unparsed(pd.DataFrame(), {})  # never modified: split_chunk only reads an empty one
+_NO_FAILURES = unparsed_failures(pd.DataFrame(), {})  # never modified: split_chunk only reads an empty one
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,9 @@ def schema_failures(schema: pdr.DataFrameSchema, frame: pd.DataFrame,
         if check.ignore_na and failed.any():
             failed &= ~frame.isna().all(axis="columns").to_numpy()
         cases += [(int(i), ROW, _rule(check), "", "DataFrameSchema") for i in frame.index[failed]]
-    parts = [_unparsed(frame, dict(bad_type))] if bad_type else []
+    parts = [unparsed_failures(frame, dict(bad_type))] if bad_type else []
     if cases:
-        parts.append(_from_pandera(pd.DataFrame(cases, columns=list(_CASES)).astype({"column": object}),
+        parts.append(failures_from_cases(pd.DataFrame(cases, columns=list(_CASES)).astype({"column": object}),
                                    dict(bad_type)))
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -299,7 +305,7 @@ def _without_duplicates(table: Table, frame: pd.DataFrame, payload: np.ndarray,
     # _row: the record's position in its payload, as a source row in batch; a pass holds each student once.
     groups = frame[repeated].assign(_file=f"payload:{table.name}", _row=record[repeated], _payload=payload[repeated],
                                     _at=np.flatnonzero(repeated))
-    duplicates = _duplicate_rows(groups, key_cols, data_cols)
+    duplicates = duplicate_rows(groups, key_cols, data_cols)
     kept = np.ones(len(frame), dtype=bool)
     kept[duplicates["_at"].to_numpy(dtype=np.int64)] = False
     return kept, duplicates
@@ -310,7 +316,7 @@ _NO_DUPLICATES = pd.DataFrame({"_payload": [], "_row": [], "rule": [], "detail":
 
 def _validated_layout(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     """Columns as ``risk validate`` writes them: no raw ID, attendance with the term and school of its date."""
-    out = frame.drop(columns=["student_id", *_LOOKUP_COLUMNS], errors="ignore")
+    out = frame.drop(columns=["student_id", *LOOKUP_COLUMNS], errors="ignore")
     if table.name == "attendance_daily":
         codes = out.pop("term_code").to_numpy()
         schools = out.pop("school_code").to_numpy()
