@@ -3,7 +3,8 @@
 Actions are not randomised: teachers choose whom to visit, and they choose the
 children they worry about. So the naive acted-vs-not difference mixes the
 action's effect with who got it. Beside it, a doubly robust (AIPW) estimate
-adjusts for the score and the recorded features, with cross-fitting by school:
+adjusts for the score, the recorded features and the other actions, with
+cross-fitting by school:
 
     τ = mean[ μ1(X) − μ0(X) + A·(Y − μ1(X))/e(X) − (1 − A)·(Y − μ0(X))/(1 − e(X)) ]
 
@@ -173,10 +174,13 @@ def per_action_effects(frame: pd.DataFrame, actions: list[str], features: list[s
         naive = effect_from_se(naive_fit.params[1], float(np.sqrt(naive_fit.cov[1, 1])),
                                naive_fit.n_students, naive_fit.n_schools,
                                "naive: acted minus not acted, school-clustered SE", OBSERVATIONAL, alpha)
-        tau, se = _aipw(X, a, y, schools, folds, learner, seed)
+        # The other actions adjust too: a child given one kind of help often gets another,
+        # and that help must not be credited to this one.
+        others = frame[[other for other in actions if other != action]].to_numpy(float)
+        tau, se = _aipw(np.column_stack([X, others]), a, y, schools, folds, learner, seed)
         adjusted = effect_from_se(tau, se, len(y), naive_fit.n_schools,
                                   f"doubly robust (AIPW, {learner}, {folds}-fold cross-fitting by school) "
-                                  "on score and features", OBSERVATIONAL, alpha)
+                                  "on score, features and the other actions", OBSERVATIONAL, alpha)
         results.append(ActionEffect(action=action, naive=naive, adjusted=adjusted,
                                     n_acted=int(a.sum()), evidence=OBSERVATIONAL))
     return results

@@ -41,8 +41,9 @@ class WorldTruth:
     ``itt_absolute``: mean over flagged students of the change alerts make;
     ``itt_relative``: that over their mean untreated probability (``base_rate``);
     ``complier_absolute``: the mean change among flagged students of schools that
-    would act; ``action_ate``: per action, the mean change among alerted students
-    (flagged, alert schools) of receiving it, the others as they were.
+    would act; ``action_ate``: per action, the mean change among acted-on schools'
+    alerted students (flagged, alert schools that act: where teachers chose whom to
+    help) of receiving it, the other actions as they were.
     """
 
     itt_absolute: float
@@ -116,7 +117,7 @@ def _truth(students: dict[str, np.ndarray], p_alert: np.ndarray, would_get: dict
     change = p_alert - students["p_untreated"]
     base = float(students["p_untreated"][flagged].mean())
     itt = float(change[flagged].mean())
-    alerted = flagged & np.asarray(students["arm"] == ALERT_NOW)
+    alerted = flagged & students["would_act"] & np.asarray(students["arm"] == ALERT_NOW)
     ate = {code: float((p_alert / (1 + effect * would_get[code]) * effect)[alerted].mean())
            for code, effect in effects.items()}
     compliers = flagged & students["would_act"]
