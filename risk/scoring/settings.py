@@ -64,6 +64,9 @@ class ScoringSettings(_Strict):
     report: ReportSettings = ReportSettings()
     # Suggested actions by id (home_visit, cct_referral, ...); each feature of the catalog names its own.
     actions: dict[str, Texts]
+    # What a school can record it did (acknowledgements, imported actions): suggested action ids
+    # with a short label each; none configured means none can be recorded, only free text.
+    action_codes: dict[str, Texts] = Field(default_factory=dict)
     alerts: AlertSettings
 
     @model_validator(mode="after")
@@ -71,6 +74,10 @@ class ScoringSettings(_Strict):
         wrong = sorted(a for a in self.actions if not re.fullmatch(r"[a-z][a-z0-9_]*", a))
         if wrong:
             raise ValueError(f"action ids are lower_snake_case words: {', '.join(wrong)}")
+        unknown = sorted(set(self.action_codes) - set(self.actions))
+        if unknown:
+            raise ValueError(f"action_codes {', '.join(unknown)} are not suggested actions (under `actions:`: "
+                             f"{', '.join(self.actions)})")
         return self
 
     def check_actions(self, catalog: Catalog, source: str = "scoring settings") -> None:

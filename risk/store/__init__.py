@@ -8,7 +8,8 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
 - scores: :func:`write_bucket_scores`, :func:`latest_scores`,
   :func:`previous_scores`, :func:`student_history`;
 - alerts (one per student, term and date): :func:`write_alerts`, :func:`open_alerts`,
-  :func:`acknowledge`, :func:`alert_counts`;
+  :func:`acknowledge` (in words, action codes or both), :func:`alert_counts`;
+- actions (what schools did, as action codes): :func:`import_actions`, :func:`stored_actions`;
 - summaries: :func:`write_summaries`, :func:`summaries`;
 - service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
   :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
@@ -19,6 +20,7 @@ build on it, never the other way round.
 
 from __future__ import annotations
 
+from risk.store.actions import ImportedActions, check_codes, import_actions, stored_actions
 from risk.store.alerts import (
     ALERT_OUTCOMES,
     AcknowledgementDateError,
@@ -54,6 +56,7 @@ __all__ = [
     "ALERT_OUTCOMES",
     "AcknowledgementDateError",
     "AuditRecord",
+    "ImportedActions",
     "KeyRecord",
     "NewKey",
     "audit_entries",
@@ -68,12 +71,14 @@ __all__ = [
     "StoreError",
     "acknowledge",
     "alert_counts",
+    "check_codes",
     "default_store_url",
     "done_buckets",
     "fail_run",
     "find_unfinished_run",
     "finish_run",
     "finished_run",
+    "import_actions",
     "latest_finished_run",
     "latest_scores",
     "open_alerts",
@@ -83,6 +88,7 @@ __all__ = [
     "run_record",
     "safe_url",
     "start_run",
+    "stored_actions",
     "student_history",
     "summaries",
     "write_alerts",

@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import Connection, func, select, update
 
+from risk.store.actions import check_codes
 from risk.store.bulk import check_frame, insert_frame, update_frame
 from risk.store.db import Store, StoreError
-from risk.store.models import ALERT_KINDS, Acknowledgement, Alert, ScoringRun
+from risk.store.models import ALERT_KINDS, Acknowledgement, Alert, AlertAction, ScoringRun
 from risk.store.runs import utc_now
 from risk.store.scores import check_id_hints, decode_lists
 
@@ -186,23 +188,34 @@ def open_alerts(store: Store, school_id: str) -> pd.DataFrame:
 def acknowledge(
     store: Store,
     alert_id: int,
-    action_taken: str,
+    action_taken: str | None,
     acted_on: dt.date,
     recorded_by: str | None = None,
+    *,
+    codes: Sequence[str] = (),
+    source: str = "api",
 ) -> int:
     """Record what was done about an alert and mark it ``acknowledged``; returns the acknowledgement id.
 
-    ``acted_on`` is the day it was done: on or after the alert's ``as_of`` and not after today.
+    What was done is said in words (``action_taken``), as action codes (``codes``, one
+    ``alert_actions`` row each, carrying the words as their note), or both. ``acted_on`` is
+    the day it was done: on or after the alert's ``as_of`` and not after today. The codes
+    are checked for form here; that they are configured is the caller's check (the store
+    knows no config). ``source`` is 'api' or 'page'.
 
     Raises
     ------
     AcknowledgementDateError
         When ``acted_on`` lies before the alert's date or after today.
     StoreError
-        When there is no alert ``alert_id``, it is not open, or ``action_taken`` is empty.
+        When there is no alert ``alert_id``, it is not open, or neither words nor codes say what was done.
     """
-    if not action_taken or not action_taken.strip():
-        raise StoreError("Say what was done about the alert: action_taken is empty.")
+    note = action_taken.strip() if action_taken and action_taken.strip() else None
+    codes = check_codes(codes)
+    if source not in ("api", "page"):
+        raise StoreError(f"An acknowledgement comes from the API or the teacher page, not {source!r}.")
+    if note is None and not codes:
+        raise StoreError("Say what was done about the alert: action_taken is empty and no action code is given.")
     with store.session() as session:
         alert = session.get(Alert, int(alert_id), with_for_update=True)
         if alert is None:
@@ -211,15 +224,14 @@ def acknowledge(
             raise StoreError(f"Alert {alert_id} is {alert.status}, not open: there is nothing to acknowledge.")
         _check_acted_on(acted_on, alert.as_of)
         alert.status = "acknowledged"
-        record = Acknowledgement(
-            alert_id=alert.id,
-            action_taken=action_taken.strip(),
-            acted_on=acted_on,
-            recorded_at=utc_now(),
-            recorded_by=recorded_by,
-        )
+        now = utc_now()
+        record = Acknowledgement(alert_id=alert.id, action_taken=note, acted_on=acted_on, recorded_at=now,
+                                 recorded_by=recorded_by)
         session.add(record)
         session.flush()
+        session.add_all(AlertAction(alert_id=alert.id, acknowledgement_id=record.id, student_key=alert.student_key,
+                                    school_id=alert.school_id, code=code, acted_on=acted_on, note=note,
+                                    recorded_by=recorded_by, recorded_at=now, source=source) for code in codes)
         return record.id
 
 

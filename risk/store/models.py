@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ACTION_SOURCES",
     "ALERT_KINDS",
     "ALERT_STATUSES",
     "KEY_ROLES",
@@ -41,6 +42,7 @@ __all__ = [
     "SUMMARY_LEVELS",
     "Acknowledgement",
     "Alert",
+    "AlertAction",
     "ApiKey",
     "AuditEntry",
     "AreaSummary",
@@ -58,6 +60,8 @@ ALERT_KINDS = ("newly_at_risk", "escalated_problem", "improved", "left_register"
 ALERT_STATUSES = ("open", "acknowledged", "withdrawn")
 SUMMARY_LEVELS = ("school", "district", "province", "region", "nation")
 KEY_ROLES = ("upstream", "teacher", "analyst", "admin")
+# Where an action was recorded: the API's acknowledgement, the teacher page's, or `risk actions import`.
+ACTION_SOURCES = ("api", "page", "import")
 
 # Constraint names fixed by convention, so later migrations (SQLite batch mode
 # included) can name what they alter.
@@ -193,16 +197,49 @@ class Alert(Base):
 
 
 class Acknowledgement(Base):
-    """What a school did about an alert, and when."""
+    """What a school did about an alert, and when: in words, and (since 0005) as action codes in ``alert_actions``.
+
+    ``action_taken`` is the free text: the whole record of an acknowledgement made before
+    action codes, or the note beside them; NULL when codes alone were recorded.
+    """
 
     __tablename__ = "acknowledgements"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
-    action_taken: Mapped[str] = mapped_column(Text)
+    action_taken: Mapped[str | None] = mapped_column(Text)
     acted_on: Mapped[dt.date] = mapped_column(Date)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
     recorded_by: Mapped[str | None] = mapped_column(String(64))  # an API key id, never a person's name
+
+
+class AlertAction(Base):
+    """One action a school took for one student: a configured code (``home_visit``), the day, and who recorded it.
+
+    One row per code: an acknowledgement naming two codes writes two rows, each pointing at
+    it. An action imported from another system (``source`` 'import') has no acknowledgement
+    and points at the student's alert only when there is one (``alert_id`` NULL otherwise);
+    ``student_key`` and ``school_id`` are always set, so the impact estimate reads actions
+    without joining alerts. ``recorded_by`` is an API key id (NULL for an import), never a name.
+    """
+
+    __tablename__ = "alert_actions"
+    __table_args__ = (
+        CheckConstraint(_one_of("source", ACTION_SOURCES), name="source"),
+        Index(None, "student_key", "acted_on"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    acknowledgement_id: Mapped[int | None] = mapped_column(ForeignKey("acknowledgements.id"))
+    student_key: Mapped[int] = mapped_column(BigInteger)
+    school_id: Mapped[str] = mapped_column(String(20), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    acted_on: Mapped[dt.date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_by: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(16))
 
 
 class AreaSummary(Base):
