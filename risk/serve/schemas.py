@@ -24,10 +24,10 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 __all__ = [
-    "AckRequest", "AckResponse", "AlertOut", "AlertsResponse", "BatchItem", "BatchRequest", "BatchResponse",
+    "ACK_EXAMPLE", "AckRequest", "AckResponse", "ActionCode", "AlertOut", "AlertsResponse", "BatchItem", "BatchRequest", "BatchResponse",
     "ErrorItem", "LeftOut", "Reason", "ScoreRequest", "ScoreResponse", "StoredScore", "StudentHint",
     "StudentRiskResponse", "SummaryArea", "SummaryResponse",
 ]
@@ -204,19 +204,44 @@ class AlertsResponse(BaseModel):
     alerts: list[AlertOut]
 
 
+ACK_EXAMPLE = {"actions": ["home_visit", "counselling"],
+               "action_taken": "Visited the family with the class teacher; the counsellor meets him weekly"}
+ActionCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["home_visit"])]
+
+
 class AckRequest(_Body):
+    """What the school did: action codes, words, or both (a body of words alone is as before action codes)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [ACK_EXAMPLE],
+        # At least one of the two says what was done.
+        "anyOf": [{"required": ["actions"], "properties": {"actions": {"minItems": 1}}},
+                  {"required": ["action_taken"]}]})
+
+    actions: list[ActionCode] = Field(default_factory=list, max_length=20, description=(
+        "The actions taken, as action codes the service is configured with (configs/scoring.yaml action_codes, "
+        "such as home_visit, cct_referral, counselling). A code it is not configured with is a 422 "
+        "(unknown_action) naming the allowed ones."))
     # Not blank once trimmed, as the service checks (str.strip): some character that is neither
     # white space nor \x1c-\x1f, which Python strips and counts as space but Unicode does not.
-    action_taken: str = Field(min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]",
-                              examples=["Home visit with the class teacher"])
+    action_taken: str = Field("", min_length=1, max_length=2000, pattern=r"[^\s\x1c-\x1f]",
+                                     description="What was done, in words: a note beside the codes, or the whole "
+                                     "record without them.", examples=["Home visit with the class teacher"])
     acted_on: dt.date | None = Field(None, description="When it was done (default: today): on or after the "
                                      "alert's date and not after today, else 422 (date_range).")
+
+    @model_validator(mode="after")
+    def _says_what_was_done(self) -> AckRequest:
+        if not self.actions and not self.action_taken:
+            raise ValueError("say what was done: give actions (action codes), action_taken (words), or both")
+        return self
 
 
 class AckResponse(BaseModel):
     alert_id: int
     acknowledgement_id: int
     status: Literal["acknowledged"]
+    actions: list[str] = Field(default_factory=list, description="The action codes recorded, once each.")
 
 
 class SummaryArea(BaseModel):

@@ -1,5 +1,10 @@
 """GET /v1/schools/{school_id}/alerts and POST /v1/alerts/{alert_id}/ack: a school's open alerts, and acting on one.
 
+An acknowledgement says what was done as action codes the service is configured with
+(``action_codes`` in configs/scoring.yaml: home_visit, cct_referral, ...), in words, or
+both; a body of words alone is as it was before codes. A code outside the configuration is
+a 422 that names the allowed ones.
+
 Each alert says which class policy rule raised its class (``raised_by``; null when the
 model's class stands): a teacher must see a rule-flagged child apart from a
 model-flagged one. School context is about the school, not the child, so it is no part
@@ -9,6 +14,7 @@ of an alert (the teacher page shows it once, from :mod:`risk.store.context`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated
 
 import pandas as pd
@@ -36,7 +42,8 @@ from risk.serve.schemas import (
 from risk.store import AcknowledgementDateError, AuditRecord, KeyRecord, acknowledge, open_alerts
 from risk.store.models import Alert
 
-__all__ = ["NO_SUCH_ALERT", "acknowledge_alert", "alert_school", "refuse_unseen_alert", "router", "school_alerts"]
+__all__ = ["NO_SUCH_ALERT", "acknowledge_alert", "alert_school", "refuse_unknown_codes", "refuse_unseen_alert", "router",
+           "school_alerts"]
 
 router = APIRouter(prefix="/v1", tags=["alerts"], route_class=OrjsonRoute)
 SchoolId = Annotated[str, Path(pattern=r"^\d{10}$", description="The school's 10-digit id.",
@@ -60,12 +67,16 @@ async def list_alerts(school_id: SchoolId, key: ReaderKey, services: ServicesDep
 
 @router.post("/alerts/{alert_id}/ack", response_model=AckResponse,
              responses={404: {"description": "No such alert, or (for a teacher) another school's: the same answer."},
-                        409: {"description": "Already acknowledged."}})
+                        409: {"description": "Already acknowledged."},
+                        422: {"description": "A bad body; an action code the service is not configured with "
+                                             "(unknown_action, naming the allowed codes); a date outside the "
+                                             "alert's date and today (date_range)."}})
 async def ack_alert(alert_id: AlertId, body: AckRequest, key: TeacherOrAdminKey, services: ServicesDep) -> AckResponse:
-    """Record what the school did about the alert, and when; the alert is then closed."""
+    """Record what the school did about the alert (action codes, words, or both), and when; the alert is then closed."""
+    codes = tuple(dict.fromkeys(body.actions))
     ack_id = await run_in_threadpool(acknowledge_alert, services, key, alert_id, body.action_taken,
-                                     body.acted_on or dt.date.today())
-    return AckResponse(alert_id=alert_id, acknowledgement_id=ack_id, status="acknowledged")
+                                     body.acted_on or dt.date.today(), codes)
+    return AckResponse(alert_id=alert_id, acknowledgement_id=ack_id, status="acknowledged", actions=list(codes))
 
 
 def school_alerts(services: Services, key: KeyRecord, school_id: str, action: str) -> pd.DataFrame:
@@ -102,22 +113,39 @@ def alert_school(services: Services, alert_id: int) -> tuple[str, str, int] | No
     return None if row is None else (row[0], row[1], int(row[2]))
 
 
-def acknowledge_alert(services: Services, key: KeyRecord, alert_id: int, action_taken: str, acted_on: dt.date) -> int:
-    """Check the key may act on the alert, record the acknowledgement and audit it; returns its id."""
+def acknowledge_alert(services: Services, key: KeyRecord, alert_id: int, action_taken: str, acted_on: dt.date,
+                      codes: Sequence[str] = (), source: str = "api") -> int:
+    """Check the key may act on the alert, record the acknowledgement and its action codes, and audit it.
+
+    Returns the acknowledgement's id. Raises HTTPException: 404 (no such alert, or another
+    school's for a teacher), 409 (not open), 422 (nothing said, an unknown code, a date out of range).
+    """
     school_id, status, student_key = refuse_unseen_alert(services, key, alert_id, "alert_ack")
     if status != "open":
         raise HTTPException(409, "This alert was acknowledged already." if status == "acknowledged" else
                             "This alert was withdrawn: scoring its date again no longer supports it.")
-    if not action_taken.strip():
+    if not action_taken.strip() and not codes:
         raise HTTPException(422, [{"loc": ["body", "action_taken"], "type": "empty",
-                                   "msg": "say what was done about the alert"}])
+                                   "msg": "say what was done about the alert: action codes, words, or both"}])
+    refuse_unknown_codes(services, codes)
     try:
-        ack_id = acknowledge(services.store, alert_id, action_taken, acted_on, recorded_by=key.key_id)
+        ack_id = acknowledge(services.store, alert_id, action_taken, acted_on, recorded_by=key.key_id, codes=codes,
+                             source=source)
     except AcknowledgementDateError as exc:
         raise HTTPException(422, [{"loc": ["body", "acted_on"], "type": "date_range", "msg": str(exc)}]) from exc
     services.audit.now(AuditRecord(key.key_id, "alert_ack", student_key=student_key, school_id=school_id,
-                                   detail=f"alert {alert_id}"))
+                                   detail=f"alert {alert_id}" + (f": {', '.join(codes)}" if codes else "")))
     return ack_id
+
+
+def refuse_unknown_codes(services: Services, codes: Sequence[str]) -> None:
+    """422 (``unknown_action``) naming each code the service is not configured with, and the allowed ones."""
+    allowed = services.scoring.action_codes
+    unknown = [(i, code) for i, code in enumerate(codes) if code not in allowed]
+    if unknown:
+        named = ", ".join(allowed) or "none are configured"
+        raise HTTPException(422, [{"loc": ["body", "actions", i], "type": "unknown_action",
+                                   "msg": f"{code!r} is not an action code; allowed: {named}"} for i, code in unknown])
 
 
 def alert_out(row: pd.Series) -> AlertOut:

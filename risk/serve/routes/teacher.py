@@ -1,8 +1,9 @@
 """The teacher page: server-rendered, Thai by default (``?lang=en`` for English), readable on a phone.
 
 A teacher logs in with their key (kept in an HttpOnly, SameSite=Strict cookie),
-sees their school's open alerts and acknowledges one by saying what was done and
-when. Forms are read from the raw body (no multipart dependency); every view of
+sees their school's open alerts and acknowledges one by ticking what was done (the
+configured action codes, Thai and English labels) and saying it in words if they like,
+and when. Forms are read from the raw body (no multipart dependency); every view of
 the alerts is audited like the API's.
 
 What the page says follows what a teacher can act on (issue 28):
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -38,7 +40,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 
-from risk.features.catalog import installed_catalog
+from risk.features.catalog import Texts, installed_catalog
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
 from risk.serve.routes.alerts import (
     acknowledge_alert,
@@ -66,10 +68,12 @@ TEXTS = {
            "kinds": {"newly_at_risk": "เพิ่งเข้าสู่กลุ่มเสี่ยง", "escalated_problem": "เลื่อนเป็นกลุ่มมีปัญหา",
                      "improved": "ความเสี่ยงลดลง", "left_register": "ไม่มีชื่อในทะเบียนนักเรียนแล้ว"},
            "first_problem": "เข้ากลุ่มมีปัญหา (ครั้งแรก)", "reasons": "เหตุผล", "actions": "สิ่งที่ควรทำ",
-           "action_taken": "สิ่งที่ได้ดำเนินการ", "acted_on": "วันที่ดำเนินการ", "acknowledge": "บันทึกการดำเนินการ",
+           "action_taken": "สิ่งที่ได้ดำเนินการ (เลือกได้มากกว่าหนึ่งข้อ)", "note": "บันทึกเพิ่มเติม",
+           "acted_on": "วันที่ดำเนินการ", "acknowledge": "บันทึกการดำเนินการ",
            "none": "ไม่มีการแจ้งเตือนที่ค้างอยู่", "done": "บันทึกเรียบร้อยแล้ว", "back": "กลับไปที่รายการ",
-           "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาระบุสิ่งที่ได้ดำเนินการและวันที่",
+           "bad_key": "รหัสไม่ถูกต้อง ถูกยกเลิก หรือไม่ใช่รหัสของครู", "bad_form": "กรุณาเลือกหรือระบุสิ่งที่ได้ดำเนินการ และวันที่",
            "bad_date": "วันที่ดำเนินการต้องไม่ก่อนวันที่แจ้งเตือนและไม่เกินวันนี้",
+           "bad_code": "มีรายการที่ไม่อยู่ในตัวเลือก กรุณาเลือกจากรายการที่ให้ไว้",
            "not_open": "การแจ้งเตือนนี้ได้บันทึกการดำเนินการไปแล้ว หรือถูกถอนออกแล้ว",
            "context_title": "บริบทของโรงเรียน",
            "context_help": "เป็นข้อมูลเกี่ยวกับโรงเรียนและช่วงชั้น ไม่ใช่เหตุผลของนักเรียนคนใดคนหนึ่ง",
@@ -97,11 +101,13 @@ TEXTS = {
            "kinds": {"newly_at_risk": "newly at risk", "escalated_problem": "escalated to problem",
                      "improved": "improved", "left_register": "left the register"},
            "first_problem": "newly flagged as problem", "reasons": "Reasons", "actions": "Suggested actions",
-           "action_taken": "What was done", "acted_on": "Date", "acknowledge": "Acknowledge",
+           "action_taken": "What was done (tick all that apply)", "note": "Note", "acted_on": "Date",
+           "acknowledge": "Acknowledge",
            "none": "No open alerts.", "done": "Saved.", "back": "Back to the list",
            "bad_key": "This key is unknown, revoked, or not a teacher's.",
-           "bad_form": "Say what was done and when.",
+           "bad_form": "Tick or say what was done, and when.",
            "bad_date": "The date must lie between the alert's date and today.",
+           "bad_code": "An action that is not one of the choices was sent; choose from the list.",
            "not_open": "This alert was acknowledged already, or withdrawn.",
            "context_title": "About this school",
            "context_help": "About the school and its grades, not a reason of any one child.",
@@ -163,7 +169,8 @@ async def logout(request: Request) -> RedirectResponse:
 @router.post("/alerts/{alert_id}/ack", response_class=HTMLResponse)
 async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotated[int, Path(ge=1, le=2**62)],
                       risk_key: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
-    form = await _form(request)
+    values = await _form_values(request)
+    form = {k: v[0] for k, v in values.items()}
     lang = _lang(form.get("lang", "th"))
     key = _teacher(services, risk_key, request)
     if key is None:
@@ -173,19 +180,27 @@ async def acknowledge(request: Request, services: ServicesDep, alert_id: Annotat
         acted_on = dt.date.fromisoformat(form.get("acted_on", ""))
     except ValueError:
         acted_on = None
-    action = form.get("action_taken", "").strip()
-    if not action or acted_on is None:
+    codes = tuple(dict.fromkeys(c.strip() for c in values.get("action", []) if c.strip()))[:20]
+    note = form.get("action_taken", "").strip()
+    if (not note and not codes) or acted_on is None:
         return _render(services, lang, status=422, school_id=key.school_id, error=TEXTS[lang]["bad_form"])
     try:
-        await run_in_threadpool(acknowledge_alert, services, key, alert_id, action[:2000], acted_on)
+        await run_in_threadpool(acknowledge_alert, services, key, alert_id, note[:2000], acted_on, codes, "page")
     except HTTPException as exc:
-        # A date outside the alert's date..today (422) or an alert no longer open (409): the page again,
-        # with the reason in the teacher's language, not the API's JSON.
+        # A date outside the alert's date..today or a code not offered (422), or an alert no longer
+        # open (409): the page again, with the reason in the teacher's language, not the API's JSON.
         if exc.status_code not in (409, 422):
             raise
-        error = TEXTS[lang]["bad_date" if exc.status_code == 422 else "not_open"]
-        return _render(services, lang, status=exc.status_code, school_id=key.school_id, error=error)
+        return _render(services, lang, status=exc.status_code, school_id=key.school_id, error=TEXTS[lang][_fault(exc)])
     return RedirectResponse(f"/teacher?lang={lang}&done={alert_id}", status_code=303)
+
+
+def _fault(exc: HTTPException) -> str:
+    """The page's text for a refused acknowledgement."""
+    if exc.status_code == 409:
+        return "not_open"
+    kinds = {item.get("type") for item in exc.detail} if isinstance(exc.detail, list) else set()
+    return "bad_code" if "unknown_action" in kinds else "bad_date" if "date_range" in kinds else "bad_form"
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,8 +352,13 @@ def _teacher(services: Services, token: str | None, request: Request) -> KeyReco
 
 
 async def _form(request: Request) -> dict[str, str]:
+    return {k: v[0] for k, v in (await _form_values(request)).items()}
+
+
+async def _form_values(request: Request) -> dict[str, list[str]]:
+    """Every value of each field (a box ticked several times over sends ``action`` once per box)."""
     body = (await request.body())[:20_000].decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    return parse_qs(body, keep_blank_values=True)
 
 
 def _lang(value: str) -> str:
@@ -346,16 +366,21 @@ def _lang(value: str) -> str:
 
 
 def page_html(templates: Environment, lang: str, *, school_id: str | None = None, view: SchoolView | None = None,
-              done: int | None = None, error: str | None = None) -> str:
-    """The page as HTML: the login form without ``school_id``, else the school's ``view`` (None: a link back)."""
+              done: int | None = None, error: str | None = None, action_codes: Mapping[str, Texts] | None = None,
+              ) -> str:
+    """The page as HTML: the login form without ``school_id``, else the school's ``view`` (None: a link back).
+
+    ``action_codes`` (code → th/en label) are the choices each card's form offers as boxes to tick.
+    """
     return templates.get_template("teacher.html.j2").render(
         t=TEXTS[lang], lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
-        view=view, done=done, error=error, today=dt.date.today().isoformat(),
+        view=view, done=done, error=error, today=dt.date.today().isoformat(), action_codes=action_codes or {},
         reason_groups=reason_groups, standing_texts=standing_texts, kind_text=kind_text, percent=percent,
         grouped_kinds=GROUPED_KINDS)
 
 
 def _render(services: Services, lang: str, *, status: int = 200, school_id: str | None = None,
             view: SchoolView | None = None, done: int | None = None, error: str | None = None) -> HTMLResponse:
-    html = page_html(services.templates, lang, school_id=school_id, view=view, done=done, error=error)
+    html = page_html(services.templates, lang, school_id=school_id, view=view, done=done, error=error,
+                     action_codes=services.scoring.action_codes)
     return HTMLResponse(html, status_code=status)
