@@ -570,8 +570,9 @@ def test_no_generated_request_makes_a_server_error(service, people):
 
 # Rules a JSON Schema cannot state, each documented on its route as a 422: an ID's check digit, a
 # payload with nothing scorable left by the contract's checks, an as_of outside the school calendar, an
-# acknowledgement dated outside its alert's date and today (both known only to the server).
-BEYOND_THE_SCHEMA = {"invalid_id", "unscorable", "out_of_range", "date_range"}
+# acknowledgement dated outside its alert's date and today (both known only to the server), an action
+# code the service is not configured with (configs/scoring.yaml, read when the service starts).
+BEYOND_THE_SCHEMA = {"invalid_id", "unscorable", "out_of_range", "date_range", "unknown_action"}
 
 
 def _refused_by_a_rule_beyond_the_schema(failure: Exception, response) -> bool:

@@ -41,7 +41,8 @@ from risk.store import (
 from risk.store.migrate import current_revision, head_revision
 from risk.store.models import Acknowledgement, AreaSummary, Base, ScoringRun, ScoringRunBucket
 
-TABLES = {"scoring_runs", "scoring_run_buckets", "scores", "alerts", "acknowledgements", "area_summaries"}
+TABLES = {"scoring_runs", "scoring_run_buckets", "scores", "alerts", "acknowledgements", "alert_actions",
+          "area_summaries"}
 SCHOOL_A, SCHOOL_B = "1040100001", "1030200002"
 JUNE, JULY, JULY_10, JULY_24 = dt.date(2026, 6, 1), dt.date(2026, 7, 1), dt.date(2026, 7, 10), dt.date(2026, 7, 24)
 
@@ -125,7 +126,7 @@ def test_migrations_create_every_table_at_head(store: Store, backend: tuple[str,
     names = set(inspect(store.engine).get_table_names(schema=schema))
     assert names >= TABLES
     assert "alembic_version" in names  # on PostgreSQL: inside the test's own schema
-    assert current_revision(store.engine) == head_revision() == "0004"
+    assert current_revision(store.engine) == head_revision() == "0005"
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:
