@@ -134,11 +134,17 @@ def test_unequal_schools_need_a_larger_effect_than_equal_ones():
     assert unequal.relative_change < equal.relative_change < 0
 
 
+# Clustering strong enough (design effect about 1.5) that a CI ignoring it would detect far
+# more often than the plan predicts (about 0.93), and this test would fail.
+ICC_LOGIT = 0.15
+
+
 def past_terms(n_schools: int, mean_students: float, terms: int) -> pd.DataFrame:
     """Flagged students' outcomes of earlier terms, with no alerts (no effect)."""
     frames = []
     for term in range(terms):
-        students = simulate_pilot(n_schools, mean_students, effects={}, seed=1000 + term).students
+        students = simulate_pilot(n_schools, mean_students, effects={}, icc_logit=ICC_LOGIT,
+                                  seed=1000 + term).students
         frames.append(students.loc[students["flagged"], ["school_id", "dropped_out"]].assign(term=str(term)))
     return pd.concat(frames)
 
@@ -146,14 +152,16 @@ def past_terms(n_schools: int, mean_students: float, terms: int) -> pd.DataFrame
 def test_pilots_at_the_predicted_mde_detect_it_at_the_predicted_power():
     # The plan's inputs as `risk pilot plan` gets them: base rate, ICC and flagged students per
     # school from past terms; then 200 pilots planted with exactly that relative effect.
-    n_schools, mean_students = 80, 60
+    n_schools, mean_students = 200, 30
     past = past_terms(n_schools, mean_students, terms=20)
     counts = past.groupby(["term", "school_id"]).size().to_numpy()
     mde = minimum_detectable_effect(n_schools, counts, 0.5, past["dropped_out"].mean(),
                                     icc_from_past_terms(past).icc)
     detected = []
     for seed in range(200):
-        world = simulate_pilot(n_schools, mean_students, effects={"alert": mde.relative_change}, seed=seed)
+        world = simulate_pilot(n_schools, mean_students, effects={"alert": mde.relative_change},
+                               icc_logit=ICC_LOGIT, seed=seed)
         ci = intention_to_treat(world.students, permutations=20, seed=seed).absolute
         detected.append(ci.ci_high < 0 or ci.ci_low > 0)
+    assert mde.design_effect > 1.4
     assert np.mean(detected) == pytest.approx(0.8, abs=0.08)

@@ -247,7 +247,8 @@ class DetectableEffect:
     standard_error : float
         SE of the difference in dropout rates at that effect (proportion).
     design_effect : float
-        ``1 + ((1 + cv²)·m − 1)·icc``: variance inflation from clustering.
+        ``1 + ((1 + cv²)·m − 1)·icc``: variance inflation from clustering (in the
+        wait-list arm; in alert schools a relative effect shrinks the school spread too).
     mean_students, cv_students : float
         Mean flagged students per school (m) and the coefficient of variation of
         that count (0 when only the mean was given).
@@ -303,16 +304,22 @@ def _se_and_power(relative_change: float, n_schools: int, sizes: tuple[float, fl
                   base_rate: float, icc: float, alpha: float) -> tuple[float, float]:
     """SE of the difference in rates, and two-sided power, at a relative change.
 
-    Each arm's variance is p(1−p)·deff / (students in the arm), with p its own rate
-    (base_rate in wait_list, base_rate·(1 + change) in alert_now). Power uses
+    In the wait-list arm the variance of the rate is p0(1−p0)·deff / students, deff
+    from :func:`design_effect`; in the alert arm the same with its own rate
+    p1 = p0·(1 + change), and the school spread scaled as the rates are. Power uses
     Student's t with n_schools − 2 degrees of freedom, as the clustered test has.
     """
     mean, cv = sizes
-    deff = design_effect(mean, cv, icc)
     treated_rate = base_rate * (1.0 + relative_change)
+    # Per arm, [p(1−p) + σ_b²·((1 + cv²)·m − 1)] / students in the arm, σ_b² the between-school
+    # variance of rates: icc·p0(1−p0) in wait-list schools. A relative effect scales every
+    # school's rate, so in alert schools σ_b² shrinks by (1 + change)².
+    between = icc * base_rate * (1 - base_rate)
+    excess = (1.0 + cv**2) * mean - 1.0
     students = n_schools * mean
-    variance = deff / students * (base_rate * (1 - base_rate) / (1 - share)
-                                  + treated_rate * (1 - treated_rate) / share)
+    variance = ((base_rate * (1 - base_rate) + between * excess) / (1 - share)
+                + (treated_rate * (1 - treated_rate) + (1 + relative_change) ** 2 * between * excess)
+                / share) / students
     se = float(np.sqrt(variance))
     df = n_schools - 2
     critical = stats.t.ppf(1 - alpha / 2, df)
