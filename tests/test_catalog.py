@@ -11,7 +11,8 @@ from feature_world import AS_OF, S1, context_rates_frame, world
 from online_frames import features_from_frames
 
 from risk.errors import ConfigError
-from risk.features.catalog import format_value, load_catalog, reason_text
+from risk.features.catalog import DOMAINS, format_value, load_catalog, reason_text
+from risk.features.domains import DOMAIN_MODULES
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "configs" / "features.yaml"
 
@@ -82,6 +83,16 @@ def test_a_new_window_needs_only_a_catalog_entry(tmp_path):
 def test_a_wrong_entry_is_a_config_error_naming_the_feature(tmp_path, edit, message):
     with pytest.raises(ConfigError, match=message):
         load_catalog(edited_catalog(tmp_path, edit))
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_domain_checks_its_kinds_and_has_a_module_to_build_them(tmp_path, domain):
+    def unknown_kind(features):
+        next(f for f in features if f["domain"] == domain)["compute"]["kind"] = "median"
+
+    with pytest.raises(ConfigError, match=r"feature '\w+': compute kind"):
+        load_catalog(edited_catalog(tmp_path, unknown_kind))
+    assert domain in DOMAIN_MODULES
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.events import event_domain, ranked_events
+from risk.features.kinds import EVENT_COLUMNS
 
-__all__ = ["COLUMNS", "check", "expression", "parts"]
+__all__ = ["COLUMNS", "expression", "parts"]
 
-COLUMNS = ("amount_baht", "received", "amount_received_baht", "is_cct")
+COLUMNS = EVENT_COLUMNS["assistance"]  # what parts() selects; the catalog checks entries against it
 
 
 def parts(as_of: AsOf) -> list[Part]:
@@ -27,4 +28,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-check, expression = event_domain("assistance_event", COLUMNS)
+expression = event_domain("assistance_event")

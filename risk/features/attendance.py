@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part, sql_list, sql_text
 from risk.features.catalog import FeatureSpec
+from risk.features.kinds import ATTENDANCE_KINDS, ATTENDANCE_STATUSES, attendance_scope
 
-__all__ = ["check", "expression", "parts"]
+__all__ = ["ATTENDED", "KINDS", "STATUSES", "expression", "parts"]
 
 ATTENDED = ("present", "late")
-STATUSES = ("present", "absent", "leave", "sick", "late", "missing")
-KINDS = ("rate", "count", "reported_share", "days", "trend", "share_of_absences_on", "streak", "exam_line_margin")
+STATUSES = ATTENDANCE_STATUSES
+KINDS = ATTENDANCE_KINDS  # checked in risk.features.kinds, as the catalog loads
 
 
 def parts(as_of: AsOf) -> list[Part]:
@@ -80,33 +81,10 @@ def parts(as_of: AsOf) -> list[Part]:
     return [ranked, day, streak]
 
 
-def check(spec: FeatureSpec) -> None:
-    c = spec.compute
-    if c["kind"] not in KINDS:
-        raise ValueError(f"compute kind {c['kind']!r} is not one of {', '.join(KINDS)}")
-    if c["kind"] in ("rate", "count", "reported_share", "days"):
-        _scope(c)
-    if c["kind"] == "count" and not set(c.get("statuses", ())) <= set(STATUSES) | {None}:
-        raise ValueError(f"statuses must be among {', '.join(STATUSES)}")
-    if c["kind"] == "count" and not c.get("statuses"):
-        raise ValueError("count needs statuses")
-    if c["kind"] == "streak" and c.get("which") not in ("longest", "current"):
-        raise ValueError("streak needs which: longest or current")
-    if c["kind"] == "trend" and not all(isinstance(c.get(k), int) and c[k] > 0 for k in ("recent_days", "before_days")):
-        raise ValueError("trend needs recent_days and before_days, positive whole numbers")
-    if c["kind"] == "share_of_absences_on" and not set(c.get("weekdays", [])) <= {1, 2, 3, 4, 5, 6, 7}:
-        raise ValueError("weekdays are 1 (Monday) to 7 (Sunday)")
-    if c["kind"] == "exam_line_margin" and not 0 < c.get("line", 0) < 1:
-        raise ValueError("exam_line_margin needs line between 0 and 1")
-
-
 def _scope(c: dict) -> str:
-    if c.get("scope") == "term":
-        return "in_term"
-    days = c.get("last_days")
-    if isinstance(days, int) and days > 0:
-        return f"day_rank <= {days}"
-    raise ValueError("give scope: term, or last_days: a positive whole number")
+    """The SQL condition on ``att_day`` rows of an entry's scope (see :func:`attendance_scope`)."""
+    days = attendance_scope(c)
+    return "in_term" if days is None else f"day_rank <= {days}"
 
 
 def _rate(where: str) -> str:

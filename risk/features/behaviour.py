@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.events import event_domain, ranked_events
+from risk.features.kinds import BEHAVIOUR_FLAGS, EVENT_COLUMNS, SDQ_SCALES
 
-__all__ = ["COLUMNS", "check", "expression", "parts"]
+__all__ = ["COLUMNS", "FLAGS", "SDQ", "expression", "parts"]
 
-SDQ = ("sdq_emotional", "sdq_conduct", "sdq_hyperactivity", "sdq_peer", "sdq_prosocial")
-FLAGS = ("substance", "violence", "bullying", "pregnancy", "gaming", "sexual_risk")
-COLUMNS = (*SDQ, *FLAGS, "sdq_total", "risk_flag_count")
+SDQ = SDQ_SCALES
+FLAGS = BEHAVIOUR_FLAGS
+COLUMNS = EVENT_COLUMNS["behaviour"]  # what parts() selects; the catalog checks entries against it
 
 
 def parts(as_of: AsOf) -> list[Part]:
@@ -31,4 +32,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-check, expression = event_domain("behaviour_event", COLUMNS)
+expression = event_domain("behaviour_event")

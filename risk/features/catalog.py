@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from risk.errors import ConfigError
+from risk.features.kinds import check_compute
 
 __all__ = ["GRADE_FEATURE", "INSTALLED_CATALOG", "ROLES", "Catalog", "FeatureSpec", "Texts", "format_value", "installed_catalog", "load_catalog", "reason_text",
            "reason_writer", "value_formatter"]
@@ -66,7 +67,7 @@ def _check_template(texts: Texts | None, field: str) -> None:
 
 
 class FeatureSpec(BaseModel):
-    """One feature. ``compute`` is ``{kind: ..., <params>}``; the domain module checks it."""
+    """One feature. ``compute`` is ``{kind: ..., <params>}``, one of its domain's kinds (:mod:`risk.features.kinds`)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,62}$")
@@ -225,11 +226,9 @@ def load_catalog(path: Path, *, installed: Catalog | None = None) -> Catalog:
         if len(where) < 2:  # a check across entries
             raise ConfigError(f"{path}: {first['msg'].removeprefix('Value error, ')}") from exc
         raise ConfigError(f"{path}: feature {name!r}: {'.'.join(map(str, where[2:])) or 'entry'}: {first['msg']}") from exc
-    from risk.features.domains import check_compute  # the domain modules know their kinds
-
     for feature in catalog.features:
         try:
-            check_compute(feature)
+            check_compute(feature.domain, feature.compute, feature.categories)
         except ValueError as exc:
             raise ConfigError(f"{path}: feature {feature.name!r}: {exc}") from exc
     return catalog

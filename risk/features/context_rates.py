@@ -17,6 +17,7 @@ from risk.config import Settings
 from risk.data.contract import previous_term
 from risk.data.validate import DERIVED
 from risk.features.base import AsOf
+from risk.features.sources import connect, view_validated
 from risk.labels import LabelPolicy, dropout_labels
 
 __all__ = ["context_rates", "open_validated"]
@@ -68,8 +69,6 @@ def context_rates(con: duckdb.DuckDBPyConnection, validated: Path, as_of: AsOf, 
 def open_validated(validated: Path, as_of: AsOf, settings: Settings, threads: int | None = None
                    ) -> duckdb.DuckDBPyConnection:
     """A connection with views over every validated table and the ``context_rates`` of ``as_of``."""
-    from risk.features.sources import connect, view_validated
-
     con = connect(threads or settings.features.threads, settings.data.duckdb_memory_limit)
     view_validated(con, validated, as_of=as_of.date)
     rates = context_rates(con, validated, as_of, history_terms=settings.features.context_history_terms,

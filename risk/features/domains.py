@@ -1,13 +1,15 @@
-"""Which module builds which domain's features."""
+"""Which module builds which domain's features (each has ``parts(as_of)`` and ``expression(spec, as_of)``).
+
+What a domain can compute, and the check of a catalog entry, are in :mod:`risk.features.kinds`.
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
 
 from risk.features import assistance, attendance, behaviour, enrollment, grades, health, household
-from risk.features.catalog import FeatureSpec
 
-__all__ = ["DOMAIN_MODULES", "check_compute"]
+__all__ = ["DOMAIN_MODULES"]
 
 DOMAIN_MODULES: dict[str, ModuleType] = {
     "attendance": attendance,
@@ -19,8 +21,3 @@ DOMAIN_MODULES: dict[str, ModuleType] = {
     "behaviour": behaviour,
     "assistance": assistance,
 }
-
-
-def check_compute(spec: FeatureSpec) -> None:
-    """Raise ValueError when the domain module cannot compute ``spec``."""
-    DOMAIN_MODULES[spec.domain].check(spec)

@@ -26,15 +26,14 @@ Compute kinds:
 
 from __future__ import annotations
 
-from risk.data.contract import GRADE_LEVELS
+from risk.data.contract import GRADE_LEVELS, term_start
 from risk.features.base import AsOf, Part, sql_list, sql_text
 from risk.features.catalog import FeatureSpec
+from risk.features.kinds import CODE_COLUMNS, ENROLLMENT_KINDS
 
-__all__ = ["CODE_COLUMNS", "check", "cohort_sql", "expression", "parts"]
+__all__ = ["CODE_COLUMNS", "KINDS", "LEFT", "USUAL_AGE", "cohort_sql", "expression", "parts"]
 
-CODE_COLUMNS = ("grade_level", "sex", "nationality", "disability", "size", "area", "region", "affiliation")
-KINDS = ("code", "in", "age_years", "over_age_years", "rate", "repeated_grade", "schools_attended", "terms_enrolled",
-         "year_end")
+KINDS = ENROLLMENT_KINDS  # checked in risk.features.kinds, as the catalog loads
 # The usual age at the start of each grade: K1 at 3 … P1 at 6 … M6 at 17.
 USUAL_AGE = {grade: 3 + i for i, grade in enumerate(GRADE_LEVELS)}
 # Statuses that take a student out of the school's cohort once dated on or before as_of.
@@ -79,23 +78,7 @@ def parts(as_of: AsOf) -> list[Part]:
 
 
 def _term_start(as_of: AsOf) -> str:
-    from risk.data.contract import term_start
-
     return f"DATE '{term_start(as_of.term).isoformat()}'"
-
-
-def check(spec: FeatureSpec) -> None:
-    c = spec.compute
-    if c["kind"] not in KINDS:
-        raise ValueError(f"compute kind {c['kind']!r} is not one of {', '.join(KINDS)}")
-    if c["kind"] in ("code", "in") and c.get("column") not in CODE_COLUMNS:
-        raise ValueError(f"column must be one of {', '.join(CODE_COLUMNS)}")
-    if c["kind"] == "code" and not spec.categories:
-        raise ValueError("code needs the feature's categories")
-    if c["kind"] == "in" and not c.get("values"):
-        raise ValueError("in needs values")
-    if c["kind"] == "rate" and c.get("column") not in ("school_rate", "district_rate"):
-        raise ValueError("rate needs column: school_rate or district_rate")
 
 
 def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:

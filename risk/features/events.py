@@ -19,13 +19,9 @@ from collections.abc import Callable
 
 from risk.features.base import AsOf, Part, sql_list
 from risk.features.catalog import FeatureSpec
+from risk.features.kinds import EVENT_KINDS, EVENT_OPS
 
-__all__ = ["EVENT_KINDS", "check_event", "event_domain", "event_expression", "ranked_events"]
-
-EVENT_KINDS = ("latest", "previous", "change", "pct_change", "window_sum", "window_mean", "window_count",
-               "window_max", "days_since_latest", "months_since_latest", "latest_code", "latest_flag")  # fmt: skip
-_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_NEEDS_COLUMN = set(EVENT_KINDS) - {"window_count", "days_since_latest", "months_since_latest"}
+__all__ = ["EVENT_KINDS", "event_domain", "event_expression", "ranked_events"]
 
 
 def ranked_events(name: str, events_sql: str) -> Part:
@@ -35,26 +31,6 @@ def ranked_events(name: str, events_sql: str) -> Part:
         SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk
         FROM ({events_sql})
     """)
-
-
-def check_event(spec: FeatureSpec, columns: tuple[str, ...]) -> None:
-    """Raise ValueError when ``spec.compute`` is not a valid event aggregation over ``columns``."""
-    compute = spec.compute
-    kind = compute["kind"]
-    if kind not in EVENT_KINDS:
-        raise ValueError(f"compute kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
-    column = compute.get("column")
-    if kind in _NEEDS_COLUMN and column not in columns:
-        raise ValueError(f"compute.column {column!r} is not one of {', '.join(columns)}")
-    where = compute.get("where")
-    if where is not None and where not in columns:
-        raise ValueError(f"compute.where {where!r} is not one of {', '.join(columns)}")
-    if kind.startswith("window_") and not (isinstance(compute.get("days"), int) and compute["days"] > 0):
-        raise ValueError("a window kind needs days: a positive whole number")
-    if kind == "latest_code" and not spec.categories:
-        raise ValueError("latest_code needs the feature's categories")
-    if kind == "latest_flag" and (compute.get("op") not in _OPS or not isinstance(compute.get("threshold"), int | float)):
-        raise ValueError("latest_flag needs op (lt, le, gt, ge) and a numeric threshold")
 
 
 def event_expression(spec: FeatureSpec, as_of: AsOf) -> str:
@@ -78,21 +54,20 @@ def event_expression(spec: FeatureSpec, as_of: AsOf) -> str:
         "window_max": f"max({value}) FILTER (WHERE {in_window})",
         "days_since_latest": since,
         "months_since_latest": f"{since} / 30.4375",
-        "latest_flag": f"CAST({latest} {_OPS.get(c.get('op', 'lt'))} {c.get('threshold', 0)} AS DOUBLE)",
+        "latest_flag": f"CAST({latest} {EVENT_OPS.get(c.get('op', 'lt'))} {c.get('threshold', 0)} AS DOUBLE)",
         "latest_code": (f"CAST(list_position({sql_list(spec.categories or [])}, "
                         f"max({column}) FILTER (WHERE rnk = 1)) - 1 AS DOUBLE)"),
     }
     return expressions[kind]
 
 
-def event_domain(part: str, columns: tuple[str, ...]) -> tuple[Callable[[FeatureSpec], None],
-                                                               Callable[[FeatureSpec, AsOf], tuple[str, str]]]:
-    """The ``check`` and ``expression`` of a dated-event domain whose part is ``part``."""
+def event_domain(part: str) -> Callable[[FeatureSpec, AsOf], tuple[str, str]]:
+    """The ``expression`` of a dated-event domain whose part is ``part``: (part, SQL aggregate) of an entry.
 
-    def check(spec: FeatureSpec) -> None:
-        check_event(spec, columns)
+    Its entries are checked, against the domain's columns, by :func:`risk.features.kinds.check_compute`.
+    """
 
     def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:
         return part, event_expression(spec, as_of)
 
-    return check, expression
+    return expression

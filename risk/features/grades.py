@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part, sql_text
 from risk.features.catalog import FeatureSpec
+from risk.features.kinds import GRADE_KINDS, GRADE_MEASURES
 
-__all__ = ["check", "expression", "parts"]
+__all__ = ["KINDS", "MEASURES", "expression", "parts"]
 
-MEASURES = ("gpa", "n_zero", "n_incomplete", "n_not_eligible", "n_activity_failed", "failed_credits", "n_subjects")
+KINDS = GRADE_KINDS  # checked in risk.features.kinds, as the catalog loads
+MEASURES = GRADE_MEASURES
 
 
 def parts(as_of: AsOf) -> list[Part]:
@@ -37,16 +39,6 @@ def parts(as_of: AsOf) -> list[Part]:
           AND student_key IN (SELECT student_key FROM cohort)
         GROUP BY student_key, term
     """)]
-
-
-def check(spec: FeatureSpec) -> None:
-    c = spec.compute
-    if c["kind"] not in ("term_measure", "change"):
-        raise ValueError("compute kind must be term_measure or change")
-    if c.get("measure") not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}")
-    if c["kind"] == "term_measure" and c.get("term_rank") not in (1, 2, 3, 4):
-        raise ValueError("term_rank must be 1 (latest graded term) to 4")
 
 
 def expression(spec: FeatureSpec, as_of: AsOf) -> tuple[str, str]:

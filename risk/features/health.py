@@ -18,10 +18,11 @@ import pyarrow as pa
 from risk.features.base import AsOf, Part
 from risk.features.events import event_domain, ranked_events
 from risk.features.growth import DAYS_PER_MONTH, who_zscores
+from risk.features.kinds import EVENT_COLUMNS
 
-__all__ = ["COLUMNS", "check", "expression", "parts", "register_functions"]
+__all__ = ["COLUMNS", "expression", "parts", "register_functions"]
 
-COLUMNS = ("weight_kg", "height_cm", "bmi", "bmi_z", "height_z")
+COLUMNS = EVENT_COLUMNS["health"]  # what parts() selects; the catalog checks entries against it
 
 
 def _who_z(indicator: pa.Array, sex: pa.Array, age_months: pa.Array, value: pa.Array) -> pa.Array:
@@ -52,4 +53,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-check, expression = event_domain("health_event", COLUMNS)
+expression = event_domain("health_event")

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from risk.features.base import AsOf, Part
 from risk.features.events import event_domain, ranked_events
+from risk.features.kinds import EVENT_COLUMNS
 
-__all__ = ["COLUMNS", "check", "expression", "parts"]
+__all__ = ["COLUMNS", "expression", "parts"]
 
-COLUMNS = ("household_size", "monthly_income_baht", "house_condition", "owns_land", "water_source",
-           "has_electricity", "has_vehicle", "dependants", "lives_with", "distance_to_school_km", "cct_status",
-           "income_per_capita_baht", "dependency_ratio", "proxy_means_score", "lives_with_parents")  # fmt: skip
+COLUMNS = EVENT_COLUMNS["household"]  # what parts() selects; the catalog checks entries against it
 
 
 def parts(as_of: AsOf) -> list[Part]:
@@ -41,4 +40,4 @@ def parts(as_of: AsOf) -> list[Part]:
     """)]
 
 
-check, expression = event_domain("hh_event", COLUMNS)
+expression = event_domain("hh_event")
