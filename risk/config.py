@@ -1,4 +1,8 @@
-"""Settings, loaded once from ``configs/risk.yaml`` into typed models and passed down explicitly."""
+"""Settings, loaded once from ``configs/risk.yaml`` into typed models and passed down explicitly.
+
+This is the bottom layer: it imports only :mod:`risk.errors`. Each section's model lives here, beside
+the others, and the layer that acts on it imports it from here (:class:`LabelPolicy`: :mod:`risk.labels`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from risk.errors import ConfigError
-from risk.labels import LabelPolicy
 
-__all__ = ["DataSettings", "FeatureSettings", "FreshnessSettings", "Settings", "load_settings", "load_yaml_model"]
+__all__ = ["DataSettings", "FeatureSettings", "FreshnessSettings", "LabelPolicy", "Settings", "load_settings",
+           "load_yaml_model"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SETTINGS = REPO_ROOT / "configs" / "risk.yaml"
@@ -36,6 +40,13 @@ class FreshnessSettings(BaseModel):
     max_age_days: dict[str, int] = {
         "attendance_daily": 30, "grades": 240, "household": 400, "health": 400, "behaviour": 400, "assistance": 400,
     }
+
+
+class LabelPolicy(BaseModel):
+    """Label switches (section ``labels``), read by :func:`risk.labels.dropout_labels`."""
+
+    # Compulsory school ends with M3: whether finishing it and not starting M4 counts as dropout.
+    m3_non_continuation_is_dropout: bool = True
 
 
 class FeatureSettings(BaseModel):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-from pydantic import BaseModel
 
+# The policy is a settings section, so its model is with the settings (the bottom layer), not here.
+from risk.config import LabelPolicy
 from risk.data.contract import next_term, parse_term
 
 __all__ = ["LabelPolicy", "OUTCOME_LABEL", "dropout_labels"]
@@ -29,12 +30,6 @@ OUTCOME_LABEL: dict[str, int | None] = {
     "transfer_unknown": None,
     "no_next_term": None,
 }
-
-
-class LabelPolicy(BaseModel):
-    """Label switches, from ``configs/``."""
-
-    m3_non_continuation_is_dropout: bool = True
 
 
 def dropout_labels(con: duckdb.DuckDBPyConnection, term: str, policy: LabelPolicy) -> pd.DataFrame:
