@@ -2,6 +2,8 @@
 
 as_of is Friday 7 June 2024, in term 2567-1; the term before is 2566-2.
 School A and school B are in district 4001. Student keys are small integers.
+:func:`event_edge_world` adds two students whose events sit on the edges of the
+event kinds (window bounds, as_of itself, filters that keep nothing).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pandas as pd
 
 AS_OF = dt.date(2024, 6, 7)
 A, B = "1040100001", "1040100002"
-S1, S2, S3, S4, S5, S6, S7, S8, S9, S10 = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+S1, S2, S3, S4, S5, S6, S7, S8, S9, S10, S11, S12 = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 
 def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -44,29 +46,7 @@ def world() -> dict[str, pd.DataFrame]:
         + [{"school_id": s, "date": day, "term": "2566-2"} for s in (A, B) for day in PREVIOUS_TERM_DAYS]
         + [{"school_id": s, "date": day, "term": "2566-1"} for s in (A, B) for day in FIRST_TERM_DAYS]
     )
-
-    def enrol(key, term, school, grade, birth, sex="female", status="studying", status_date=None):
-        return {"student_key": key, "id_hint": "•••••••••0000", "term": term, "school_id": school,
-                "grade_level": grade, "classroom": None, "sex": sex, "birth_date": d(birth),
-                "nationality": "thai", "disability": "none", "status": status, "status_date": status_date}
-
-    enrollments = _frame([
-        enrol(S1, "2566-1", A, "M1", "2010-08-01"), enrol(S1, "2566-2", A, "M1", "2010-08-01"),
-        enrol(S1, "2567-1", A, "M2", "2010-08-01"),
-        enrol(S2, "2566-1", B, "M1", "2010-03-01", "male"), enrol(S2, "2566-2", B, "M1", "2010-03-01", "male"),
-        enrol(S2, "2567-1", A, "M1", "2010-03-01", "male"),
-        enrol(S3, "2567-1", A, "P6", "2011-01-10"),
-        enrol(S8, "2567-1", B, "K2", "2020-01-15"),  # too young for the WHO 5–19 reference
-        # S9 graduated from P6 before as_of: still in the cohort, at the riskiest moment.
-        enrol(S9, "2567-1", B, "P6", "2011-11-11", status="graduated", status_date=d("2024-06-05")),
-        enrol(S10, "2567-1", A, "P5", "2013-02-02"),  # came only in the last week
-        # S4 left before as_of; S5's departure is dated after as_of, so it is not known yet.
-        enrol(S4, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-01")),
-        enrol(S5, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-20")),
-        # Earlier terms only: S6 did not come back after 2566-2; S7 finished M6.
-        enrol(S6, "2566-1", B, "M2", "2009-05-05"), enrol(S6, "2566-2", B, "M2", "2009-05-05"),
-        enrol(S7, "2566-1", A, "M6", "2005-05-05"), enrol(S7, "2566-2", A, "M6", "2005-05-05"),
-    ])  # fmt: skip
+    enrollments = _enrollments()
     s1_term = {day: "present" for day in TERM_DAYS if day <= AS_OF}
     s1_term.update({d("2024-05-27"): "absent", d("2024-06-03"): "absent", d("2024-06-04"): "absent",
                     d("2024-06-05"): "sick", d("2024-06-07"): "absent", d("2024-05-31"): "late"})
@@ -129,5 +109,78 @@ def world() -> dict[str, pd.DataFrame]:
             "assistance": assistance}  # fmt: skip
 
 
+def _enrol(key, term, school, grade, birth, sex="female", status="studying", status_date=None):
+    return {"student_key": key, "id_hint": "•••••••••0000", "term": term, "school_id": school,
+            "grade_level": grade, "classroom": None, "sex": sex, "birth_date": d(birth),
+            "nationality": "thai", "disability": "none", "status": status, "status_date": status_date}
+
+
+def _enrollments() -> pd.DataFrame:
+    """Every enrollment of the world (see the comments: who left, who came late, who is in earlier terms only)."""
+    return _frame([
+        _enrol(S1, "2566-1", A, "M1", "2010-08-01"), _enrol(S1, "2566-2", A, "M1", "2010-08-01"),
+        _enrol(S1, "2567-1", A, "M2", "2010-08-01"),
+        _enrol(S2, "2566-1", B, "M1", "2010-03-01", "male"), _enrol(S2, "2566-2", B, "M1", "2010-03-01", "male"),
+        _enrol(S2, "2567-1", A, "M1", "2010-03-01", "male"),
+        _enrol(S3, "2567-1", A, "P6", "2011-01-10"),
+        _enrol(S8, "2567-1", B, "K2", "2020-01-15"),  # too young for the WHO 5–19 reference
+        # S9 graduated from P6 before as_of: still in the cohort, at the riskiest moment.
+        _enrol(S9, "2567-1", B, "P6", "2011-11-11", status="graduated", status_date=d("2024-06-05")),
+        _enrol(S10, "2567-1", A, "P5", "2013-02-02"),  # came only in the last week
+        # S4 left before as_of; S5's departure is dated after as_of, so it is not known yet.
+        _enrol(S4, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-01")),
+        _enrol(S5, "2567-1", A, "M2", "2010-01-01", status="dropped_out", status_date=d("2024-06-20")),
+        # Earlier terms only: S6 did not come back after 2566-2; S7 finished M6.
+        _enrol(S6, "2566-1", B, "M2", "2009-05-05"), _enrol(S6, "2566-2", B, "M2", "2009-05-05"),
+        _enrol(S7, "2566-1", A, "M6", "2005-05-05"), _enrol(S7, "2566-2", A, "M6", "2005-05-05"),
+    ])  # fmt: skip
+
+
 def context_rates_frame() -> pd.DataFrame:
     return pd.DataFrame({"school_id": [A, B], "school_rate": [0.0625, 0.1875], "district_rate": [0.125, 0.125]})
+
+
+def event_edge_world() -> dict[str, pd.DataFrame]:
+    """:func:`world` and two more students of school A in 2567-1 with events on the edges of the event kinds.
+
+    S11 has three or four events in each table: one exactly 365 days before as_of (2023-06-08:
+    outside a 365-day window, which keeps dates after as_of minus 365 days), one exactly 30 days
+    before (2024-05-08: outside a 30-day window), one on as_of itself; values that sum
+    differently in another order (0.1 + 0.2 + 0.3 in a year's window); flags that change from event to event.
+    S12 has one event in each table, every flag false: a ``where`` keeps nothing, a previous is missing.
+    """
+    frames = world()
+    enrollments = frames["enrollments"]
+    like_s3 = enrollments[enrollments["student_key"] == S3].iloc[0].to_dict()  # P6 at school A in 2567-1
+    more = {
+        "enrollments": [like_s3 | {"student_key": key} for key in (S11, S12)],
+        "household": [_screening(S11, "2023-06-08", 7000.1, 3, True), _screening(S11, "2023-11-20", 7000.2, 3, False),
+                      _screening(S11, "2024-06-07", 7000.3, 7, True), _screening(S12, "2024-01-10", 4000.0, 5, False)],
+        "health": [{"student_key": key, "measured_on": d(on), "weight_kg": kg, "height_cm": cm}
+                   for key, on, kg, cm in ((S11, "2023-06-08", 40.1, 149.9), (S11, "2024-05-08", 40.2, 150.7),
+                                           (S11, "2024-06-07", 40.3, 151.1), (S12, "2024-02-01", 35.5, 140.0))],
+        "behaviour": [_sdq(S11, "2023-06-08", 3, True), _sdq(S11, "2024-05-08", 7, False),
+                      _sdq(S11, "2024-06-07", 5, True), _sdq(S12, "2024-03-01", 2, False)],
+        "assistance": [{"student_key": key, "date": d(on), "programme": programme, "amount_baht": baht,
+                        "received": received}
+                       for key, on, programme, baht, received in (
+                           (S11, "2023-06-08", "cct", 0.4, True), (S11, "2023-12-01", "cct", 0.1, True),
+                           (S11, "2024-05-08", "lunch", 0.2, False), (S11, "2024-06-07", "uniform", 0.3, True),
+                           (S12, "2024-04-01", "lunch", 500.0, False))],
+    }  # fmt: skip
+    return frames | {name: pd.concat([frames[name], _frame(rows)], ignore_index=True) for name, rows in more.items()}
+
+
+def _screening(key: int, on: str, income: float, size: int, flags: bool) -> dict:
+    """A household screening whose owns_land, has_electricity and has_vehicle are all ``flags``."""
+    return {"student_key": key, "screened_on": d(on), "household_size": size, "monthly_income_baht": income,
+            "house_condition": "poor" if flags else "good", "owns_land": flags, "water_source": "well",
+            "has_electricity": flags, "has_vehicle": flags, "dependants": 2, "distance_to_school_km": 3.3,
+            "lives_with": "both_parents" if flags else "alone", "cct_status": "poor" if flags else "not_screened"}
+
+
+def _sdq(key: int, on: str, score: int, flags: bool) -> dict:
+    """A behaviour screening with every SDQ scale at ``score`` and every risk flag ``flags``."""
+    scales = ("sdq_emotional", "sdq_conduct", "sdq_hyperactivity", "sdq_peer", "sdq_prosocial")
+    risks = ("substance", "violence", "bullying", "pregnancy", "gaming", "sexual_risk")
+    return {"student_key": key, "screened_on": d(on)} | dict.fromkeys(scales, score) | dict.fromkeys(risks, flags)

@@ -22,6 +22,7 @@ from feature_world import AS_OF as EDGE_AS_OF
 from feature_world import context_rates_frame
 from feature_world import world as edge_world
 from online_frames import features_from_frames
+from parity_support import mismatches, per_student, references
 
 from risk.config import Settings
 from risk.data.contract import TABLES
@@ -33,50 +34,16 @@ from risk.features.catalog import load_catalog
 from risk.features.sources import STUDENT_TABLES
 from risk.online.builder import OnlineFeatureBuilder
 from risk.online.payload_fast import CleanPayload, Deferred
-from risk.online.rowwise import RowEvaluator, RowReferences, StudentRecords, records_from_frames
+from risk.online.rowwise import RowEvaluator, StudentRecords
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 
 
-def references(schools: pd.DataFrame, calendar: pd.DataFrame, rates: pd.DataFrame) -> RowReferences:
-    by_school = {row["school_id"]: row for row in schools.to_dict("records")}
-    days = calendar.assign(date=pd.to_datetime(calendar["date"]))
-    calendars = {key: np.sort(group["date"].to_numpy().astype("datetime64[D]"))
-                 for key, group in days.groupby(["school_id", "term"])}
-    rate_map = {r.school_id: (float(r.school_rate), float(r.district_rate)) for r in rates.itertuples()}
-    return RowReferences(school=by_school.get,
-                         calendar=lambda s, t: calendars.get((s, t), np.empty(0, "datetime64[D]")),
-                         rates=lambda term: rate_map)
-
-
-def per_student(frames: dict[str, pd.DataFrame]) -> dict[int, StudentRecords]:
-    """Every student's records, cut from whole-table arrays (one conversion per table)."""
-    out: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    for name in STUDENT_TABLES:
-        frame = frames[name].sort_values("student_key", kind="stable").reset_index(drop=True)
-        columns = records_from_frames({name: frame}).tables[name]
-        keys = frame["student_key"].to_numpy()
-        bounds = np.flatnonzero(np.diff(keys)) + 1
-        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(keys)], strict=True):
-            if stop > start:
-                out.setdefault(int(keys[start]), {})[name] = {c: v[start:stop] for c, v in columns.items()}
-    empty = {name: records_from_frames({name: frames[name].iloc[:0]}).tables[name] for name in STUDENT_TABLES}
-    return {key: StudentRecords({**empty, **tables}) for key, tables in out.items()}
-
-
 def assert_rows_equal(evaluator: RowEvaluator, students: dict[int, StudentRecords], batch: pd.DataFrame) -> int:
     """Every batch row equals the evaluator's vector exactly; every student outside the batch cohort is outside it too."""
-    expected = batch.set_index("student_key")[CATALOG.names]
-    for key, records in students.items():
-        found = evaluator.evaluate(records)
-        if key not in expected.index:
-            assert found is None, f"student {key} is not in batch's cohort"
-            continue
-        assert found is not None, f"student {key} is in batch's cohort"
-        row = expected.loc[key].to_numpy(np.float64)
-        same = (found[1] == row) | (np.isnan(found[1]) & np.isnan(row))
-        assert same.all(), {n: (a, b) for n, a, b, s in zip(CATALOG.names, found[1], row, same, strict=True) if not s}
-    return len(expected)
+    compared, different = mismatches(evaluator, students, batch, CATALOG.names)
+    assert not different, different[:20]
+    return compared
 
 
 def test_edge_cases_of_the_hand_made_world_equal_the_sql():

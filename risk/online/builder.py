@@ -21,6 +21,12 @@ records by the same rules:
   the SQL plan of :func:`risk.features.build.feature_plan` run as one statement for
   all such payloads of a call.
 
+Only the fallbacks the design expects send a payload the full way (a
+:class:`~risk.online.payload_fast.Deferred` of the fast checks, a
+:class:`~risk.online.rowwise.NeedsSql` of the evaluator); each is counted and
+logged by reason (:mod:`risk.online.fallbacks`). Any other exception of the fast
+way is a bug and propagates.
+
 The service calls it from a thread pool: DuckDB cursors are not shared between
 threads, and DuckDB releases the GIL while a query runs.
 """
@@ -51,9 +57,10 @@ from risk.features.catalog import Catalog
 from risk.features.context_rates import open_validated
 from risk.features.sources import REFERENCE_TABLES, STUDENT_TABLES, connect
 from risk.logs import get_logger
+from risk.online.fallbacks import fell_back
 from risk.online.payload import CheckedBatch, CheckedPayload, PayloadRules, Rejected
 from risk.online.payload_fast import CleanPayloads, Deferred
-from risk.online.rowwise import RowEvaluator, RowReferences
+from risk.online.rowwise import NeedsSql, RowEvaluator, RowReferences
 
 __all__ = ["DisplayHint", "OnlineFeatureBuilder", "OnlineFeatures"]
 
@@ -185,11 +192,13 @@ class OnlineFeatureBuilder:
         """The payload's features by the fast way (or why it has none), or why it must take the full way."""
         checked = self.clean.check(payload, self.key)
         if isinstance(checked, Deferred):
+            fell_back(checked.reason)
             return checked
         try:
             found = self._evaluator(point).evaluate(checked.records)
-        except ValueError:  # a case the evaluator leaves to SQL (two enrollments it cannot place)
-            return Deferred("enrollments the evaluator leaves to SQL")
+        except NeedsSql as exc:  # the one case the evaluator leaves to SQL; any other exception is a bug
+            fell_back(exc.reason)
+            return Deferred(exc.reason)
         if found is None:
             return ContractError(f"the student is not enrolled at {point.date} (term {point.term}): nothing to score")
         cohort, values = found

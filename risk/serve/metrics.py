@@ -8,7 +8,9 @@ worker answers, adds up all of them (prometheus_client's multiprocess mode).
 - ``risk_model_info`` (gauge, 1 for the version in service) and ``risk_model_swaps_total``;
 - ``risk_model_refused_total``: models refused (corrupt or built for other features);
 - ``risk_scored_students_total``, ``risk_rejected_records_total``, ``risk_score_batch_size``;
-- ``risk_score_full_checks_total``: payloads the fast checks left to the full ones, by reason.
+- ``risk_score_full_checks_total``: payloads the fast checks left to the full ones, by reason;
+- ``risk_online_fallbacks_total``: every payload the online builder's fast way left to the full
+  way, by reason (the builder's own counter, :mod:`risk.online.fallbacks`, added to this registry).
 
 :class:`LatencyMiddleware` also writes the access log: one line a request with the
 method, the route template (never the raw path: it may hold a student ID), the
@@ -25,6 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from risk.logs import get_logger
+from risk.online.fallbacks import FALLBACKS
 
 __all__ = ["KEY_ID_SCOPE", "LatencyMiddleware", "ServiceMetrics"]
 
@@ -59,6 +62,9 @@ class ServiceMetrics:
                                    registry=r)
         self.batch_size = Histogram("risk_score_batch_size", "Students per feature statement.",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
+        # The builder counts its fallbacks itself (risk.online may not import the service); the count is the
+        # process's, shown by each app of the process.
+        r.register(FALLBACKS)
 
     def model_in_service(self, name: str, version: str) -> None:
         # Set to 0 rather than removed: a multiprocess sample cannot be removed from its worker's file.
