@@ -191,7 +191,7 @@ def _icc_from_parts(ssb: float, ssw: float, df_b: float, df_w: float, n0: float)
         return float("nan")
     msb, msw = ssb / df_b, ssw / df_w
     denominator = msb + (n0 - 1.0) * msw
-    return max(0.0, (msb - msw) / denominator) if denominator > 0 else 0.0
+    return float(max(0.0, (msb - msw) / denominator)) if denominator > 0 else 0.0
 
 
 def icc_from_past_terms(outcomes: pd.DataFrame) -> IccEstimate:
@@ -370,9 +370,10 @@ def minimum_detectable_effect(n_schools: int, students_per_school: float | np.nd
     se = _se_and_power(change if change == change else -1.0, n_schools, sizes, share,
                        base_rate, icc, alpha)[0]
     return DetectableEffect(
-        absolute_change=change * base_rate, relative_change=change, standard_error=se,
-        design_effect=design_effect(*sizes, icc), mean_students=sizes[0], cv_students=sizes[1],
-        n_schools=n_schools, share=share, base_rate=base_rate, icc=icc, alpha=alpha, power=power)
+        absolute_change=float(change * base_rate), relative_change=change, standard_error=se,
+        design_effect=float(design_effect(*sizes, icc)), mean_students=sizes[0], cv_students=sizes[1],
+        n_schools=int(n_schools), share=float(share), base_rate=float(base_rate), icc=float(icc),
+        alpha=float(alpha), power=float(power))
 
 
 def power_for_effect(n_schools: int, students_per_school: float | np.ndarray | pd.Series,
