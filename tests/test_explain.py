@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from risk.features.catalog import Catalog, Texts, load_catalog
-from risk.models.explain import contributions, reason_codes_json, reasons_json, top_reasons
+from risk.models.booster import booster_contributions
+from risk.models.explain import reason_codes_json, reasons_json, top_reasons
 from risk.models.forest import CompiledForest
 from risk.models.profile import training_profile
 
@@ -65,7 +66,7 @@ def trained():
 @pytest.mark.filterwarnings("ignore::UserWarning:shap")
 def test_contributions_equal_shap_tree_explainer(trained):
     booster, X = trained
-    ours = contributions(booster, X)
+    ours = booster_contributions(booster, X)
     explainer = shap.TreeExplainer(booster)
     theirs = np.asarray(explainer.shap_values(X), dtype=np.float64)
     assert ours.shape == (len(X), len(NAMES) + 1)
@@ -90,14 +91,14 @@ def test_the_compiled_forests_contributions_equal_shap_tree_explainer_too(traine
 
 def test_contributions_add_up_to_the_raw_score(trained):
     booster, X = trained
-    assert np.allclose(contributions(booster, X).sum(axis=1), booster.predict(X, raw_score=True))
+    assert np.allclose(booster_contributions(booster, X).sum(axis=1), booster.predict(X, raw_score=True))
 
 
 def test_reasons_from_a_trained_model_name_low_attendance_first_for_a_child_who_rarely_comes(trained, catalog):
     booster, X = trained
     profile = training_profile(X, NAMES, booster.predict(X))
     child = np.array([[0.55, 2.0, 0.0, 1.0, 1800.0]])
-    (reasons,) = top_reasons(contributions(booster, child), child, NAMES, catalog, profile)
+    (reasons,) = top_reasons(booster_contributions(booster, child), child, NAMES, catalog, profile)
     assert reasons[0].code == "att_rate_term"
     assert reasons[0].en == "Attended only 55% of school days this term"
 

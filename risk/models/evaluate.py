@@ -1,8 +1,14 @@
 """Judging a model on the held-out term: beside the oracle, its baselines and the champion, by week,
-by transition grade, and by group (fairness)."""
+by transition grade, and by group (fairness).
+
+Evaluation reads scores, not models: :func:`model_scores` asks each model of the seam
+(:class:`~risk.models.protocol.RiskModel`, whatever its library) for its probability of the
+test rows, and :func:`evaluate` judges the arrays. It never needs contributions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,10 +18,11 @@ from risk.features.catalog import Catalog
 from risk.models.bundle import ModelBundle
 from risk.models.fairness import fairness_table
 from risk.models.metrics import calibration_curve_table, evaluation_table, lead_time_table
+from risk.models.protocol import ModelError, RiskModel
 from risk.models.samples import Samples
 from risk.models.settings import EvaluationSettings
 
-__all__ = ["Evaluation", "decoded_column", "evaluate"]
+__all__ = ["Evaluation", "decoded_column", "evaluate", "model_scores"]
 
 MODEL = "model"
 
@@ -50,6 +57,46 @@ def decoded_column(samples: Samples, catalog: Catalog, name: str) -> np.ndarray:
         out[present] = np.where(values[present] > 0, "yes", "no")
     else:
         out[present] = values[present]
+    return out
+
+
+def model_scores(models: Mapping[str, RiskModel], X: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each model's calibrated probability of the rows ``X``, by model name.
+
+    Parameters
+    ----------
+    models : mapping of name to RiskModel
+    X : ndarray of shape (n_samples, n_features)
+        The rows, with columns ``names``. A model whose ``feature_names`` are another list
+        (a champion trained with another catalog) is given its own columns, by name.
+    names : sequence of str, length n_features
+
+    Returns
+    -------
+    dict of name to ndarray of shape (n_samples,)
+        Probabilities in [0, 1].
+
+    Raises
+    ------
+    ModelError
+        When a model needs a column ``X`` lacks, or answers in another shape or outside [0, 1].
+    """
+    names = list(names)
+    out: dict[str, np.ndarray] = {}
+    for name, model in models.items():
+        wanted = list(model.feature_names)
+        if wanted != names:
+            lacking = [n for n in wanted if n not in names]
+            if lacking:
+                raise ModelError(f"model {name!r} reads features the rows lack: {', '.join(lacking[:5])}")
+            own = X[:, [names.index(n) for n in wanted]]
+        else:
+            own = X
+        probability = np.asarray(model.probability(own), dtype=np.float64)
+        if probability.shape != (len(X),) or not ((probability >= 0) & (probability <= 1)).all():
+            raise ModelError(f"model {name!r} gave probabilities of shape {probability.shape} (expected "
+                             f"({len(X)},)) or outside [0, 1]")
+        out[name] = probability
     return out
 
 

@@ -1,9 +1,10 @@
 """Reasons a teacher can read: which of a student's features pushed the score up.
 
-Contributions are SHAP values computed by LightGBM itself
-(``booster.predict(X, pred_contrib=True)``, TreeSHAP), in raw log-odds: for each
-row, one value per feature and, last, the expected value; they add up to the
-row's raw score.
+Contributions come from the model (:meth:`risk.models.protocol.RiskModel.contributions`):
+TreeSHAP for the LightGBM model, coefficient × distance from the training mean for a
+logistic one, in the model's raw log-odds: for each row, one value per feature and,
+last, the expected value; they add up to the row's raw score. Only their sign and
+order matter here, so any model with an additive decomposition gives reasons.
 
 A feature becomes a reason when, for that student,
 
@@ -41,7 +42,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,7 +50,7 @@ from risk.errors import ConfigError
 from risk.features.catalog import GRADE_FEATURE, Catalog, FeatureSpec, reason_writer
 from risk.models.profile import TrainingProfile, at_training_precision
 
-__all__ = ["Reason", "contributions", "reason_codes_json", "reasons_json", "top_reasons"]
+__all__ = ["Reason", "reason_codes_json", "reasons_json", "top_reasons"]
 
 LANGS = ("en", "th")
 _DIRECTION = {"higher": 1, "lower": -1, "none": 0}
@@ -63,7 +63,7 @@ class Reason:
     """One reason for one student.
 
     ``code`` is the feature name, ``value`` the student's value (None when
-    missing), ``contribution`` the SHAP value in log-odds (> 0), ``en``/``th``
+    missing), ``contribution`` its contribution in log-odds (> 0), ``en``/``th``
     the texts a teacher reads.
     """
 
@@ -75,30 +75,6 @@ class Reason:
 
     def text(self, lang: str) -> str:
         return self.en if lang == "en" else self.th
-
-
-def contributions(booster: Any, X: NDArray[np.float64], *, num_threads: int = 0) -> NDArray[np.float64]:
-    """SHAP contributions of a binary LightGBM booster.
-
-    Parameters
-    ----------
-    booster : lightgbm.Booster
-    X : ndarray of shape (n_samples, n_features)
-    num_threads : int, default 0
-        LightGBM threads (0: OpenMP's default, every core).
-
-    Returns
-    -------
-    ndarray of shape (n_samples, n_features + 1), float64
-        Per-feature contributions in raw log-odds; the last column is the
-        expected value. Each row sums to the booster's raw score.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    values = np.asarray(booster.predict(X, pred_contrib=True, num_threads=num_threads), dtype=np.float64)
-    if values.shape != (X.shape[0], X.shape[1] + 1):
-        raise ValueError(f"pred_contrib gave shape {values.shape}, expected {(X.shape[0], X.shape[1] + 1)}; "
-                         "is this a binary model trained on these columns?")
-    return values
 
 
 def top_reasons(
@@ -117,7 +93,8 @@ def top_reasons(
     Parameters
     ----------
     contribs : ndarray of shape (n_samples, n_features + 1)
-        From :func:`contributions`; the last column (expected value) is ignored.
+        From the model's ``contributions`` (:class:`~risk.models.protocol.RiskModel`); the last
+        column (expected value) is ignored.
     X : ndarray of shape (n_samples, n_features)
         The same rows' feature values; NaN is missing.
     names : list of str, length n_features

@@ -137,7 +137,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     reference = drift_reference(validated, con, point, bundle, settings, scoring.drift)
     todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
     # Three stages, each on its own thread: the next bucket's features are read (DuckDB, its own
-    # threads) while this one is scored and explained (LightGBM and numpy) and the one before is
+    # threads) while this one is scored and explained (the model and numpy) and the one before is
     # written (Parquet, then the store). Each holds Python's lock only between native calls, so on
     # 2 cores the stages fill each other's gaps. The writer takes buckets in order, one at a time,
     # so a bucket is in the store only after its part is on disk, as resuming expects.

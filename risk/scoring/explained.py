@@ -1,12 +1,12 @@
 """One bucket of students → probability, class and reasons a teacher can read (th/en).
 
-Reasons come from TreeSHAP on the students whose class asks for them (at-risk and
-problem by default): LightGBM's ``pred_contrib`` for a few rows, the compiled forest's
-tables for batches (the same values: ``ModelBundle.contributions``), filtered by the
-catalog (:func:`risk.models.explain.top_reasons`: the child's own features only, one per
-group, exam-line ones from P1). A class-raising policy rule that fired is a reason of its
-own and comes first; it states its feature's group, so no SHAP reason of that group
-follows it ("under the 80% line" is not followed by "attended only 71%").
+Reasons come from the model's contributions (:class:`~risk.models.protocol.RiskModel`:
+TreeSHAP for the LightGBM model, LightGBM's ``pred_contrib`` for a few rows and the compiled
+forest's tables for batches) on the students whose class asks for them (at-risk and problem
+by default), filtered by the catalog (:func:`risk.models.explain.top_reasons`: the child's
+own features only, one per group, exam-line ones from P1). A class-raising policy rule that
+fired is a reason of its own and comes first; it states its feature's group, so no model
+reason of that group follows it ("under the 80% line" is not followed by "attended only 71%").
 
 Each explained row also carries its context (grade, transition year, the school's and
 district's past rates) apart from its reasons: the school is told those once, not each

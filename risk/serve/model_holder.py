@@ -5,7 +5,7 @@ and keeps each accepted version as a plain bundle folder under
 ``<cache>/<version>/`` (:meth:`ModelBundle.save`), with ``<cache>/SERVING``
 naming the last one. When MLflow cannot be reached it starts from that folder.
 A thread then polls the registry; a new version is loaded, checked (its feature
-catalog must be the service's, its booster must answer) and swapped in under a
+catalog must be the service's, its model must answer) and swapped in under a
 lock. A request takes :attr:`ModelHolder.current` once and keeps that model to
 the end, so a swap never changes a model under a running request. A model that
 fails its checks is refused: the running one stays, a log line says why and
@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 from mlflow.exceptions import MlflowException
 
@@ -139,14 +138,15 @@ class ModelHolder:
                 log.error("model poll failed", error=type(exc).__name__, reason=_short(exc))
 
     def _accept(self, version: str, folder: Path) -> ModelBundle:
-        """The bundle in ``folder`` when it can serve: readable, the service's catalog, a booster that answers."""
+        """The bundle in ``folder`` when it can serve: readable, the service's catalog, a model that scores and
+        explains (a failing model raises a ModelError, a RiskError)."""
         try:
             bundle = ModelBundle.load(folder)
             bundle.check_catalog(self.catalog)
             probe = np.full((2, len(bundle.names)), np.nan)
             probability, codes, _ = bundle.classify(probe)
             bundle.contributions(probe)
-        except (RiskError, lgb.basic.LightGBMError, ValueError, KeyError, IndexError, OSError) as exc:
+        except (RiskError, ValueError, KeyError, IndexError, OSError) as exc:
             raise ModelRefused(f"model version {version}: {_short(exc)}") from exc
         if not (np.isfinite(probability).all() and ((probability >= 0) & (probability <= 1)).all()):
             raise ModelRefused(f"model version {version}: its probabilities are not between 0 and 1")

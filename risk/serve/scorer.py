@@ -2,7 +2,7 @@
 
 :class:`OnlineScorer` scores many payloads: the clean ones from the builder's
 fast way, the rest with one feature statement (:meth:`OnlineFeatureBuilder.features_full`),
-each group with one booster call on the stacked array; reasons come from :func:`risk.scoring.explained.explain_rows`, the
+each group with one model call on the stacked array; reasons come from :func:`risk.scoring.explained.explain_rows`, the
 batch scorer's own function, so a student gets the same reasons from both.
 :class:`MicroBatcher` gathers the single-student requests that arrive within a
 few milliseconds of each other into one such call: clean payloads are scored at
@@ -124,7 +124,7 @@ class OnlineScorer:
 
     def _finish(self, model: Any, built: list[tuple[int, OnlineFeatures | ContractError]],
                 out: list[Scored | ContractError | None], ready: Callable[[int, Any], None] | None) -> None:
-        """Score the built vectors with one booster call; put every result in ``out`` and tell ``ready``."""
+        """Score the built vectors with one model call; put every result in ``out`` and tell ``ready``."""
         ok = [(i, f) for i, f in built if isinstance(f, OnlineFeatures)]
         for i, f in built:
             if not isinstance(f, OnlineFeatures):
