@@ -105,15 +105,11 @@ def prepared_store(store: Path, by_term: dict[str, Path], config: Path) -> None:
 def warm_child(validated: Path, config: Path) -> None:
     """(Child process) cache the points ``risk term``'s features step would build for the terms known now."""
     from risk.config import load_settings
+    from risk.features.cache import DataFiles, cached_features
     from risk.features.catalog import load_catalog
-    from risk.models.samples import (
-        DataFiles,
-        cached_features,
-        known_outcome_terms,
-        outcome_connection,
-        sample_points,
-    )
+    from risk.models.samples import outcome_connection
     from risk.models.settings import load_train_settings
+    from risk.models.term_split import known_outcome_terms, sample_points
 
     settings = load_settings(ROOT / "configs" / "risk.yaml")
     ts = load_train_settings(config)
@@ -124,7 +120,7 @@ def warm_child(validated: Path, config: Path) -> None:
     files = DataFiles.scan(validated)
     for point in points:
         started = time.perf_counter()
-        _, reused = cached_features(validated, point, settings=settings, catalog=catalog, inputs=files)
+        _, reused = cached_features(validated, point.as_of, settings=settings, catalog=catalog, inputs=files)
         print(f"    point {point.as_of} ({point.term}): {'reused' if reused else 'built'} "
               f"in {time.perf_counter() - started:,.0f} s", flush=True)
 
@@ -132,8 +128,9 @@ def warm_child(validated: Path, config: Path) -> None:
 def known_points(validated: Path, config: Path) -> set[str]:
     """The dates (ISO) of the feature points ``risk term``'s features step needs for the terms known in ``validated``."""
     from risk.config import load_settings
-    from risk.models.samples import known_outcome_terms, outcome_connection, sample_points
+    from risk.models.samples import outcome_connection
     from risk.models.settings import load_train_settings
+    from risk.models.term_split import known_outcome_terms, sample_points
 
     settings = load_settings(ROOT / "configs" / "risk.yaml")
     ts = load_train_settings(config)

@@ -86,18 +86,12 @@ def floor_child(folder: Path, config: Path, rounds: int, out: Path) -> None:
     import numpy as np
 
     from risk.config import load_settings
+    from risk.features.cache import DataFiles
     from risk.features.catalog import load_catalog
     from risk.models.booster import stopping_rows
-    from risk.models.samples import (
-        DataFiles,
-        build_samples,
-        known_outcome_terms,
-        outcome_connection,
-        sample_points,
-        split_terms,
-        term_labels,
-    )
+    from risk.models.samples import build_samples, outcome_connection, term_labels
     from risk.models.settings import load_train_settings
+    from risk.models.term_split import known_outcome_terms, sample_points, split_terms
 
     settings = load_settings(ROOT / "configs" / "risk.yaml")
     ts = load_train_settings(config)

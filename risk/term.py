@@ -184,13 +184,9 @@ def _freshness(job: TermJob) -> None:
 
 def _features(job: TermJob) -> None:
     """Every feature point training needs, built once and cached under the inputs hash."""
-    from risk.models.samples import (
-        DataFiles,
-        cached_features,
-        known_outcome_terms,
-        outcome_connection,
-        sample_points,
-    )
+    from risk.features.cache import DataFiles, cached_features
+    from risk.models.samples import outcome_connection
+    from risk.models.term_split import known_outcome_terms, sample_points
 
     with _step(job, "features") as record:
         con = outcome_connection(job.validated, job.settings)
@@ -199,7 +195,7 @@ def _features(job: TermJob) -> None:
         points = [p for term in known_outcome_terms(con)
                   for p in sample_points(con, term, sorted({*samples.weeks, lead}), samples.last_school_day)]
         files = DataFiles.scan(job.validated)
-        reused = sum(cached_features(job.validated, p, settings=job.settings, catalog=job.catalog, inputs=files)[1]
+        reused = sum(cached_features(job.validated, p.as_of, settings=job.settings, catalog=job.catalog, inputs=files)[1]
                      for p in points)
         record.rows_in = f"{len(points)} points"
         record.rows_out = f"{len(points) - reused} built, {reused} reused"
@@ -207,7 +203,7 @@ def _features(job: TermJob) -> None:
 
 
 def _train(job: TermJob) -> None:
-    from risk.models.samples import inputs_hash
+    from risk.features.cache import inputs_hash
     from risk.models.tracking import champion_bundle, log_training, trained_version, training_key
     from risk.models.train import train_model
 

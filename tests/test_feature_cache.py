@@ -11,10 +11,10 @@ from conftest import WORLD_KEY
 from risk.config import load_settings
 from risk.data.export_split import split_export
 from risk.data.validate import validate_sources
-from risk.models.samples import DataFiles, SamplePoint, _earliest, feature_cache_path
+from risk.features.cache import DataFiles, _earliest, feature_cache_path
 
-EARLY = SamplePoint("2567-2", dt.date(2024, 12, 20), 8)
-LATE = SamplePoint("2568-2", dt.date(2025, 12, 19), 8)
+EARLY = dt.date(2024, 12, 20)  # a point of term 2567-2
+LATE = dt.date(2025, 12, 19)  # a point of term 2568-2
 
 
 def test_a_new_terms_export_keeps_earlier_points_and_moves_later_ones(world, tmp_path):

@@ -16,15 +16,11 @@ from conftest import WORLD_KEY, small_train_settings
 from mlflow.tracking import MlflowClient
 
 from risk.config import load_settings
+from risk.features.cache import DataFiles, feature_cache_path
 from risk.features.catalog import load_catalog
 from risk.models.promotion import promote
-from risk.models.samples import (
-    DataFiles,
-    build_samples,
-    outcome_connection,
-    sample_points,
-    term_labels,
-)
+from risk.models.samples import build_samples, outcome_connection, term_labels
+from risk.models.term_split import sample_points
 from risk.models.tracking import champion_bundle, configure_tracking, log_training
 from risk.models.train import train_model
 
@@ -243,11 +239,11 @@ def test_samples_are_the_cached_rows_of_the_kept_students_read_in_small_chunks(f
     # The same points re-written with row groups of 97 rows, read 300 rows and filled 64 rows at a time.
     copies = {}
     for point in points:
-        path = samples_module.feature_cache_path(validated, point, settings=settings, catalog=catalog, inputs=files)
-        copies[point] = tmp_path / path.name
-        pq.write_table(pq.read_table(path), copies[point], row_group_size=97)
-        assert pq.ParquetFile(copies[point]).metadata.num_row_groups > 3
-    monkeypatch.setattr(samples_module, "cached_features", lambda validated, point, **_: (copies[point], True))
+        path = feature_cache_path(validated, point.as_of, settings=settings, catalog=catalog, inputs=files)
+        copies[point.as_of] = tmp_path / path.name
+        pq.write_table(pq.read_table(path), copies[point.as_of], row_group_size=97)
+        assert pq.ParquetFile(copies[point.as_of]).metadata.num_row_groups > 3
+    monkeypatch.setattr(samples_module, "cached_features", lambda validated, as_of, **_: (copies[as_of], True))
     monkeypatch.setattr(samples_module, "_CHUNK_ROWS", 300)
     monkeypatch.setattr(samples_module, "_FILL_ROWS", 64)
     chunked = build()
@@ -256,7 +252,7 @@ def test_samples_are_the_cached_rows_of_the_kept_students_read_in_small_chunks(f
     pd.testing.assert_frame_equal(chunked.meta, whole.meta)
     np.testing.assert_array_equal(chunked.y, whole.y)
     # Each row is its student's cached vector at that point, labelled with the student's outcome.
-    path = samples_module.feature_cache_path(validated, points[1], settings=settings, catalog=catalog, inputs=files)
+    path = feature_cache_path(validated, points[1].as_of, settings=settings, catalog=catalog, inputs=files)
     cached = pq.read_table(path).to_pandas().set_index("student_key")
     rows = np.flatnonzero(chunked.meta["as_of"].to_numpy() == points[1].as_of)
     keys = chunked.meta["student_key"].to_numpy()[rows]

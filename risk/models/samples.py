@@ -1,23 +1,20 @@
 """Training samples: feature rows at several points of each past term, labelled by what happened next.
 
-For every term whose outcome is known (the following term's register exists), a
-feature vector is built at school weeks of the term (``samples.weeks``) and on
-its last school day, with the feature builders of :mod:`risk.features`, and
-labelled by :func:`risk.labels.dropout_labels`. The same student at several
-points is several rows; every split in this module is by student, so no child
-straddles two of them.
+For every term whose outcome is known (:mod:`risk.models.term_split`), a feature
+vector is built at school weeks of the term (``samples.weeks``) and on its last
+school day, read from the feature cache (:mod:`risk.features.cache`), and labelled
+by :func:`risk.labels.dropout_labels`. The same student at several points is
+several rows; every split in this module is by student (:func:`student_uniform`),
+so no child straddles two of them.
 
-Feature matrices are cached under the validated folder
-(``_derived/features/<catalog version>/<as_of>-<inputs hash>.parquet``):
-the next term's retrain reuses every past point whose inputs did not change, and
-``risk validate`` clears the cache when it rewrites the tables.
+The labels of each term are read here, not in :mod:`risk.labels`: they need a
+connection over the whole validated folder (:func:`outcome_connection`, from the
+features' sources), and labels sit below features.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,53 +24,19 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from risk.config import Settings
-from risk.data.contract import TABLES, next_term, term_of_date
 from risk.data.reading import parquet_chunks
-from risk.data.validate import DERIVED
-from risk.errors import RiskError
-from risk.features.batch import build_feature_matrix
+from risk.features.cache import DataFiles, cached_features
 from risk.features.catalog import Catalog
 from risk.features.sources import connect, view_validated
 from risk.labels import dropout_labels
-from risk.models.settings import SplitSettings
+from risk.models.term_split import SamplePoint, TrainingDataError
 from risk.progress import Progress
 
-__all__ = ["SamplePoint", "Samples", "TermSplit", "TrainingDataError", "DataFiles", "build_samples", "feature_cache_path", "first_school_day", "inputs_hash",
-           "known_outcome_terms", "outcome_connection", "sample_points", "school_week_of", "split_terms", "student_uniform",
+__all__ = ["META_COLUMNS", "Samples", "build_samples", "check_samples", "outcome_connection", "student_sample", "student_uniform",
            "term_labels"]
 
 META_COLUMNS = ("student_key", "term", "as_of", "point", "school_week", "school_id")
 KEY_META = ("student_key", "term", "school_id")  # the meta columns read from a feature point
-
-
-class TrainingDataError(RiskError):
-    """The validated data cannot give training samples (no outcomes, too few terms, no dropouts)."""
-
-
-@dataclass(frozen=True)
-class SamplePoint:
-    """One point of a term at which features are taken: ``week`` N, or the last school day (``week`` None)."""
-
-    term: str
-    as_of: dt.date
-    week: int | None
-    school_week: int = 0  # the week of the term it falls in (the last school day too)
-
-    @property
-    def label(self) -> str:
-        return f"week {self.week}" if self.week is not None else "last day"
-
-
-@dataclass(frozen=True)
-class TermSplit:
-    """Terms by role, oldest first: train on the earlier ones, calibrate on the next, test on the latest."""
-
-    train: list[str]
-    calibration: list[str]
-    test: list[str]
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"train": self.train, "calibration": self.calibration, "test": self.test}
 
 
 @dataclass
@@ -119,141 +82,40 @@ def student_uniform(student_key: np.ndarray, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
-def known_outcome_terms(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Terms whose following term's register is present, oldest first."""
-    terms = [r[0] for r in con.execute("SELECT DISTINCT term FROM enrollments ORDER BY term").fetchall()]
-    present = set(terms)
-    return [t for t in terms if next_term(t) in present]
-
-
-def split_terms(terms: list[str], split: SplitSettings) -> TermSplit:
-    """Temporal split of the known-outcome terms; raises TrainingDataError when there are too few."""
-    needed = split.min_train_terms + split.calibration_terms + split.test_terms
-    if len(terms) < needed:
-        have = ", ".join(terms) or "none"
-        raise TrainingDataError(
-            f"training needs {needed} terms with a known outcome ({split.min_train_terms} to train, "
-            f"{split.calibration_terms} to calibrate, {split.test_terms} to test) but the data has {len(terms)} "
-            f"({have}); a term's outcome is known once the next term's enrollments are validated")
-    test = terms[-split.test_terms:]
-    calibration = terms[-split.test_terms - split.calibration_terms:-split.test_terms]
-    return TermSplit(train=terms[:-split.test_terms - split.calibration_terms], calibration=calibration, test=test)
-
-
-def sample_points(con: duckdb.DuckDBPyConnection, term: str, weeks: list[int], last_school_day: bool
-                  ) -> list[SamplePoint]:
-    """The points of ``term``: the Friday of each school week (week 1 holds the first school day), clamped
-    to the last school day, and the last school day itself; from the schools' calendars."""
-    first, last = con.execute("SELECT min(date), max(date) FROM calendar WHERE term = ?", [term]).fetchone()
-    if first is None:
-        raise TrainingDataError(f"term {term} has no school days in the calendar: its samples cannot be placed")
-    monday = first - dt.timedelta(days=first.weekday())
-    points: dict[dt.date, SamplePoint] = {}
-    for week in sorted(weeks):
-        day = min(monday + dt.timedelta(weeks=week - 1, days=4), last)
-        points.setdefault(day, SamplePoint(term, day, week, school_week_of(day, first)))
-    if last_school_day:
-        points.setdefault(last, SamplePoint(term, last, None, school_week_of(last, first)))
-    return sorted(points.values(), key=lambda p: p.as_of)
-
-
-def school_week_of(day: dt.date, first_school_day: dt.date) -> int:
-    """Week of the term holding ``day``: week 1 is the week (Monday to Sunday) of the first school day."""
-    monday = first_school_day - dt.timedelta(days=first_school_day.weekday())
-    return (day - monday).days // 7 + 1
-
-
-def first_school_day(con: duckdb.DuckDBPyConnection, term: str) -> dt.date | None:
-    """The first day any school was open in ``term``, from the calendars."""
-    return con.execute("SELECT min(date) FROM calendar WHERE term = ?", [term]).fetchone()[0]
-
-
-def inputs_hash(validated: Path, settings: Settings) -> str:
-    """A hash of what feature rows depend on: the validation report (it changes with the data) and the
-    feature and label settings."""
-    report = validated / "validation_report.json"
-    digest = hashlib.sha256(report.read_bytes() if report.exists() else b"no report")
-    digest.update(json.dumps([settings.features.model_dump(mode="json"), settings.labels.model_dump(mode="json")],
-                             sort_keys=True).encode())
-    return digest.hexdigest()[:16]
-
-
-def cached_features(validated: Path, point: SamplePoint, *, settings: Settings, catalog: Catalog,
-                    inputs: str | DataFiles) -> tuple[Path, bool]:
-    """The feature matrix at ``point`` (built once, then reused) and whether it was reused.
-
-    ``inputs`` is the :class:`DataFiles` of the folder (the cache key is then the files that
-    can hold rows dated on or before the point, so a new term's export leaves the points of
-    earlier terms cached), or a fixed hash.
-    """
-    path = feature_cache_path(validated, point, settings=settings, catalog=catalog, inputs=inputs)
-    if path.exists():
-        return path, True
-    build_feature_matrix(validated, point.as_of, path, settings=settings, catalog=catalog, progress=False,
-                         check_data=False)
-    return path, False
-
-
-def feature_cache_path(validated: Path, point: SamplePoint, *, settings: Settings, catalog: Catalog,
-                       inputs: str | DataFiles) -> Path:
-    """Where the feature matrix at ``point`` is cached (see :func:`cached_features`)."""
-    key = inputs.point_hash(point.as_of, settings) if isinstance(inputs, DataFiles) else inputs
-    return validated / DERIVED / "features" / catalog.version / f"{point.as_of.isoformat()}-{key}.parquet"
+def student_sample(samples: Samples, max_rows: int, seed: int) -> np.ndarray | None:
+    """A uniform sample of students whose rows number about ``max_rows``, as a row mask (None: all rows)."""
+    if samples.rows <= max_rows:
+        return None
+    return student_uniform(samples.meta["student_key"].to_numpy(), seed) < max_rows / samples.rows
 
 
 @dataclass(frozen=True)
-class DataFiles:
-    """The validated Parquet files with, from their statistics, the earliest date and term each holds.
+class _Draw:
+    """How the rows of one role are drawn (see :func:`build_samples`)."""
 
-    A feature point at ``as_of`` reads only rows dated on or before it (and terms up to its
-    own), so its cache key needs only the files that hold such rows.
-    """
+    negative_share: float
+    max_students: int | None
+    holdout: tuple[float, bool] | None
+    seed: int
 
-    files: tuple[tuple[str, int, str, str], ...]  # (path, bytes, earliest date ISO, earliest term)
-
-    @classmethod
-    def scan(cls, validated: Path) -> DataFiles:
-        rows = []
-        for path in sorted(validated.glob("*/**/*.parquet")):
-            relative = path.relative_to(validated)
-            # Only the validated tables: quarantine, caches and stopped runs (failed_runs/) are not data.
-            if relative.parts[0] not in TABLES:
-                continue
-            rows.append((str(relative), path.stat().st_size, *_earliest(path)))
-        return cls(tuple(rows))
-
-    def point_hash(self, as_of: dt.date, settings: Settings) -> str:
-        day, term = as_of.isoformat(), term_of_date(as_of)
-        digest = hashlib.sha256(json.dumps([settings.features.model_dump(mode="json"),
-                                            settings.labels.model_dump(mode="json")], sort_keys=True).encode())
-        for name, size, first_day, first_term in self.files:
-            if first_day <= day or first_term <= term:
-                digest.update(f"{name}:{size};".encode())
-        return digest.hexdigest()[:16]
+    @property
+    def side(self) -> float:
+        """The share of students on the kept side of the hold-out."""
+        if self.holdout is None or self.holdout[0] <= 0:
+            return 1.0
+        return self.holdout[0] if self.holdout[1] else 1.0 - self.holdout[0]
 
 
-def _earliest(path: Path) -> tuple[str, str]:
-    """Earliest date and term in a file from its row-group statistics; "" (always relevant) when unknown."""
-    meta = pq.ParquetFile(path).metadata
-    days, terms = [], []
-    for i in range(meta.num_columns):
-        column = meta.schema.column(i)
-        name = column.name
-        is_date = column.logical_type.type == "DATE"
-        is_term = name == "term"
-        if not (is_date or is_term) or name == "birth_date":
-            continue
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            stats = group.column(i).statistics
-            if stats is not None and stats.has_null_count and stats.null_count == group.num_rows:
-                continue  # all empty (a status_date column of students still studying): holds no date
-            if stats is None or not stats.has_min_max:
-                return "", ""
-            (days if is_date else terms).append(str(stats.min))
-    if "term=" in str(path):  # attendance's term lives in its folder name
-        terms.append(str(path).split("term=", 1)[1].split("/", 1)[0])
-    return (min(days) if days else "9999"), (min(terms) if terms else "9999")
+@dataclass(frozen=True)
+class _PointRows:
+    """The rows kept at one point: its cached matrix, which rows, their labels and weights."""
+
+    point: SamplePoint
+    path: Path
+    keep: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    unknown: int
 
 
 def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, pd.DataFrame], *,
@@ -269,65 +131,78 @@ def build_samples(validated: Path, points: list[SamplePoint], labels: dict[str, 
     and used only to calibrate and test, so no child is in both; ``wanted`` says
     which side to keep.
     """
-    names = catalog.names
-    unknown: dict[str, int] = {}
+    draw = _Draw(negative_share, max_students, holdout, seed)
     task = progress.add(task_name, total=2 * len(points)) if progress else None
-    # Of the students on the kept side of the hold-out, ``max_students`` at most: the cap counts
-    # the students this role can have, not the whole register.
-    side = 1.0 if holdout is None or holdout[0] <= 0 else holdout[0] if holdout[1] else 1.0 - holdout[0]
-    # First the keys of every point (one column): which rows are kept, so the matrix is allocated
-    # once at its final size and filled in place (parts and a concatenation held it twice).
-    chosen: list[tuple[SamplePoint, Path, np.ndarray]] = []
-    parts_y, parts_w = [], []
-    for point in points:
-        path, _ = cached_features(validated, point, settings=settings, catalog=catalog, inputs=inputs)
-        term_labels = labels[point.term]
-        label_keys, label_values = _label_lookup(term_labels)
-        keep_share = _student_share(len(term_labels) * side, max_students)
-        keys = pq.read_table(path, columns=["student_key"]).column(0).to_numpy()
-        at = np.minimum(np.searchsorted(label_keys, keys), max(len(label_keys) - 1, 0))
-        known = (label_keys[at] == keys) if len(label_keys) else np.zeros(len(keys), dtype=bool)
-        y = np.where(known, label_values[at] if len(label_keys) else 0, 0).astype(np.int8)
-        unknown[point.term] = unknown.get(point.term, 0) + int((~known).sum())
-        keep = known & (student_uniform(keys, seed) < keep_share)
-        if holdout is not None and holdout[0] > 0:
-            keep &= (student_uniform(keys, seed + 5) < holdout[0]) == holdout[1]
-        weight = np.ones(len(keys), np.float32)
-        if negative_share < 1.0:
-            keep &= (y == 1) | (student_uniform(keys, seed + 1) < negative_share)
-            weight[y == 0] = 1.0 / negative_share
-        chosen.append((point, path, keep))
-        parts_y.append(y[keep])
-        parts_w.append(weight[keep])
+
+    def advance() -> None:
         if progress and task is not None:
             progress.advance(task)
+
+    # First the keys of every point (one column): which rows are kept, so the matrix is allocated
+    # once at its final size and filled in place (parts and a concatenation held it twice).
+    chosen = []
+    for point in points:
+        path, _ = cached_features(validated, point.as_of, settings=settings, catalog=catalog, inputs=inputs)
+        chosen.append(_kept_rows(point, path, labels[point.term], draw))
+        advance()
     if not chosen:
         raise TrainingDataError("no sample points were given")
-    X = np.empty((sum(int(keep.sum()) for _, _, keep in chosen), len(names)), dtype=np.float32)
+    unknown: dict[str, int] = {}
+    for rows in chosen:
+        unknown[rows.point.term] = unknown.get(rows.point.term, 0) + rows.unknown
+    names = catalog.names
+    X, meta = _read_rows(chosen, names, advance)
+    return Samples(X, np.concatenate([r.y[r.keep] for r in chosen]),
+                   np.concatenate([r.weight[r.keep] for r in chosen]), meta, names, unknown)
+
+
+def _kept_rows(point: SamplePoint, path: Path, term_labels: pd.DataFrame, draw: _Draw) -> _PointRows:
+    """Which rows of the cached matrix at ``point`` are kept, with each row's label and weight."""
+    label_keys, label_values = _label_lookup(term_labels)
+    # Of the students on the kept side of the hold-out, ``max_students`` at most: the cap counts
+    # the students this role can have, not the whole register.
+    keep_share = _student_share(len(term_labels) * draw.side, draw.max_students)
+    keys = pq.read_table(path, columns=["student_key"]).column(0).to_numpy()
+    at = np.minimum(np.searchsorted(label_keys, keys), max(len(label_keys) - 1, 0))
+    known = (label_keys[at] == keys) if len(label_keys) else np.zeros(len(keys), dtype=bool)
+    y = np.where(known, label_values[at] if len(label_keys) else 0, 0).astype(np.int8)
+    keep = known & (student_uniform(keys, draw.seed) < keep_share)
+    if draw.holdout is not None and draw.holdout[0] > 0:
+        keep &= (student_uniform(keys, draw.seed + 5) < draw.holdout[0]) == draw.holdout[1]
+    weight = np.ones(len(keys), np.float32)
+    if draw.negative_share < 1.0:
+        keep &= (y == 1) | (student_uniform(keys, draw.seed + 1) < draw.negative_share)
+        weight[y == 0] = 1.0 / draw.negative_share
+    return _PointRows(point, path, keep, y, weight, int((~known).sum()))
+
+
+def _read_rows(chosen: list[_PointRows], names: list[str], advance: Callable[[], None]
+               ) -> tuple[np.ndarray, pd.DataFrame]:
+    """The kept rows' features (float32, (n, f) in ``names`` order) and their :data:`META_COLUMNS`."""
+    X = np.empty((sum(int(rows.keep.sum()) for rows in chosen), len(names)), dtype=np.float32)
     parts_meta, offset = [], 0
-    for point, path, keep in chosen:
+    for rows in chosen:
         start = 0
         # Row groups read a few at a time with Arrow's threads (~4x iter_batches, which decodes one
         # group at a time); only the kept rows become float32.
-        for table in parquet_chunks(pq.ParquetFile(path), [*KEY_META, *names], _CHUNK_ROWS):
-            rows = keep[start:start + table.num_rows]
+        for table in parquet_chunks(pq.ParquetFile(rows.path), [*KEY_META, *names], _CHUNK_ROWS):
+            wanted = rows.keep[start:start + table.num_rows]
             start += table.num_rows
-            kept = int(rows.sum())
+            kept = int(wanted.sum())
             if not kept:
                 continue
-            table = table.filter(rows)
+            table = table.filter(wanted)
             _fill_rows(X[offset:offset + kept], [table.column(n).to_numpy() for n in names])
             offset += kept
             meta = table.select(list(KEY_META)).to_pandas()
-            meta["as_of"] = point.as_of
-            meta["point"] = point.label
-            meta["school_week"] = point.school_week
+            meta["as_of"] = rows.point.as_of
+            meta["point"] = rows.point.label
+            meta["school_week"] = rows.point.school_week
             parts_meta.append(meta[list(META_COLUMNS)])
-        if progress and task is not None:
-            progress.advance(task)
+        advance()
     meta = (pd.concat(parts_meta, ignore_index=True) if parts_meta
             else pd.DataFrame({c: pd.Series(dtype=object) for c in META_COLUMNS}))
-    return Samples(X, np.concatenate(parts_y), np.concatenate(parts_w), meta, names, unknown)
+    return X, meta
 
 
 _CHUNK_ROWS = 250_000

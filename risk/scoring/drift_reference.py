@@ -71,7 +71,7 @@ from risk.features.context_rates import open_validated
 from risk.features.sources import view_validated
 from risk.models.bundle import ModelBundle
 from risk.models.profile import TrainingProfile, discrete_features, training_profile
-from risk.models.samples import first_school_day, school_week_of
+from risk.models.term_split import first_school_day, school_week_of
 from risk.scoring.drift import DriftAccumulator, DriftLimits
 from risk.scoring.settings import DriftSettings
 
