@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from risk.serve.balance import ConnectionShare
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from risk.serve.balance import CONNECTIONS_STATE, ConnectionShare
+from risk.serve.workers import NoDelayH11Protocol
 
 
 def open_connections(share: ConnectionShare, port: int, count: int) -> list[tuple[str, int]]:
@@ -46,3 +55,35 @@ def test_one_slot_per_live_worker(tmp_path: Path):
 def test_a_single_process_service_never_sheds():
     alone = ConnectionShare()
     assert not any(alone.shed(c) for c in open_connections(alone, 40_000, 10))
+
+
+def test_each_connection_counts_itself_in_the_share_its_app_gives_the_server():
+    share = ConnectionShare()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+        yield {CONNECTIONS_STATE: share}  # as risk.serve.app's lifespan does with Services.connections
+
+    app = FastAPI(lifespan=lifespan)
+    app.get("/")(lambda: {})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, http=NoDelayH11Protocol,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(3)]
+        assert all(c.get("/").status_code == 200 for c in clients)
+        assert share.held == 3
+        for client in clients:
+            client.close()
+        deadline = time.monotonic() + 5
+        while share.held and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert share.held == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -44,8 +44,9 @@ def serve(
     import uvicorn
 
     from risk.logs import configure_logging
-    from risk.serve.app import WORKER_SETTINGS, NoDelayH11Protocol, create_app
+    from risk.serve.app import WORKER_SETTINGS, create_app
     from risk.serve.settings import load_serve_settings
+    from risk.serve.workers import NoDelayH11Protocol
 
     overrides = {k: v for k, v in {"data": data, "store_url": store, "tracking_dir": tracking_dir, "host": host,
                                    "port": port, "workers": workers}.items() if v is not None}

@@ -5,6 +5,9 @@ online feature builder (reference tables in memory), the model holder (registry
 or cache), the scorer and its micro-batcher, keys, rate limits and the audit
 trail. :func:`create_app` wires them to the routers; the lifespan starts the
 background threads (batcher, audit writer, registry poll) and stops them.
+:func:`worker_app` is one worker process's app when ``risk serve`` runs several; what a
+process does to itself (gc freeze, TCP_NODELAY, ending with its supervisor) is in
+:mod:`risk.serve.workers`.
 
 Errors never echo input: validation errors keep their location and message but
 drop the offending value (it may be a national ID), and anything unexpected is
@@ -13,13 +16,7 @@ a bare 500 with no detail, logged by type only.
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
-import gc
 import os
-import signal
-import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -31,7 +28,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from risk.config import DEFAULT_SETTINGS, load_settings
 from risk.data.ids import id_key_from_env
@@ -41,7 +37,7 @@ from risk.logs import configure_logging, get_logger
 from risk.online.builder import OnlineFeatureBuilder
 from risk.scoring.settings import DEFAULT_SCORING_SETTINGS, load_scoring_settings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter, scrub
-from risk.serve.balance import SHARE, BalanceConnections
+from risk.serve.balance import CONNECTIONS_STATE, BalanceConnections, ConnectionShare
 from risk.serve.deps import Services
 from risk.serve.limits import BodyLimits, too_large_handler
 from risk.serve.metrics import LatencyMiddleware, ServiceMetrics
@@ -50,15 +46,15 @@ from risk.serve.model_holder import ModelHolder
 from risk.serve.routes import alerts, health, score, students, summary, teacher
 from risk.serve.scorer import MicroBatcher, OnlineScorer
 from risk.serve.settings import ServeSettings
+from risk.serve.workers import end_with_parent, freeze_startup_objects
 from risk.store import default_store_url, open_store
 
-__all__ = ["WORKER_SETTINGS", "NoDelayH11Protocol", "build_services", "create_app", "worker_app"]
+__all__ = ["WORKER_SETTINGS", "build_services", "create_app", "worker_app"]
 
 log = get_logger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # `risk serve` with workers > 1 leaves its resolved settings here for each worker process.
 WORKER_SETTINGS = "RISK_SERVE_WORKER_SETTINGS"
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 DESCRIPTION = """Dropout early-warning scores for Thai students.
 
 Upstream systems (Q-Info, iSEE, DMC) send one student's raw records per the data
@@ -69,7 +65,11 @@ student IDs are pseudonymised on arrival and never stored, logged or echoed."""
 
 
 def build_services(settings: ServeSettings, *, id_key: bytes | None = None) -> Services:
-    """Open the store, load the builder and the model (registry, else cache); nothing is started yet."""
+    """Open the store, load the builder and the model (registry, else cache); nothing is started yet.
+
+    One of several workers (``shared_dir`` set by ``risk serve``) also takes its slot in the
+    shared count of connections (:mod:`risk.serve.balance`).
+    """
     base = load_settings(settings.settings_file or DEFAULT_SETTINGS)
     scoring = load_scoring_settings(settings.scoring_file or DEFAULT_SCORING_SETTINGS)
     key = id_key if id_key is not None else id_key_from_env(demo=settings.demo_key)
@@ -84,6 +84,9 @@ def build_services(settings: ServeSettings, *, id_key: bytes | None = None) -> S
                          on_refused=lambda version, reason: metrics.refused.labels(reason=reason).inc(),
                          on_swap=lambda model: metrics.model_in_service(settings.model_name, model.version))
     holder.start()
+    connections = ConnectionShare()
+    if settings.shared_dir is not None and settings.workers > 1:
+        connections.join(settings.shared_dir, settings.workers)
     scorer = OnlineScorer(builder, holder, scoring.reasons, on_batch=metrics.batch_size.observe)
     batch = settings.micro_batch
     return Services(
@@ -92,7 +95,7 @@ def build_services(settings: ServeSettings, *, id_key: bytes | None = None) -> S
         metrics=metrics, keys=KeyCache(store, settings.key_cache_seconds),
         limiter=RateLimiter(settings.rate_limit.per_second, settings.rate_limit.burst,
                             shared=settings.shared_dir / "rate-limits.sqlite" if settings.shared_dir else None),
-        audit=AuditTrail(store),
+        audit=AuditTrail(store), connections=connections,
         scoring=scoring, id_key=key,
         templates=Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"])))
 
@@ -102,9 +105,9 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     services = services or build_services(settings, id_key=id_key)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         stop = threading.Event()
-        _freeze_startup_objects()
+        freeze_startup_objects()
         services.batcher.start()
         services.audit.start()
         poll = threading.Thread(target=services.holder.poll_forever, args=(stop, settings.poll_seconds),
@@ -116,7 +119,8 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
                  workers=settings.workers, pid=os.getpid(), store_backend=services.store.dialect,
                  max_body_kib=settings.max_body_kib, batch_max_kib=settings.max_batch_body_bytes // 1024)
         try:
-            yield
+            # The server gives this state to each connection: NoDelayH11Protocol counts itself in the share.
+            yield {CONNECTIONS_STATE: services.connections}
         finally:
             stop.set()
             services.batcher.stop()
@@ -138,7 +142,7 @@ def create_app(settings: ServeSettings, *, services: Services | None = None, id_
     app.add_middleware(LatencyMiddleware, metrics=services.metrics, log=settings.access_log)
     app.openapi = _configured_openapi(app, settings)  # type: ignore[method-assign]
     if settings.workers > 1:
-        app.add_middleware(BalanceConnections)
+        app.add_middleware(BalanceConnections, share=services.connections)
     return app
 
 
@@ -161,60 +165,12 @@ def _configured_openapi(app: FastAPI, settings: ServeSettings) -> Callable[[], d
     return openapi
 
 
-def _freeze_startup_objects() -> None:
-    """Move everything start-up built (reference tables, model, app) out of the garbage collector's sight.
-
-    Those are hundreds of thousands of objects that live as long as the process; each
-    full collection walked them all while holding the GIL, stalling every in-flight
-    request 0.2–0.3 s (measured: p50 15 ms, p99 270 ms at 8 clients). Frozen, a full
-    collection looks only at what requests made since.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
-
-    With several workers uvicorn binds the listening socket itself, without naming TCP,
-    and asyncio then leaves TCP_NODELAY off: each response's second write waited for the
-    client's delayed ACK (~40 ms a request on keep-alive connections; uvicorn issue #3149,
-    open as of uvicorn 0.54).
-    """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
-        SHARE.opened()  # counted for the balance of connections across workers (risk.serve.balance)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        SHARE.closed(self.client)
-
-
 def worker_app() -> FastAPI:
     """(uvicorn factory) One worker process's app, from the settings ``risk serve`` left in the environment."""
-    _end_with_parent()
+    end_with_parent()
     settings = ServeSettings.model_validate_json(os.environ[WORKER_SETTINGS])
     configure_logging(settings.log_level)  # a fresh interpreter: `risk serve` configured only itself
-    if settings.shared_dir is not None:
-        SHARE.join(settings.shared_dir, settings.workers)
     return create_app(settings)
-
-
-def _end_with_parent() -> None:
-    """On Linux, ask for SIGTERM when the supervisor dies, even killed outright: no orphan keeps the port's memory."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError) as exc:  # not glibc/musl: the worker simply outlives a killed supervisor
-        log.warning("worker cannot follow its supervisor's exit", reason=str(exc))
-        return
-    if os.getppid() == 1:  # the supervisor died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

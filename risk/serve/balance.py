@@ -11,6 +11,10 @@ slot each. A worker holding more than its fair share (the total over the workers
 rounded up) answers its next request on a connection with ``Connection: close``; the
 client opens a new one, which any worker may accept, and the shedding stops once the
 split is even. A balanced service never closes a connection.
+
+Each app has one share (``Services.connections``): its middleware reads it, and its lifespan hands
+it to the server under ``CONNECTIONS_STATE``, where each connection's protocol counts itself in and
+out (:class:`risk.serve.workers.NoDelayH11Protocol`).
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from risk.logs import get_logger
 
-__all__ = ["SHARE", "BalanceConnections", "ConnectionShare"]
+__all__ = ["CONNECTIONS_STATE", "BalanceConnections", "ConnectionShare"]
 
 log = get_logger(__name__)
+# The key of the app's share in the lifespan state the server gives each connection.
+CONNECTIONS_STATE = "risk_connection_share"
 _SLOT = struct.Struct("q")
 Client = tuple[str, int]
 
@@ -94,14 +100,10 @@ class ConnectionShare:
             _SLOT.pack_into(self._map, self._slot * _SLOT.size, self.held)  # type: ignore[operator]
 
 
-# One per process: uvicorn's protocol instances (connections) and the app's middleware meet here.
-SHARE = ConnectionShare()
-
-
 class BalanceConnections:
-    """ASGI middleware: ``Connection: close`` on a response when :data:`SHARE` says this worker holds too many."""
+    """ASGI middleware: ``Connection: close`` on a response when ``share`` says this worker holds too many."""
 
-    def __init__(self, app: ASGIApp, share: ConnectionShare = SHARE) -> None:
+    def __init__(self, app: ASGIApp, share: ConnectionShare) -> None:
         self.app = app
         self.share = share
 

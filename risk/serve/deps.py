@@ -19,6 +19,7 @@ from jinja2 import Environment
 from risk.online.builder import OnlineFeatureBuilder
 from risk.scoring.settings import ScoringSettings
 from risk.serve.access import AuditTrail, KeyCache, RateLimiter
+from risk.serve.balance import ConnectionShare
 from risk.serve.metrics import KEY_ID_SCOPE, ServiceMetrics
 from risk.serve.model_holder import ModelHolder
 from risk.serve.scorer import MicroBatcher, OnlineScorer
@@ -48,6 +49,7 @@ class Services:
     keys: KeyCache
     limiter: RateLimiter
     audit: AuditTrail
+    connections: ConnectionShare  # this process's open connections, for the balance across workers
     scoring: ScoringSettings
     id_key: bytes
     templates: Environment
