@@ -46,11 +46,34 @@ def synth(
     config: Annotated[Path, typer.Option(help="Generator settings (YAML).")] = REPO_CONFIGS / "synth.yaml",
     style: StyleOption = ExportStyle.clean,
     quiet: QuietOption = False,
+    continue_from: Annotated[Path | None, typer.Option(
+        "--continue", help="Closed loop: continue this synthetic export by one term, the help schools gave in its "
+                           "last term applied with --effect (world, size and terms from its synth_report.json; "
+                           "--seed seeds the help).")] = None,
+    alerts_from: Annotated[str | None, typer.Option(
+        help="With --continue: a teacher model acts on this store's alerts of the source's last term (database URL "
+             "or SQLite file); the actions taken are written to OUT/actions.csv for `risk actions import`.")] = None,
+    actions_from: Annotated[str | None, typer.Option(
+        help="With --continue: apply the actions this store holds for the source's last term instead.")] = None,
+    effect: Annotated[str, typer.Option(
+        help="With --continue: planted relative effect on dropout per action code, "
+             "e.g. home_visit=-0.3,learning_support=-0.2 (an action not named: none).")] = "",
+    act_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Teacher model: share of alerts acted on.")] = 0.6,
+    selection: Annotated[float, typer.Option(
+        help="Teacher model: log-odds of acting per SD of the child's true risk (0: no selection).")] = 1.0,
+    arms: Annotated[Path | None, typer.Option(
+        help="Teacher model: pilot arms, CSV of school_id,arm (only alert_now schools see alerts).")] = None,
+    demo: DemoOption = False,
 ) -> None:
     """Write a synthetic national export that follows the data contract, with a hidden oracle."""
     from risk.data.synth import SynthConfig, generate
     from risk.data.synth.field import generate_field_style
 
+    if continue_from is not None:
+        loop = {"alerts_from": alerts_from, "actions_from": actions_from, "act_share": act_share,
+                "selection": selection, "arms": arms}
+        _continue(continue_from, out, seed, SynthConfig.from_yaml(config), effect, loop, demo, quiet)
+        return
     settings = {"students": students, "terms": terms, "seed": seed, "last_term": last_term,
                 "config": SynthConfig.from_yaml(config), "progress": not quiet}
     if style is ExportStyle.field:
@@ -62,6 +85,46 @@ def synth(
     for line in lines:
         console.print(line, highlight=False)
     console.print(f"written to {out}", highlight=False)
+
+
+def _continue(source: Path, out: Path, seed: int, config: object, effect: str, loop: dict, demo: bool,
+              quiet: bool) -> None:
+    """``risk synth --continue``: the teacher model (or the stored actions), then the next term's export."""
+    import pandas as pd
+
+    from risk.data.synth import TeacherModel, actions_file, continue_export, parse_effects
+    from risk.data.synth.continue_term import plan_from_actions, plan_from_alerts
+    from risk.scoring.settings import load_scoring_settings
+    from risk.store import open_store
+
+    if loop["alerts_from"] and loop["actions_from"]:
+        raise typer.BadParameter("give --alerts-from (the teacher model acts) or --actions-from, not both")
+    key = pseudonym_key(demo)
+    arms = (pd.read_csv(loop["arms"], dtype=str).set_index("school_id")["arm"].to_dict()
+            if loop["arms"] else None)
+    if loop["alerts_from"]:
+        scoring = load_scoring_settings(REPO_CONFIGS / "scoring.yaml")
+        texts = {t.en: code for code, t in scoring.actions.items() if code in scoring.action_codes}
+        model = TeacherModel(act_share=loop["act_share"], selection=loop["selection"])
+        plan = plan_from_alerts(source, open_store(_store_url(loop["alerts_from"])), key=key, model=model,
+                                action_texts=texts, seed=seed, arms=arms)
+    elif loop["actions_from"]:
+        plan = plan_from_actions(source, open_store(_store_url(loop["actions_from"])), arms=arms)
+    else:
+        plan = pd.DataFrame({"student_key": [], "code": [], "acted": []})
+    report = continue_export(source, out, help_plan=plan, effects=parse_effects(effect), key=key, seed=seed,
+                             config=config, progress=not quiet)
+    for line in report.summary_lines():
+        console.print(line, highlight=False)
+    if loop["alerts_from"]:
+        written = actions_file(plan, out / "actions.csv")
+        console.print(f"{written:,} actions taken: risk actions import {out / 'actions.csv'}", highlight=False)
+    console.print(f"written to {out} (truth.parquet: potential outcomes of {report.term})", highlight=False)
+
+
+def _store_url(text: str) -> str:
+    """A database URL as given, or a SQLite file's path made into one."""
+    return text if "://" in text else f"sqlite:///{Path(text).resolve()}"
 
 
 @app.command()

@@ -72,6 +72,13 @@ Calibration targets (checked by tests/test_synth.py and bench/bench_synth.py)
 Injected errors (``mess``) make ~0.5% of each table's rows faulty, one fault per
 row, every one listed in ``_injected.parquet``; all other rows obey the contract.
 
+Closed loop
+-----------
+``continue_export(source, out, help_plan=…, effects=…, key=…, seed=…, config=…)`` rewrites an
+export one term further, the help schools gave in its last term applied to that term's
+outcomes with a planted relative effect per action (:mod:`risk.data.synth.continue_term`);
+:mod:`risk.data.synth.teachers` decides that help from the engine's alerts, with selection.
+
 Field style
 -----------
 ``risk.data.synth.field.write_field_style(clean_dir, out_dir, profile=…)`` rewrites
@@ -81,7 +88,15 @@ Thai headers, Buddhist-Era day-first dates, a BOM, Thai digits); with
 """
 
 from risk.data.synth.config import SynthConfig, SynthConfigError
+from risk.data.synth.continue_term import (
+           ContinueReport,
+           continue_export,
+           parse_effects,
+           source_report,
+)
 from risk.data.synth.engine import generate
 from risk.data.synth.report import SynthReport
+from risk.data.synth.teachers import TeacherModel, act_on_alerts, actions_file, term_alerts
 
-__all__ = ["SynthConfig", "SynthConfigError", "SynthReport", "generate"]
+__all__ = ["ContinueReport", "SynthConfig", "SynthConfigError", "SynthReport", "TeacherModel", "act_on_alerts",
+           "actions_file", "continue_export", "generate", "parse_effects", "source_report", "term_alerts"]

@@ -8,6 +8,7 @@ its own index, and the same arguments give byte-identical files.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,14 +35,18 @@ from risk.data.synth.records import calendar_batch, enrollment_batch, schools_ba
 from risk.data.synth.report import DropoutTally, SynthReport, peak_rss_mb
 from risk.data.synth.schools import Schools, build_schools
 from risk.data.synth.term import TermView
-from risk.data.synth.trajectories import TRANSFERRED, advance, draw_outcomes
+from risk.data.synth.trajectories import TRANSFERRED, Outcomes, advance, draw_outcomes
 from risk.data.synth.writer import PartSink
 
-__all__ = ["generate"]
+__all__ = ["OutcomeHook", "generate"]
 
 STUDENT_TABLES = ("enrollments", "attendance_daily", "grades", "household", "health", "behaviour", "assistance")
 # Stream purposes (the second key of every generator).
 _WORLD, _CHUNK, _TERM, _MESS = 1, 2, 3, 4
+# Called after each term's outcomes are drawn, before anything is written, with (chunk, grid, population,
+# active students, outcomes, chunk IDs); it may change the outcomes in place (the closed loop's help,
+# risk.data.synth.continue_term). It must draw from its own random streams, so the rest stays as it was.
+OutcomeHook = Callable[[int, TermGrid, Population, np.ndarray, Outcomes, IdDictionary], None]
 
 
 @dataclass
@@ -57,6 +62,7 @@ class World:
     school_ids: list[str]
     manifest: list[pa.Table] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    hook: OutcomeHook | None = None
 
     def rng(self, *key: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *key])
@@ -77,7 +83,7 @@ class World:
 
 
 def generate(out_dir: Path, *, students: int, terms: int, seed: int, config: SynthConfig,
-             last_term: str = "2569-1", progress: bool = True) -> SynthReport:
+             last_term: str = "2569-1", progress: bool = True, hook: OutcomeHook | None = None) -> SynthReport:
     """Generate a synthetic national extract under ``out_dir`` and return the run report.
 
     Parameters
@@ -89,6 +95,7 @@ def generate(out_dir: Path, *, students: int, terms: int, seed: int, config: Syn
     seed : the run's seed; the same arguments give byte-identical files
     config : calibration (``SynthConfig.from_yaml("configs/synth.yaml")``)
     progress : show a progress bar over student chunks
+    hook : changes each term's drawn outcomes before they are written (:data:`OutcomeHook`); None: none
     """
     if students < 1:
         raise ValueError(f"students must be at least 1, got {students}")
@@ -96,6 +103,7 @@ def generate(out_dir: Path, *, students: int, terms: int, seed: int, config: Syn
     out_dir = Path(out_dir)
     _clear(out_dir)
     world = _build_world(out_dir, students, consecutive_terms(last_term, terms), seed, config)
+    world.hook = hook
     _write_reference_tables(world)
 
     sizes = _chunk_sizes(students, config.chunk_size)
@@ -207,6 +215,8 @@ def _run_chunk(world: World, k: int, n_k: int, tally: DropoutTally, truth: pq.Pa
         last = t == n_terms - 1
         shocks = draw_shocks(pop, act, grid, r(3), cfg)
         out = draw_outcomes(pop, act, grid, shocks, world.schools, world.intercepts, last, r(4), cfg)
+        if world.hook is not None:
+            world.hook(k, grid, pop, act, out, ids)
         view = TermView(pop, act, grid, world.schools, shocks, out, cfg, first=t == 0)
         attendance, rate = attendance_batch(view, r(5))
         grades_b, gpa, fail = grades_batch(view, rate, world.curriculum, grid.term, r(6))

@@ -22,7 +22,7 @@ from risk.data.synth.dynamics import Shocks, hazard_x
 from risk.data.synth.population import M3, M6, P6, Population, band_of, school_distance, sigmoid
 from risk.data.synth.schools import BANDS, Schools, pick_schools
 
-__all__ = ["STATUSES", "Outcomes", "advance", "draw_outcomes"]
+__all__ = ["STATUSES", "Outcomes", "advance", "draw_outcomes", "recorded_as", "within_share"]
 
 STATUSES = ("studying", "graduated", "transferred", "dropped_out", "deceased")
 STUDYING, GRADUATED, TRANSFERRED, DROPPED, DECEASED = range(5)
@@ -57,9 +57,7 @@ def draw_outcomes(pop: Population, act: np.ndarray, grid: TermGrid, shocks: Shoc
     dead = u[:, 0] < p_dead
     dropout = ~dead & (u[:, 1] < h)
     transition = (grid.semester == 2) & np.isin(grade, [GRADE_LEVELS.index(g) for g in hz.transition_grades])
-    share = np.where(transition, hz.within_term_share_transition, hz.within_term_share)
-    share = np.where((grid.semester == 2) & (grade == M6), 1.0, share)  # M6 leaves at the end anyway
-    within = dropout & (u[:, 2] < share)
+    within = dropout & (u[:, 2] < within_share(grade, grid.semester, cfg))
     leave = np.full(n, g_size, dtype=np.int32)
     leave[within] = rng.integers(g_size // 5, (g_size * 9) // 10, within.sum())
     leave[dead] = rng.integers(g_size // 6, g_size, dead.sum())
@@ -72,7 +70,7 @@ def draw_outcomes(pop: Population, act: np.ndarray, grid: TermGrid, shocks: Shoc
     moves = np.zeros(n, dtype=bool)
     if not last:
         boundary = dropout & ~within
-        status[boundary] = _recorded(rng, boundary, transition, cfg)
+        status[boundary] = recorded_as(rng, boundary, transition, cfg)
         migrated = flags["migration"] & (rng.random(n) < cfg.latent.migration_transfer)
         moves = ~dropout & ~dead & ~((grid.semester == 2) & (grade == M6))
         moves &= (u[:, 3] < cfg.moves.transfer_rate) | migrated
@@ -88,7 +86,15 @@ def draw_outcomes(pop: Population, act: np.ndarray, grid: TermGrid, shocks: Shoc
     )
 
 
-def _recorded(rng: np.random.Generator, boundary: np.ndarray, transition: np.ndarray, cfg: SynthConfig) -> np.ndarray:
+def within_share(grade: np.ndarray, semester: int, cfg: SynthConfig) -> np.ndarray:
+    """Share of a grade's dropouts that leave mid-term (the rest do not come back next term), per student."""
+    hz = cfg.hazard
+    transition = (semester == 2) & np.isin(grade, [GRADE_LEVELS.index(g) for g in hz.transition_grades])
+    share = np.where(transition, hz.within_term_share_transition, hz.within_term_share)
+    return np.where((semester == 2) & (grade == M6), 1.0, share)  # M6 leaves at the end anyway
+
+
+def recorded_as(rng: np.random.Generator, boundary: np.ndarray, transition: np.ndarray, cfg: SynthConfig) -> np.ndarray:
     """How the school records a student who will not come back."""
     out = np.empty(int(boundary.sum()), dtype=np.int8)
     trans = transition[boundary]
