@@ -12,8 +12,8 @@ from conftest import SCHOOL_A, SCHOOL_B, clean_tables, write_source
 from risk.config import load_settings
 from risk.data.validate import validate_sources
 from risk.features.batch import build_feature_matrix
+from risk.features.cache import DataFiles, feature_cache_path
 from risk.features.catalog import load_catalog
-from risk.models.samples import DataFiles, SamplePoint, feature_cache_path
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
 SECOND_TERM = "2567-2"
@@ -112,7 +112,7 @@ def test_features_see_the_version_in_force_at_as_of(first, tmp_path, id_key):
 
 def test_a_new_version_moves_the_cache_key_of_later_points_only(first, tmp_path, id_key):
     # Cached feature points are keyed by the files that can hold rows dated on or before them
-    # (risk.models.samples): the new version's file is dated by its valid_from.
+    # (risk.features.cache): the new version's file is dated by its valid_from.
     before = DataFiles.scan(first)
     tables = _next_term(_grown_school_a())
     tables["enrollments"] = clean_tables()["enrollments"]  # no register of 2567-2 yet
@@ -123,8 +123,7 @@ def test_a_new_version_moves_the_cache_key_of_later_points_only(first, tmp_path,
     settings = load_settings()
 
     def key(day: dt.date, files: DataFiles) -> Path:
-        point = SamplePoint("2567-1" if day.month == 6 else SECOND_TERM, day, None)
-        return feature_cache_path(first, point, settings=settings, catalog=CATALOG, inputs=files)
+        return feature_cache_path(first, day, settings=settings, catalog=CATALOG, inputs=files)
 
     assert key(JUNE_POINT, before) == key(JUNE_POINT, after)
     assert key(NOVEMBER_POINT, before) != key(NOVEMBER_POINT, after)

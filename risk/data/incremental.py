@@ -167,7 +167,7 @@ def publish(out_dir: Path, batch: str) -> None:
         os.replace(path, target)
     if commit["changed"]:
         # Caches keyed by term alone (past dropout rates) no longer hold. Feature points are
-        # keyed by the files that can touch their date (risk.models.samples), so they stay: a new
+        # keyed by the files that can touch their date (risk.features.cache), so they stay: a new
         # school version's file is dated by its valid_from, so only points after it move.
         for cache in (out_dir / DERIVED).glob("*"):
             if cache.name != "features":

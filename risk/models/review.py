@@ -135,6 +135,6 @@ def review_tables(run_id: str, folder: Path) -> ReviewTables:
 
 
 def _term_order(point: str) -> float:
-    """``week 4`` before ``week 12`` before ``last day`` (labels of :class:`risk.models.samples.SamplePoint`)."""
+    """``week 4`` before ``week 12`` before ``last day`` (labels of :class:`risk.models.term_split.SamplePoint`)."""
     word, _, number = str(point).partition(" ")
     return float(number) if word == "week" and number.isdigit() else float("inf")
