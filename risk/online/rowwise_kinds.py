@@ -198,7 +198,7 @@ def _window_sum(spec: FeatureSpec, m: Moment) -> Feature:
 
 def _window_mean(spec: FeatureSpec, m: Moment) -> Feature:
     window, column = _in_window(spec.compute, m), spec.compute["column"]
-    return lambda e: _present(e[column][window(e)].astype(np.float64), np.mean)
+    return lambda e: _nan_mean(e[column][window(e)].astype(np.float64))
 
 
 def _window_count(spec: FeatureSpec, m: Moment) -> Feature:
@@ -208,7 +208,7 @@ def _window_count(spec: FeatureSpec, m: Moment) -> Feature:
 
 def _window_max(spec: FeatureSpec, m: Moment) -> Feature:
     window, column = _in_window(spec.compute, m), spec.compute["column"]
-    return lambda e: _present(e[column][window(e)].astype(np.float64), np.max)
+    return lambda e: _nan_max(e[column][window(e)].astype(np.float64))
 
 
 def _days_since_latest(spec: FeatureSpec, m: Moment) -> Feature:
@@ -255,10 +255,16 @@ def _zero_if_nan(value: float) -> float:
     return 0.0 if np.isnan(value) else value
 
 
-def _present(values: np.ndarray, aggregate: Callable[[np.ndarray], Any]) -> float:
-    """SQL's avg or max of ``values``: NULLs ignored, NULL over none."""
+def _nan_mean(values: np.ndarray) -> float:
+    """SQL's avg: NULLs ignored, NULL over none."""
     present = values[~np.isnan(values)]
-    return float(aggregate(present)) if len(present) else np.nan
+    return float(present.mean()) if len(present) else np.nan
+
+
+def _nan_max(values: np.ndarray) -> float:
+    """SQL's max: NULLs ignored, NULL over none."""
+    present = values[~np.isnan(values)]
+    return float(present.max()) if len(present) else np.nan
 
 
 # Per family (a group of domains computed by one set of kinds), kind → maker.
