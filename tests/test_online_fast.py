@@ -249,6 +249,20 @@ def test_a_long_text_is_left_out_and_echoed_only_in_part(small):
         assert "1103700123450" not in first.detail and len(first.detail) < 80
 
 
+def test_a_birth_date_may_lie_before_the_data_window_and_a_measurement_may_not(small):
+    """The contract's date window (Column.before_window), one rule for the fast way and the full checks alike."""
+    _, _, builder = small
+    tables = payload_of(clean_tables(), STUDENTS[0])
+    tables["enrollments"][0]["birth_date"] = "2008-03-01"  # years before the window, as every birth date is
+    tables["health"][0]["measured_on"] = "2022-01-10"  # before the window: a typing error, not a measurement
+    for fast in (True, False):
+        (result,) = builder.features_many([tables], AS_OF, fast=fast)
+        assert [(r.table, r.record, r.rule, r.detail) for r in result.rejected] == [
+            ("health", 0, "bad_date", "measured_on = 2022-01-10: bad_date")], fast
+    (fast_only,) = builder.features_fast([tables], AS_OF)  # decided by the fast way itself, not deferred
+    assert not isinstance(fast_only, Deferred | ContractError)
+
+
 def test_many_dates_on_one_thread_still_give_each_date_its_own_vector(small):
     """Each date's plan is parsed once per thread; old ones are dropped after 16 dates."""
     _, _, builder = small

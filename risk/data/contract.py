@@ -16,11 +16,15 @@ from typing import Literal
 from risk.data.geography import PROVINCE_CODES, REGIONS
 
 __all__ = [
+    "AGE_YEARS",
     "ALL_GRADE_MARKS",
     "Column",
+    "DAYS_PER_YEAR",
+    "EARLIEST_YEAR",
     "GRADE_LEVELS",
     "TABLES",
     "TABLE_ORDER",
+    "TERM_FORMAT",
     "Table",
     "next_term",
     "parse_term",
@@ -41,7 +45,16 @@ GRADE_MARKS = ("ร", "มส", "มผ", "ผ")
 ALL_GRADE_MARKS = NUMERIC_GRADES + GRADE_MARKS
 DISABILITIES = ("none", "visual", "hearing", "intellectual", "physical", "learning",
                 "speech", "behavioural", "autism", "multiple")  # fmt: skip
-TERM_PATTERN = re.compile(r"^(\d{4})-([12])$")
+# A term is written YYYY-S: the Buddhist-Era year of the academic year, and semester 1 or 2.
+TERM_FORMAT = r"^\d{4}-[12]$"
+TERM_PATTERN = re.compile(r"^(\d{4})-([12])$")  # TERM_FORMAT with the year and the semester as groups
+# Dates before this year are typing errors for every date in the contract
+# (the oldest student is 22; birth dates start around 1990).
+EARLIEST_YEAR = 1990
+# A student's age at term start, in years of DAYS_PER_YEAR days: from 3 (kindergarten) up to,
+# not including, 23 (the oldest upper-secondary students are 22).
+AGE_YEARS = (3, 23)
+DAYS_PER_YEAR = 365.25
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,9 @@ class Column:
     ``required=False`` marks an optional column: it may be absent from the file or empty.
     ``allowed`` lists the only values a text column may take; ``minimum``/``maximum``
     bound a number (inclusive); ``step`` says a number must be a multiple of it.
+    A date lies inside the data window (the calendar's span, widened: :mod:`risk.data.validate`);
+    ``before_window`` marks a date that may lie before it (a birth date), which the window's end
+    still bounds.
     """
 
     name: str
@@ -62,6 +78,7 @@ class Column:
     maximum: float | None = None
     step: float | None = None
     pattern: str | None = None
+    before_window: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,7 @@ TABLES: dict[str, Table] = {
                 Column("grade_level", "text", "K1–K3, P1–P6, M1–M6", allowed=GRADE_LEVELS),
                 Column("classroom", "text", "classroom, e.g. 2/1", required=False),
                 Column("sex", "text", "male or female", allowed=("male", "female")),
-                Column("birth_date", "date", "date of birth; age 3–22 at term start"),
+                Column("birth_date", "date", "date of birth; age 3–22 at term start", before_window=True),
                 Column("nationality", "text", "thai or other", allowed=("thai", "other")),
                 Column("disability", "text", "none, or the type of disability", allowed=DISABILITIES),
                 Column("status", "text", "status at term end (studying while the term runs)",

@@ -15,16 +15,21 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from risk.data.contract import Column, Table, term_start
+from risk.data.contract import (
+    AGE_YEARS,
+    DAYS_PER_YEAR,
+    EARLIEST_YEAR,
+    TERM_FORMAT,
+    Column,
+    Table,
+    term_start,
+)
 from risk.data.ids import valid_student_id_mask
 from risk.data.values import BUDDHIST_ERA_YEARS_FROM
 
 __all__ = ["BUDDHIST_ERA_YEARS_FROM", "EARLIEST_YEAR", "LOOKUP_COLUMNS", "References", "attach_lookups", "build_schema",
            "school_day_codes", "term_code_of_dates", "term_codes"]
 
-# Dates before this year are typing errors for every date in the contract
-# (the oldest student is 22; birth dates start around 1990).
-EARLIEST_YEAR = 1990
 # Exports' Buddhist-Era years are made CE when read (risk.data.values), so a year this far out
 # remains only where no year is taken as BE: a payload (ISO, CE) or an export read with era "ce".
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -108,7 +113,7 @@ def _column(column: Column, refs: References) -> pa.Column:
     if column.kind == "id":
         checks.append(pa.Check(lambda s: _series(s, valid_student_id_mask(s)), name="invalid_id"))
     if column.kind == "term":
-        checks.append(pa.Check.str_matches(r"^\d{4}-[12]$", error="bad_format"))
+        checks.append(pa.Check.str_matches(TERM_FORMAT, error="bad_format"))
         if refs.terms is not None:
             terms = refs.terms
             checks.append(pa.Check(lambda s: s.isin(terms), name="unknown_term"))
@@ -142,7 +147,7 @@ def _number_checks(column: Column) -> list[pa.Check]:
 def _date_checks(column: Column, refs: References) -> list[pa.Check]:
     checks = [pa.Check(lambda s: (s.dt.year >= EARLIEST_YEAR) & (s.dt.year < BUDDHIST_ERA_YEARS_FROM),
                        name="bad_date")]
-    if refs.window is not None and column.name != "birth_date":
+    if refs.window is not None and not column.before_window:
         start, end = (pd.Timestamp(d) for d in refs.window)
         checks.append(pa.Check.in_range(start, end, error="bad_date"))
     elif refs.window is not None:
@@ -161,18 +166,19 @@ def _table_checks(table: Table, refs: References) -> list[pa.Check]:
 
 
 def _date_in_term(frame: pd.DataFrame) -> pd.Series:
-    ok = frame["term"].str.fullmatch(r"\d{4}-[12]")
+    ok = frame["term"].str.fullmatch(TERM_FORMAT)
     codes = np.where(ok, frame["term"].str.replace("-", "", regex=False), "0").astype("int64")
     return pd.Series(term_code_of_dates(frame["date"]) == codes, index=frame.index)
 
 
 def _age_in_range(frame: pd.DataFrame) -> pd.Series:
-    """Age at term start must be 3–22 (kindergarten to the oldest upper-secondary students)."""
-    valid_term = frame["term"].str.fullmatch(r"\d{4}-[12]")
+    """Age at term start must be 3–22 (:data:`risk.data.contract.AGE_YEARS`); a term not YYYY-S is not judged."""
+    valid_term = frame["term"].str.fullmatch(TERM_FORMAT)
     starts = {t: pd.Timestamp(term_start(t)) for t in frame.loc[valid_term, "term"].unique()}
     start = frame["term"].map(starts).astype("datetime64[ms]")
-    age_years = (start - frame["birth_date"]).dt.days / 365.25
-    return ~valid_term | ((age_years >= 3) & (age_years < 23))
+    age_years = (start - frame["birth_date"]).dt.days / DAYS_PER_YEAR
+    youngest, too_old = AGE_YEARS
+    return ~valid_term | ((age_years >= youngest) & (age_years < too_old))
 
 
 # The columns attach_lookups adds for the reference checks alone: not data, never written
