@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -22,9 +23,24 @@ from risk.data.synth import (
     continue_export,
     generate,
 )
-from risk.data.synth.continue_term import LoopError, combined_effect, parse_effects
+from risk.data.synth.continue_term import (
+    LoopError,
+    combined_effect,
+    parse_effects,
+    plan_from_actions,
+    plan_from_alerts,
+)
 from risk.data.synth.help import treated_outcome
 from risk.data.validate import validate_sources
+from risk.store import (
+    Store,
+    finish_run,
+    import_actions,
+    open_store,
+    start_run,
+    write_alerts,
+    write_bucket_scores,
+)
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synth.yaml"
 KEY = b"synth-loop-test-key-0123456789abcdef"
@@ -226,3 +242,40 @@ def test_bad_loop_inputs_say_what_is_wrong(source: Path, plan: pd.DataFrame, con
     with pytest.raises(LoopError, match="pseudonym key"):
         continue_export(source, tmp_path / "x", help_plan=plan, effects={}, key=b"another-key-0123456789abcdefgh",
                         seed=5, config=config)
+
+
+def stored_alerts(store: Store, students: pd.DataFrame, as_of: dt.date) -> None:
+    """Score ``students`` and raise an alert for each in a real store, as a scoring run does."""
+    n, keys = len(students), pseudonyms(students["student_id"].to_numpy(), KEY)
+    school = students["school_id"].tolist()
+    common = {"student_key": keys, "as_of": [as_of] * n, "school_id": school, "grade_level": ["M3"] * n,
+              "classroom": ["3/1"] * n, "sex": ["female"] * n, "id_hint": ["•••••••••0000"] * n,
+              "probability": [0.4] * n, "reasons_en": [["Absent 5 of the last 10 days"]] * n,
+              "reasons_th": [["ขาดเรียน 5 ใน 10 วันล่าสุด"]] * n}
+    run = start_run(store, as_of=as_of, term="2569-1", model_name="dropout-risk", model_version="1", settings={})
+    write_bucket_scores(store, run, 0, pd.DataFrame({
+        **common, "term": ["2569-1"] * n, "district_code": [s[:4] for s in school],
+        "province_code": [s[:2] for s in school], "region": ["northeast"] * n, "risk_class": ["at_risk"] * n,
+        "reason_codes": [[]] * n, "model_version": ["1"] * n}))
+    finish_run(store, run, students=n, drift={})
+    write_alerts(store, run, pd.DataFrame({
+        **common, "kind": ["newly_at_risk"] * n, "previous_class": ["normal"] * n, "current_class": ["at_risk"] * n,
+        "actions_en": [["Learning support", "Home visit"]] * n, "actions_th": [["ช่วยเหลือด้านการเรียน", "เยี่ยมบ้าน"]] * n}))
+
+
+def test_the_loop_through_a_real_store(source: Path, tmp_path: Path) -> None:
+    """Alerts in the store -> teacher model -> actions file -> risk actions import's store path -> --actions-from."""
+    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    students = last_term(source).nlargest(80, "p_dropout")
+    stored_alerts(store, students, dt.date(2026, 7, 24))
+    plan = plan_from_alerts(source, store, key=KEY, model=TeacherModel(idle_schools=0.0), action_texts=TEXTS, seed=1)
+    assert len(plan) == 80 and 0 < plan["acted"].sum() < 80
+    assert set(plan["code"]) <= {"learning_support", "home_visit"}
+    actions_file(plan, tmp_path / "actions.csv")
+    read = read_action_file(tmp_path / "actions.csv", KEY, set(TEXTS.values()))
+    assert import_actions(store, read.clean).stored == plan["acted"].sum()
+    again = plan_from_actions(source, store)
+    taken = plan[plan["acted"]]
+    assert sorted(zip(again["student_key"], again["code"], strict=True)) == sorted(
+        zip(taken["student_key"], taken["code"], strict=True))
+    store.close()

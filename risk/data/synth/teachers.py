@@ -14,7 +14,8 @@ hidden truth, :func:`act_on_alerts` decides:
   or on those easiest to help (< 0), so a naive acted-vs-not comparison is biased;
 - **which action**: the alert's first suggested action (its strongest reason's),
   with probability ``top_action``, else another of its suggested actions;
-- **when**: 1–``delay_days`` days after the alert, not after the term's end.
+- **when**: 1–``delay_days`` days after the alert, not after the term's end nor after today
+  (``risk actions import`` refuses a date in the future).
 
 The output has one row per alerted student, acted or not (``code`` is the action
 taken, or the one the reasons suggest for a child not acted on), so the truth
