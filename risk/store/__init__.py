@@ -11,6 +11,9 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
   :func:`acknowledge` (in words, action codes or both), :func:`alert_counts`;
 - actions (what schools did, as action codes): :func:`import_actions`, :func:`stored_actions`;
 - summaries: :func:`write_summaries`, :func:`summaries`;
+- pilots (randomised wait-list, issue 30): :func:`write_pilot`, :func:`pilot_plan`, :func:`pilot_arms`,
+  :func:`set_pilot_run`, :func:`wait_list_term`, :func:`flagged_students`; wait-list schools' alerts
+  are left out of :func:`open_alerts` while their pilot term runs;
 - service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
   :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
 
@@ -32,6 +35,16 @@ from risk.store.alerts import (
 from risk.store.audit import AuditRecord, audit_entries, write_audit
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
 from risk.store.keys import KeyRecord, NewKey, create_key, find_key, list_keys, revoke_key
+from risk.store.pilot import (
+    PilotExistsError,
+    PlanRecord,
+    flagged_students,
+    pilot_arms,
+    pilot_plan,
+    set_pilot_run,
+    wait_list_term,
+    write_pilot,
+)
 from risk.store.runs import (
     done_buckets,
     fail_run,
@@ -59,6 +72,8 @@ __all__ = [
     "ImportedActions",
     "KeyRecord",
     "NewKey",
+    "PilotExistsError",
+    "PlanRecord",
     "audit_entries",
     "create_key",
     "find_key",
@@ -76,6 +91,7 @@ __all__ = [
     "done_buckets",
     "fail_run",
     "find_unfinished_run",
+    "flagged_students",
     "finish_run",
     "finished_run",
     "import_actions",
@@ -83,15 +99,20 @@ __all__ = [
     "latest_scores",
     "open_alerts",
     "open_store",
+    "pilot_arms",
+    "pilot_plan",
     "previous_finished_run",
     "previous_scores",
     "run_record",
     "safe_url",
+    "set_pilot_run",
     "start_run",
     "stored_actions",
     "student_history",
     "summaries",
+    "wait_list_term",
     "write_alerts",
     "write_bucket_scores",
+    "write_pilot",
     "write_summaries",
 ]

@@ -42,6 +42,7 @@ from risk.store.actions import check_codes
 from risk.store.bulk import check_frame, insert_frame, update_frame
 from risk.store.db import Store, StoreError
 from risk.store.models import ALERT_KINDS, Acknowledgement, Alert, AlertAction, ScoringRun
+from risk.store.pilot import wait_listed_now
 from risk.store.runs import utc_now
 from risk.store.scores import check_id_hints, decode_lists
 
@@ -168,7 +169,10 @@ def _set_by_ids(conn: Connection, ids: pd.Series, **values: object) -> None:
 
 
 def open_alerts(store: Store, school_id: str) -> pd.DataFrame:
-    """The school's open alerts, newest first.
+    """The school's open alerts, newest first; none while the school is on its pilot term's wait-list.
+
+    The wait-list school's alerts are stored all the same (both arms are scored), and are
+    listed again once the next term is scored (:mod:`risk.store.pilot`).
 
     Columns: id, run_id, term, created_at, updated_at, supersedes_alert_id and the alert columns.
     """
@@ -176,7 +180,7 @@ def open_alerts(store: Store, school_id: str) -> pd.DataFrame:
     stmt = (
         select(a.id, a.run_id, a.term, a.created_at, a.updated_at, a.supersedes_alert_id,
                *(a[c] for c in ALERT_COLUMNS))
-        .where(a.school_id == school_id, a.status == "open")
+        .where(a.school_id == school_id, a.status == "open", ~wait_listed_now(a.school_id))
         .order_by(a.as_of.desc(), a.id.desc())
     )
     with store.engine.connect() as conn:

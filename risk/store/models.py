@@ -37,6 +37,7 @@ __all__ = [
     "ALERT_KINDS",
     "ALERT_STATUSES",
     "KEY_ROLES",
+    "PILOT_ARMS",
     "RISK_CLASSES",
     "RUN_STATUSES",
     "SUMMARY_LEVELS",
@@ -47,6 +48,8 @@ __all__ = [
     "AuditEntry",
     "AreaSummary",
     "Base",
+    "PilotPlan",
+    "PilotSchool",
     "SchoolContext",
     "Score",
     "ScoringRun",
@@ -62,6 +65,8 @@ SUMMARY_LEVELS = ("school", "district", "province", "region", "nation")
 KEY_ROLES = ("upstream", "teacher", "analyst", "admin")
 # Where an action was recorded: the API's acknowledgement, the teacher page's, or `risk actions import`.
 ACTION_SOURCES = ("api", "page", "import")
+# A pilot school's arm (risk.impact.design.ARMS): alerts from the pilot term, or from the next one.
+PILOT_ARMS = ("alert_now", "wait_list")
 
 # Constraint names fixed by convention, so later migrations (SQLite batch mode
 # included) can name what they alter.
@@ -315,3 +320,46 @@ class AuditEntry(Base):
     student_key: Mapped[int | None] = mapped_column(BigInteger)
     school_id: Mapped[str | None] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class PilotPlan(Base):
+    """A randomised wait-list pilot of one term (``risk pilot plan``): how its schools were drawn.
+
+    One plan stands per term: a plan made again with ``--replace`` marks the old one
+    ``replaced_at`` (kept, as the record of what was drawn) and leaves the unique index,
+    which covers the standing plans only. ``strata`` is a JSON list of column names;
+    ``outcome_basis`` says whose past dropout the ICC and base rate came from
+    (``flagged`` students of scored past terms, or all ``enrolled`` students).
+    """
+
+    __tablename__ = "pilot_plans"
+    __table_args__ = (
+        CheckConstraint("share > 0 AND share < 1", name="share"),
+        Index("uq_pilot_plans_term", "term", unique=True,
+              sqlite_where=text("replaced_at IS NULL"), postgresql_where=text("replaced_at IS NULL")),
+    )
+
+    pilot_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    term: Mapped[str] = mapped_column(String(16))
+    share: Mapped[float] = mapped_column(Float)
+    strata: Mapped[str] = mapped_column(Text)  # JSON list
+    seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    replaced_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    outcome_basis: Mapped[str | None] = mapped_column(String(16))
+    base_rate: Mapped[float | None] = mapped_column(Float)  # past dropout of the basis, 0..1
+    icc: Mapped[float | None] = mapped_column(Float)
+    mde_relative: Mapped[float | None] = mapped_column(Float)  # -0.2: a fifth fewer dropouts
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class PilotSchool(Base):
+    """One school's arm in a pilot plan, and the stratum it was drawn in."""
+
+    __tablename__ = "pilot_schools"
+    __table_args__ = (CheckConstraint(_one_of("arm", PILOT_ARMS), name="arm"),)
+
+    pilot_id: Mapped[str] = mapped_column(ForeignKey("pilot_plans.pilot_id"), primary_key=True)
+    school_id: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+    arm: Mapped[str] = mapped_column(String(16))
+    stratum: Mapped[str] = mapped_column(String(200))

@@ -5,6 +5,10 @@ An acknowledgement says what was done as action codes the service is configured 
 both; a body of words alone is as it was before codes. A code outside the configuration is
 a 422 that names the allowed ones.
 
+A school on the wait-list of a randomised pilot (``risk pilot plan``) has no alerts to list
+or acknowledge while its pilot term runs: its students are scored and their alerts stored,
+but they are shown from the next term (:mod:`risk.store.pilot`).
+
 Each alert says which class policy rule raised its class (``raised_by``; null when the
 model's class stands): a teacher must see a rule-flagged child apart from a
 model-flagged one. School context is about the school, not the child, so it is no part
@@ -41,6 +45,7 @@ from risk.serve.schemas import (
 )
 from risk.store import AcknowledgementDateError, AuditRecord, KeyRecord, acknowledge, open_alerts
 from risk.store.models import Alert
+from risk.store.pilot import wait_listed_now
 
 __all__ = ["NO_SUCH_ALERT", "acknowledge_alert", "alert_school", "refuse_unknown_codes", "refuse_unseen_alert", "router",
            "school_alerts"]
@@ -99,17 +104,23 @@ def refuse_unseen_alert(services: Services, key: KeyRecord, alert_id: int, actio
     if found is not None and may_read_school(key, found[0]):
         return found
     if key.role == "teacher":
-        cause = f"alert {alert_id} does not exist" if found is None else f"alert {alert_id} is of school {found[0]}"
+        cause = (f"alert {alert_id} does not exist or is wait-listed" if found is None
+                 else f"alert {alert_id} is of school {found[0]}")
         services.audit.later(AuditRecord(key.key_id, action, student_key=None if found is None else found[2],
                                          school_id=key.school_id, detail=f"refused 404: {cause}"))
     raise HTTPException(404, NO_SUCH_ALERT)
 
 
 def alert_school(services: Services, alert_id: int) -> tuple[str, str, int] | None:
-    """(school_id, status, student_key) of an alert, or None when there is none."""
+    """(school_id, status, student_key) of an alert, or None when there is none to show.
+
+    An alert of a school on its pilot term's wait-list is not shown to anyone while that
+    term runs (:mod:`risk.store.pilot`), so it cannot be acted on either: None.
+    """
     a = Alert.__table__.c
     with services.store.engine.connect() as conn:
-        row = conn.execute(select(a.school_id, a.status, a.student_key).where(a.id == alert_id)).first()
+        row = conn.execute(select(a.school_id, a.status, a.student_key)
+                           .where(a.id == alert_id, ~wait_listed_now(a.school_id))).first()
     return None if row is None else (row[0], row[1], int(row[2]))
 
 

@@ -22,7 +22,8 @@ What the page says follows what a teacher can act on (issue 28):
   so plainly, not given a bare probability. No protected attribute (sex, nationality,
   disability) is shown on a card;
 - a child first scored as problem (the first scored term) is newly flagged, not
-  escalated from a class they never had.
+  escalated from a class they never had;
+- a pilot's wait-list school sees, in its pilot term, no alerts or context: a note (issue 30).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment
 
+from risk.data.contract import next_term
 from risk.features.catalog import Texts, installed_catalog
 from risk.serve.deps import COOKIE, Services, ServicesDep, key_of, note_key
 from risk.serve.routes.alerts import (
@@ -50,7 +52,7 @@ from risk.serve.routes.alerts import (
 )
 from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import AlertOut
-from risk.store import KeyRecord
+from risk.store import KeyRecord, wait_list_term
 from risk.store.context import ContextLine, school_context
 from risk.store.standing import SchoolStanding, Standing, school_standing
 
@@ -92,7 +94,9 @@ TEXTS = {
            "rule_section_help": "นักเรียนกลุ่มนี้ถูกจัดกลุ่มตามเกณฑ์ (เช่น เวลาเรียนต่ำกว่า 80% ไม่มีสิทธิ์สอบ) "
                                 "ไม่ใช่จากแบบจำลอง หากดูจากแบบจำลองอย่างเดียวจะอยู่ในกลุ่มที่เสี่ยงน้อยกว่า",
            "rules": {"exam_line": "แจ้งเตือนตามเกณฑ์เวลาเรียน (ต่ำกว่า 80% ไม่มีสิทธิ์สอบ) ไม่ใช่จากแบบจำลอง"},
-           "rule_other": "แจ้งเตือนตามเกณฑ์ {rule} ไม่ใช่จากแบบจำลอง"},
+           "rule_other": "แจ้งเตือนตามเกณฑ์ {rule} ไม่ใช่จากแบบจำลอง",
+           "wait_list": "โรงเรียนของท่านอยู่ในกลุ่มรอ (wait-list) ของโครงการนำร่องภาคเรียน {term}: "
+                        "ระบบยังประเมินนักเรียนทุกคนตามปกติ และจะแสดงการแจ้งเตือนตั้งแต่ภาคเรียนถัดไป ({next})"},
     "en": {"title": "Students to follow up", "school": "School", "other_lang": "ภาษาไทย", "logout": "Log out",
            "key_label": "Teacher key", "login": "Log in",
            "key_help": "Ask your area office's administrator for a key (risk keys create --role teacher).",
@@ -126,7 +130,9 @@ TEXTS = {
            "rule_section_help": "A rule (such as the 80% attendance line for exams), not the model, put these "
                                 "children in their class: by the model alone they would be in a lower one.",
            "rules": {"exam_line": "Flagged by the attendance rule (80% exam line), not by the model"},
-           "rule_other": "Flagged by the rule {rule}, not by the model"},
+           "rule_other": "Flagged by the rule {rule}, not by the model",
+           "wait_list": "Your school is on the pilot's wait-list for term {term}: every student is still "
+                        "assessed, and alerts will show from next term ({next})."},
 }
 Lang = str
 # Alerts whose actions follow from the child's reasons, one per reason (risk.scoring.alerts.actions_for).
@@ -222,6 +228,7 @@ class SchoolView:
     # A context line's suggested action (code → Texts), where its feature calls for one: the
     # transition year asks the school to plan the move with families; a past dropout rate asks nothing.
     context_actions: dict = field(default_factory=dict)
+    wait_list_term: str | None = None  # the pilot term while the school is on its wait-list
 
     @property
     def model_cards(self) -> list[AlertCard]:
@@ -233,8 +240,11 @@ class SchoolView:
 
 
 def school_view(services: Services, school_id: str, frame: pd.DataFrame) -> SchoolView:
-    """The school's standing and context from its latest finished run (one query each), and the alert cards."""
+    """The school's standing, context and alert cards; no context or cards while on a pilot's wait-list."""
     standing = school_standing(services.store, school_id, frame["student_key"] if len(frame) else [])
+    waiting = wait_list_term(services.store, school_id)
+    if waiting is not None:
+        return SchoolView(standing=standing, context=[], cards=[], wait_list_term=waiting)
     context = school_context(services.store, standing.run_id, school_id) if standing.run_id else []
     return SchoolView(standing=standing, context=context, cards=alert_cards(frame, standing),
                       context_actions=context_actions(services, context))
@@ -372,8 +382,11 @@ def page_html(templates: Environment, lang: str, *, school_id: str | None = None
 
     ``action_codes`` (code → th/en label) are the choices each card's form offers as boxes to tick.
     """
+    t = TEXTS[lang]
+    if view is not None and view.wait_list_term is not None:  # in place of "no open alerts": why, and until when
+        t = {**t, "none": t["wait_list"].format(term=view.wait_list_term, next=next_term(view.wait_list_term))}
     return templates.get_template("teacher.html.j2").render(
-        t=TEXTS[lang], lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
+        t=t, lang=lang, other_lang="en" if lang == "th" else "th", school_id=school_id,
         view=view, done=done, error=error, today=dt.date.today().isoformat(), action_codes=action_codes or {},
         reason_groups=reason_groups, standing_texts=standing_texts, kind_text=kind_text, percent=percent,
         grouped_kinds=GROUPED_KINDS)
