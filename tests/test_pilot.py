@@ -274,3 +274,18 @@ def test_the_base_rate_comes_from_flagged_students_when_past_terms_were_scored(w
     assert "flagged (at-risk or problem) students' dropout, from the scores stored" in "\n".join(plan_lines(result))
     assert pilot_plan(store, "2568-2") is None  # drawing writes nothing; record_plan stores it
     store.close()
+
+
+def test_migration_0006_goes_down_to_0005_and_up_again(store, backend) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    from risk.store.migrate import current_revision, downgrade, upgrade
+
+    write_pilot(store, plan(), A_NOW_B_WAITS)
+    engine = create_engine(backend[0])
+    downgrade(engine, "0005")
+    assert current_revision(engine) == "0005"
+    assert not {"pilot_plans", "pilot_schools"} & set(inspect(engine).get_table_names(schema=backend[1]))
+    upgrade(engine)
+    assert current_revision(engine) == "0006" and pilot_plan(store, PILOT_TERM) is None
+    engine.dispose()
