@@ -14,11 +14,12 @@ FIELD_PROFILE := configs/profiles/field.yaml
 DEMO_AS_OF    ?= 2026-07-24
 DEMO_LAST_TERM ?= 2569-1
 
-.PHONY: setup demo test test-db bench bench-quick bench-national lint serve clean help
+.PHONY: setup demo test test-fast test-db bench bench-quick bench-national lint serve clean help
 
 help:
 	@echo "make demo   - synthetic export -> risk term (validate, features, train, promote, score, alerts, report)"
 	@echo "make test   - the test suite (test-db: creates PostgreSQL database test when missing)"
+	@echo "make test-fast - the tests not marked slow (no world, browser, notebook or PostgreSQL), under 2 minutes"
 	@echo "make bench  - scale benchmarks (slow; figures beside their baselines); bench-quick, bench-national"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create/refresh .venv from pyproject.toml"
@@ -52,6 +53,10 @@ demo: setup
 # Two test processes, one per core; a test file stays on one (its module fixtures are built once).
 test: setup test-db
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The quick loop: the tests not marked slow (tests/conftest.py marks them), no PostgreSQL needed.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
 
 # What the tests need outside Python: database `test` on the local PostgreSQL (127.0.0.1:5432,
 # user postgres, trust auth), created when the server is up and the database is not. A server

@@ -64,6 +64,36 @@ def pytest_make_collect_report(collector):
     return _ci_failure((yield))
 
 
+# ---------------------------------------------------------------- the quick loop
+# ``pytest -m "not slow"`` (``make test-fast``) must finish in under 2 minutes on 2 cores; ``make test``
+# runs everything. Marks are set here, not in the test files: a test is slow when it needs a
+# fixture that builds something big (the synthetic world, a trained champion, Chromium, the
+# executed notebook, PostgreSQL), carries the ``browser`` or ``postgres`` mark, or sits in a module
+# whose own setup is slow (measured with ``--durations``; each entry says what costs the time).
+SLOW_FIXTURES = frozenset({
+    "world", "champion_store", "champion",  # the session's synthetic world and the model trained on it
+    "postgres", "chromium", "executed",     # a PostgreSQL database, the browser, the executed notebook
+})
+SLOW_MARKS = ("browser", "postgres")
+SLOW_MODULES = frozenset({
+    "test_incremental",  # synthetic exports validated term by term, the CLI on each
+    "test_synth",        # generates and scans synthetic exports, clean and messy
+})
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """True when ``item`` needs a slow fixture or part, or sits in a slow module (see above)."""
+    return (not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or any(item.get_closest_marker(mark) for mark in SLOW_MARKS)
+            or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(item):
+            item.add_marker(pytest.mark.slow)
+
+
 # ---------------------------------------------------------------- the privacy scan
 # The shared scanner sits beside the repository (/work/shared, ../shared in CI's clone). A privacy
 # test without it proves nothing, so a missing or crashing scanner fails the test, never skips it.
