@@ -275,7 +275,16 @@ def test_the_loop_through_a_real_store(source: Path, tmp_path: Path) -> None:
     read = read_action_file(tmp_path / "actions.csv", KEY, set(TEXTS.values()))
     assert import_actions(store, read.clean).stored == plan["acted"].sum()
     again = plan_from_actions(source, store)
-    taken = plan[plan["acted"]]
-    assert sorted(zip(again["student_key"], again["code"], strict=True)) == sorted(
+    assert len(again) == 80 and again["alerted"].all() and again["acted"].sum() == plan["acted"].sum()
+    taken, stored = plan[plan["acted"]], again[again["acted"]]
+    assert sorted(zip(stored["student_key"], stored["code"], strict=True)) == sorted(
         zip(taken["student_key"], taken["code"], strict=True))
+    assert (again.loc[~again["acted"], "code"] == "").all()
     store.close()
+    continue_export(source, tmp_path / "next", help_plan=again, effects=EFFECTS, key=KEY, seed=5,
+                    config=SynthConfig.from_yaml(CONFIG).clean())
+    truth = pq.read_table(tmp_path / "next" / "truth.parquet").to_pandas()
+    term = truth[truth["term"] == "2569-1"]
+    assert term["alerted"].sum() == 80 and term["acted"].sum() == plan["acted"].sum()
+    idle = term[term["alerted"] & ~term["acted"]]
+    assert idle["action"].isna().all() and (idle["planted_effect"] == 0).all()

@@ -109,8 +109,8 @@ def continue_export(source: Path, out: Path, *, help_plan: pd.DataFrame, effects
     source : an export written by ``risk synth`` (clean style), with its truth
     out : a new folder (not ``source``); rewritten like ``risk synth`` rewrites its folder
     help_plan : one row per alerted or helped student of the source's last term: student_key
-        (pseudonym under ``key``), code (str: the action, or several joined by ``+``), acted (bool),
-        and optionally arm. As :func:`risk.data.synth.teachers.act_on_alerts` returns, or actions
+        (pseudonym under ``key``), code (str: the action, or several joined by ``+``; "" none), acted (bool),
+        and optionally arm and alerted (default True). As :func:`risk.data.synth.teachers.act_on_alerts` returns, or actions
         read back from a store.
     effects : planted relative effect per action code (a code not named: 0)
     key : the pseudonym key the store was filled with
@@ -147,13 +147,20 @@ def plan_from_alerts(source: Path, store: Store, *, key: bytes, model: TeacherMo
 
 
 def plan_from_actions(source: Path, store: Store, *, arms: dict[str, str] | None = None) -> pd.DataFrame:
-    """The actions the store holds, dated inside the source's last term, as a help plan (all acted on)."""
-    first, last = term_window(source_report(source).terms[-1])
+    """The actions the store holds dated inside the source's last term (acted on), and the term's alerted
+    students without one (not acted on, no action: their ``treated`` outcome is their own), as a help plan."""
+    term = source_report(source).terms[-1]
+    first, last = term_window(term)
     taken = stored_actions(store, since=first)
     taken = taken[pd.to_datetime(taken["acted_on"]).dt.date <= last] if len(taken) else taken
-    return pd.DataFrame({"student_key": taken.get("student_key", pd.Series([], dtype="int64")).astype("int64"),
-                         "code": taken.get("code", pd.Series([], dtype=str)), "acted": True,
-                         "arm": taken.get("school_id", pd.Series([], dtype=str)).map(arms or {})})
+    alerts = term_alerts(store, term)
+    acted = pd.DataFrame({"student_key": taken.get("student_key", pd.Series([], dtype="int64")).astype("int64"),
+                          "school_id": taken.get("school_id", pd.Series([], dtype=str)),
+                          "code": taken.get("code", pd.Series([], dtype=str)), "acted": True})
+    acted["alerted"] = acted["student_key"].isin(alerts["student_key"])
+    idle = alerts.loc[~alerts["student_key"].isin(acted["student_key"]), ["student_key", "school_id"]]
+    plan = pd.concat([acted, idle.assign(code="", acted=False, alerted=True)], ignore_index=True)
+    return plan.assign(arm=plan["school_id"].map(arms or {}))
 
 
 def _plan_by_student(source: Path, term: str, help_plan: pd.DataFrame, effects: dict[str, float],
@@ -172,15 +179,16 @@ def _plan_by_student(source: Path, term: str, help_plan: pd.DataFrame, effects: 
     if unknown:
         raise LoopError(f"{unknown} students of the actions are not enrolled in {term} of the source (another "
                          "export, or another pseudonym key?)")
-    if "arm" not in plan:
-        plan["arm"] = None
+    plan = plan.assign(arm=plan.get("arm"), alerted=plan.get("alerted", True), acted=plan["acted"].astype(bool),
+                       code=plan["code"].fillna("").astype(str))
+    # A student acted on: the actions taken; else the one the reasons suggest (if any).
+    plan = plan[plan["acted"] == plan.groupby("student_id")["acted"].transform("max")]
     plan = plan.groupby("student_id", sort=True).agg(
-        acted=("acted", "max"), arm=("arm", "first"),
-        action=("code", lambda c: "+".join(sorted({x for v in c for x in str(v).split("+")}))))
-    plan["planted_effect"] = [combined_effect(a.split("+"), effects) for a in plan["action"]]
-    plan["alerted"] = True
-    return plan.reset_index().rename(columns={"planted_effect": "effect"}).assign(
-        planted_effect=lambda f: f["effect"])
+        acted=("acted", "max"), arm=("arm", "first"), alerted=("alerted", "max"),
+        action=("code", lambda c: "+".join(sorted({x for v in c for x in v.split("+") if x}))))
+    plan["effect"] = [combined_effect(a.split("+"), effects) if a else 0.0 for a in plan["action"]]
+    plan["action"] = plan["action"].where(plan["action"] != "", None)
+    return plan.reset_index().assign(planted_effect=lambda f: f["effect"])
 
 
 def _check_same_world(source: Path, term: str, potential: pd.DataFrame) -> None:
