@@ -249,7 +249,16 @@ def test_the_cli_plan_is_reproducible_stored_logged_and_prints_its_mde(world: Pa
     assert list(logged.columns) == ["school_id", "arm", "stratum"]  # school ids and arms, no student data
     pd.testing.assert_frame_equal(logged[["school_id", "arm"]], pilot_arms(store, "2568-2")[["school_id", "arm"]])
     assert mlflow.get_experiment(run.info.experiment_id).name == "dropout-risk-pilots"
+    shown = CliRunner().invoke(cli, ["pilot", "show", "--term", "2568-2", "--data", str(world / "validated"),
+                                     "--store", f"sqlite:///{tmp_path / 'risk.db'}"])
+    assert shown.exit_code == 0 and f"pilot {record.pilot_id}" in shown.output and "seed 12" in shown.output
     store.close()
+
+
+def test_a_share_outside_0_and_1_is_one_sentence_and_exit_2(validated: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["pilot", "plan", "--term", "2567-1", "--seed", "1", "--share", "1.5",
+                                      "--data", str(validated), "--store", f"sqlite:///{tmp_path / 'risk.db'}"])
+    assert result.exit_code == 2 and result.output.strip() == "error: share must be between 0 and 1 (exclusive), got 1.5"
 
 
 @pytest.mark.slow

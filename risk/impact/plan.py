@@ -180,6 +180,8 @@ def plan_pilot(store: Store, validated: Path, *, term: str, share: float, strata
         parse_term(term)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"share must be between 0 and 1 (exclusive), got {share}")
     unknown = [name for name in strata if name not in STRATA and name != "size"]
     if unknown:
         raise ConfigError(f"stratify: {unknown[0]!r} is not one of {', '.join([*STRATA, 'size'])}")
