@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,10 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from risk.config import load_yaml_model
 from risk.data.contract import TABLES, Table
+from risk.data.values import ParseOptions
 from risk.errors import ConfigError, ContractError
-
-if TYPE_CHECKING:
-    from risk.data.values import ParseOptions
 
 __all__ = [
     "HeaderMap",
@@ -118,8 +116,6 @@ class SourceProfile(BaseModel):
 
     def options_for(self, table: str) -> dict[str, ParseOptions]:
         """Date parsing options of ``table``'s date columns, for :func:`risk.data.values.typed_frame`."""
-        from risk.data.values import ParseOptions
-
         wanted = self.table(table)
         return {c.name: ParseOptions(date_order=wanted.date_order, era=wanted.era)
                 for c in TABLES[table].columns if c.kind == "date"}
