@@ -29,7 +29,7 @@ request; mlflow models serve -w 2: 52.4 / 87.5 req/s, 16–20 ms of CPU a reques
 are the standard library's http.client: httpx's cost 0.58 ms of the same two cores a request against
 0.19. MLflow's two workers answer one client slower than its one (~17 vs 54–76 req/s): uvicorn binds
 the socket of several workers itself and TCP_NODELAY stays off, the stall ``risk serve`` removes
-(risk/serve/app.py, NoDelayH11Protocol); nor does it even out keep-alive connections over its workers,
+(risk/serve/workers.py, NoDelayH11Protocol); nor does it even out keep-alive connections over its workers,
 so at 8 clients its second worker may sit idle.
 """
 
