@@ -127,10 +127,16 @@ def pilot_population(con: duckdb.DuckDBPyConnection, term: str) -> pd.DataFrame:
 def _labelled(con: duckdb.DuckDBPyConnection, terms: list[str], policy: LabelPolicy) -> pd.DataFrame:
     """``term``, ``student_key``, ``school_id``, ``dropped_out`` (0/1) of students with a known outcome."""
     labels = pd.concat([dropout_labels(con, t, policy) for t in terms], ignore_index=True)
-    labels = labels[labels["dropped_out"].notna()]
-    schools = con.execute("SELECT term, student_key, school_id FROM enrollments WHERE list_contains($terms, term)",
-                          {"terms": terms}).df().drop_duplicates(["term", "student_key"])
-    frame = labels[["term", "student_key", "dropped_out"]].merge(schools, on=["term", "student_key"])
+    con.register("_pilot_labels", labels.loc[labels["dropped_out"].notna(), ["term", "student_key", "dropped_out"]])
+    try:
+        # The school of the term's enrollment: a student has one per term (the contract's grain).
+        frame = con.execute("""
+            SELECT l.term, l.student_key, any_value(e.school_id) AS school_id,
+                   CAST(any_value(l.dropped_out) AS BIGINT) AS dropped_out
+            FROM _pilot_labels l JOIN enrollments e ON e.student_key = l.student_key AND e.term = l.term
+            GROUP BY l.term, l.student_key""").df()
+    finally:
+        con.unregister("_pilot_labels")
     return frame.astype({"student_key": "int64", "dropped_out": "int64"})
 
 

@@ -166,18 +166,18 @@ def wait_list_term(store: Store, school_id: str) -> str | None:
 def flagged_students(store: Store, terms: list[str]) -> pd.DataFrame:
     """Students flagged (at_risk or problem) in any finished run of each of ``terms``.
 
-    Returns ``term``, ``student_key`` (int64), ``school_id`` (the school of their latest
-    flagged score in the term), one row per student and term.
+    Returns ``term``, ``student_key`` (int64), ``school_id`` (a school that flagged them in
+    the term), one row per student and term. Distinct in SQL: a term has a run a week.
     """
     sc, r = Score.__table__.c, ScoringRun.__table__.c
     parts = []
     for start in range(0, len(terms), TERM_CHUNK):
-        stmt = (select(sc.term, sc.student_key, sc.school_id, sc.as_of)
+        stmt = (select(sc.term, sc.student_key, sc.school_id).distinct()
                 .join(ScoringRun.__table__, r.run_id == sc.run_id)
                 .where(r.status == "finished", sc.term.in_(terms[start:start + TERM_CHUNK]),
                        sc.risk_class.in_(FLAGGED_CLASSES)))
         with store.engine.connect() as conn:
             parts.extend(tuple(row) for row in conn.execute(stmt))
-    frame = pd.DataFrame.from_records(parts, columns=["term", "student_key", "school_id", "as_of"])
-    frame = frame.astype({"student_key": "int64"}).sort_values(["term", "student_key", "as_of"], kind="stable")
-    return frame.drop_duplicates(["term", "student_key"], keep="last").drop(columns="as_of").reset_index(drop=True)
+    frame = pd.DataFrame.from_records(parts, columns=["term", "student_key", "school_id"])
+    frame = frame.astype({"student_key": "int64"}).sort_values(["term", "student_key", "school_id"], kind="stable")
+    return frame.drop_duplicates(["term", "student_key"], keep="last").reset_index(drop=True)
