@@ -199,6 +199,7 @@ def test_an_action_the_scoring_settings_lack_is_a_config_error_naming_the_featur
 
     data = yaml.safe_load(DEFAULT_SCORING_SETTINGS.read_text(encoding="utf-8"))
     del data["actions"]["travel_support"]
+    del data["action_codes"]["travel_support"]  # a recordable code must be a suggested action too
     path = tmp_path / "scoring.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"scoring.yaml: actions: .*distance_to_school_km → travel_support"):
