@@ -311,3 +311,19 @@ def test_evaluation_scoring_and_serving_do_not_import_lightgbm(module):
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {name for name in imported if name.split(".")[0] == "lightgbm"}
     assert "lgb." not in (ROOT / module).read_text(encoding="utf-8")
+
+
+def test_drift_watches_the_lightgbm_models_important_features_and_every_feature_of_a_model_without_a_ranking(
+        glm, data, catalog, lightgbm_bundle):
+    from risk.scoring.drift_reference import ringing_features
+    from risk.scoring.settings import DriftSettings
+
+    drift = DriftSettings(min_importance=0.05, left_out=[])
+    shares = lightgbm_bundle.importance_shares()
+    assert shares is not None and np.isclose(shares.sum(), 1.0)
+    important = [n for n, s in zip(lightgbm_bundle.names, shares, strict=True) if s >= 0.05]
+    assert ringing_features(lightgbm_bundle, drift) == important
+    assert 0 < len(important) < len(lightgbm_bundle.names)
+    around_glm = bundle_of(glm, data[0], catalog)
+    assert around_glm.importance_shares() is None
+    assert ringing_features(around_glm, drift) == around_glm.names

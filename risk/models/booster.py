@@ -92,6 +92,12 @@ class LightGBMModel:
         """Calibrated dropout probability of rows ``X`` (n, f), shape (n,)."""
         return self.calibrator.transform(self.raw_probability(X))
 
+    def importance_shares(self) -> np.ndarray | None:
+        """Each feature's share of the booster's total split gain, shape (f,), summing to 1; None when the
+        booster never split (no feature is more important than another)."""
+        gain = np.asarray(self.booster.feature_importance(importance_type="gain"), dtype=np.float64)
+        return gain / gain.sum() if gain.sum() > 0 else None
+
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP contributions of rows ``X`` (n, f), shape (n, f + 1), in raw log-odds; the last column is
         the expected value, and each row sums to the booster's raw score.

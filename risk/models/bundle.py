@@ -129,6 +129,14 @@ class ModelBundle:
         ``pred_contrib`` for a few rows."""
         return self.model.contributions(X)
 
+    def importance_shares(self) -> np.ndarray | None:
+        """Each feature's share of the model's importance, shape (f,) in :attr:`names` order, summing to 1;
+        None when the model states none (importance is not part of the RiskModel protocol: the LightGBM
+        model gives its split gain, another model may have no such ranking).
+        """
+        stated = getattr(self.model, "importance_shares", None)
+        return stated() if callable(stated) else None
+
     def _lightgbm(self) -> LightGBMModel:
         if not isinstance(self.model, LightGBMModel):
             raise ModelError(f"the bundle's model is a {type(self.model).__name__}, not a LightGBM booster")

@@ -158,10 +158,12 @@ def drift_reference(validated: Path, con: duckdb.DuckDBPyConnection, point: AsOf
 
 
 def ringing_features(bundle: ModelBundle, drift: DriftSettings) -> list[str]:
-    """The model's features that may ring the warning: ``min_importance`` of the booster's gain, not ``left_out``."""
-    gain = np.asarray(bundle.booster.feature_importance(importance_type="gain"), dtype=np.float64)
-    share = gain / gain.sum() if gain.sum() > 0 else np.ones_like(gain)
+    """The model's features that may ring the warning: ``min_importance`` of the model's importance (the
+    LightGBM model's split gain; :meth:`~risk.models.bundle.ModelBundle.importance_shares`), not ``left_out``."""
+    share = bundle.importance_shares()
     left_out = set(drift.left_out)
+    if share is None:  # a model that ranks no feature above another: every feature may ring
+        return [n for n in bundle.names if n not in left_out]
     return [n for n, s in zip(bundle.names, share, strict=True) if s >= drift.min_importance and n not in left_out]
 
 
