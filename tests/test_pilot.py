@@ -44,6 +44,7 @@ from risk.store import (
     write_alerts,
     write_bucket_scores,
     write_pilot,
+    write_summaries,
 )
 from risk.store.models import Alert, PilotPlan, Score
 
@@ -179,10 +180,18 @@ def test_the_next_terms_scoring_shows_the_wait_list_schools_alerts_again(service
     assert NOTE_EN not in shown and all(f'id="alert-{a["id"]}"' in shown for a in alerts)
 
 
-def test_alert_counts_of_the_pilot_term_count_both_arms(service) -> None:
-    with service["store"].engine.connect() as conn:
+def test_summaries_and_alert_counts_of_the_pilot_term_count_both_arms(service) -> None:
+    store = service["store"]
+    with store.engine.connect() as conn:
         run_id = conn.execute(select(Alert.__table__.c.run_id).limit(1)).scalar()
-    assert alert_counts(service["store"], run_id) == {"newly_at_risk": 2}
+    assert alert_counts(store, run_id) == {"newly_at_risk": 2}
+    write_summaries(store, run_id, pd.DataFrame({
+        "level": ["school", "school"], "area_code": [SCHOOL_A, SCHOOL_B], "students": [1, 1], "normal": [0, 0],
+        "at_risk": [1, 1], "problem": [0, 0], "flagged_rate": [1.0, 1.0]}))
+    analyst = create_key(store, "analyst", label="analyst").token
+    response = service["client"].get("/v1/summary?level=school", headers={"X-API-Key": analyst})
+    assert response.status_code == 200, response.text
+    assert {a["area_code"]: a["at_risk"] for a in response.json()["areas"]} == {SCHOOL_A: 1, SCHOOL_B: 1}
 
 
 # ---------------------------------------------------------------- plans in the store (SQLite and PostgreSQL)
