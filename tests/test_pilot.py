@@ -7,6 +7,10 @@
 - ``risk pilot plan`` draws the same plan from the same seed, stores it (one per term unless
   ``--replace``), logs it to MLflow (params, and the arms as CSV of school ids), and prints
   the minimum detectable effect with where its base rate and ICC came from.
+- A wait-list teacher cannot read its students' scores (their class and reasons are the withheld
+  alert's) through ``/v1/students/{id}/risk`` during the pilot term: the 404 of a student not its
+  own. Analyst and admin keys read them, upstream keys score them, and the summary names each
+  school's arm.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from risk.store import (
     PlanRecord,
     Store,
     alert_counts,
+    audit_entries,
     create_key,
     finish_run,
     open_alerts,
@@ -113,7 +118,7 @@ def service(validated: Path, tmp_path: Path) -> Iterator[dict]:
     write_pilot(store, plan(), A_NOW_B_WAITS)
     keys = {"a": create_key(store, "teacher", school_id=SCHOOL_A, label="teacher A"),
             "b": create_key(store, "teacher", school_id=SCHOOL_B, label="teacher B"),
-            "admin": create_key(store, "admin", label="admin")}
+            "admin": create_key(store, "admin", label="admin"), "analyst": create_key(store, "analyst", label="analyst")}
     settings = ServeSettings(data=validated, store_url=url, tracking_dir=tmp_path / "no-models",
                              model_cache=tmp_path / "cache", access_log=False, key_cache_seconds=0,
                              rate_limit={"per_second": 100_000, "burst": 100_000})
@@ -192,6 +197,87 @@ def test_summaries_and_alert_counts_of_the_pilot_term_count_both_arms(service) -
     response = service["client"].get("/v1/summary?level=school", headers={"X-API-Key": analyst})
     assert response.status_code == 200, response.text
     assert {a["area_code"]: a["at_risk"] for a in response.json()["areas"]} == {SCHOOL_A: 1, SCHOOL_B: 1}
+
+
+def student_risk(service: dict, student_id: str, who: str):
+    return service["client"].get(f"/v1/students/{student_id}/risk", headers={"X-API-Key": service["tokens"][who]})
+
+
+def test_a_wait_list_teacher_reads_no_score_of_its_student_until_the_next_term(service) -> None:
+    store = service["store"]
+    withheld, not_its_own = student_risk(service, STUDENTS[2], "b"), student_risk(service, STUDENTS[0], "b")
+    assert withheld.status_code == not_its_own.status_code == 404
+    assert withheld.json() == not_its_own.json()  # no class, no reasons, and no hint that the child is B's
+    assert student_risk(service, STUDENTS[0], "a").status_code == 200  # the alert-now school reads its own
+    for who in ("analyst", "admin"):  # the pilot withholds alerts from teachers, not scores
+        shown = student_risk(service, STUDENTS[2], who)
+        assert shown.status_code == 200 and shown.json()["latest"]["risk_class"] == "at_risk", shown.text
+    service["client"].app.state.services.audit.flush()  # refusals are written off the request's path
+    refused = audit_entries(store, student_key=KEY_B)
+    assert any("on the wait-list of pilot term 2569-1" in d for d in refused["detail"])  # the real cause, on record
+
+    scored(store, NEXT_TERM, NOV_20, [(KEY_B, SCHOOL_B)])
+    after = student_risk(service, STUDENTS[2], "b")
+    assert after.status_code == 200, after.text
+    body = after.json()
+    assert (body["latest"]["term"], body["latest"]["risk_class"]) == (NEXT_TERM, "at_risk")
+    assert [(h["term"], h["risk_class"]) for h in body["history"]] == [(PILOT_TERM, "at_risk")]  # the pilot term's too
+
+
+def summary_areas(service: dict, level: str) -> dict[str, dict]:
+    response = service["client"].get(f"/v1/summary?level={level}", headers={"X-API-Key": service["tokens"]["analyst"]})
+    assert response.status_code == 200, response.text
+    return {a["area_code"]: a for a in response.json()["areas"]}
+
+
+def test_school_summaries_name_each_schools_arm_in_the_pilot_of_their_term(service) -> None:
+    store = service["store"]
+    latest = {}
+    for term, as_of in ((PILOT_TERM, JULY_24), (NEXT_TERM, NOV_20)):
+        if term == NEXT_TERM:
+            scored(store, NEXT_TERM, NOV_20, [(KEY_A, SCHOOL_A), (KEY_B, SCHOOL_B)])
+        with store.engine.connect() as conn:
+            latest[term] = conn.execute(select(Alert.__table__.c.run_id).where(Alert.__table__.c.as_of == as_of)
+                                        .limit(1)).scalar()
+        write_summaries(store, latest[term], pd.DataFrame({
+            "level": ["school", "school", "nation"], "area_code": [SCHOOL_A, SCHOOL_B, "TH"], "students": [1, 1, 2],
+            "normal": [0, 0, 0], "at_risk": [1, 1, 2], "problem": [0, 0, 0], "flagged_rate": [1.0, 1.0, 1.0]}))
+        schools, nation = summary_areas(service, "school"), summary_areas(service, "nation")
+        if term == PILOT_TERM:
+            assert {code: a["arm"] for code, a in schools.items()} == {SCHOOL_A: "alert_now", SCHOOL_B: "wait_list"}
+        else:  # no plan stands for the next term
+            assert {code: a["arm"] for code, a in schools.items()} == {SCHOOL_A: None, SCHOOL_B: None}
+        assert nation["TH"]["arm"] is None and nation["TH"]["at_risk"] == 2  # both arms counted
+
+
+@pytest.mark.slow
+def test_an_upstream_key_scores_a_wait_list_schools_student_during_the_pilot_term(world, champion, tmp_path) -> None:
+    """The wait-list withholds alerts from teachers only: ``POST /v1/score`` answers for its students as before."""
+    from test_serve import clean_students, payload_of, source_tables
+
+    tables = source_tables(world / "source")
+    enrolled = tables["enrollments"]
+    clean = sorted(clean_students(world, tables))
+    student = next(s for s in clean if (enrolled.loc[enrolled["student_id"] == s, "term"] == PILOT_TERM).any())
+    school = enrolled.loc[(enrolled["student_id"] == student) & (enrolled["term"] == PILOT_TERM), "school_id"].iloc[0]
+    url = f"sqlite:///{tmp_path / 'risk.db'}"
+    store = open_store(url)
+    scored(store, PILOT_TERM, JULY_24, [(pseudonym(student, WORLD_KEY), school)])
+    write_pilot(store, plan(), pd.DataFrame({"school_id": [school], "arm": ["wait_list"], "stratum": ["x"]}))
+    assert wait_list_term(store, school) == PILOT_TERM
+    upstream = create_key(store, "upstream", label="upstream").token
+    teacher = create_key(store, "teacher", school_id=school, label="teacher").token
+    settings = ServeSettings(data=world / "validated", store_url=url, tracking_dir=champion[0],
+                             model_cache=tmp_path / "cache", access_log=False, key_cache_seconds=0,
+                             rate_limit={"per_second": 100_000, "burst": 100_000})
+    with TestClient(create_app(settings, id_key=WORLD_KEY)) as client:
+        response = client.post("/v1/score", json=payload_of(tables, student, JULY_24), headers={"X-API-Key": upstream})
+        withheld = client.get(f"/v1/students/{student}/risk", headers={"X-API-Key": teacher})
+    store.close()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["school_id"] == school and body["risk_class"] in {"normal", "at_risk", "problem"}
+    assert 0 <= body["probability"] <= 1 and withheld.status_code == 404
 
 
 # ---------------------------------------------------------------- plans in the store (SQLite and PostgreSQL)
@@ -297,13 +383,15 @@ def test_the_base_rate_comes_from_flagged_students_when_past_terms_were_scored(w
 def test_migration_0006_goes_down_to_0005_and_up_again(store, backend) -> None:
     from sqlalchemy import create_engine, inspect
 
-    from risk.store.migrate import current_revision, downgrade, upgrade
+    from risk.store.migrate import current_revision, downgrade, head_revision, upgrade
 
     write_pilot(store, plan(), A_NOW_B_WAITS)
     engine = create_engine(backend[0])
     downgrade(engine, "0005")
     assert current_revision(engine) == "0005"
     assert not {"pilot_plans", "pilot_schools"} & set(inspect(engine).get_table_names(schema=backend[1]))
-    upgrade(engine)
+    upgrade(engine, "0006")
     assert current_revision(engine) == "0006" and pilot_plan(store, PILOT_TERM) is None
+    upgrade(engine)  # and on to the head, whatever later revisions there are
+    assert current_revision(engine) == head_revision()
     engine.dispose()

@@ -202,6 +202,9 @@ class AlertOut(BaseModel):
 class AlertsResponse(BaseModel):
     school_id: str
     alerts: list[AlertOut]
+    wait_list_until: str | None = Field(None, examples=["2569-2", None], description=(
+        "Set when the school is on the wait-list of a randomised pilot whose term is running: the term from which "
+        "its alerts show (the one after the pilot term), which is why the list is empty; null otherwise."))
 
 
 ACK_EXAMPLE = {"actions": ["home_visit", "counselling"],
@@ -259,6 +262,10 @@ class SummaryArea(BaseModel):
         "Of the area's problem students, how many are problem because a class policy rule raised them, not "
         "because of the model's probability (their scores' raised_by is set); 0 for runs stored before rule "
         "marks."))
+    arm: Literal["alert_now", "wait_list"] | None = Field(None, description=(
+        "At school level, the school's arm in the randomised pilot planned for the run's term (risk pilot plan): "
+        "alert_now, or wait_list (its students are scored and counted here, but its alerts show from the next "
+        "term); null at other levels, for a school outside the plan, or when no plan stands for the term."))
 
 
 class SummaryResponse(BaseModel):

@@ -8,6 +8,15 @@ when the model's class stands), because a teacher must see a rule-flagged child 
 from a model-flagged one, and carries its school's context for that run apart from the
 child's reasons, because context is about the school, not the child
 (:func:`risk.store.context.school_context`).
+
+A randomised pilot (issue 30) withholds alerts from a wait-list school's teachers while
+its pilot term runs; a score names the same class and reasons as the withheld alert, so a
+teacher key of that school gets here the answer the alert routes give a withheld alert:
+the 404 of a student with no score it may read (the audit log keeps the real cause). From
+the next term's first scoring on, the scores show again, the pilot term's included. The
+pilot withholds alerts from teachers, not scores: the wait-list school's students are
+scored and their scores stored as any others, analyst and admin keys read them here, and
+upstream keys keep scoring them through ``POST /v1/score``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from risk.data.ids import is_valid_student_id, pseudonym
 from risk.serve.deps import ReaderKey, Services, ServicesDep, may_read_school
 from risk.serve.routing import OrjsonRoute
 from risk.serve.schemas import EXAMPLE_ID, Reason, StoredScore, StudentHint, StudentRiskResponse
-from risk.store import AuditRecord, KeyRecord, student_history
+from risk.store import AuditRecord, KeyRecord, student_history, wait_list_term
 from risk.store.context import school_context
 
 __all__ = ["NOT_READABLE", "router", "stored_score"]
@@ -37,7 +46,8 @@ NOT_READABLE = "No stored score of this student that this key may read."
 
 @router.get("/{student_id}/risk", response_model=StudentRiskResponse,
             responses={404: {"description": "No stored score this key may read: none at all, or (for a teacher) "
-                                            "only another school's; the two answers are the same."},
+                                            "only another school's, or one of a school on the wait-list of the "
+                                            "pilot term now running; the answers are the same."},
                        422: {"description": "Not a valid student ID (the ID is not echoed)."}})
 async def student_risk(student_id: StudentId, key: ReaderKey, services: ServicesDep) -> StudentRiskResponse:
     """The latest stored score of a student and every earlier one, newest first (every read, refused or not,
@@ -53,10 +63,10 @@ async def student_risk(student_id: StudentId, key: ReaderKey, services: Services
 def _history(services: Services, key: KeyRecord, student_key: int) -> StudentRiskResponse:
     frame = student_history(services.store, student_key)
     frame = frame[frame["run_status"] == "finished"] if len(frame) else frame
-    if frame.empty or not may_read_school(key, str(frame.iloc[0]["school_id"])):
-        # One answer whether the child has no score or a score in another school: a teacher
-        # must not learn which by asking. The audit log keeps the real cause.
-        cause = "no stored score" if frame.empty else f"a score in school {frame.iloc[0]['school_id']}"
+    cause = _refusal(services, key, frame)
+    if cause is not None:
+        # One answer whether the child has no score, a score in another school, or a withheld one:
+        # a teacher must not learn which by asking. The audit log keeps the real cause.
         services.audit.later(AuditRecord(key.key_id, "student_risk", student_key=student_key,
                                          school_id=key.school_id, detail=f"refused 404: {cause}"))
         raise HTTPException(404, NOT_READABLE)
@@ -69,6 +79,25 @@ def _history(services: Services, key: KeyRecord, student_key: int) -> StudentRis
                                        for line in school_context(services.store, run_id, school_id)]
     scores = [stored_score(row, contexts[row["run_id"], row["school_id"]]) for _, row in frame.iterrows()]
     return StudentRiskResponse(latest=scores[0], history=scores[1:])
+
+
+def _refusal(services: Services, key: KeyRecord, frame: pd.DataFrame) -> str | None:
+    """Why the key may not read the student's finished scores (``frame``, newest first), or None when it may.
+
+    A teacher of a school on the wait-list of the pilot term now running reads none of its
+    students' scores: they would show the alert withheld from it. Other keys are not asked
+    about the pilot (one query more for teacher keys only).
+    """
+    if frame.empty:
+        return "no stored score"
+    school_id = str(frame.iloc[0]["school_id"])
+    if not may_read_school(key, school_id):
+        return f"a score in school {school_id}"
+    if key.role == "teacher":
+        waiting = wait_list_term(services.store, school_id)
+        if waiting is not None:
+            return f"school {school_id} is on the wait-list of pilot term {waiting}"
+    return None
 
 
 def stored_score(row: pd.Series, context: list[Reason] | None = None) -> StoredScore:
