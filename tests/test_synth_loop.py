@@ -33,6 +33,7 @@ from risk.data.synth.continue_term import (
 from risk.data.synth.help import treated_outcome
 from risk.data.validate import validate_sources
 from risk.store import (
+    PlanRecord,
     Store,
     finish_run,
     import_actions,
@@ -40,6 +41,7 @@ from risk.store import (
     start_run,
     write_alerts,
     write_bucket_scores,
+    write_pilot,
 )
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synth.yaml"
@@ -268,8 +270,14 @@ def test_the_loop_through_a_real_store(source: Path, tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
     students = last_term(source).nlargest(80, "p_dropout")
     stored_alerts(store, students, dt.date(2026, 7, 24))
+    schools = sorted(students["school_id"].unique())
+    write_pilot(store, PlanRecord(pilot_id="loop", term="2569-1", share=0.5, strata=[], seed=1,
+                                  created_at=dt.datetime(2026, 5, 1)),
+                pd.DataFrame({"school_id": schools, "arm": ["alert_now", "wait_list"] * (len(schools) // 2)
+                              + ["alert_now"] * (len(schools) % 2), "stratum": "all"}))
     plan = plan_from_alerts(source, store, key=KEY, model=TeacherModel(idle_schools=0.0), action_texts=TEXTS, seed=1)
     assert len(plan) == 80 and 0 < plan["acted"].sum() < 80
+    assert set(plan["arm"]) == {"alert_now", "wait_list"} and not plan.loc[plan["arm"] == "wait_list", "acted"].any()
     assert set(plan["code"]) <= {"learning_support", "home_visit"}
     actions_file(plan, tmp_path / "actions.csv")
     read = read_action_file(tmp_path / "actions.csv", KEY, set(TEXTS.values()))

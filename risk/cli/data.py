@@ -62,7 +62,8 @@ def synth(
     selection: Annotated[float, typer.Option(
         help="Teacher model: log-odds of acting per SD of the child's true risk (0: no selection).")] = 1.0,
     arms: Annotated[Path | None, typer.Option(
-        help="Teacher model: pilot arms, CSV of school_id,arm (only alert_now schools see alerts).")] = None,
+        help="Pilot arms, CSV of school_id,arm (only alert_now schools see alerts; default: the store's "
+             "pilot plan for the term, if any).")] = None,
     demo: DemoOption = False,
 ) -> None:
     """Write a synthetic national export that follows the data contract, with a hidden oracle."""

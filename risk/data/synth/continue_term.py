@@ -38,7 +38,7 @@ from risk.data.synth.engine import generate
 from risk.data.synth.help import HelpHook
 from risk.data.synth.report import SynthReport
 from risk.data.synth.teachers import LoopError, TeacherModel, act_on_alerts, term_alerts
-from risk.store import Store, stored_actions
+from risk.store import Store, pilot_arms, stored_actions
 
 __all__ = ["ContinueReport", "LoopError", "combined_effect", "continue_export", "parse_effects", "plan_from_actions",
            "plan_from_alerts", "source_report"]
@@ -136,14 +136,16 @@ def continue_export(source: Path, out: Path, *, help_plan: pd.DataFrame, effects
 def plan_from_alerts(source: Path, store: Store, *, key: bytes, model: TeacherModel, action_texts: dict[str, str],
                      seed: int, arms: dict[str, str] | None = None) -> pd.DataFrame:
     """The teacher model's help for the alerts the store holds for the source's last term (see
-    :func:`risk.data.synth.teachers.act_on_alerts`; the selection reads the source's hidden truth)."""
+    :func:`risk.data.synth.teachers.act_on_alerts`; the selection reads the source's hidden truth).
+    ``arms``: school_id -> arm; default: the term's pilot plan in the store (wait-list schools never act)."""
     src = source_report(source)
     term = src.terms[-1]
     truth = pq.read_table(Path(source) / "truth.parquet", columns=["student_id", "term", "p_dropout"],
                           filters=[("term", "=", term)]).to_pandas()
     risk = pd.Series(truth["p_dropout"].to_numpy(), index=pseudonyms(truth["student_id"].to_numpy(), key))
     rng = np.random.default_rng([src.seed, LOOP_STREAM, seed])
-    return act_on_alerts(term_alerts(store, term), risk, action_texts, term, model, rng, arms)
+    return act_on_alerts(term_alerts(store, term), risk, action_texts, term, model, rng,
+                         _arms(store, term, arms))
 
 
 def plan_from_actions(source: Path, store: Store, *, arms: dict[str, str] | None = None) -> pd.DataFrame:
@@ -160,7 +162,15 @@ def plan_from_actions(source: Path, store: Store, *, arms: dict[str, str] | None
     acted["alerted"] = acted["student_key"].isin(alerts["student_key"])
     idle = alerts.loc[~alerts["student_key"].isin(acted["student_key"]), ["student_key", "school_id"]]
     plan = pd.concat([acted, idle.assign(code="", acted=False, alerted=True)], ignore_index=True)
-    return plan.assign(arm=plan["school_id"].map(arms or {}))
+    return plan.assign(arm=plan["school_id"].map(_arms(store, term, arms) or {}))
+
+
+def _arms(store: Store, term: str, arms: dict[str, str] | None) -> dict[str, str] | None:
+    """The arms given, else those of the term's pilot plan in the store; None when there is no pilot."""
+    if arms is not None:
+        return arms
+    planned = pilot_arms(store, term)
+    return dict(zip(planned["school_id"], planned["arm"], strict=True)) if len(planned) else None
 
 
 def _plan_by_student(source: Path, term: str, help_plan: pd.DataFrame, effects: dict[str, float],
