@@ -109,6 +109,7 @@ def export_hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.glob("*/part-*"))}
 
 
+@pytest.mark.slow  # another world generated (or validated): ~7 s under load
 def test_continuing_writes_a_valid_next_term_export(continued: Path, tmp_path: Path) -> None:
     report = validate_sources(continued, tmp_path / "validated", key=KEY, progress=False, buckets=2)
     counts = {t.table: t for t in report.tables}
@@ -130,6 +131,7 @@ def test_rows_before_the_next_term_are_the_sources(source: Path, continued: Path
     pd.testing.assert_frame_equal(before.reset_index(drop=True), after)
 
 
+@pytest.mark.slow  # another world generated (or validated): ~7 s under load
 def test_zero_effect_is_synth_with_one_more_term(source: Path, plan: pd.DataFrame, config: SynthConfig,
                                                   tmp_path: Path) -> None:
     continue_export(source, tmp_path / "zero", help_plan=plan, effects={}, key=KEY, seed=5, config=config)
@@ -224,6 +226,7 @@ def test_the_actions_file_is_what_risk_actions_import_reads(plan: pd.DataFrame, 
     assert set(read.clean["student_key"]) == set(plan.loc[plan["acted"], "student_key"])
 
 
+@pytest.mark.slow  # another world generated (or validated): ~7 s under load
 def test_the_loop_is_reproducible_from_its_seed(source: Path, plan: pd.DataFrame, continued: Path,
                                                 config: SynthConfig, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(teacher_plan(source), plan)
@@ -265,6 +268,7 @@ def stored_alerts(store: Store, students: pd.DataFrame, as_of: dt.date) -> None:
         "actions_en": [["Learning support", "Home visit"]] * n, "actions_th": [["ช่วยเหลือด้านการเรียน", "เยี่ยมบ้าน"]] * n}))
 
 
+@pytest.mark.slow  # another world generated (or validated): ~7 s under load
 def test_the_loop_through_a_real_store(source: Path, tmp_path: Path) -> None:
     """Alerts in the store -> teacher model -> actions file -> risk actions import's store path -> --actions-from."""
     store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
