@@ -42,7 +42,7 @@ from risk.store.migrate import current_revision, head_revision
 from risk.store.models import Acknowledgement, AreaSummary, Base, ScoringRun, ScoringRunBucket
 
 TABLES = {"scoring_runs", "scoring_run_buckets", "scores", "alerts", "acknowledgements", "alert_actions",
-          "area_summaries", "pilot_plans", "pilot_schools"}
+          "area_summaries", "pilot_plans", "pilot_schools", "impact_estimates"}
 SCHOOL_A, SCHOOL_B = "1040100001", "1030200002"
 JUNE, JULY, JULY_10, JULY_24 = dt.date(2026, 6, 1), dt.date(2026, 7, 1), dt.date(2026, 7, 10), dt.date(2026, 7, 24)
 
@@ -126,7 +126,7 @@ def test_migrations_create_every_table_at_head(store: Store, backend: tuple[str,
     names = set(inspect(store.engine).get_table_names(schema=schema))
     assert names >= TABLES
     assert "alembic_version" in names  # on PostgreSQL: inside the test's own schema
-    assert current_revision(store.engine) == head_revision() == "0006"
+    assert current_revision(store.engine) == head_revision() == "0007"
 
 
 def test_migrated_schema_matches_the_models(store: Store) -> None:

@@ -14,6 +14,7 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
 - pilots (randomised wait-list, issue 30): :func:`write_pilot`, :func:`pilot_plan`, :func:`pilot_arms`,
   :func:`set_pilot_run`, :func:`wait_list_term`, :func:`flagged_students`; wait-list schools' alerts
   are left out of :func:`open_alerts` while their pilot term runs;
+- impact (``risk impact``): :func:`write_impact_estimates`, :func:`impact_estimates`, :func:`term_flags`;
 - service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
   :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
 
@@ -34,6 +35,7 @@ from risk.store.alerts import (
 )
 from risk.store.audit import AuditRecord, audit_entries, write_audit
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
+from risk.store.impact import ESTIMATE_COLUMNS, impact_estimates, term_flags, write_impact_estimates
 from risk.store.keys import KeyRecord, NewKey, create_key, find_key, list_keys, revoke_key
 from risk.store.pilot import (
     PilotExistsError,
@@ -67,6 +69,7 @@ from risk.store.summaries import SUMMARY_COLUMNS, summaries, write_summaries
 
 __all__ = [
     "ALERT_OUTCOMES",
+    "ESTIMATE_COLUMNS",
     "AcknowledgementDateError",
     "AuditRecord",
     "ImportedActions",
@@ -94,6 +97,7 @@ __all__ = [
     "flagged_students",
     "finish_run",
     "finished_run",
+    "impact_estimates",
     "import_actions",
     "latest_finished_run",
     "latest_scores",
@@ -110,9 +114,11 @@ __all__ = [
     "stored_actions",
     "student_history",
     "summaries",
+    "term_flags",
     "wait_list_term",
     "write_alerts",
     "write_bucket_scores",
+    "write_impact_estimates",
     "write_pilot",
     "write_summaries",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "Alert",
     "AlertAction",
     "ApiKey",
+    "ImpactEstimate",
     "AuditEntry",
     "AreaSummary",
     "Base",
@@ -363,3 +364,31 @@ class PilotSchool(Base):
     school_id: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
     arm: Mapped[str] = mapped_column(String(16))
     stratum: Mapped[str] = mapped_column(String(200))
+
+
+class ImpactEstimate(Base):
+    """One estimated effect on dropout from ``risk impact --term T`` (issue 30); a rerun replaces the term's.
+
+    ``estimand``: ``itt`` (pilot, OLS with school-clustered SE), ``itt_relative``,
+    ``itt_randomisation``, ``complier_iv``, ``action_naive`` / ``action_adjusted`` (with
+    ``action_code``), or ``dropout_rate`` (an arm's flagged students' rate, ``action_code`` the arm).
+    Estimates are proportions; ``evidence`` is 'randomised' or the observational caveat.
+    """
+
+    __tablename__ = "impact_estimates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    term: Mapped[str] = mapped_column(String(16), index=True)
+    pilot_id: Mapped[str | None] = mapped_column(String(32))
+    estimand: Mapped[str] = mapped_column(String(32))
+    action_code: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(Text)
+    estimate: Mapped[float] = mapped_column(Float)
+    se: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    n_students: Mapped[int] = mapped_column(Integer)
+    n_schools: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
