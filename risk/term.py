@@ -206,6 +206,7 @@ def _train(job: TermJob) -> None:
     from risk.features.cache import inputs_hash
     from risk.models.tracking import champion_bundle, log_training, trained_version, training_key
     from risk.models.train import train_model
+    from risk.store import default_store_url, open_store
 
     ts = job.train_settings
     with _step(job, "train") as record:
@@ -215,10 +216,15 @@ def _train(job: TermJob) -> None:
         if version is not None:
             record.status, record.rows_out = "reused", f"model version {version}"
             return
-        result = train_model(job.validated, settings=job.settings, train_settings=ts, catalog=job.catalog,
-                             catalog_yaml=job.catalog_yaml, truth=job.truth,
-                             id_key=job.id_key if job.truth else None, champion=champion_bundle(ts.mlflow.model_name),
-                             progress=job.progress)
+        # The store's alerts and actions mark the training rows the help may have changed.
+        store = open_store(job.store_url or default_store_url(job.data_dir))
+        try:
+            result = train_model(job.validated, settings=job.settings, train_settings=ts, catalog=job.catalog,
+                                 catalog_yaml=job.catalog_yaml, truth=job.truth,
+                                 id_key=job.id_key if job.truth else None,
+                                 champion=champion_bundle(ts.mlflow.model_name), progress=job.progress, store=store)
+        finally:
+            store.close()
         registered = log_training(result, data_dir=job.data_dir, experiment=ts.mlflow.experiment,
                                   model_name=ts.mlflow.model_name, settings_dump=dump)
         record.rows_in = f"{result.rows['train']['rows']:,} training rows"

@@ -100,6 +100,10 @@ def test_run_records_window_hashes_metrics_and_artifacts(first):
     assert run.data.tags["catalog_version"].startswith("dropout-features-")
     assert run.data.tags["code_version"]
     assert "2" in run.data.params["test_terms"]
+    # Trained without a store: no row counts as helped, and the record says which choice stood.
+    assert run.data.params["treated_outcomes"] == "keep" and result.treated["source"] == "none"
+    assert run.data.metrics["train.rows_treated"] == 0 == run.data.metrics["train.rows_acted"]
+    assert run.data.metrics["train.rows"] == result.rows["train"]["rows"]
     for metric in ("test.model.roc_auc", "test.oracle.roc_auc", "test.logistic.roc_auc", "test.abc_rule.roc_auc",
                    "test.context_only.roc_auc", "test.model.ece", "test.model.lead_week6.recall_top10"):
         assert metric in run.data.metrics, metric

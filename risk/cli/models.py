@@ -12,11 +12,13 @@ from risk.errors import RiskError
 if TYPE_CHECKING:  # imported lazily at run time, like every command's module
     from risk.models.policy import ClassPolicy
     from risk.models.train import TrainingResult
+    from risk.store import Store
 
 from risk.cli.common import (
     REPO_CONFIGS,
     DemoOption,
     QuietOption,
+    StoreOption,
     app,
     console,
     friendly,
@@ -39,8 +41,13 @@ def train(
         help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
     demo: DemoOption = False,
     quiet: QuietOption = False,
+    store: StoreOption = None,
 ) -> None:
-    """Train, calibrate and evaluate a dropout model; log it to MLflow and register it as the challenger."""
+    """Train, calibrate and evaluate a dropout model; log it to MLflow and register it as the challenger.
+
+    Training rows whose student had an alert or an action in the store are counted, and kept,
+    down-weighted or left out as ``samples.treated_outcomes`` says.
+    """
     from risk.config import load_settings
     from risk.features.catalog import load_catalog
     from risk.models.settings import load_train_settings
@@ -57,9 +64,14 @@ def train(
     uri = configure_tracking(home)
     champion = champion_bundle(ts.mlflow.model_name)
     key = pseudonym_key(demo) if truth is not None else None
-    result = train_model(data, settings=loaded, train_settings=ts, catalog=chosen,
-                         catalog_yaml=catalog_path.read_bytes(), truth=truth, id_key=key, champion=champion,
-                         progress=not quiet)
+    opened = _training_store(store, data)
+    try:
+        result = train_model(data, settings=loaded, train_settings=ts, catalog=chosen,
+                             catalog_yaml=catalog_path.read_bytes(), truth=truth, id_key=key, champion=champion,
+                             progress=not quiet, store=opened)
+    finally:
+        if opened is not None:
+            opened.close()
     registered = log_training(result, data_dir=home, experiment=ts.mlflow.experiment,
                               model_name=ts.mlflow.model_name, settings_dump=ts.model_dump(mode="json"))
     for line in _training_lines(result) + policy_lines(result.bundle.policy) + _protected_lines(result):
@@ -68,12 +80,39 @@ def train(
                   f"(run {registered['run_id']}, tracking {uri.split('@')[-1]})", highlight=False)
 
 
+def _training_store(url: str | None, data: Path) -> Store | None:
+    """The store ``url``, or the SQLite store beside the validated folder as ``risk score`` finds it when that
+    file exists; None when there is none (training does not create one)."""
+    from risk.store import default_store_url, open_store
+
+    if url:
+        return open_store(url)
+    home = data.resolve().parent
+    return open_store(default_store_url(home)) if (home / "risk.db").exists() else None
+
+
+def treated_line(treated: dict | None) -> str:
+    """One line on the training rows the help may have changed (``TrainingResult.treated``)."""
+    if not treated:
+        return "treated rows: not counted"
+    choice = {"keep": "kept as they are", "down_weight": f"down-weighted to {treated['down_weight']:g}",
+              "untreated_only": "left out"}[treated["choice"]]
+    if treated["source"] == "none":
+        return f"treated rows: no store, so none counts as treated ({choice})"
+    if not treated["treated"]:
+        return f"treated rows: none of {treated['rows']:,} training rows had an alert or an action in the store"
+    wait = f"; {treated['wait_list']:,} wait-list rows of a pilot term kept" if treated["wait_list"] else ""
+    return (f"treated rows: {treated['treated']:,} of {treated['rows']:,} training rows ({treated['share']:.1%}; "
+            f"alerted {treated['alerted']:,}, acted on {treated['acted']:,}): {choice}{wait}")
+
+
 def _training_lines(result: TrainingResult) -> list[str]:
     table = result.evaluation.table
     overall = table[table["slice"] == "overall"].set_index("model")
     lines = [f"terms: train {', '.join(result.split.train)}; calibrate {', '.join(result.split.calibration)}; "
              f"test {', '.join(result.split.test)}",
              "rows: " + "; ".join(f"{role} {c['rows']:,} ({c['positives']:,} dropouts)" for role, c in result.rows.items()),
+             treated_line(result.treated),
              f"{result.best_iteration} trees; calibration {result.calibration.calibrator.method}; feature points "
              f"reused {result.feature_points['reused']} of {result.feature_points['total']}",
              f"{'held-out term':<14} {'ROC AUC':>8} {'PR AUC':>7} {'ECE':>7} {'prec@10%':>9} {'recall@10%':>11}"]

@@ -36,7 +36,7 @@ from risk.models.card_text import (
     USED_FOR,
     figure_caption,
 )
-from risk.models.card_views import fairness_view, protected_view, quality_view
+from risk.models.card_views import fairness_view, protected_view, quality_view, treated_view
 
 __all__ = ["DataWindow", "ModelCardInfo", "SplitRows", "model_card_html"]
 
@@ -124,6 +124,8 @@ class ModelCardInfo(BaseModel):
     limitations: str = DEFAULT_LIMITATIONS
     promoted_over: str | None = None
     protected_comparison: dict[str, Any] | None = None
+    # TreatedRows.summary() (risk.models.treated): training rows the help may have changed, and the choice
+    treated: dict[str, Any] | None = None
 
 
 def model_card_html(info: ModelCardInfo) -> str:
@@ -141,6 +143,7 @@ def model_card_html(info: ModelCardInfo) -> str:
         quality=quality_view(info.evaluation, info.key_model, info.data_window.test),
         fairness_view=fairness_view(fairness),
         protected=protected_view(info.protected_comparison),
+        treated=treated_view(info.treated),
         texts={"used_for": USED_FOR, "not_for": NOT_FOR, "limitations": PLAIN_LIMITATIONS,
                "fairness_columns": FAIRNESS_COLUMNS, "splits": SPLITS},
         # The plain bilingual lists translate the defaults; a text the trainer wrote is shown as well.

@@ -25,6 +25,11 @@ __all__ = [
     "PLAIN_LIMITATIONS",
     "SEMESTERS",
     "SPLITS",
+    "TREATED_CHOICE_WORDS",
+    "TREATED_NOT_TOLD",
+    "TREATED_NO_STORE",
+    "TREATED_ROWS",
+    "TREATED_WAIT_LIST",
     "TARGETS",
     "USED_FOR",
     "VALUES",
@@ -131,6 +136,22 @@ TARGETS = {
 AT_RISK_EITHER = Bi("เกณฑ์ 'เสี่ยง' ใช้เป้าความครอบคลุมหรือเป้ากำลังคน ข้อที่แจ้งเตือนน้อยกว่า จึงมักมีข้อหนึ่งต่ำกว่าเป้าตามที่ออกแบบไว้",
                     "The at-risk threshold follows the recall target or the capacity target, whichever flags fewer "
                     "students, so one of the two usually stays short of its number by design.")
+# ---------------------------------------------------------------- treated training rows (issue 30)
+TREATED_ROWS = Bi("แถวฝึกที่ผลลัพธ์อาจเปลี่ยนไปเพราะความช่วยเหลือ: {treated} ({share}) "
+                  "ได้รับการแจ้งเตือน {alerted} มีบันทึกการช่วยเหลือ {acted} จากแถวฝึก {rows}; {choice}",
+                  "Rows whose outcome the help may have changed: {treated} ({share}); alerted {alerted}, "
+                  "acted on {acted}, of {rows} training rows; {choice}")
+TREATED_CHOICE_WORDS = {
+    "keep": Bi("คงไว้ตามเดิม", "kept as they are"),
+    "down_weight": Bi("ลดน้ำหนักเหลือ {weight}", "down-weighted to {weight}"),
+    "untreated_only": Bi("ตัดออกจากการฝึก", "left out"),
+}
+TREATED_WAIT_LIST = Bi("แถวของโรงเรียนกลุ่มรอ (wait-list) ในภาคเรียนนำร่อง {wait_list} แถว เก็บไว้ทั้งหมด",
+                       "The {wait_list} rows of wait-list schools in a pilot term are all kept")
+TREATED_NO_STORE = Bi("ไม่ได้อ่านฐานข้อมูลการแจ้งเตือน จึงไม่มีแถวใดนับว่าได้รับความช่วยเหลือ ({choice})",
+                      "No store of alerts was read, so no row counts as helped ({choice})")
+TREATED_NOT_TOLD = Bi("ไม่ได้นับ", "not counted")
+
 SPLITS = {"train": Bi("ฝึก", "train"), "calibration": Bi("ปรับเทียบ", "calibration"),
           "test": Bi("ทดสอบ", "held-out test")}
 WHERE = {"calibration": Bi("ภาคเรียนที่ใช้ปรับเทียบ", "the calibration term"),

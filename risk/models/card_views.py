@@ -20,6 +20,11 @@ import pandas as pd
 from risk.models.card_policy import PolicyView, policy_view
 from risk.models.card_text import (
     FAIRNESS_MEANINGS,
+    TREATED_CHOICE_WORDS,
+    TREATED_NO_STORE,
+    TREATED_NOT_TOLD,
+    TREATED_ROWS,
+    TREATED_WAIT_LIST,
     Bi,
     attribute_name,
     auc,
@@ -32,7 +37,7 @@ from risk.models.card_text import (
 from risk.models.fairness import DISPARITY_HIGH, DISPARITY_LOW
 
 __all__ = ["TIE_FLOOR", "PolicyView", "auc_standard_error", "auc_ties", "fairness_view", "policy_view",
-           "protected_view", "quality_view", "tie_tolerance"]
+           "protected_view", "quality_view", "tie_tolerance", "treated_view"]
 
 TIE_FLOOR = 0.005
 _SIMPLER = ("logistic", "context_only", "abc_rule")
@@ -219,3 +224,24 @@ def protected_view(comparison: dict[str, Any] | None) -> ProtectedView:
                     f"และกลุ่มที่ถูกทำเครื่องหมายเป็น {fb} (เทียบกับ {fa}) โมเดลที่ใช้งาน{in_use.th}",
                     f"Without sex, nationality and disability as inputs, AUC is {auc(b)} (against {auc(a)} with them) "
                     f"and {fb} groups are flagged (against {fa}). The model in use {in_use.en}."))
+
+
+# ---------------------------------------------------------------- treated training rows
+def treated_view(treated: dict[str, Any] | None) -> list[Bi]:
+    """The choice for training rows the help may have changed, and their counts, as sentences
+    (``treated``: :meth:`risk.models.treated.TreatedRows.summary`; None: a model trained before they were counted)."""
+    if not treated:
+        return [TREATED_NOT_TOLD]
+    words = TREATED_CHOICE_WORDS[treated["choice"]].format(weight=f"{treated['down_weight']:g}")
+    if treated.get("source") == "none":
+        return [Bi(TREATED_NO_STORE.th.format(choice=words.th), TREATED_NO_STORE.en.format(choice=words.en))]
+    numbers = _treated_numbers(treated)
+    lines = [Bi(TREATED_ROWS.th.format(**numbers, choice=words.th), TREATED_ROWS.en.format(**numbers, choice=words.en))]
+    if treated.get("wait_list"):
+        lines.append(TREATED_WAIT_LIST.format(wait_list=f"{treated['wait_list']:,}"))
+    return lines
+
+
+def _treated_numbers(treated: dict[str, Any]) -> dict[str, str]:
+    return {"treated": f"{treated['treated']:,}", "share": percent(treated["share"], 1),
+            "alerted": f"{treated['alerted']:,}", "acted": f"{treated['acted']:,}", "rows": f"{treated['rows']:,}"}

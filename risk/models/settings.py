@@ -26,6 +26,11 @@ class SampleSettings(_Strict):
     negative_share: float = Field(1.0, gt=0, le=1)
     max_eval_students: int = Field(150_000, ge=100)
     seed: int = 7
+    # Training rows whose outcome the help may have changed (risk.models.treated): keep them,
+    # down-weight them (sample weight times down_weight in the fit), or train without them
+    # (the wait-list arm of a pilot term kept whole).
+    treated_outcomes: Literal["keep", "down_weight", "untreated_only"] = "keep"
+    down_weight: float = Field(0.3, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _some_point(self) -> SampleSettings:

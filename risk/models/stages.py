@@ -14,6 +14,7 @@ profile.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import subprocess
 from collections.abc import Callable
@@ -177,13 +178,21 @@ class FittedModel:
 
 
 def fit_model(train: Samples, catalog: Catalog, ts: TrainSettings, *, progress: bool,
-              on_trial: Callable[[int, dict[str, Any], float], None] | None = None) -> FittedModel:
+              on_trial: Callable[[int, dict[str, Any], float], None] | None = None,
+              outcome_weight: np.ndarray | None = None) -> FittedModel:
     """LightGBM on the training rows, early-stopped on a share of their students; with ``optuna.trials``,
-    the params are searched first (``on_trial(number, params, auc)`` after each trial)."""
+    the params are searched first (``on_trial(number, params, auc)`` after each trial).
+
+    ``outcome_weight`` (one factor per training row, :meth:`risk.models.treated.TreatedRows.fit_weight`)
+    multiplies the rows' sample weights in the booster's fit and early stopping only: the stopping
+    rows handed on (calibration, policy, profile) keep their sampling weights.
+    """
     params = {**ts.lightgbm.params}
+    weighted = train if outcome_weight is None else dataclasses.replace(
+        train, weight=(train.weight * outcome_weight).astype(np.float32))
     # features.protected_inputs false: the booster bins (and so can split on) no protected column.
     with hidden(train.X, [] if ts.features.protected_inputs else protected_columns(catalog, train.names)):
-        fit, held, stop = training_datasets(train, catalog, ts.lightgbm, ts.split, ts.samples.seed)
+        fit, held, stop = training_datasets(weighted, catalog, ts.lightgbm, ts.split, ts.samples.seed)
     # After boosting, the early-stopping students are scored for the policy's fallback thresholds and
     # the training profile; a uniform sample of them is enough for both (medians, bins, thresholds),
     # and scoring all of them cost ~15 s at 1M students.

@@ -173,6 +173,11 @@ def _params(result: TrainingResult, settings_dump: dict[str, Any]) -> dict[str, 
                        f"policy.{policy.thresholds_by}:{key}.at_risk_threshold": round(group.at_risk_threshold, 6)})
     for role, counts in result.rows.items():
         params.update({f"rows.{role}.{k}": v for k, v in counts.items()})
+    # What was done with the rows the help may have changed (their counts are metrics: train.rows_*).
+    params["treated_outcomes"] = (result.treated or {}).get("choice", settings_dump["samples"].get("treated_outcomes",
+                                                                                                   "keep"))
+    if params["treated_outcomes"] == "down_weight":
+        params["treated_down_weight"] = result.treated["down_weight"] if result.treated else None
     return params
 
 
@@ -211,7 +216,7 @@ def _write_artifacts(result: TrainingResult, folder: Path, model_name: str, vers
         calibration={"method": bundle.calibrator.method, "brier_held_out_half": result.calibration.brier},
         evaluation=evaluation.table, fairness=evaluation.fairness, lead_time=evaluation.lead_time,
         images={k: str(v) for k, v in images.items()}, key_model="model",
-        promoted_over=None,
+        promoted_over=None, treated=result.treated,
         # both settings of features.protected_inputs (the card field lands with the card's own change)
         **({"protected_comparison": result.protected_comparison}
            if "protected_comparison" in ModelCardInfo.model_fields else {}))

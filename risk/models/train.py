@@ -46,8 +46,11 @@ from risk.models.stages import (
     fit_model,
 )
 from risk.models.term_split import TermSplit
+from risk.models.treated import TreatedRows, find_treated, untreated_samples
+from risk.store import Store
 
-__all__ = ["Evaluated", "TrainingResult", "code_version", "evaluate_model", "record_training", "train_model"]
+__all__ = ["Evaluated", "TrainingResult", "code_version", "evaluate_model", "record_training", "train_model",
+           "treated_metrics"]
 
 log = get_logger(__name__)
 
@@ -72,16 +75,20 @@ class TrainingResult:
     example: pd.DataFrame | None = None
     # ModelCardInfo.protected_comparison: both settings of features.protected_inputs side by side
     protected_comparison: dict[str, Any] | None = None
+    # TreatedRows.summary(): training rows the help may have changed, and what was done with them
+    treated: dict[str, Any] | None = None
 
 
 def train_model(validated: Path, *, settings: Settings, train_settings: TrainSettings, catalog: Catalog,
                 catalog_yaml: bytes, truth: Path | None = None, id_key: bytes | None = None,
                 champion: tuple[str, ModelBundle] | None = None, progress: bool = True,
-                on_trial: Callable[[int, dict[str, Any], float], None] | None = None) -> TrainingResult:
+                on_trial: Callable[[int, dict[str, Any], float], None] | None = None,
+                store: Store | None = None) -> TrainingResult:
     """Train, calibrate, choose the class policy and evaluate on the held-out term.
 
     ``truth`` (synthetic data) adds the oracle, read with the pseudonym key ``id_key``;
-    ``champion`` (version, bundle) is judged on the same test rows. Raises
+    ``champion`` (version, bundle) is judged on the same test rows; ``store`` holds the alerts
+    and actions that mark training rows as treated (:mod:`risk.models.treated`; None: none is). Raises
     TrainingDataError (a RiskError) with one sentence when the data cannot give a model:
     no validated data, too few terms with a known outcome, no dropouts.
     """
@@ -91,16 +98,20 @@ def train_model(validated: Path, *, settings: Settings, train_settings: TrainSet
     seconds: dict[str, float] = {}
     with _timing(seconds, "samples"):
         samples = draw_samples(validated, settings=settings, ts=ts, catalog=catalog, progress=progress)
+    with _timing(seconds, "treated"):
+        treated = find_treated(samples, validated, settings=settings, ts=ts, store=store)
+        samples = untreated_samples(samples, treated)
     with _timing(seconds, "boosting"):
-        fitted = fit_model(samples.train, catalog, ts, progress=progress, on_trial=on_trial)
+        fitted = fit_model(samples.train, catalog, ts, progress=progress, on_trial=on_trial,
+                           outcome_weight=treated.fit_weight())
     with _timing(seconds, "calibration"):
         calibrated = calibrate_model(samples, fitted, ts)
         choice = choose_class_policy(samples, fitted, calibrated, catalog, ts)
         bundle = build_bundle(samples, fitted, calibrated, choice, catalog, catalog_yaml, ts)
     evaluated = evaluate_model(samples, fitted, calibrated, choice, bundle, catalog, ts, truth=truth, id_key=id_key,
-                               champion=champion)
+                               champion=champion, treated=treated)
     return record_training(samples, fitted, calibrated, bundle, evaluated, ts, seconds={**seconds, **evaluated.seconds},
-                           champion=champion)
+                           champion=champion, treated=treated)
 
 
 @contextmanager
@@ -128,8 +139,10 @@ class Evaluated:
 
 def evaluate_model(samples: TrainingSamples, fitted: FittedModel, calibrated: Calibrated, choice: PolicyChoice,
                    bundle: ModelBundle, catalog: Catalog, ts: TrainSettings, *, truth: Path | None,
-                   id_key: bytes | None, champion: tuple[str, ModelBundle] | None) -> Evaluated:
-    """The model beside the oracle, the champion and the baselines on the test rows; its policy's figures.
+                   id_key: bytes | None, champion: tuple[str, ModelBundle] | None,
+                   treated: TreatedRows | None = None) -> Evaluated:
+    """The model beside the oracle, the champion and the baselines on the test rows; its policy's figures;
+    with ``treated``, how many training rows the help may have changed (``train.rows_*``).
 
     Writes the headline test figures into ``bundle.meta["evaluation"]``.
     """
@@ -145,6 +158,8 @@ def evaluate_model(samples: TrainingSamples, fitted: FittedModel, calibrated: Ca
                                  if k.startswith(("test.model.", "test.oracle.")) and "grade_" not in k}
     evaluation.headline.update({**class_metrics(policy.outcomes), **calibration_metrics(policy), **champion_targets,
                                 **target_metrics(check.achieved, check.missed, "held_out", "test.model")})
+    if treated is not None:
+        evaluation.headline.update(treated_metrics(treated))
     comparison = None
     if ts.features.compare_protected and protected_columns(catalog, samples.train.names):
         with _timing(seconds, "protected_comparison"):
@@ -152,6 +167,14 @@ def evaluate_model(samples: TrainingSamples, fitted: FittedModel, calibrated: Ca
             evaluation.headline.update({f"protected.{setting}.{k}": float(v) for setting in ("with_protected",
                                         "without_protected") for k, v in comparison[setting].items()})
     return Evaluated(evaluation, comparison, seconds)
+
+
+def treated_metrics(treated: TreatedRows) -> dict[str, float]:
+    """The training rows and those the help may have changed, by kind, and their share (0..1)."""
+    counts = treated.counts()
+    return {"train.rows": float(counts["rows"]), "train.rows_treated": float(counts["treated"]),
+            "train.rows_alerted": float(counts["alerted"]), "train.rows_acted": float(counts["acted"]),
+            "train.rows_wait_list": float(counts["wait_list"]), "train.rows_treated_share": float(counts["share"])}
 
 
 def _compare_protected(samples: TrainingSamples, fitted: FittedModel, calibrated: Calibrated, policy: ClassPolicy,
@@ -236,7 +259,7 @@ def _oracle(truth: Path, test: Samples, id_key: bytes | None) -> np.ndarray:
 
 def record_training(samples: TrainingSamples, fitted: FittedModel, calibrated: Calibrated, bundle: ModelBundle,
                     evaluated: Evaluated, ts: TrainSettings, *, seconds: dict[str, float],
-                    champion: tuple[str, ModelBundle] | None) -> TrainingResult:
+                    champion: tuple[str, ModelBundle] | None, treated: TreatedRows | None = None) -> TrainingResult:
     """The result :func:`risk.models.tracking.log_training` records: rows by role, params, a SHAP sample of the
     test rows (``evaluation.shap_sample_rows`` about), an input example and the seconds of each stage."""
     test = samples.test
@@ -254,4 +277,5 @@ def record_training(samples: TrainingSamples, fitted: FittedModel, calibrated: C
         trials=fitted.trials, seconds={k: round(v, 2) for k, v in seconds.items()},
         champion_version=champion[0] if champion else None,
         example=pd.DataFrame(test.X[:5].astype(np.float64), columns=test.names),
-        protected_comparison=evaluated.protected_comparison)
+        protected_comparison=evaluated.protected_comparison,
+        treated=None if treated is None else treated.summary())
