@@ -39,7 +39,6 @@ from test_online_fast import CATALOG as SHIPPED
 from test_online_fast import payload_of
 
 from risk.config import Settings
-from risk.data.contract import TABLES
 from risk.data.validate import validate_sources
 from risk.features import attendance, enrollment
 from risk.features.base import AsOf
@@ -52,10 +51,6 @@ from risk.online.rowwise import NeedsSql, RowEvaluator, StudentRecords
 from risk.online.rowwise_kinds import FAMILY_OF, KINDS
 from risk.online.rowwise_parts import PART_OF, PARTS
 from risk.serve.metrics import ServiceMetrics
-
-# The kinds whose value is that of one event by rank (the latest, the one before): two events
-# on one day have no order in SQL (see the xfail test below).
-BY_RANK = frozenset(("latest", "previous", "change", "pct_change", "latest_code", "latest_flag"))
 
 
 @pytest.fixture(scope="module")
@@ -140,17 +135,35 @@ def test_one_ulp_in_any_kind_fails_the_comparison(monkeypatch, every, edge, edge
     assert caught == {(family, kind)}
 
 
-@pytest.mark.xfail(strict=True, reason="two events on one day have no order: risk.features.events.ranked_events "
-                                       "ranks by event_date alone, so by-rank kinds follow the order of records")
-def test_two_events_on_one_day_give_the_same_latest_whatever_the_order_of_records(every, edge):
+# Two events of S11 on as_of itself, one of the edge world's and one more; the one ranked the latest, decided by
+# the part's columns in order (risk.features.events), and a column whose latest value shows which it was.
+SAME_DAY = {
+    # amount_baht first: 0.3 (the edge world's uniform) before 50.0.
+    "assistance": ({"student_key": S11, "date": AS_OF, "programme": "lunch", "amount_baht": 50.0, "received": False},
+                   "amount_baht", 0.3),
+    # household_size and the income equal; house_condition "fair" before "poor" (text by code point).
+    "household": ({"student_key": S11, "screened_on": AS_OF, "household_size": 7, "monthly_income_baht": 7000.3,
+                   "house_condition": "fair", "owns_land": True, "water_source": "well", "has_electricity": True,
+                   "has_vehicle": True, "dependants": 2, "distance_to_school_km": 3.3, "lives_with": "both_parents",
+                   "cct_status": "extremely_poor"}, "proxy_means_score", 0.0),  # the edge world's "poor" house scores 1
+    # weight_kg equal; a missing height_cm sorts last, so the edge world's 151.1 is the latest.
+    "health": ({"student_key": S11, "measured_on": AS_OF, "weight_kg": 40.3, "height_cm": np.nan},
+               "height_cm", 151.1),
+}
+
+
+@pytest.mark.parametrize("table", SAME_DAY)
+def test_two_events_on_one_day_give_the_same_features_whatever_the_order_of_records(every, edge, table):
+    """Batch and online, the extra event first or last: every feature of the domain the same, the latest as ranked."""
     frames, rates, _, refs = edge
-    extra = pd.DataFrame([{"student_key": S11, "date": AS_OF, "programme": "lunch", "amount_baht": 50.0,
-                           "received": False}])
-    names = [f.name for f in every.by_domain("assistance") if f.compute["kind"] in BY_RANK]
+    extra, column, latest = SAME_DAY[table]
+    names = [f.name for f in every.by_domain(table)]
+    (shown,) = [f.name for f in every.by_domain(table) if f.compute == {"kind": "latest", "column": column}]
     vectors = []
-    for assistance in (pd.concat([frames["assistance"], extra]), pd.concat([extra, frames["assistance"]])):
-        world = frames | {"assistance": assistance.reset_index(drop=True)}
+    for rows in (pd.concat([frames[table], pd.DataFrame([extra])]), pd.concat([pd.DataFrame([extra]), frames[table]])):
+        world = frames | {table: rows.reset_index(drop=True)}
         batch = features_from_frames(world | {"context_rates": rates}, AS_OF, every).set_index("student_key")
+        assert batch.loc[S11, shown] == latest
         vectors.append(batch.loc[S11, names].to_numpy(np.float64))
         found = RowEvaluator(every, AsOf(AS_OF), refs).evaluate(per_student(world)[S11])
         vectors.append(found[1][[every.names.index(n) for n in names]])
@@ -171,16 +184,6 @@ def sampled(world, every):
     return frames, per_student(frames), builder.references
 
 
-def tied_at_the_top(records: StudentRecords, day: dt.date) -> bool:
-    """True when the student's two latest events of some table by ``day`` share a date with another."""
-    for name in ("household", "health", "behaviour", "assistance"):
-        dates = records.table(name).get(TABLES[name].date_column, np.empty(0, "datetime64[D]"))
-        top = np.sort(dates[dates <= np.datetime64(day, "D")])[::-1][:3]
-        if len(np.unique(top)) < len(top):
-            return True
-    return False
-
-
 @pytest.mark.parametrize("week", [1, 6, 15, 30])
 def test_every_kind_on_students_of_a_generated_world_equals_the_sql(every, sampled, week):
     """Weeks 1, 6 and 15 of the newest term, and week 8 of the term before."""
@@ -193,11 +196,8 @@ def test_every_kind_on_students_of_a_generated_world_equals_the_sql(every, sampl
                          columns=["school_id", "school_rate", "district_rate"])
     batch = features_from_frames(frames | {"context_rates": rates}, as_of, every)
     compared, different = mismatches(RowEvaluator(every, AsOf(as_of), refs), students, batch, every.names)
-    # Known and reported: the by-rank kinds of a student with two events on one day (the xfail above).
-    tied = {key for key in {d[0] for d in different} if tied_at_the_top(students[key], as_of)}
-    different = [d for d in different if not (d[0] in tied and every.get(d[1]).compute["kind"] in BY_RANK)]
     assert not different, described(every, different)
-    assert compared >= 300 and len(tied) <= 0.05 * compared
+    assert compared >= 300
 
 
 # ---------------------------------------------------------------------- fallbacks of the fast way

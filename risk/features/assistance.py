@@ -25,7 +25,7 @@ def parts(as_of: AsOf) -> list[Part]:
                    CAST(programme = 'cct' AS INT) AS is_cct
             FROM assistance
             WHERE date <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
-    """)]
+    """, COLUMNS)]
 
 
 expression = event_domain("assistance_event")

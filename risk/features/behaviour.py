@@ -29,7 +29,7 @@ def parts(as_of: AsOf) -> list[Part]:
                    {flags} AS risk_flag_count
             FROM behaviour
             WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
-    """)]
+    """, COLUMNS)]
 
 
 expression = event_domain("behaviour_event")

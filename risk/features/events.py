@@ -2,6 +2,14 @@
 
 Each such domain builds one part with a row per event on or before ``as_of``:
 ``student_key``, ``event_date``, ``rnk`` (1 = the latest event) and its columns.
+
+Two events on one day (two payments, say) are ranked by their values: the part's columns
+(:data:`risk.features.kinds.EVENT_COLUMNS`, in that order) ascending, NULL last, so the one
+with the smaller first differing value is the "latest". Rows still tied are equal in every
+column a feature reads, so every feature is the same whichever comes first. The online twin
+(:mod:`risk.online.rowwise_parts`) ranks the same way. (Before, only ``event_date`` ranked, and
+such a tie followed the order of the records: batch values of ``latest``, ``previous`` and the
+kinds built on them may differ from feature matrices cached before this order was fixed.)
 A catalog entry then asks for one of these kinds over one column:
 
 - ``latest`` / ``previous``: the value at the latest / the one before
@@ -15,7 +23,7 @@ A catalog entry then asks for one of these kinds over one column:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from risk.features.base import AsOf, Part, sql_list
 from risk.features.catalog import FeatureSpec
@@ -24,11 +32,13 @@ from risk.features.kinds import EVENT_KINDS, EVENT_OPS
 __all__ = ["EVENT_KINDS", "event_domain", "event_expression", "ranked_events"]
 
 
-def ranked_events(name: str, events_sql: str) -> Part:
-    """An event part: ``events_sql`` (one row per event, with ``student_key`` and ``event_date``)
-    ranked per student, newest first (``rnk`` 1 is the latest event)."""
+def ranked_events(name: str, events_sql: str, tie_break: Sequence[str]) -> Part:
+    """An event part: ``events_sql`` (one row per event, with ``student_key``, ``event_date`` and the
+    columns ``tie_break`` names) ranked per student, newest first (``rnk`` 1 is the latest event); events
+    of one day by ``tie_break``'s values, ascending, NULL last (strings by their UTF-8 bytes)."""
+    values = "".join(f", {column} ASC NULLS LAST" for column in tie_break)
     return Part(name, f"""
-        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC) AS rnk
+        SELECT *, row_number() OVER (PARTITION BY student_key ORDER BY event_date DESC{values}) AS rnk
         FROM ({events_sql})
     """)
 

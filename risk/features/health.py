@@ -50,7 +50,7 @@ def parts(as_of: AsOf) -> list[Part]:
                          h.height_cm) AS height_z
             FROM health h JOIN cohort c USING (student_key)
             WHERE h.measured_on <= {as_of.sql}
-    """)]
+    """, COLUMNS)]
 
 
 expression = event_domain("health_event")

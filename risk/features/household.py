@@ -37,7 +37,7 @@ def parts(as_of: AsOf) -> list[Part]:
                    CAST(lives_with = 'both_parents' AS INT) AS lives_with_parents
             FROM household
             WHERE screened_on <= {as_of.sql} AND student_key IN (SELECT student_key FROM cohort)
-    """)]
+    """, COLUMNS)]
 
 
 expression = event_domain("hh_event")

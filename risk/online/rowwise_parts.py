@@ -5,7 +5,8 @@ Each function mirrors the part it names (:mod:`risk.features.attendance`'s ``att
 :class:`Moment`, and returns the columns the kinds of :mod:`risk.online.rowwise_kinds`
 aggregate, or None when the student has no rows in it (the LEFT JOIN of the plan:
 every feature of the part is then NULL). Event parts hold their rows newest first
-(``rnk`` 1 first).
+(``rnk`` 1 first), events of one day in the order of their values as SQL ranks them
+(:func:`risk.features.events.ranked_events`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from risk.features.attendance import ATTENDED
 from risk.features.behaviour import FLAGS, SDQ
 from risk.features.enrollment import USUAL_AGE
 from risk.features.growth import DAYS_PER_MONTH, who_zscores
+from risk.features.kinds import EVENT_COLUMNS
 from risk.online.rowwise_records import Columns, Moment, StudentRecords, among, nan_sum
 
 __all__ = ["PARTS", "PART_OF"]
@@ -125,14 +127,34 @@ def _grades_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> dict[int,
 
 
 def _events(table: Columns, date_column: str, day: np.datetime64) -> tuple[Columns, np.ndarray] | None:
-    """The table's events on or before ``day``, newest first (``rnk`` 1 first), and their dates."""
+    """The table's events on or before ``day``, in the order of the records, and their dates."""
     if not len(table.get(date_column, ())):
         return None
     rows = np.flatnonzero(table[date_column] <= day)
     if not len(rows):
         return None
-    order = rows[np.argsort(-table[date_column][rows].astype(np.int64), kind="stable")]
-    return {k: v[order] for k, v in table.items()}, table[date_column][order]
+    return {k: v[rows] for k, v in table.items()}, table[date_column][rows]
+
+
+def _newest_first(part: Columns, domain: str) -> Columns:
+    """The part's rows newest first (``rnk`` 1 first), as :func:`risk.features.events.ranked_events` ranks them:
+    events of one day by the part's columns (``EVENT_COLUMNS[domain]``) ascending, missing last."""
+    days = part["event_date"].astype(np.int64)
+    order = np.argsort(-days, kind="stable")
+    if len(days) > 1 and not np.diff(days[order]).all():  # two events on one day: rare, so sorted again
+        keys = [_ascending(part[column]) for column in reversed(EVENT_COLUMNS[domain])]
+        order = np.lexsort([*keys, -days])  # the last key sorts first
+    return {k: v[order] for k, v in part.items()}
+
+
+def _ascending(values: np.ndarray) -> np.ndarray:
+    """A sort key of a column as SQL's ``ASC NULLS LAST``: numbers as they are (lexsort puts NaN, which stands
+    for NULL, last); text by code point (UTF-8 byte order, as DuckDB compares), None last."""
+    if values.dtype != object:
+        return values
+    present = sorted({v for v in values.tolist() if v is not None})
+    rank = {v: i for i, v in enumerate(present)}
+    return np.array([rank.get(v, len(present)) for v in values.tolist()])
 
 
 def _household_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Columns | None:
@@ -145,11 +167,12 @@ def _household_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Column
     condition = np.array([2.0 if v == "dilapidated" else 1.0 if v == "poor" else 0.0 for v in h["house_condition"]])
     water = np.array([np.nan if v is None else float(v in ("rain", "river")) for v in h["water_source"]])
     more = np.where(np.isnan(dependants) | np.isnan(size), np.nan, (dependants > size / 2).astype(np.float64))
-    return {**h, "event_date": dates,
-            "income_per_capita_baht": income / size, "dependency_ratio": dependants / size,
-            "proxy_means_score": condition + (1 - h["owns_land"]) + water + (1 - h["has_electricity"])
-            + (1 - h["has_vehicle"]) + more,
-            "lives_with_parents": np.array([np.nan if v is None else float(v == "both_parents") for v in h["lives_with"]])}
+    parents = np.array([np.nan if v is None else float(v == "both_parents") for v in h["lives_with"]])
+    return _newest_first({**h, "event_date": dates,
+                          "income_per_capita_baht": income / size, "dependency_ratio": dependants / size,
+                          "proxy_means_score": condition + (1 - h["owns_land"]) + water + (1 - h["has_electricity"])
+                          + (1 - h["has_vehicle"]) + more,
+                          "lives_with_parents": parents}, "household")
 
 
 def _health_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Columns | None:
@@ -163,8 +186,8 @@ def _health_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Columns |
     age = ((dates - birth).astype(np.int64) / DAYS_PER_MONTH if not np.isnat(birth)
            else np.full(len(dates), np.nan))
     sex = np.full(len(dates), c["sex"], dtype=object)
-    return {**h, "event_date": dates, "bmi": bmi, "bmi_z": who_zscores("bmi_for_age", sex, age, bmi),
-            "height_z": who_zscores("height_for_age", sex, age, h["height_cm"])}
+    return _newest_first({**h, "event_date": dates, "bmi": bmi, "bmi_z": who_zscores("bmi_for_age", sex, age, bmi),
+                          "height_z": who_zscores("height_for_age", sex, age, h["height_cm"])}, "health")
 
 
 def _behaviour_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Columns | None:
@@ -174,9 +197,9 @@ def _behaviour_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Column
         return None
     b, dates = found
     flags = {f: b[f] for f in FLAGS}
-    return {**{s: b[s] for s in SDQ}, **flags, "event_date": dates,
-            "sdq_total": b["sdq_emotional"] + b["sdq_conduct"] + b["sdq_hyperactivity"] + b["sdq_peer"],
-            "risk_flag_count": sum(flags.values())}
+    return _newest_first({**{s: b[s] for s in SDQ}, **flags, "event_date": dates,
+                          "sdq_total": b["sdq_emotional"] + b["sdq_conduct"] + b["sdq_hyperactivity"] + b["sdq_peer"],
+                          "risk_flag_count": sum(flags.values())}, "behaviour")
 
 
 def _assistance_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Columns | None:
@@ -186,9 +209,10 @@ def _assistance_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> Colum
         return None
     a, dates = found
     received = a["received"]
-    return {"event_date": dates, "amount_baht": a["amount_baht"], "received": received,
-            "amount_received_baht": np.where(received == 1, a["amount_baht"], 0.0),
-            "is_cct": np.array([np.nan if v is None else float(v == "cct") for v in a["programme"]])}
+    return _newest_first({"event_date": dates, "amount_baht": a["amount_baht"], "received": received,
+                          "amount_received_baht": np.where(received == 1, a["amount_baht"], 0.0),
+                          "is_cct": np.array([np.nan if v is None else float(v == "cct") for v in a["programme"]])},
+                         "assistance")
 
 
 # The part of each domain: the cohort row (``c``) in, the student's rows of the part (or None) out.
