@@ -152,6 +152,16 @@ def test_a_wait_list_school_lists_no_alerts_in_the_api_while_its_students_are_sc
     assert open_alerts(store, SCHOOL_B).empty
 
 
+def test_the_alert_list_of_a_wait_list_school_says_until_which_term(service) -> None:
+    def until(school_id: str, who: str) -> str | None:
+        response = service["client"].get(f"/v1/schools/{school_id}/alerts",
+                                         headers={"X-API-Key": service["tokens"][who]})
+        assert response.status_code == 200, response.text
+        return response.json()["wait_list_until"]
+
+    assert until(SCHOOL_B, "b") == "2569-2" and until(SCHOOL_A, "a") is None
+
+
 def test_an_alert_now_school_sees_its_alerts_in_the_api_and_on_the_page(service) -> None:
     alerts = listed(service, SCHOOL_A, "a")
     assert [a["id"] for a in alerts] == stored_alert_ids(service["store"], SCHOOL_A)

@@ -26,6 +26,7 @@ from fastapi import APIRouter, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
+from risk.data.contract import next_term
 from risk.serve.deps import (
     ReaderKey,
     Services,
@@ -43,7 +44,14 @@ from risk.serve.schemas import (
     AlertsResponse,
     StudentHint,
 )
-from risk.store import AcknowledgementDateError, AuditRecord, KeyRecord, acknowledge, open_alerts
+from risk.store import (
+    AcknowledgementDateError,
+    AuditRecord,
+    KeyRecord,
+    acknowledge,
+    open_alerts,
+    wait_list_term,
+)
 from risk.store.models import Alert
 from risk.store.pilot import wait_listed_now
 
@@ -67,7 +75,10 @@ async def list_alerts(school_id: SchoolId, key: ReaderKey, services: ServicesDep
                                          detail=f"refused 403: a teacher key of school {key.school_id}"))
     may_see_school(key, school_id)
     frame = await run_in_threadpool(school_alerts, services, key, school_id, "school_alerts")
-    return AlertsResponse(school_id=school_id, alerts=[alert_out(row) for _, row in frame.iterrows()])
+    # A wait-list school of a pilot lists nothing this term: say until when, as the teacher page does.
+    waiting = await run_in_threadpool(wait_list_term, services.store, school_id)
+    return AlertsResponse(school_id=school_id, alerts=[alert_out(row) for _, row in frame.iterrows()],
+                          wait_list_until=next_term(waiting) if waiting else None)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AckResponse,
