@@ -73,7 +73,8 @@ def synth(
     if continue_from is not None:
         loop = {"alerts_from": alerts_from, "actions_from": actions_from, "act_share": act_share,
                 "selection": selection, "arms": arms}
-        _continue(continue_from, out, seed, SynthConfig.from_yaml(config), effect, loop, demo, quiet)
+        # Continuing links the store's pseudonyms to the export's IDs: the key (or --demo) is needed.
+        _continue(continue_from, out, seed, SynthConfig.from_yaml(config), effect, loop, pseudonym_key(demo), quiet)
         return
     settings = {"students": students, "terms": terms, "seed": seed, "last_term": last_term,
                 "config": SynthConfig.from_yaml(config), "progress": not quiet}
@@ -88,7 +89,7 @@ def synth(
     console.print(f"written to {out}", highlight=False)
 
 
-def _continue(source: Path, out: Path, seed: int, config: object, effect: str, loop: dict, demo: bool,
+def _continue(source: Path, out: Path, seed: int, config: object, effect: str, loop: dict, key: bytes,
               quiet: bool) -> None:
     """``risk synth --continue``: the teacher model (or the stored actions), then the next term's export."""
     import pandas as pd
@@ -100,7 +101,6 @@ def _continue(source: Path, out: Path, seed: int, config: object, effect: str, l
 
     if loop["alerts_from"] and loop["actions_from"]:
         raise typer.BadParameter("give --alerts-from (the teacher model acts) or --actions-from, not both")
-    key = pseudonym_key(demo)
     arms = (pd.read_csv(loop["arms"], dtype=str).set_index("school_id")["arm"].to_dict()
             if loop["arms"] else None)
     if loop["alerts_from"]:
