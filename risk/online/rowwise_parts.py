@@ -127,23 +127,25 @@ def _grades_part(m: Moment, rec: StudentRecords, c: dict[str, Any]) -> dict[int,
 
 
 def _events(table: Columns, date_column: str, day: np.datetime64) -> tuple[Columns, np.ndarray] | None:
-    """The table's events on or before ``day``, in the order of the records, and their dates."""
+    """The table's events on or before ``day``, newest first (events of one day as :func:`_newest_first` leaves
+    them to order), and their dates."""
     if not len(table.get(date_column, ())):
         return None
     rows = np.flatnonzero(table[date_column] <= day)
     if not len(rows):
         return None
-    return {k: v[rows] for k, v in table.items()}, table[date_column][rows]
+    order = rows[np.argsort(-table[date_column][rows].astype(np.int64), kind="stable")]
+    return {k: v[order] for k, v in table.items()}, table[date_column][order]
 
 
 def _newest_first(part: Columns, domain: str) -> Columns:
-    """The part's rows newest first (``rnk`` 1 first), as :func:`risk.features.events.ranked_events` ranks them:
+    """The part of :func:`_events`' rows in ``rnk`` order, as :func:`risk.features.events.ranked_events` ranks them:
     events of one day by the part's columns (``EVENT_COLUMNS[domain]``) ascending, missing last."""
     days = part["event_date"].astype(np.int64)
-    order = np.argsort(-days, kind="stable")
-    if len(days) > 1 and not np.diff(days[order]).all():  # two events on one day: rare, so sorted again
-        keys = [_ascending(part[column]) for column in reversed(EVENT_COLUMNS[domain])]
-        order = np.lexsort([*keys, -days])  # the last key sorts first
+    if np.diff(days).all():  # no two events on one day (the usual case): already in order
+        return part
+    keys = [_ascending(part[column]) for column in reversed(EVENT_COLUMNS[domain])]
+    order = np.lexsort([*keys, -days])  # the last key sorts first
     return {k: v[order] for k, v in part.items()}
 
 
