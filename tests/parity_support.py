@@ -16,8 +16,8 @@ enable any other. This catalog takes each kind from the domain modules' own list
 - events: each kind over each column it can read (a number kind over a number or a
   flag, ``latest_code`` over a text with all but its last value as categories), a
   window of 30 and 365 days, and the kinds that take ``where`` filtered by a flag
-  column of the domain (each flag for the kinds without a column, the flags in turn
-  over the columns of the others);
+  column of the domain (``kinds.EVENT_FLAGS``; each flag for the kinds without a
+  column, the flags in turn over the columns of the others);
 - enrollment and context: each kind over each column it names; grades: each measure
   at each term rank, and its change.
 
@@ -40,6 +40,7 @@ from risk.data.contract import GRADE_LEVELS, TABLES
 from risk.features import assistance, attendance, behaviour, enrollment, grades, health, household
 from risk.features.catalog import Catalog, load_catalog
 from risk.features.events import EVENT_KINDS
+from risk.features.kinds import EVENT_FLAGS, WHERE_KINDS
 from risk.features.sources import STUDENT_TABLES
 from risk.online.rowwise import RowEvaluator, RowReferences, StudentRecords, records_from_frames
 
@@ -107,10 +108,6 @@ EVENT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # The grade kinds (risk.features.grades checks these two names; it declares no tuple of them).
 GRADE_KINDS = ("term_measure", "change")
-# The event kinds whose meaning names a ``where`` filter (risk.features.events' docstring).
-WHERE_KINDS = ("window_sum", "window_mean", "window_count", "window_max", "days_since_latest", "months_since_latest")
-# Columns the domain SQL derives as 0/1 flags (the contract's bool columns are flags too).
-_DERIVED_FLAGS = frozenset(("is_cct", "lives_with_parents"))
 _NO_COLUMN = frozenset(("window_count", "days_since_latest", "months_since_latest"))
 _SCOPES: tuple[dict[str, Any], ...] = ({"scope": "term"}, *({"last_days": n} for n in (1, 5, 20, 60)))
 
@@ -183,8 +180,7 @@ def _enrollment() -> Generated:
 def _events() -> Generated:
     for domain, (table, columns) in EVENT_COLUMNS.items():
         texts = {c.name: c.allowed for c in TABLES[table].columns if c.kind == "text" and c.name in columns}
-        flags = [c for c in columns if c in _DERIVED_FLAGS
-                 or any(k.name == c and k.kind == "bool" for k in TABLES[table].columns)]
+        flags = list(EVENT_FLAGS[domain])
         numbers = [c for c in columns if c not in texts]
         for kind in EVENT_KINDS:
             if kind == "latest_code":

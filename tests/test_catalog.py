@@ -85,6 +85,58 @@ def test_a_wrong_entry_is_a_config_error_naming_the_feature(tmp_path, edit, mess
         load_catalog(edited_catalog(tmp_path, edit))
 
 
+def event_entry(domain: str, compute: dict, categories: list[str] | None = None) -> dict:
+    """A catalog entry named ``bad_event`` of a dated-event domain."""
+    entry = {"name": "bad_event", "domain": domain, "unit": "count", "direction": "none", "role": "child",
+             "compute": compute, "description": {"en": "x", "th": "x"}, "reason": {"en": "{value}", "th": "{value}"}}
+    return entry | ({"unit": "category", "categories": categories} if categories else {})
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # A number kind over text: DuckDB would fail at batch time ("Could not convert string 'fair' to DOUBLE").
+        (event_entry("household", {"kind": "latest", "column": "house_condition"}),
+         "latest reads a number, and compute.column 'house_condition' is text"),
+        (event_entry("household", {"kind": "window_sum", "column": "water_source", "days": 30}),
+         "window_sum reads a number, and compute.column 'water_source' is text"),
+        (event_entry("household", {"kind": "latest_flag", "column": "cct_status", "op": "lt", "threshold": 1}),
+         "latest_flag reads a number"),
+        (event_entry("household", {"kind": "latest_code", "column": "monthly_income_baht"}, ["a", "b"]),
+         "latest_code reads text, and compute.column 'monthly_income_baht' is not text (the domain's text columns: "
+         "cct_status, house_condition, lives_with, water_source)"),
+        (event_entry("health", {"kind": "latest_code", "column": "weight_kg"}, ["a"]),
+         "compute.column 'weight_kg' is not text (the domain's text columns: none)"),
+        # Not a 0/1 flag: SQL would keep any non-zero amount or count, the online twin only 1.
+        (event_entry("assistance", {"kind": "window_sum", "column": "amount_baht", "days": 30, "where": "amount_baht"}),
+         "compute.where 'amount_baht' is not a 0/1 flag column (the domain's flags: received, is_cct)"),
+        (event_entry("behaviour", {"kind": "window_count", "days": 365, "where": "risk_flag_count"}),
+         "compute.where 'risk_flag_count' is not a 0/1 flag"),
+        # A kind that would ignore its where.
+        (event_entry("assistance", {"kind": "latest", "column": "amount_baht", "where": "received"}),
+         "latest takes no compute.where"),
+        (event_entry("behaviour", {"kind": "change", "column": "sdq_total", "where": "bullying"}),
+         "change takes no compute.where"),
+    ],
+)
+def test_an_event_entry_the_sql_and_its_online_twin_would_read_differently_is_a_config_error(tmp_path, entry,
+                                                                                               message):
+    with pytest.raises(ConfigError, match=rf"feature 'bad_event': .*{re.escape(message)}"):
+        load_catalog(edited_catalog(tmp_path, lambda features: features.append(entry)))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [event_entry("assistance", {"kind": "window_sum", "column": "amount_baht", "days": 30, "where": "is_cct"}),
+     event_entry("behaviour", {"kind": "days_since_latest", "where": "bullying"}),
+     event_entry("household", {"kind": "window_max", "column": "owns_land", "days": 365, "where": "lives_with_parents"}),
+     event_entry("household", {"kind": "latest_code", "column": "lives_with"}, ["alone"])],
+)
+def test_an_event_entry_over_the_columns_its_kind_reads_loads(tmp_path, entry):
+    catalog = load_catalog(edited_catalog(tmp_path, lambda features: features.append(entry)))
+    assert catalog.get("bad_event").compute == entry["compute"]
+
+
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_every_domain_checks_its_kinds_and_has_a_module_to_build_them(tmp_path, domain):
     def unknown_kind(features):

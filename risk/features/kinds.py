@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from risk.data.contract import TABLES
+
 __all__ = ["ATTENDANCE_KINDS", "ATTENDANCE_STATUSES", "BEHAVIOUR_FLAGS", "CODE_COLUMNS", "ENROLLMENT_KINDS",
-           "EVENT_COLUMNS", "EVENT_KINDS", "EVENT_OPS", "GRADE_KINDS", "GRADE_MEASURES", "SDQ_SCALES",
-           "attendance_scope", "check_compute"]
+           "EVENT_COLUMNS", "EVENT_FLAGS", "EVENT_KINDS", "EVENT_OPS", "EVENT_TEXTS", "GRADE_KINDS", "GRADE_MEASURES",
+           "SDQ_SCALES", "WHERE_KINDS", "attendance_scope", "check_compute"]
 
 Compute = Mapping[str, Any]
 Check = Callable[[Compute, Sequence[str] | None], None]
@@ -41,6 +43,10 @@ EVENT_KINDS = ("latest", "previous", "change", "pct_change", "window_sum", "wind
 # latest_flag's comparisons, as SQL writes them.
 EVENT_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _NEEDS_COLUMN = set(EVENT_KINDS) - {"window_count", "days_since_latest", "months_since_latest"}
+# The kinds that read their column as a number (SQL casts it to DOUBLE); latest_code reads text.
+_NUMBER_KINDS = _NEEDS_COLUMN - {"latest_code"}
+# The kinds that take a ``where`` flag; the others (latest, previous, …) would ignore it.
+WHERE_KINDS = ("window_sum", "window_mean", "window_count", "window_max", "days_since_latest", "months_since_latest")
 SDQ_SCALES = ("sdq_emotional", "sdq_conduct", "sdq_hyperactivity", "sdq_peer", "sdq_prosocial")
 BEHAVIOUR_FLAGS = ("substance", "violence", "bullying", "pregnancy", "gaming", "sexual_risk")
 # The columns each dated-event domain's part has (each domain's docstring says what the derived ones are).
@@ -53,6 +59,17 @@ EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "behaviour": (*SDQ_SCALES, *BEHAVIOUR_FLAGS, "sdq_total", "risk_flag_count"),
     "assistance": ("amount_baht", "received", "amount_received_baht", "is_cct"),
 }  # fmt: skip
+# Each event domain's text columns (its contract table, of the same name, says which), and its 0/1 flags: the
+# contract's bool columns and the flags the domain derives. Only a flag may be a ``where``: SQL keeps any
+# non-zero value as true, the online twin keeps 1 alone.
+EVENT_TEXTS: dict[str, frozenset[str]] = {
+    domain: frozenset(c.name for c in TABLES[domain].columns if c.kind == "text" and c.name in columns)
+    for domain, columns in EVENT_COLUMNS.items()}
+_DERIVED_FLAGS = frozenset(("lives_with_parents", "is_cct"))
+EVENT_FLAGS: dict[str, tuple[str, ...]] = {
+    domain: tuple(c for c in columns if c in _DERIVED_FLAGS
+                  or any(k.name == c and k.kind == "bool" for k in TABLES[domain].columns))
+    for domain, columns in EVENT_COLUMNS.items()}
 
 
 def attendance_scope(compute: Compute) -> int | None:
@@ -111,8 +128,9 @@ def _check_enrollment(c: Compute, categories: Sequence[str] | None) -> None:
         raise ValueError("rate needs column: school_rate or district_rate")
 
 
-def _event_check(columns: tuple[str, ...]) -> Check:
-    """The check of a dated-event domain whose part has ``columns``."""
+def _event_check(domain: str) -> Check:
+    """The check of the dated-event domain ``domain`` (its part's columns: ``EVENT_COLUMNS[domain]``)."""
+    columns, texts, flags = EVENT_COLUMNS[domain], EVENT_TEXTS[domain], EVENT_FLAGS[domain]
 
     def check(c: Compute, categories: Sequence[str] | None) -> None:
         kind = c["kind"]
@@ -121,9 +139,12 @@ def _event_check(columns: tuple[str, ...]) -> Check:
         column = c.get("column")
         if kind in _NEEDS_COLUMN and column not in columns:
             raise ValueError(f"compute.column {column!r} is not one of {', '.join(columns)}")
-        where = c.get("where")
-        if where is not None and where not in columns:
-            raise ValueError(f"compute.where {where!r} is not one of {', '.join(columns)}")
+        if kind in _NUMBER_KINDS and column in texts:
+            raise ValueError(f"{kind} reads a number, and compute.column {column!r} is text (latest_code reads text)")
+        if kind == "latest_code" and column not in texts:
+            raise ValueError(f"latest_code reads text, and compute.column {column!r} is not text "
+                             f"(the domain's text columns: {', '.join(sorted(texts)) or 'none'})")
+        _check_where(kind, c.get("where"), flags)
         if kind.startswith("window_") and not (isinstance(c.get("days"), int) and c["days"] > 0):
             raise ValueError("a window kind needs days: a positive whole number")
         if kind == "latest_code" and not categories:
@@ -134,13 +155,24 @@ def _event_check(columns: tuple[str, ...]) -> Check:
     return check
 
 
+def _check_where(kind: str, where: Any, flags: tuple[str, ...]) -> None:
+    """``where`` only on a kind that takes it, and only a 0/1 flag column of the domain."""
+    if where is None:
+        return
+    if kind not in WHERE_KINDS:
+        raise ValueError(f"{kind} takes no compute.where (only {', '.join(WHERE_KINDS)} do)")
+    if where not in flags:
+        raise ValueError(f"compute.where {where!r} is not a 0/1 flag column "
+                         f"(the domain's flags: {', '.join(flags) or 'none'})")
+
+
 # One check per catalog domain (context features come from the enrollment module).
 _CHECKS: dict[str, Check] = {
     "attendance": _check_attendance,
     "grades": _check_grades,
     "enrollment": _check_enrollment,
     "context": _check_enrollment,
-    **{domain: _event_check(columns) for domain, columns in EVENT_COLUMNS.items()},
+    **{domain: _event_check(domain) for domain in EVENT_COLUMNS},
 }
 
 
