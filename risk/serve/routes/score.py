@@ -15,7 +15,6 @@ from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
 from risk.errors import ContractError
-from risk.logs import get_logger
 from risk.online.payload_fast import Deferred
 from risk.serve.access import scrub
 from risk.serve.deps import Services, ServicesDep, UpstreamKey
@@ -36,7 +35,6 @@ from risk.store import AuditRecord
 
 __all__ = ["router"]
 
-log = get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["score"], route_class=OrjsonRoute)
 TABLE_NAMES = ("enrollments", "attendance_daily", "grades", "household", "health", "behaviour", "assistance")
 DETAIL_CHARS = 300  # a record breaking every rule of its table lists them all; past this, enough is said
@@ -63,8 +61,7 @@ async def score(body: ScoreRequest, key: UpstreamKey, services: ServicesDep) -> 
         # stretched every request's latency). The few it cannot decide join a micro-batch for the full
         # checks, off the loop.
         scored = services.scorer.score_clean(tables, body.as_of)
-        if isinstance(scored, Deferred):
-            _deferred(services, scored.reason)
+        if isinstance(scored, Deferred):  # counted and logged by the builder (risk_online_fallbacks_total)
             scored = await asyncio.wrap_future(services.batcher.submit(tables, body.as_of))
         if isinstance(scored, ContractError):
             raise scored
@@ -97,8 +94,7 @@ async def score_batch(body: BatchRequest, key: UpstreamKey, services: ServicesDe
         items.append((student.tables(), student.as_of))
         positions.append(i)
     try:
-        outcomes = await run_in_threadpool(services.scorer.score_many, items,
-                                           deferred=lambda reason: _deferred(services, reason)) if items else []
+        outcomes = await run_in_threadpool(services.scorer.score_many, items) if items else []
     except ModelNotReady as exc:
         raise HTTPException(503, str(exc)) from None
     for i, outcome in zip(positions, outcomes, strict=True):
@@ -112,12 +108,6 @@ async def score_batch(body: BatchRequest, key: UpstreamKey, services: ServicesDe
     _record(services, key.key_id, [o for o in outcomes if isinstance(o, Scored)])
     scored = sum(r.status == "scored" for r in results)
     return BatchResponse(received=len(body.students), scored=scored, rejected=len(results) - scored, results=results)
-
-
-def _deferred(services: Services, reason: str) -> None:
-    """A payload the fast checks left to the full ones: counted and logged with the reason (never the payload)."""
-    services.metrics.full_checks.labels(reason=reason).inc()
-    log.info("payload takes the full checks", reason=reason)
 
 
 def _check_as_of(services: Services, as_of: dt.date, loc: list) -> None:
