@@ -15,7 +15,7 @@ A catalog entry then asks for one of these kinds over one column:
 - ``latest`` / ``previous``: the value at the latest / the one before
 - ``change``: latest − previous; ``pct_change``: (latest − previous) / previous × 100
 - ``window_sum`` / ``window_mean`` / ``window_count`` / ``window_max``: over events in the last ``days``
-  days (``where``: an optional boolean column that must be true)
+  days (``where``: an optional 0/1 flag column of the domain, ``kinds.EVENT_FLAGS``, that must be 1)
 - ``days_since_latest`` / ``months_since_latest``: since the latest event (``where`` as above)
 - ``latest_code``: position of the latest text value in the feature's ``categories``
 - ``latest_flag``: 1 when the latest value compares true to ``threshold`` (``op``: lt, le, gt, ge)
