@@ -120,6 +120,8 @@ class ReportInputs(BaseModel):
     raised: pd.DataFrame | None = None
     min_area_students: int = 30  # ScoringSettings.report
     catalog: Catalog | None = None
+    # The "Did the help work?" section (risk.scoring.report_impact.impact_section); None: no estimates stored.
+    impact: dict[str, Any] | None = None
 
     @field_validator("summaries", "previous_summaries")
     @classmethod
@@ -208,6 +210,7 @@ def _context(inputs: ReportInputs) -> dict[str, Any]:
         "alerts": _alerts(inputs.alerts, inputs.alerts_by_rule, first_term),
         "first_term": first_term,
         "freshness": _freshness(inputs.freshness),
+        "impact": inputs.impact,
     }
 
 

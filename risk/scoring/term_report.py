@@ -24,6 +24,7 @@ from risk.config import Settings
 from risk.errors import RiskError
 from risk.features.freshness import DomainFreshness, domain_freshness
 from risk.scoring.report import ReportInputs, write_report
+from risk.scoring.report_impact import impact_section
 from risk.scoring.settings import ReportSettings, ScoringSettings
 from risk.store import (
     Store,
@@ -73,7 +74,7 @@ def term_report(store: Store, out: Path, run_id: str | None = None, *, validated
         alerts_by_rule=alert_counts(store, run_id, raised_only=True),
         freshness=_freshness(validated, run["as_of"], settings),
         evaluation=evaluation or None, policy=kept.get("policy") or found.get("policy"),
-        model_card=found.get("card"),
+        model_card=found.get("card"), impact=impact_section(store, run["term"], _action_names(scoring)),
         min_area_students=(scoring.report if scoring is not None else ReportSettings()).min_area_students)
     return write_report(inputs, out)
 
@@ -83,6 +84,11 @@ def _freshness(validated: Path | None, as_of: dt.date, settings: Settings | None
     if validated is None or not validated.is_dir():
         return None
     return domain_freshness(validated, as_of, settings or Settings())
+
+
+def _action_names(scoring: ScoringSettings | None) -> dict[str, tuple[str, str]]:
+    """Action code -> (th, en) words from the scoring settings (none given: the codes stand for themselves)."""
+    return {} if scoring is None else {code: (t.th, t.en) for code, t in scoring.action_codes.items()}
 
 
 def _all_levels(store: Store, run_id: str) -> pd.DataFrame:
