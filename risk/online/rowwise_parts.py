@@ -141,9 +141,10 @@ def _events(table: Columns, date_column: str, day: np.datetime64) -> tuple[Colum
 def _newest_first(part: Columns, domain: str) -> Columns:
     """The part of :func:`_events`' rows in ``rnk`` order, as :func:`risk.features.events.ranked_events` ranks them:
     events of one day by the part's columns (``EVENT_COLUMNS[domain]``) ascending, missing last."""
-    days = part["event_date"].astype(np.int64)
-    if np.diff(days).all():  # no two events on one day (the usual case): already in order
+    dates = part["event_date"]
+    if (dates[1:] < dates[:-1]).all():  # no two events on one day (the usual case): already in order
         return part
+    days = dates.astype(np.int64)
     keys = [_ascending(part[column]) for column in reversed(EVENT_COLUMNS[domain])]
     order = np.lexsort([*keys, -days])  # the last key sorts first
     return {k: v[order] for k, v in part.items()}
