@@ -206,19 +206,23 @@ def _train(job: TermJob) -> None:
     from risk.features.cache import inputs_hash
     from risk.models.tracking import champion_bundle, log_training, trained_version, training_key
     from risk.models.train import train_model
+    from risk.models.treated import treatment_fingerprint
     from risk.store import default_store_url, open_store
 
     ts = job.train_settings
     with _step(job, "train") as record:
         dump = ts.model_dump(mode="json")
-        key = training_key(inputs_hash(job.validated, job.settings), job.catalog.version, dump)
-        version = trained_version(ts.mlflow.model_name, ts.mlflow.experiment, key)
-        if version is not None:
-            record.status, record.rows_out = "reused", f"model version {version}"
-            return
         # The store's alerts and actions mark the training rows the help may have changed.
         store = open_store(job.store_url or default_store_url(job.data_dir))
         try:
+            # Where the help changes the training rows, the store's help is an input of the model too.
+            if ts.samples.treated_outcomes != "keep":
+                dump = {**dump, "help": treatment_fingerprint(store)}
+            key = training_key(inputs_hash(job.validated, job.settings), job.catalog.version, dump)
+            version = trained_version(ts.mlflow.model_name, ts.mlflow.experiment, key)
+            if version is not None:
+                record.status, record.rows_out = "reused", f"model version {version}"
+                return
             result = train_model(job.validated, settings=job.settings, train_settings=ts, catalog=job.catalog,
                                  catalog_yaml=job.catalog_yaml, truth=job.truth,
                                  id_key=job.id_key if job.truth else None,

@@ -317,3 +317,17 @@ def test_down_weight_reaches_the_fit_only(helped_world) -> None:
     assert weighted.booster.model_to_string() != plain.booster.model_to_string()
     # The early-stopping rows handed to calibration and the policy keep their sampling weights.
     assert np.array_equal(weighted.held.weight, plain.held.weight)
+
+
+def test_the_help_fingerprint_changes_when_an_alert_an_action_or_a_plan_is_added(store) -> None:
+    from risk.models.treated import treatment_fingerprint
+
+    seen = [treatment_fingerprint(store)]
+    assert treatment_fingerprint(store) == seen[0]  # read twice, the same
+    wait_list_plan(store, TERM, [NOW_SCHOOL], [WAIT_SCHOOL])
+    seen.append(treatment_fingerprint(store))
+    scoring_run(store, TERM, dt.date(2026, 7, 10), list(SCHOOL_OF.items()), [(1, NOW_SCHOOL)])
+    seen.append(treatment_fingerprint(store))
+    record_actions(store, [(2, "home_visit", dt.date(2026, 8, 1))])
+    seen.append(treatment_fingerprint(store))
+    assert len(set(seen)) == 4, seen

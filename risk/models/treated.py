@@ -33,7 +33,7 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from risk.config import Settings
 from risk.data.contract import next_term
@@ -43,10 +43,10 @@ from risk.models.settings import TrainSettings
 from risk.models.stages import TrainingSamples
 from risk.models.term_split import first_school_day
 from risk.store import Store, pilot_arms, stored_actions
-from risk.store.models import Alert
+from risk.store.models import Alert, AlertAction, PilotPlan
 
 __all__ = ["HELP_KINDS", "TREATED_CHOICES", "TermWindow", "TreatedRows", "Treatment", "find_treated", "mark_treated",
-           "read_treatment", "term_windows", "untreated_samples"]
+           "read_treatment", "term_windows", "treatment_fingerprint", "untreated_samples"]
 
 log = get_logger(__name__)
 
@@ -127,6 +127,21 @@ def read_treatment(store: Store | None, windows: dict[str, TermWindow]) -> Treat
     wait_list = (pd.concat(arms, ignore_index=True).query("arm == 'wait_list'")[["term", "school_id"]]
                  if arms else Treatment.nothing().wait_list)
     return Treatment(alerts, actions, wait_list, store.url)
+
+
+def treatment_fingerprint(store: Store) -> str:
+    """What the store holds about help, as a short text that changes when an alert, action or plan is added.
+
+    ``risk term`` reuses a trained model when its inputs are unchanged; under ``down_weight`` or
+    ``untreated_only`` the store's help is an input too (counts and newest ids of the help alerts,
+    the actions and the pilot plans).
+    """
+    a, act, plan = Alert.__table__.c, AlertAction.__table__.c, PilotPlan.__table__.c
+    with store.engine.connect() as conn:
+        alerts = conn.execute(select(func.count(), func.max(a.id)).where(a.kind.in_(HELP_KINDS))).one()
+        actions = conn.execute(select(func.count(), func.max(act.id))).one()
+        plans = conn.execute(select(func.count(), func.max(plan.created_at), func.max(plan.replaced_at))).one()
+    return f"alerts {tuple(alerts)}; actions {tuple(actions)}; plans {tuple(map(str, plans))}"
 
 
 @dataclass(frozen=True)
