@@ -78,6 +78,10 @@ def _pilot_rows(outcomes: TermOutcomes, permutations: int, seed: int, notes: lis
     pilot_id = outcomes.plan.pilot_id
     frame = outcomes.frame[outcomes.frame["arm"].isin(ARMS)]
     flagged = frame[frame["flagged"]]
+    outside = int(outcomes.frame["flagged"].sum()) - len(flagged)
+    if outside:
+        notes.append(f"{outside:,} flagged students are in schools the plan did not draw (opened or first "
+                     "enrolling after it) and are left out of the pilot's estimates")
     rows = [_rate_row(pilot_id, arm, flagged) for arm in ARMS]
     try:
         itt = intention_to_treat(frame, permutations=permutations, seed=seed)
