@@ -323,14 +323,14 @@ def _run(args: argparse.Namespace, workers: int, bodies: tuple[list[bytes], ...]
                 print(f"  payloads with {label}, 8 clients: p50 {level.p50:,.1f} ms, p99 {level.p99:,.1f} ms, "
                       f"{level.rate:,.1f} req/s; server CPU {level.server_cpu:.2f} ms a request")
                 print("    p99 " + line(f"{label}, 8 clients", level.p99, "ms", "25 ms target", 25.0))
-        print(f"  full checks so far: {_full_checks(port)}")
+        print(f"  fallbacks to the full checks so far: {_full_checks(port)}")
 
 
 def _full_checks(port: int) -> str:
     """The service's count of payloads the fast checks left to the full ones, by reason (one worker's view)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     found = [row.split("{", 1)[1] for row in text.splitlines()
-             if row.startswith("risk_score_full_checks_total{")]
+             if row.startswith("risk_online_fallbacks_total{")]
     return ", ".join(found) or "none"
 
 

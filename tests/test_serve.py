@@ -271,6 +271,22 @@ def test_a_bad_record_is_left_out_with_its_rule_and_the_rest_is_scored(service, 
     assert "1234567890123" not in response.text
 
 
+def _fallbacks_counted(service: dict) -> float:
+    """The service's count of payloads its fast way left to the full checks, all reasons."""
+    text = call(service, "GET", "/metrics").text
+    return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines()
+               if row.startswith("risk_online_fallbacks_total{"))
+
+
+def test_a_payload_left_to_the_full_checks_is_counted_once(service, people):
+    payload = payload_of(people["tables"], people["student_a"])
+    payload["enrollments"][0]["sex"] = " " + str(payload["enrollments"][0]["sex"])  # padded text: the full checks
+    before = _fallbacks_counted(service)
+    response = call(service, "POST", "/v1/score", people["tokens"]["upstream"], json=payload)
+    assert response.status_code == 200, response.text
+    assert _fallbacks_counted(service) == before + 1
+
+
 def test_nothing_scorable_is_a_422_naming_the_field_without_the_id(service, people):
     payload = payload_of(people["tables"], people["student_a"])
     for row in payload["enrollments"]:

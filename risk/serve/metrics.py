@@ -8,7 +8,6 @@ worker answers, adds up all of them (prometheus_client's multiprocess mode).
 - ``risk_model_info`` (gauge, 1 for the version in service) and ``risk_model_swaps_total``;
 - ``risk_model_refused_total``: models refused (corrupt or built for other features);
 - ``risk_scored_students_total``, ``risk_rejected_records_total``, ``risk_score_batch_size``;
-- ``risk_score_full_checks_total``: payloads the fast checks left to the full ones, by reason;
 - ``risk_online_fallbacks_total``: every payload the online builder's fast way left to the full
   way, by reason (the builder's own counter, :mod:`risk.online.fallbacks`, added to this registry).
 
@@ -57,9 +56,6 @@ class ServiceMetrics:
         self.scored = Counter("risk_scored_students_total", "Students scored online.", registry=r)
         self.rejected = Counter("risk_rejected_records_total", "Payload records left out, by rule.", ["rule"],
                                 registry=r)
-        self.full_checks = Counter("risk_score_full_checks_total",
-                                   "Payloads the fast checks left to the full checks, by reason.", ["reason"],
-                                   registry=r)
         self.batch_size = Histogram("risk_score_batch_size", "Students per feature statement.",
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         # The builder counts its fallbacks itself (risk.online may not import the service); the count is the
