@@ -34,6 +34,17 @@ def test_without_strata_the_effect_is_the_difference_of_flagged_dropout_rates():
     assert (effect.absolute.n_students, effect.absolute.n_schools) == (16, 4)
 
 
+def test_strata_without_both_arms_are_pooled_not_left_to_identify_nothing():
+    # Each school its own stratum (a plan of singleton strata): strata fixed effects alone would
+    # absorb every school and report 0 ± 0; pooled, the estimate is the plain difference.
+    frame = hand_pilot().assign(stratum=lambda f: f["school_id"])
+    effect = intention_to_treat(frame, permutations=200)
+    plain = intention_to_treat(hand_pilot(), permutations=200)
+    assert effect.absolute.estimate == pytest.approx(3 / 8 - 5 / 8)
+    assert effect.absolute.se == pytest.approx(plain.absolute.se) and effect.absolute.se > 0
+    assert effect.randomisation.p_value == pytest.approx(plain.randomisation.p_value)
+
+
 def test_an_unknown_arm_is_named_in_the_error():
     frame = hand_pilot()
     frame.loc[0, "arm"] = "alerts"

@@ -62,6 +62,17 @@ def test_a_school_alone_in_its_stratum_gets_alerts_half_the_time_not_never():
     assert (np.abs(treated - 0.5) < 0.2).all()  # 100 draws: SD 0.05 about 0.5
 
 
+def test_strata_too_small_for_both_arms_lose_their_size_then_are_pooled():
+    table = pd.DataFrame({"school_id": list("abcdefg"),
+                          "province": ["Nan", "Nan", "Nan", "Nan", "Tak", "Tak", "Yala"],
+                          "size": [50, 50, 900, 900, 50, 900, 50]})
+    plan = assign_schools(table, 0.5, ["province", "size"], seed=1).set_index("school_id")["stratum"]
+    # Nan's size strata hold two schools each; Tak's two sizes hold one each, so Tak keeps only
+    # its province; Yala's one school has nobody to be compared with and joins the pool.
+    assert plan.to_dict() == {"a": "Nan|small", "b": "Nan|small", "c": "Nan|large", "d": "Nan|large",
+                              "e": "Tak", "f": "Tak", "g": "pooled"}
+
+
 def test_size_strata_are_obec_classes_of_the_student_count():
     counts = pd.Series([0, 120, 121, 600, 601, 1500, 1501])
     assert size_bucket(counts).tolist() == ["small", "small", "medium", "medium", "large", "large",

@@ -36,6 +36,7 @@ __all__ = [
     "assign_schools",
     "design_effect",
     "icc_from_past_terms",
+    "merge_small_strata",
     "minimum_detectable_effect",
     "power_for_effect",
     "size_bucket",
@@ -94,6 +95,36 @@ def _stratum_labels(schools: pd.DataFrame, strata: list[str]) -> pd.Series:
     return pd.Series(joined, index=schools.index)
 
 
+POOLED_STRATUM = "pooled"
+
+
+def _too_small(labels: pd.Series, share: float) -> pd.Series:
+    """Per school: is its stratum too small to hold a school in each arm for sure?"""
+    sizes = labels.map(labels.value_counts())
+    return sizes * min(share, 1.0 - share) < 1.0
+
+
+def merge_small_strata(labels: pd.Series, share: float) -> pd.Series:
+    """Merge the strata too small to hold both arms into coarser ones.
+
+    A stratum that can hold only one arm (n·min(share, 1−share) < 1, e.g. one
+    school at share 0.5) compares nothing: with strata fixed effects its school
+    drops out of the estimate, and when most strata are so small the effect is
+    not identified at all (the estimate comes out 0 ± 0). Such strata lose their
+    last part first (``"Nan|small"`` -> ``"Nan"``), so a province keeps its own
+    stratum where it can; what is still too small is pooled into ``"pooled"``.
+    """
+    merged = labels.astype(str).copy()
+    while True:
+        small = _too_small(merged, share)
+        coarser = small & merged.str.contains("|", regex=False)
+        if not coarser.any():
+            break
+        merged[coarser] = merged[coarser].str.rsplit("|", n=1).str[0]
+    merged[_too_small(merged, share)] = POOLED_STRATUM
+    return merged
+
+
 def _treated_counts(sizes: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """Schools to put in ``alert_now`` per stratum: floor or ceil of share × n.
 
@@ -128,7 +159,8 @@ def assign_schools(schools: pd.DataFrame, share: float, strata: list[str], seed:
     DataFrame of shape (n_schools, 3): ``school_id``, ``arm`` (``alert_now`` or
     ``wait_list``), ``stratum`` (the joined strata labels), sorted by ``school_id``.
     In each stratum of n schools, floor(share·n) or ceil(share·n) are
-    ``alert_now`` (exactly share·n when that is whole).
+    ``alert_now`` (exactly share·n when that is whole). Strata too small to hold
+    both arms are merged first (:func:`merge_small_strata`).
     """
     if not 0.0 < share < 1.0:
         raise ConfigError(f"share must be between 0 and 1 (exclusive), got {share}")
@@ -137,7 +169,7 @@ def assign_schools(schools: pd.DataFrame, share: float, strata: list[str], seed:
     if schools["school_id"].duplicated().any():
         raise ContractError("schools: each school_id must appear once")
     ordered = schools.sort_values("school_id", kind="stable").reset_index(drop=True)
-    stratum = _stratum_labels(ordered, strata)
+    stratum = merge_small_strata(_stratum_labels(ordered, strata), share)
     rng = np.random.default_rng(seed)
     names, codes = np.unique(stratum.to_numpy(), return_inverse=True)
     sizes = np.bincount(codes, minlength=len(names))

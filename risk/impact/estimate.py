@@ -97,10 +97,29 @@ def _flagged_pilot(frame: pd.DataFrame, extra: list[str]) -> _Flagged:
     if min(per_arm) < 2:
         raise ContractError(f"pilot frame: each arm needs flagged students in ≥2 schools, got "
                             f"{dict(zip(ARMS, per_arm, strict=True))}")
-    stratum = (np.unique(frame["stratum"].to_numpy(dtype=object)[keep].astype(str), return_inverse=True)[1]
+    stratum = (_comparing_strata(frame["stratum"].to_numpy(dtype=object)[keep].astype(str), treated)
                if "stratum" in frame.columns else np.zeros(len(y), dtype=np.int64))
     acted = frame["acted_school"].to_numpy(dtype=float)[keep] if "acted_school" in extra else None
     return _Flagged(y=y, treated=treated, school=school, stratum=stratum, acted=acted)
+
+
+def _comparing_strata(labels: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """Stratum codes 0..S−1, the strata without flagged students in both arms pooled as one.
+
+    Such a stratum compares nothing: its fixed effect would absorb its rows, and if
+    every stratum were like it the effect would not be identified (a fit of 0 ± 0).
+    Plans merge small strata (``merge_small_strata``); this guards older plans and
+    strata whose flagged students all fell in one arm.
+    """
+    codes = np.unique(labels, return_inverse=True)[1]
+    arms_seen = np.zeros((codes.max() + 1, 2), dtype=bool)
+    arms_seen[codes, treated.astype(np.int64)] = True
+    one_armed = ~arms_seen.all(axis=1)
+    if not one_armed.any():
+        return codes
+    # Code 0 is the pool of one-armed strata; the comparing strata follow in order.
+    renumbered = np.where(one_armed, 0, np.cumsum(~one_armed))
+    return np.unique(renumbered[codes], return_inverse=True)[1]
 
 
 def _strata_columns(rows: _Flagged) -> np.ndarray:
