@@ -121,6 +121,8 @@ def test_the_command_writes_the_estimates_to_the_store_and_mlflow(pilot: dict) -
     result = pilot["result"]
     assert result.exit_code == 0, result.output
     assert "Did the help work?" in result.output and "weaker" in result.output and "observational" in result.output
+    # At a plain 80-column terminal every row still names what it estimates (it once printed blank).
+    assert "pilot effect (ITT)" in result.output and f"{CODES[0]}, adjusted" in result.output
     stored = impact_estimates(pilot["store"], pilot["term"])
     kinds = set(zip(stored["estimand"], stored["action_code"].fillna(""), strict=True))
     assert {("itt", ""), ("itt_relative", ""), ("itt_randomisation", ""), ("complier_iv", ""),

@@ -17,10 +17,9 @@ from risk.cli.common import REPO_CONFIGS, StoreOption, app, console, friendly, o
 
 __all__ = ["impact_command"]
 
-ESTIMANDS = {"dropout_rate": "dropout of flagged students", "itt": "pilot effect (ITT), clustered",
-             "itt_relative": "pilot effect, relative", "itt_randomisation": "pilot effect, randomisation inference",
-             "complier_iv": "in schools that acted (IV)", "action_naive": "naive: acted vs not",
-             "action_adjusted": "adjusted (AIPW)"}
+ESTIMANDS = {"dropout_rate": "dropout, flagged", "itt": "pilot effect (ITT)", "itt_relative": "ITT, relative",
+             "itt_randomisation": "ITT, randomisation", "complier_iv": "IV: schools that acted",
+             "action_naive": "naive", "action_adjusted": "adjusted"}
 
 
 @app.command("impact")
@@ -61,22 +60,38 @@ def impact_command(
 
 
 def _table(estimates, term: str):
-    """The estimates as a rich table: percentage points, except the relative effect (percent)."""
+    """The estimates as a rich table that fits 80 columns: randomised ones first, then the weaker ones.
+
+    Percentage points, except the relative effect and the dropout rate (percent).
+    """
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"Did the help work? Term {term}", title_justify="left",
-                  caption="effects in percentage points of dropout (relative: percent); randomised: the pilot's "
-                          "arms; weaker: observational, teachers chose whom to help", caption_justify="left")
-    for name in ("estimate of", "for", "effect", "95% CI", "p", "students", "schools", "evidence"):
-        table.add_column(name, justify="left" if name in ("estimate of", "for", "evidence") else "right",
-                         no_wrap=name != "estimate of")
-    for row in estimates.itertuples(index=False):
-        unit = "%" if row.estimand in ("itt_relative", "dropout_rate") else ""
-        ci = "–" if row.ci_low != row.ci_low else f"{100 * row.ci_low:+.1f} to {100 * row.ci_high:+.1f}{unit}"
-        p = "–" if row.p_value != row.p_value else "<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}"
-        sign = "" if row.estimand == "dropout_rate" else "+"
-        effect = f"{100 * row.estimate:{sign}.1f}{unit}"
-        table.add_row(ESTIMANDS.get(row.estimand, row.estimand), row.action_code if isinstance(row.action_code, str) else "", effect, ci, p,
-                      f"{row.n_students:,}", f"{row.n_schools:,}",
-                      "randomised" if row.evidence == "randomised" else "weaker")
+    table = Table(title=f"Did the help work? Term {term}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption="Effects in percentage points of dropout (relative: percent).\n"
+                          "Naive: acted vs not, biased by whom teachers chose; adjusted: AIPW on score and features.", caption_justify="left")
+    table.add_column("estimate of", min_width=22, ratio=1)
+    for name in ("effect", "95% CI", "p", "students", "schools"):
+        table.add_column(name, justify="right", no_wrap=True)
+    groups = (("randomised", estimates["evidence"] == "randomised"),
+              ("weaker: observational", estimates["evidence"] != "randomised"))
+    for heading, chosen in groups:
+        if not chosen.any():
+            continue
+        table.add_row(f"[bold]{heading}[/bold]")
+        for row in estimates[chosen].itertuples(index=False):
+            table.add_row(*_cells(row))
+        table.add_section()
     return table
+
+
+def _cells(row) -> tuple[str, ...]:
+    """One estimate's cells: what it estimates (and for which action), effect, CI, p, counts."""
+    unit = "%" if row.estimand in ("itt_relative", "dropout_rate") else ""
+    ci = "–" if row.ci_low != row.ci_low else f"{100 * row.ci_low:+.1f} to {100 * row.ci_high:+.1f}{unit}"
+    p = "–" if row.p_value != row.p_value else "<0.001" if row.p_value < 0.001 else f"{row.p_value:.3f}"
+    sign = "" if row.estimand == "dropout_rate" else "+"
+    what = ESTIMANDS.get(row.estimand, row.estimand)
+    if isinstance(row.action_code, str) and row.action_code:
+        what = f"{row.action_code}, {what}"
+    return (what, f"{100 * row.estimate:{sign}.1f}{unit}", ci, p, f"{row.n_students:,}", f"{row.n_schools:,}")
