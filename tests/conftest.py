@@ -228,6 +228,26 @@ def write_source(tables: dict[str, pd.DataFrame], folder: Path, csv: tuple[str, 
     return folder
 
 
+@pytest.fixture(scope="session")
+def hand_validated(tmp_path_factory) -> Path:
+    """The hand-made export (:func:`clean_tables`) validated once, in two buckets; read it, do not change it."""
+    from risk.data.validate import validate_sources
+
+    folder = tmp_path_factory.mktemp("hand-validated")
+    validate_sources(write_source(clean_tables(), folder / "source"), folder / "validated", key=WORLD_KEY,
+                     progress=False, buckets=2)
+    return folder / "validated"
+
+
+def hand_service_settings(validated: Path, store_url: str, folder: Path):
+    """Settings of the real app for tests: no model registry, no access log, no key cache, no rate limit."""
+    from risk.serve.settings import ServeSettings
+
+    return ServeSettings(data=validated, store_url=store_url, tracking_dir=folder / "no-models",
+                         model_cache=folder / "cache", access_log=False, key_cache_seconds=0,
+                         rate_limit={"per_second": 100_000, "burst": 100_000})
+
+
 @pytest.fixture
 def tables() -> dict[str, pd.DataFrame]:
     return clean_tables()

@@ -22,7 +22,13 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from conftest import SCHOOL_A, SCHOOL_B, STUDENTS, WORLD_KEY, clean_tables, write_source
+from conftest import (
+    SCHOOL_A,
+    SCHOOL_B,
+    STUDENTS,
+    WORLD_KEY,
+    hand_service_settings,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select, text
 
@@ -30,7 +36,6 @@ from risk.data.actions_import import read_action_file
 from risk.data.ids import masked_id, pseudonym
 from risk.scoring.settings import load_scoring_settings
 from risk.serve.app import create_app
-from risk.serve.settings import ServeSettings
 from risk.store import (
     Store,
     acknowledge,
@@ -95,27 +100,15 @@ def alert_of(store: Store, school_id: str, student_key: int) -> int:
 
 
 # ---------------------------------------------------------------- the service
-@pytest.fixture(scope="module")
-def validated(tmp_path_factory) -> Path:
-    from risk.data.validate import validate_sources
-
-    folder = tmp_path_factory.mktemp("actions-world")
-    validate_sources(write_source(clean_tables(), folder / "source"), folder / "validated", key=WORLD_KEY,
-                     progress=False, buckets=2)
-    return folder / "validated"
-
-
 @pytest.fixture
-def service(validated: Path, tmp_path: Path) -> Iterator[dict]:
+def service(hand_validated: Path, tmp_path: Path) -> Iterator[dict]:
     """The real app (no model needed for alerts) on a fresh store: A's child and B's child alerted, keys of each role."""
     url = f"sqlite:///{tmp_path / 'risk.db'}"
     store = open_store(url)
     scored_with_alerts(store, JULY_24, [(KEY_A, SCHOOL_A), (KEY_B, SCHOOL_B)], [(KEY_C, SCHOOL_A)])
     keys = {"a": create_key(store, "teacher", school_id=SCHOOL_A, label="teacher A"),
             "b": create_key(store, "teacher", school_id=SCHOOL_B, label="teacher B")}
-    settings = ServeSettings(data=validated, store_url=url, tracking_dir=tmp_path / "no-models",
-                             model_cache=tmp_path / "cache", access_log=False, key_cache_seconds=0,
-                             rate_limit={"per_second": 100_000, "burst": 100_000})
+    settings = hand_service_settings(hand_validated, url, tmp_path)
     app = create_app(settings, id_key=WORLD_KEY)
     with TestClient(app) as client:
         yield {"client": client, "store": store, "url": url, "path": tmp_path / "risk.db",

@@ -21,7 +21,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import WORLD_KEY, clean_tables, write_source
 from scipy.special import expit
 from sqlalchemy import text
 from test_report import drift as report_drift
@@ -31,7 +30,6 @@ from typer.testing import CliRunner
 from risk.cli import app as cli
 from risk.config import load_settings
 from risk.data.contract import next_term, term_start
-from risk.data.validate import validate_sources
 from risk.features.sources import connect, view_validated
 from risk.impact.design import assign_schools
 from risk.impact.outcomes import term_outcomes
@@ -190,9 +188,8 @@ def test_without_a_plan_only_the_observational_estimates_are_made_and_it_says_so
     store.close()
 
 
-def test_a_term_whose_outcome_is_not_known_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
-    validated = tmp_path / "validated"
-    validate_sources(write_source(clean_tables(), tmp_path / "source"), validated, key=WORLD_KEY, progress=False)
+def test_a_term_whose_outcome_is_not_known_is_one_sentence_and_exit_2(hand_validated: Path, tmp_path: Path) -> None:
+    validated = hand_validated
     con = connect()
     view_validated(con, validated)
     term = con.execute("SELECT max(term) FROM enrollments").fetchone()[0]

@@ -23,7 +23,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import SCHOOL_A, SCHOOL_B, STUDENTS, WORLD_KEY, clean_tables, write_source
+from conftest import (
+    SCHOOL_A,
+    SCHOOL_B,
+    STUDENTS,
+    WORLD_KEY,
+    hand_service_settings,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -99,18 +105,8 @@ def stored_alert_ids(store: Store, school_id: str) -> list[int]:
 
 
 # ---------------------------------------------------------------- the service during and after the pilot term
-@pytest.fixture(scope="module")
-def validated(tmp_path_factory) -> Path:
-    from risk.data.validate import validate_sources
-
-    folder = tmp_path_factory.mktemp("pilot-world")
-    validate_sources(write_source(clean_tables(), folder / "source"), folder / "validated", key=WORLD_KEY,
-                     progress=False, buckets=2)
-    return folder / "validated"
-
-
 @pytest.fixture
-def service(validated: Path, tmp_path: Path) -> Iterator[dict]:
+def service(hand_validated: Path, tmp_path: Path) -> Iterator[dict]:
     """The real app on a store whose pilot term is scored: A's and B's child alerted, A alerts now, B waits."""
     url = f"sqlite:///{tmp_path / 'risk.db'}"
     store = open_store(url)
@@ -119,9 +115,7 @@ def service(validated: Path, tmp_path: Path) -> Iterator[dict]:
     keys = {"a": create_key(store, "teacher", school_id=SCHOOL_A, label="teacher A"),
             "b": create_key(store, "teacher", school_id=SCHOOL_B, label="teacher B"),
             "admin": create_key(store, "admin", label="admin"), "analyst": create_key(store, "analyst", label="analyst")}
-    settings = ServeSettings(data=validated, store_url=url, tracking_dir=tmp_path / "no-models",
-                             model_cache=tmp_path / "cache", access_log=False, key_cache_seconds=0,
-                             rate_limit={"per_second": 100_000, "burst": 100_000})
+    settings = hand_service_settings(hand_validated, url, tmp_path)
     with TestClient(create_app(settings, id_key=WORLD_KEY)) as client:
         yield {"client": client, "store": store, "tokens": {k: v.token for k, v in keys.items()}}
     store.close()
@@ -360,9 +354,9 @@ def test_the_cli_plan_is_reproducible_stored_logged_and_prints_its_mde(world: Pa
     store.close()
 
 
-def test_a_share_outside_0_and_1_is_one_sentence_and_exit_2(validated: Path, tmp_path: Path) -> None:
+def test_a_share_outside_0_and_1_is_one_sentence_and_exit_2(hand_validated: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["pilot", "plan", "--term", "2567-1", "--seed", "1", "--share", "1.5",
-                                      "--data", str(validated), "--store", f"sqlite:///{tmp_path / 'risk.db'}"])
+                                      "--data", str(hand_validated), "--store", f"sqlite:///{tmp_path / 'risk.db'}"])
     assert result.exit_code == 2 and result.output.strip() == "error: share must be between 0 and 1 (exclusive), got 1.5"
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SCHOOL_A, SCHOOL_B, WORLD_KEY, clean_tables, stop_process_group, write_source
+from conftest import SCHOOL_A, SCHOOL_B, stop_process_group
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from PIL import Image  # Pillow comes with matplotlib, a pinned dependency
 from test_report_browser import ARTIFACTS, chromium  # noqa: F401  (the session fixture that installs it)
@@ -280,13 +280,9 @@ def alert(key: int, school_id: str, reasons: list[tuple[str, str]], actions: lis
 
 
 @pytest.fixture(scope="module")
-def teacher_store(tmp_path_factory) -> dict:
+def teacher_store(tmp_path_factory, hand_validated: Path) -> dict:
     """A store made by hand: two runs of schools A and B, their context, alerts, and a teacher key of each."""
     folder = tmp_path_factory.mktemp("teacher-page")
-    from risk.data.validate import validate_sources
-
-    validate_sources(write_source(clean_tables(), folder / "source"), folder / "validated", key=WORLD_KEY,
-                     progress=False, buckets=2)
     url = f"sqlite:///{folder / 'risk.db'}"
     store = open_store(url)
     others = [0.04] * 36
@@ -318,14 +314,14 @@ def teacher_store(tmp_path_factory) -> dict:
     write_alerts(store, latest, alerts)
     tokens = {"a": create_key(store, "teacher", school_id=SCHOOL_A, label="teacher A").token,
               "b": create_key(store, "teacher", school_id=SCHOOL_B, label="teacher B").token}
-    return {"folder": folder, "url": url, "store": store, "tokens": tokens}
+    return {"folder": folder, "url": url, "store": store, "tokens": tokens, "validated": hand_validated}
 
 
 @pytest.fixture(scope="module")
 def page_service(teacher_store) -> Iterator[str]:
     """``risk serve`` on the hand-made store: no model is needed to show alerts (the service is up, not ready)."""
     folder = teacher_store["folder"]
-    process, base, _ = start_service(folder, data=folder / "validated", store_url=teacher_store["url"],
+    process, base, _ = start_service(folder, data=teacher_store["validated"], store_url=teacher_store["url"],
                                      tracking_dir=folder / "no-models", cache=folder / "cache", poll_seconds=3600)
     try:
         yield base
