@@ -31,6 +31,7 @@ from conftest import (
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select, text
+from store_rows import hand_scoring_run
 
 from risk.data.actions_import import read_action_file
 from risk.data.ids import masked_id, pseudonym
@@ -40,14 +41,10 @@ from risk.store import (
     Store,
     acknowledge,
     create_key,
-    finish_run,
     import_actions,
     open_alerts,
     open_store,
-    start_run,
     stored_actions,
-    write_alerts,
-    write_bucket_scores,
 )
 from risk.store.migrate import downgrade, upgrade
 from risk.store.models import Acknowledgement
@@ -60,38 +57,11 @@ CODES = load_scoring_settings().action_codes
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def scores(rows: list[tuple[int, str]], as_of: dt.date) -> pd.DataFrame:
-    """One at-risk score per (student_key, school_id); every other column a plain constant."""
-    n = len(rows)
-    return pd.DataFrame({
-        "student_key": [k for k, _ in rows], "as_of": [as_of] * n, "term": ["2569-1"] * n,
-        "school_id": [s for _, s in rows], "district_code": [s[:4] for _, s in rows],
-        "province_code": [s[:2] for _, s in rows], "region": ["northeast"] * n, "grade_level": ["M3"] * n,
-        "classroom": ["3/1"] * n, "sex": ["female"] * n, "id_hint": ["•••••••••0000"] * n,
-        "probability": [0.4] * n, "risk_class": ["at_risk"] * n, "reasons_en": [[]] * n, "reasons_th": [[]] * n,
-        "reason_codes": [[]] * n, "model_version": ["3"] * n,
-    })  # fmt: skip
-
-
-def alerts(rows: list[tuple[int, str]], as_of: dt.date) -> pd.DataFrame:
-    n = len(rows)
-    return pd.DataFrame({
-        "student_key": [k for k, _ in rows], "school_id": [s for _, s in rows], "as_of": [as_of] * n,
-        "kind": ["newly_at_risk"] * n, "previous_class": ["normal"] * n, "current_class": ["at_risk"] * n,
-        "probability": [0.4] * n, "grade_level": ["M3"] * n, "classroom": ["3/1"] * n, "sex": ["female"] * n,
-        "id_hint": [masked_id(RAW_A if k == KEY_A else RAW_B if k == KEY_B else "0000") for k, _ in rows],
-        "reasons_en": [["Absent 5 of the last 10 days"]] * n, "reasons_th": [["ขาดเรียน 5 ใน 10 วันล่าสุด"]] * n,
-        "actions_en": [["Home visit"]] * n, "actions_th": [["เยี่ยมบ้าน"]] * n,
-    })  # fmt: skip
-
-
 def scored_with_alerts(store: Store, as_of: dt.date, alerted: list[tuple[int, str]],
                        others: list[tuple[int, str]] = ()) -> str:
-    run = start_run(store, as_of=as_of, term="2569-1", model_name="dropout-risk", model_version="3", settings={})
-    write_bucket_scores(store, run, 0, scores([*alerted, *others], as_of))
-    finish_run(store, run, students=len(alerted) + len(others), drift={})
-    write_alerts(store, run, alerts(alerted, as_of))
-    return run
+    """A finished run of 2569-1 scoring alerted and others, alerting the first with A's and B's real hints."""
+    hints = {KEY_A: masked_id(RAW_A), KEY_B: masked_id(RAW_B)}
+    return hand_scoring_run(store, "2569-1", as_of, [*alerted, *others], alerted, id_hints=hints)
 
 
 def alert_of(store: Store, school_id: str, student_key: int) -> int:

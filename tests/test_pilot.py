@@ -32,6 +32,7 @@ from conftest import (
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from store_rows import hand_scoring_run
 from typer.testing import CliRunner
 
 from risk.cli import app as cli
@@ -45,15 +46,11 @@ from risk.store import (
     alert_counts,
     audit_entries,
     create_key,
-    finish_run,
     open_alerts,
     open_store,
     pilot_arms,
     pilot_plan,
-    start_run,
     wait_list_term,
-    write_alerts,
-    write_bucket_scores,
     write_pilot,
     write_summaries,
 )
@@ -68,24 +65,8 @@ NOTE_EN = "Your school is on the pilot's wait-list for term 2569-1"
 
 def scored(store: Store, term: str, as_of: dt.date, rows: list[tuple[int, str]]) -> str:
     """A finished run of ``term`` scoring each (student_key, school_id) at_risk, and a newly_at_risk alert for each."""
-    n = len(rows)
-    keys, schools = [k for k, _ in rows], [s for _, s in rows]
-    run = start_run(store, as_of=as_of, term=term, model_name="dropout-risk", model_version="3", settings={})
-    write_bucket_scores(store, run, 0, pd.DataFrame({
-        "student_key": keys, "as_of": [as_of] * n, "term": [term] * n, "school_id": schools,
-        "district_code": [s[:4] for s in schools], "province_code": [s[:2] for s in schools],
-        "region": ["northeast"] * n, "grade_level": ["M3"] * n, "classroom": ["3/1"] * n, "sex": ["female"] * n,
-        "id_hint": ["•••••••••0000"] * n, "probability": [0.4] * n, "risk_class": ["at_risk"] * n,
-        "reasons_en": [[]] * n, "reasons_th": [[]] * n, "reason_codes": [[]] * n, "model_version": ["3"] * n}))
-    finish_run(store, run, students=n, drift={})
-    write_alerts(store, run, pd.DataFrame({
-        "student_key": keys, "school_id": schools, "as_of": [as_of] * n, "kind": ["newly_at_risk"] * n,
-        "previous_class": ["normal"] * n, "current_class": ["at_risk"] * n, "probability": [0.4] * n,
-        "grade_level": ["M3"] * n, "classroom": ["3/1"] * n, "sex": ["female"] * n,
-        "id_hint": [masked_id(STUDENTS[0] if k == KEY_A else STUDENTS[2]) for k in keys],
-        "reasons_en": [["Absent 5 of the last 10 days"]] * n, "reasons_th": [["ขาดเรียน 5 ใน 10 วันล่าสุด"]] * n,
-        "actions_en": [["Home visit"]] * n, "actions_th": [["เยี่ยมบ้าน"]] * n}))
-    return run
+    hints = {key: masked_id(STUDENTS[0] if key == KEY_A else STUDENTS[2]) for key, _ in rows}
+    return hand_scoring_run(store, term, as_of, rows, rows, id_hints=hints)
 
 
 def plan(term: str = PILOT_TERM, seed: int = 1) -> PlanRecord:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FEATURES_YAML, WORLD_KEY, small_train_settings
+from store_rows import hand_scoring_run
 
 from risk.config import load_settings
 from risk.features.catalog import load_catalog
@@ -35,12 +36,8 @@ from risk.models.treated import (
 from risk.store import (
     PlanRecord,
     Store,
-    finish_run,
     import_actions,
     open_store,
-    start_run,
-    write_alerts,
-    write_bucket_scores,
     write_pilot,
 )
 
@@ -51,39 +48,10 @@ NOW_SCHOOL, WAIT_SCHOOL = "1040100001", "1030200002"
 
 
 # ---------------------------------------------------------------- a real store, written as the engine writes it
-def scores(rows: list[tuple[int, str]], as_of: dt.date, term: str) -> pd.DataFrame:
-    """One at-risk score per (student_key, school_id); every other column a plain constant."""
-    n = len(rows)
-    return pd.DataFrame({
-        "student_key": [k for k, _ in rows], "as_of": [as_of] * n, "term": [term] * n,
-        "school_id": [s for _, s in rows], "district_code": [s[:4] for _, s in rows],
-        "province_code": [s[:2] for _, s in rows], "region": ["northeast"] * n, "grade_level": ["M3"] * n,
-        "classroom": ["3/1"] * n, "sex": ["female"] * n, "id_hint": ["•••••••••0000"] * n,
-        "probability": [0.4] * n, "risk_class": ["at_risk"] * n, "reasons_en": [[]] * n, "reasons_th": [[]] * n,
-        "reason_codes": [[]] * n, "model_version": ["3"] * n,
-    })  # fmt: skip
-
-
-def alerts(rows: list[tuple[int, str]], as_of: dt.date, kind: str = "newly_at_risk") -> pd.DataFrame:
-    n = len(rows)
-    return pd.DataFrame({
-        "student_key": [k for k, _ in rows], "school_id": [s for _, s in rows], "as_of": [as_of] * n,
-        "kind": [kind] * n, "previous_class": ["normal"] * n, "current_class": ["at_risk"] * n,
-        "probability": [0.4] * n, "grade_level": ["M3"] * n, "classroom": ["3/1"] * n, "sex": ["female"] * n,
-        "id_hint": ["•••••••••0000"] * n, "reasons_en": [["Absent 5 of the last 10 days"]] * n,
-        "reasons_th": [["ขาดเรียน 5 ใน 10 วันล่าสุด"]] * n, "actions_en": [["Home visit"]] * n,
-        "actions_th": [["เยี่ยมบ้าน"]] * n,
-    })  # fmt: skip
-
-
 def scoring_run(store: Store, term: str, as_of: dt.date, scored: list[tuple[int, str]],
                 alerted: list[tuple[int, str]], kind: str = "newly_at_risk") -> None:
     """A finished scoring run of ``term`` on ``as_of`` that scored ``scored`` and alerted ``alerted``."""
-    run = start_run(store, as_of=as_of, term=term, model_name="dropout-risk", model_version="3", settings={})
-    write_bucket_scores(store, run, 0, scores(scored, as_of, term))
-    finish_run(store, run, students=len(scored), drift={})
-    if alerted:
-        write_alerts(store, run, alerts(alerted, as_of, kind))
+    hand_scoring_run(store, term, as_of, scored, alerted, kind)
 
 
 def record_actions(store: Store, rows: list[tuple[int, str, dt.date]]) -> None:
