@@ -14,10 +14,10 @@ from risk.impact.design import (
     icc_from_past_terms,
     minimum_detectable_effect,
     power_for_effect,
-    size_bucket,
 )
 from risk.impact.estimate import intention_to_treat
 from risk.impact.simulate import simulate_pilot
+from risk.impact.strata import size_bucket
 
 
 def schools(n: int = 60, seed: int = 0) -> pd.DataFrame:

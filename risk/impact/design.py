@@ -8,8 +8,8 @@ students, in both arms, by the same flag rule.
 
 Functions
 ---------
-* :func:`size_bucket` — OBEC's school-size class from the student count.
-* :func:`assign_schools` — stratified, seeded assignment, independent of row order.
+* :func:`assign_schools` — stratified, seeded assignment, independent of row order
+  (strata from :mod:`risk.impact.strata`).
 * :func:`icc_from_past_terms` — school-level intra-class correlation of dropout
   (one-way ANOVA estimator), per term and pooled.
 * :func:`minimum_detectable_effect` and :func:`power_for_effect` — what a plan
@@ -25,105 +25,24 @@ import pandas as pd
 from scipy import optimize, stats
 
 from risk.errors import ConfigError, ContractError
+from risk.impact.strata import merge_small_strata, stratum_labels
 
 __all__ = [
     "ALERT_NOW",
     "ARMS",
-    "SIZE_BUCKETS",
     "WAIT_LIST",
     "DetectableEffect",
     "IccEstimate",
     "assign_schools",
     "design_effect",
     "icc_from_past_terms",
-    "merge_small_strata",
     "minimum_detectable_effect",
     "power_for_effect",
-    "size_bucket",
 ]
 
 ALERT_NOW = "alert_now"
 WAIT_LIST = "wait_list"
 ARMS: tuple[str, str] = (ALERT_NOW, WAIT_LIST)
-
-# OBEC's school-size classes by enrolled students (สพฐ. เกณฑ์ขนาดโรงเรียน): small up to
-# 120, medium 121-600, large 601-1,500, extra large above. Small schools are where
-# dropout and merging policy differ, so the classes are the natural strata.
-SIZE_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("small", 120),
-    ("medium", 600),
-    ("large", 1500),
-    ("extra_large", np.iinfo(np.int64).max),
-)
-
-
-def size_bucket(students: pd.Series) -> pd.Series:
-    """OBEC size class of each school from its student count.
-
-    Parameters
-    ----------
-    students : Series of shape (n_schools,)
-        Enrolled students per school (a count; NaN is not allowed).
-
-    Returns
-    -------
-    Series of shape (n_schools,), same index, of ``"small"`` (≤120), ``"medium"``
-    (121–600), ``"large"`` (601–1,500) or ``"extra_large"`` (>1,500).
-    """
-    counts = pd.to_numeric(students, errors="raise")
-    if counts.isna().any() or (counts < 0).any():
-        raise ContractError("schools: column 'size' must be a student count (≥0) for every school")
-    edges = [-1] + [upper for _, upper in SIZE_BUCKETS]
-    labels = [name for name, _ in SIZE_BUCKETS]
-    return pd.cut(counts, bins=edges, labels=labels).astype(str)
-
-
-def _stratum_labels(schools: pd.DataFrame, strata: list[str]) -> pd.Series:
-    """One label per school joining its strata values (``size`` bucketed), e.g. ``"Nan|small"``."""
-    if not strata:
-        return pd.Series("all", index=schools.index)
-    parts = []
-    for name in strata:
-        if name not in schools.columns:
-            raise ConfigError(f"stratify: no column {name!r} in the schools table "
-                              f"(columns: {', '.join(map(str, schools.columns))})")
-        values = size_bucket(schools[name]) if name == "size" else schools[name].astype(str)
-        parts.append(values.to_numpy(dtype=object))
-    joined = parts[0]
-    for values in parts[1:]:
-        joined = joined + "|" + values
-    return pd.Series(joined, index=schools.index)
-
-
-POOLED_STRATUM = "pooled"
-
-
-def _too_small(labels: pd.Series, share: float) -> pd.Series:
-    """Per school: is its stratum too small to hold a school in each arm for sure?"""
-    sizes = labels.map(labels.value_counts())
-    return sizes * min(share, 1.0 - share) < 1.0
-
-
-def merge_small_strata(labels: pd.Series, share: float) -> pd.Series:
-    """Merge the strata too small to hold both arms into coarser ones.
-
-    A stratum that can hold only one arm (n·min(share, 1−share) < 1, e.g. one
-    school at share 0.5) compares nothing: with strata fixed effects its school
-    drops out of the estimate, and when most strata are so small the effect is
-    not identified at all (the estimate comes out 0 ± 0). Such strata lose their
-    last part first (``"Nan|small"`` -> ``"Nan"``), so a province keeps its own
-    stratum where it can; what is still too small is pooled into ``"pooled"``.
-    """
-    merged = labels.astype(str).copy()
-    while True:
-        small = _too_small(merged, share)
-        coarser = small & merged.str.contains("|", regex=False)
-        if not coarser.any():
-            break
-        merged[coarser] = merged[coarser].str.rsplit("|", n=1).str[0]
-    merged[_too_small(merged, share)] = POOLED_STRATUM
-    return merged
-
 
 def _treated_counts(sizes: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """Schools to put in ``alert_now`` per stratum: floor or ceil of share × n.
@@ -145,7 +64,7 @@ def assign_schools(schools: pd.DataFrame, share: float, strata: list[str], seed:
     ----------
     schools : DataFrame of shape (n_schools, ≥1)
         ``school_id`` (unique), plus the strata columns: ``province`` (text) and
-        ``size`` (enrolled students, a count, bucketed by :func:`size_bucket`).
+        ``size`` (enrolled students, a count, bucketed by :func:`risk.impact.strata.size_bucket`).
     share : float in (0, 1)
         Share of schools that get alerts now.
     strata : list of column names
@@ -169,7 +88,7 @@ def assign_schools(schools: pd.DataFrame, share: float, strata: list[str], seed:
     if schools["school_id"].duplicated().any():
         raise ContractError("schools: each school_id must appear once")
     ordered = schools.sort_values("school_id", kind="stable").reset_index(drop=True)
-    stratum = merge_small_strata(_stratum_labels(ordered, strata), share)
+    stratum = merge_small_strata(stratum_labels(ordered, strata), share)
     rng = np.random.default_rng(seed)
     names, codes = np.unique(stratum.to_numpy(), return_inverse=True)
     sizes = np.bincount(codes, minlength=len(names))
