@@ -51,7 +51,6 @@ demo: setup
 	$(RISK) audit-reasons --data $(DATA)/validated --features $(DATA)/features.parquet
 	@echo "report: $(DATA)/report.html  scores: $(DATA)/scores.parquet  MLflow: $(DATA)/mlflow.db"
 
-# Two test processes, one per core; a test file stays on one (its module fixtures are built once).
 # A randomised wait-list pilot on the synthetic world, in its own folder (PILOT_DATA): every term is
 # validated, half the schools (by province and size) are drawn to the wait-list of the newest term
 # before it is scored, the term runs, a teacher model acts on the alerts it was shown (home visits
@@ -74,6 +73,7 @@ demo-pilot: setup
 	$(RISK) report --data $(PILOT_DATA)/validated --out $(PILOT_DATA)/report.html
 	@echo "pilot report: $(PILOT_DATA)/report.html  truth: $(PILOT_DATA)/next/truth.parquet"
 
+# Two test processes, one per core; a test file stays on one (its module fixtures are built once).
 test: setup test-db
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
