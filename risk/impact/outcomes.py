@@ -9,6 +9,8 @@ in the validated data), columns:
 * ``flagged`` — at_risk or problem in any finished scoring run of T (the same rule in both
   arms: both were scored); ``score`` — the highest probability of those runs (NaN: never scored);
 * ``dropped_out`` — 0/1, :func:`risk.labels.dropout_labels` of T;
+* ``alerted`` — 0/1: an alert asking for help (newly at risk, escalated to problem) was raised
+  for the student in a scoring run of T (stored in both arms alike; shown in alert-now schools);
 * ``acted`` — 0/1, any stored action for the student dated in T's window (term start to the
   next term's start); one 0/1 column per action code seen;
 * ``transition_p6``, ``transition_m3`` — 0/1: the grade ends a school stage (the DESIGN's
@@ -23,12 +25,15 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+from sqlalchemy import select
 
 from risk.data.contract import next_term, parse_term, term_start
 from risk.errors import ConfigError, ContractError
 from risk.features.sources import connect, view_validated
 from risk.labels import LabelPolicy, dropout_labels
+from risk.models.treated import HELP_KINDS
 from risk.store import PlanRecord, Store, pilot_arms, pilot_plan, stored_actions, term_flags
+from risk.store.models import Alert
 
 __all__ = ["FEATURES", "OutcomeNotKnownError", "TermOutcomes", "check_term", "term_outcomes"]
 
@@ -76,6 +81,16 @@ def _actions(store: Store, term: str) -> pd.DataFrame:
     return wide.rename_axis(columns=None).reset_index()
 
 
+def _alerted(store: Store, term: str) -> pd.DataFrame:
+    """``student_key`` of each student with an alert of :data:`HELP_KINDS` raised in a run of T (any, superseded too:
+    the school was asked to help once it was raised)."""
+    a = Alert.__table__.c
+    stmt = select(a.student_key).where(a.term == term, a.kind.in_(HELP_KINDS)).distinct()
+    with store.engine.connect() as conn:
+        keys = [row[0] for row in conn.execute(stmt)]
+    return pd.DataFrame({"student_key": pd.Series(keys, dtype="int64"), "alerted": 1})
+
+
 def check_term(term: str) -> None:
     """ConfigError with the contract's words when ``term`` is not a term (``2569-1``)."""
     try:
@@ -110,6 +125,8 @@ def _joined(store: Store, term: str, frame: pd.DataFrame, unknown: int) -> TermO
     frame = frame.merge(pilot_arms(store, term), on="school_id", how="left")
     frame = frame.merge(term_flags(store, term), on="student_key", how="left")
     frame["flagged"] = frame["flagged"].fillna(False).astype(bool)
+    frame = frame.merge(_alerted(store, term), on="student_key", how="left")
+    frame["alerted"] = frame["alerted"].fillna(0).astype("int64")
     actions = _actions(store, term)
     codes = sorted(c for c in actions.columns if c != "student_key")
     frame = frame.merge(actions, on="student_key", how="left")

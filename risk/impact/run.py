@@ -8,7 +8,8 @@ Steps, on :class:`risk.impact.outcomes.TermOutcomes`:
    school acted on any flagged student in the term). Always, when actions are stored: per
    action code, the naive acted-vs-not difference beside a doubly robust one (observational,
    weaker evidence), among flagged students of the schools that saw alerts (all schools
-   without a plan). An estimate the data cannot give is skipped with a note, not an error.
+   without a plan) who had an alert asking for help raised in T or an action (when the store
+   holds T's alerts; otherwise every flagged student). An estimate the data cannot give is skipped with a note, not an error.
 2. :func:`record_impact` — one MLflow run in the pilots experiment (metrics, the estimates
    as CSV, and the CIs as a forest plot), then the estimates in the store.
 
@@ -104,6 +105,15 @@ def _action_rows(outcomes: TermOutcomes, seed: int, notes: list[str]) -> list[di
     frame = outcomes.frame
     seen = frame[frame["flagged"] & (frame["arm"] == ALERT_NOW)] if outcomes.plan else frame[frame["flagged"]]
     seen = seen[seen["score"].notna()]
+    if seen["alerted"].any():
+        # Only children a school was asked to help (or helped) could get an action: a flagged child with no
+        # alert this term (flagged last term too, so no new alert) is never acted on, and as a control would
+        # set the action against children unlike those teachers chose (the closed loop showed the adjusted
+        # estimate further from the truth than the naive one with them in).
+        asked = seen[(seen["alerted"] == 1) | (seen["acted"] == 1)]
+        notes.append(f"per-action estimates among the {len(asked):,} flagged students asked for help (an alert "
+                     f"raised in {outcomes.term}) or helped, of {len(seen):,} flagged")
+        seen = asked
     codes = [c for c in outcomes.action_codes if MIN_ACTED <= seen[c].sum() <= len(seen) - MIN_ACTED]
     skipped = sorted(set(outcomes.action_codes) - set(codes))
     if skipped:
