@@ -47,6 +47,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import sys
 import time
@@ -68,11 +69,11 @@ from risk.data.synth import TeacherModel, actions_file, continue_export, parse_e
 from risk.data.synth.config import SynthConfig  # noqa: E402
 from risk.data.synth.continue_term import plan_from_alerts  # noqa: E402
 from risk.impact.design import ALERT_NOW, ARMS, power_for_effect  # noqa: E402
-from risk.impact.outcomes import term_outcomes  # noqa: E402
+from risk.impact.outcomes import TermOutcomes, term_outcomes  # noqa: E402
 from risk.impact.plan import plan_pilot  # noqa: E402
 from risk.impact.run import estimate_impact  # noqa: E402
 from risk.scoring.settings import load_scoring_settings  # noqa: E402
-from risk.store import import_actions, open_store, write_pilot  # noqa: E402
+from risk.store import PlanRecord, import_actions, open_store, write_pilot  # noqa: E402
 
 TERMS = ["2567-1", "2567-2", "2568-1", "2568-2", "2569-1"]
 PAST, PAST_AS_OF = "2568-2", "2026-01-23"   # scored so the plan's base rate and ICC are of flagged students
@@ -142,9 +143,9 @@ def plan_and_act(base: Path, work: Path, seed: int, effects: dict[str, float]) -
     return {"store": store, "policy": policy, "plan": plan}
 
 
-def loop_truth(frame: pd.DataFrame, truth_path: Path, effects: dict[str, float],
-               codes: list[str]) -> dict[str, float]:
-    """The true ITT (absolute, relative), IV and per-action effects of the frame's students (module docstring)."""
+def truth_rows(frame: pd.DataFrame, truth_path: Path, keep: Path) -> pd.DataFrame:
+    """The frame ``risk impact`` read, with each student's truth beside it (``p_now``: the dropout probability with
+    the help given); written to ``keep`` for re-estimating offline (pseudonyms only)."""
     truth = pq.read_table(truth_path, columns=["student_id", "term", "p_dropout_untreated", "p_dropout_treated",
                                                "acted", "action"], filters=[("term", "=", PILOT)]).to_pandas()
     truth = truth.rename(columns={"acted": "truth_acted", "action": "truth_action"})
@@ -154,14 +155,20 @@ def loop_truth(frame: pd.DataFrame, truth_path: Path, effects: dict[str, float],
     if rows["p_dropout_untreated"].isna().any():
         raise SystemExit(f"{int(rows['p_dropout_untreated'].isna().sum())} students of the pilot are not in truth")
     acted = rows["truth_acted"].fillna(False).astype(bool).to_numpy()
-    p0 = rows["p_dropout_untreated"].to_numpy(float)
-    p_now = np.where(acted, rows["p_dropout_treated"].to_numpy(float), p0)
+    rows["p_now"] = np.where(acted, rows["p_dropout_treated"].to_numpy(float), rows["p_dropout_untreated"])
+    rows = rows.drop(columns=["p_dropout_treated"])
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(keep)
+    return rows
+
+
+def loop_truth(rows: pd.DataFrame, effects: dict[str, float], codes: list[str]) -> dict[str, float]:
+    """The true ITT (absolute, relative), IV and per-action effects of the frame's students (module docstring)."""
+    acted = rows["truth_acted"].fillna(False).astype(bool).to_numpy()
+    p0, p_now = rows["p_dropout_untreated"].to_numpy(float), rows["p_now"].to_numpy(float)
     change = p_now - p0
     flagged_now = (rows["flagged"] & (rows["arm"] == ALERT_NOW)).to_numpy()
     acting = rows["school_id"].map(rows[flagged_now].groupby("school_id")["acted"].max()).fillna(0).to_numpy() > 0
-    # Kept for re-estimating offline (pseudonyms only): the frame risk impact read, with the truth beside it.
-    rows.drop(columns=["p_dropout_treated"]).assign(p_now=p_now).to_parquet(
-        truth_path.parent.parent.parent / "frames" / f"{truth_path.parent.parent.name}.parquet")
     out = {"truth": float(change[flagged_now].mean()),
            "truth_relative": float(change[flagged_now].mean() / p0[flagged_now].mean()),
            "truth_iv": float(change[flagged_now & acting].mean()) if (flagged_now & acting).any() else np.nan}
@@ -177,6 +184,49 @@ def loop_truth(frame: pd.DataFrame, truth_path: Path, effects: dict[str, float],
     return out
 
 
+def covers(estimate: pd.Series, value: float) -> bool:
+    return bool(estimate["ci_low"] <= value <= estimate["ci_high"])
+
+
+def action_errors(est: pd.DataFrame, truth: dict[str, float], codes: list[str]) -> dict[str, float]:
+    """Per action estimated: the naive and AIPW errors against the truth, in proportion and in their own SEs."""
+    row = {}
+    for code in codes:
+        if (("action_naive", code) in est.index) and (("action_adjusted", code) in est.index):
+            naive, aipw, target = est.loc[("action_naive", code)], est.loc[("action_adjusted", code)], truth[f"{code}:truth"]
+            row |= {f"{code}:truth": target, f"{code}:naive_error": naive["estimate"] - target,
+                    f"{code}:naive_z": (naive["estimate"] - target) / naive["se"],
+                    f"{code}:naive_covered": covers(naive, target),
+                    f"{code}:aipw_error": aipw["estimate"] - target,
+                    f"{code}:aipw_z": (aipw["estimate"] - target) / aipw["se"],
+                    f"{code}:aipw_closer": abs(aipw["estimate"] - target) < abs(naive["estimate"] - target),
+                    f"{code}:aipw_covered": covers(aipw, target)}
+    return row
+
+
+def indexed(estimates: pd.DataFrame) -> pd.DataFrame:
+    return estimates.set_index(["estimand", estimates["action_code"].fillna("")])
+
+
+def design(plan) -> tuple:
+    """What the plan's power rests on: schools, flagged students a school, past flagged base rate, ICC, the MDE."""
+    return (len(plan.population), plan.population["size"].to_numpy(float) * plan.baseline.flagged_share,
+            plan.baseline.base_rate, plan.baseline.icc.icc, plan.mde)
+
+
+def seed_row(est: pd.DataFrame, rows: pd.DataFrame, effects: dict[str, float], codes: list[str]) -> dict:
+    """One seed's estimates against its truth: ITT coverage and detection, IV, per action."""
+    row = loop_truth(rows, effects, codes)
+    itt, rel, ri = est.loc[("itt", "")], est.loc[("itt_relative", "")], est.loc[("itt_randomisation", "")]
+    row |= {"estimate": itt["estimate"], "se": itt["se"], "covered": covers(itt, row["truth"]),
+            "covered_relative": covers(rel, row["truth_relative"]), "covered_ri": covers(ri, row["truth"]),
+            "covered_zero": covers(itt, 0.0), "covered_zero_ri": covers(ri, 0.0), "detected": not covers(itt, 0.0),
+            "flagged": int(rows["flagged"].sum()), "acted": int(rows["acted"].sum())}
+    if ("complier_iv", "") in est.index:
+        row["covered_iv"] = covers(est.loc[("complier_iv", "")], row["truth_iv"])
+    return row | action_errors(est, row, codes)
+
+
 def one_seed(base: Path, seed: int, effects: dict[str, float], args: argparse.Namespace, scenario: str) -> dict:
     """One closed loop: the estimates of ``risk impact`` beside the truth; also the plan's design inputs."""
     started = time.perf_counter()
@@ -184,35 +234,43 @@ def one_seed(base: Path, seed: int, effects: dict[str, float], args: argparse.Na
     made = plan_and_act(base, work, seed, effects)
     outcomes = term_outcomes(made["store"], work / "validated", PILOT, made["policy"])
     result = estimate_impact(outcomes, permutations=args.permutations, seed=seed)
-    est = result.estimates.set_index(["estimand", result.estimates["action_code"].fillna("")])
+    est = indexed(result.estimates)
     frame = outcomes.frame[outcomes.frame["arm"].isin(ARMS)]
     codes = sorted(set(result.estimates["action_code"].dropna()) - set(ARMS))
-    row = loop_truth(frame, work / "next" / "truth.parquet", effects, codes)
-    itt, rel, ri = est.loc[("itt", "")], est.loc[("itt_relative", "")], est.loc[("itt_randomisation", "")]
-    covers = lambda e, v: bool(e["ci_low"] <= v <= e["ci_high"])  # noqa: E731
-    row |= {"seed": seed, "estimate": itt["estimate"], "se": itt["se"], "covered": covers(itt, row["truth"]),
-            "covered_relative": covers(rel, row["truth_relative"]), "covered_ri": covers(ri, row["truth"]),
-            "covered_zero": covers(itt, 0.0), "covered_zero_ri": covers(ri, 0.0), "detected": not covers(itt, 0.0),
-            "flagged": int(frame["flagged"].sum()), "acted": int(frame["acted"].sum())}
-    if ("complier_iv", "") in est.index:
-        row["covered_iv"] = covers(est.loc[("complier_iv", "")], row["truth_iv"])
-    for code in codes:
-        if (("action_naive", code) in est.index) and (("action_adjusted", code) in est.index):
-            naive, aipw, target = est.loc[("action_naive", code)], est.loc[("action_adjusted", code)], row[f"{code}:truth"]
-            row |= {f"{code}:naive_error": naive["estimate"] - target,
-                    f"{code}:naive_z": (naive["estimate"] - target) / naive["se"],
-                    f"{code}:aipw_error": aipw["estimate"] - target,
-                    f"{code}:aipw_z": (aipw["estimate"] - target) / aipw["se"],
-                    f"{code}:aipw_closer": abs(aipw["estimate"] - target) < abs(naive["estimate"] - target),
-                    f"{code}:aipw_covered": covers(aipw, target)}
-    plan = made["plan"]
-    row["design"] = (len(plan.population), plan.population["size"].to_numpy(float) * plan.baseline.flagged_share,
-                     plan.baseline.base_rate, plan.baseline.icc.icc, plan.mde)
+    rows = truth_rows(frame, work / "next" / "truth.parquet", work.parent / "frames" / f"{work.name}.parquet")
+    row = seed_row(est, rows, effects, codes) | {"seed": seed, "design": design(made["plan"])}
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     print(f"  {scenario} seed {seed}: ITT {row['estimate']:+.4f} (SE {row['se']:.4f}) truth {row['truth']:+.4f}"
           f" covered {row['covered']} | {time.perf_counter() - started:.0f} s", flush=True)
     return row
+
+
+def from_frames(base: Path, scenarios: dict[str, dict[str, float]], args: argparse.Namespace) -> dict:
+    """Each scenario's seed rows again, with the current code, from the frames the loops kept: ``risk impact``'s
+    input frame and the truth beside it (the estimates are a function of the frame and the seed)."""
+    store = open_store(f"sqlite:///{(base / 'risk.db').resolve()}")
+    planned = plan_pilot(store, base / "validated", term=PILOT, share=0.5, strata=STRATA, seed=0,
+                         policy=load_settings(ROOT / "configs" / "risk.yaml").labels)  # read only: not stored
+    plan = PlanRecord(pilot_id="kept", term=PILOT, share=0.5, strata=STRATA, seed=0, created_at=dt.datetime(2026, 5, 1))
+    codes_known = set(load_scoring_settings(ROOT / "configs" / "scoring.yaml").action_codes)
+    runs = {}
+    for name, effects in scenarios.items():
+        rows = []
+        for path in sorted((BENCH_DATA / "pilot-loop-runs" / "frames").glob(f"{name}-*.parquet")):
+            seed = int(path.stem.rsplit("-", 1)[1])
+            if seed >= args.seeds:
+                continue
+            kept = pd.read_parquet(path)
+            codes = sorted(codes_known & set(kept.columns))
+            result = estimate_impact(TermOutcomes(term=PILOT, frame=kept, plan=plan, action_codes=codes),
+                                     permutations=args.permutations, seed=seed)
+            estimated = sorted(set(result.estimates["action_code"].dropna()) - set(ARMS))
+            rows.append(seed_row(indexed(result.estimates), kept, effects, estimated)
+                        | {"seed": seed, "design": design(planned)})
+        if rows:
+            runs[name] = pd.DataFrame(rows)
+    return runs
 
 
 def share(values: pd.Series) -> str:
@@ -254,15 +312,18 @@ def report_null(null: pd.DataFrame) -> None:
 
 
 def report_actions(frame: pd.DataFrame, title: str) -> None:
-    """Per action estimated: the naive difference's bias (in its own SEs) beside AIPW's."""
-    print(f"per action, {title} (teachers select on true risk, 1.0); error = estimate - truth, proportion")
+    """Per action estimated: the naive difference's bias beside AIPW's, in the seeds' own SEs and over the seeds."""
+    print(f"per action, {title} (teachers select on true risk, 1.0); error = estimate - truth, proportion;"
+          " bias/SE: the mean error over its standard error across seeds")
     codes = sorted(c.split(":")[0] for c in frame.columns if c.endswith(":naive_error"))
     for code in codes:
-        z, seeds = frame[f"{code}:naive_z"], int(frame[f"{code}:naive_error"].notna().sum())
-        print(f"  {code:16s} {seeds:2d} seeds, truth {frame[f'{code}:truth'].mean():+.4f}; naive bias"
-              f" {frame[f'{code}:naive_error'].mean():+.4f} ({z.mean():+.1f} SE; |z| > 2 in {share(z.dropna().abs() > 2)});"
-              f" AIPW bias {frame[f'{code}:aipw_error'].mean():+.4f} ({frame[f'{code}:aipw_z'].mean():+.1f} SE);"
-              f" AIPW closer {share(frame[f'{code}:aipw_closer'])}; AIPW CI covers {share(frame[f'{code}:aipw_covered'])}")
+        naive, aipw = frame[f"{code}:naive_error"].dropna(), frame[f"{code}:aipw_error"].dropna()
+        over = lambda e: e.mean() / (e.std() / np.sqrt(len(e))) if len(e) > 1 else np.nan  # noqa: E731
+        print(f"  {code:16s} {len(naive):2d} seeds, truth {frame[f'{code}:truth'].mean():+.4f}:"
+              f" naive bias {naive.mean():+.4f} (mean z {frame[f'{code}:naive_z'].mean():+.2f}, bias/SE {over(naive):+.1f},"
+              f" CI covers {share(frame[f'{code}:naive_covered'])});"
+              f" AIPW bias {aipw.mean():+.4f} (mean z {frame[f'{code}:aipw_z'].mean():+.2f}, bias/SE {over(aipw):+.1f},"
+              f" CI covers {share(frame[f'{code}:aipw_covered'])}); AIPW closer {share(frame[f'{code}:aipw_closer'])}")
 
 
 def main() -> None:
@@ -278,23 +339,35 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="a small world (6,000 students, 120 schools)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's folder")
+    parser.add_argument("--scenarios", default="planted,strong,zero", help="which to run, comma-separated")
+    parser.add_argument("--from-frames", action="store_true",
+                        help="no loop: the figures again from the frames kept by earlier runs (one process a "
+                             "scenario can share the cores: --scenarios zero, then --from-frames)")
     args = parser.parse_args()
     if args.quick:
         args.students = 6_000
-    started = time.perf_counter()
-    base = build_base(args)
-    built = time.perf_counter()
     scenarios = {"planted": parse_effects(args.effect)}
     if args.strong_effect:
         scenarios["strong"] = parse_effects(args.strong_effect)
     scenarios["zero"] = dict.fromkeys(scenarios["planted"], 0.0)
-    runs = {name: pd.DataFrame([one_seed(base, s, effects, args, name) for s in range(args.seeds)])
-            for name, effects in scenarios.items()}
-    report_design(runs["planted"])
+    started = time.perf_counter()
+    base = build_base(args)
+    built = time.perf_counter()
+    if args.from_frames:
+        runs = from_frames(base, scenarios, args)
+    else:
+        chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+        runs = {name: pd.DataFrame([one_seed(base, s, scenarios[name], args, name) for s in range(args.seeds)])
+                for name in chosen}
+    if not runs:
+        raise SystemExit("no seeds to report")
+    first = next(iter(runs.values()))
+    report_design(first)
     for name in ("planted", "strong"):
         if name in runs:
             report_effect(runs[name], scenarios[name])
-    report_null(runs["zero"])
+    if "zero" in runs:
+        report_null(runs["zero"])
     for name, frame in runs.items():
         report_actions(frame, f"{name} scenario")
     loops = time.perf_counter() - built

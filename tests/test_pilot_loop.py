@@ -79,3 +79,21 @@ def test_the_naive_difference_among_the_asked_is_the_visited_minus_the_unvisited
         asked.loc[asked["home_visit"] == 0, "dropped_out"].mean()
     naive = rows.loc[rows["estimand"] == "action_naive", "estimate"].iloc[0]
     assert abs(naive - expected) < 1e-9
+
+
+def test_an_action_whose_children_none_dropped_out_gets_a_ci_wider_than_a_point():
+    # 15 visited children, none dropped out: the clustered and influence-function SEs are ~0 there, so
+    # both CIs are floored at the Agresti–Caffo SE of the difference (a dropout and a stayer added a group).
+    frame = hand_frame()
+    alert_now = frame["arm"] == "alert_now"
+    frame.loc[alert_now, ["home_visit", "acted"]] = 0
+    visited = frame.index[alert_now & (frame["alerted"] == 1)][:15]
+    frame.loc[visited, ["home_visit", "acted"]] = 1
+    frame.loc[visited, "dropped_out"] = 0
+    rows, _ = action_rows(frame)
+    asked = frame[alert_now & (frame["alerted"] == 1)]
+    k0, n0 = asked.loc[asked["home_visit"] == 0, "dropped_out"].sum(), int((asked["home_visit"] == 0).sum())
+    p1, p0 = 1 / 17, (k0 + 1) / (n0 + 2)
+    agresti_caffo = np.sqrt(p1 * (1 - p1) / 17 + p0 * (1 - p0) / (n0 + 2))
+    assert (rows["se"] >= agresti_caffo - 1e-12).all()
+    assert (rows["ci_high"] - rows["ci_low"] > 3.9 * agresti_caffo).all()

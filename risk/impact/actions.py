@@ -16,7 +16,8 @@ Input frame (one row per alerted student), columns: ``school_id``,
 ``dropped_out`` (0/1), ``score`` (the engine's probability, 0–1), the feature
 columns named, and one 0/1 column per action code (1: the child got it).
 Both estimates are differences in dropout probability (proportion) over the
-frame's students (the average effect of the action on them), SE clustered by school.
+frame's students (the average effect of the action on them), SE clustered by school
+(floored when the children given the action had almost no dropout: :data:`RARE_OUTCOMES`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from risk.impact.effects import (
 
 __all__ = ["ActionEffect", "per_action_effects"]
 
+# Fewer dropouts (or stayers) than this among the children given an action, and the SEs the data give
+# are no guide: with none at all both are zero and the CI a point (the closed loop's travel support:
+# 15 children, no dropout). Below it the SEs are floored at the Agresti–Caffo SE of the difference.
+RARE_OUTCOMES = 5
 # Propensities are kept inside [1%, 99%]: a child almost sure to get (or miss) an
 # action says little about its effect and would otherwise dominate the weights.
 PROPENSITY_CLIP = 0.01
@@ -130,6 +135,17 @@ def _aipw(X: np.ndarray, a: np.ndarray, y: np.ndarray, schools: np.ndarray, fold
     return tau, float(np.sqrt((by_school**2).sum()) / len(y))
 
 
+def _rare_outcome_floor(y: np.ndarray, a: np.ndarray) -> float:
+    """The Agresti–Caffo SE of the difference in dropout (one dropout and one stayer added to each group) when the
+    children given the action had fewer than :data:`RARE_OUTCOMES` dropouts or stayers; else 0 (no floor)."""
+    n1, k1 = float(a.sum()), float(y[a == 1].sum())
+    if min(k1, n1 - k1) >= RARE_OUTCOMES:
+        return 0.0
+    n0, k0 = float(len(a) - n1), float(y[a == 0].sum())
+    p1, p0 = (k1 + 1) / (n1 + 2), (k0 + 1) / (n0 + 2)
+    return float(np.sqrt(p1 * (1 - p1) / (n1 + 2) + p0 * (1 - p0) / (n0 + 2)))
+
+
 def _covariates(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     """[logit(score), features...] as floats; the score on the logit scale, where risk adds up."""
     score = np.clip(frame["score"].to_numpy(float), 1e-6, 1 - 1e-6)
@@ -171,14 +187,15 @@ def per_action_effects(frame: pd.DataFrame, actions: list[str], features: list[s
         if a.min() == a.max():
             raise ContractError(f"per-action frame: every student has {action}={a[0]:g}; nothing to compare")
         naive_fit = clustered_ols(y, np.column_stack([np.ones(len(y)), a]), schools)
-        naive = effect_from_se(naive_fit.params[1], float(np.sqrt(naive_fit.cov[1, 1])),
+        floor = _rare_outcome_floor(y, a)
+        naive = effect_from_se(naive_fit.params[1], max(float(np.sqrt(naive_fit.cov[1, 1])), floor),
                                naive_fit.n_students, naive_fit.n_schools,
                                "naive: acted minus not acted, school-clustered SE", OBSERVATIONAL, alpha)
         # The other actions adjust too: a child given one kind of help often gets another,
         # and that help must not be credited to this one.
         others = frame[[other for other in actions if other != action]].to_numpy(float)
         tau, se = _aipw(np.column_stack([X, others]), a, y, schools, folds, learner, seed)
-        adjusted = effect_from_se(tau, se, len(y), naive_fit.n_schools,
+        adjusted = effect_from_se(tau, max(se, floor), len(y), naive_fit.n_schools,
                                   f"doubly robust (AIPW, {learner}, {folds}-fold cross-fitting by school) "
                                   "on score, features and the other actions", OBSERVATIONAL, alpha)
         results.append(ActionEffect(action=action, naive=naive, adjusted=adjusted,
