@@ -426,6 +426,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
 
 
 @pytest.fixture(scope="session")
+def term_run(world, tmp_path_factory):
+    """The session's one ``risk term`` on ``world``, shared by every xdist worker (tests/term_support.py).
+
+    Read it; only test_privacy_term.py adds to it (the service it runs on the folder, under ``service/``).
+    """
+    from term_support import shared_term
+
+    return shared_term(world, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def champion(champion_store):
     """(tracking folder, model version, bundle) of the session's champion; read it, do not change it."""
     home, _, result, registered = champion_store

@@ -1,12 +1,12 @@
-"""Privacy over everything written: ``risk term`` on the session's small world, then the service on the
-term's folder, then the shared PII scanner (conftest.pii_leaks) over all of it, and proof that the scan
-can fail.
+"""Privacy over everything written: the session's ``risk term`` on the small world (conftest.term_run,
+run once for this file and test_term.py), then the service on the term's folder, then the shared PII
+scanner (conftest.pii_leaks) over all of it, and proof that the scan can fail.
 
 The whole folder is scanned: the validated store and its derived caches, the SQLite store, MLflow's
 database and artifacts (input example, evaluation tables, model card, plots), the report, the scores,
-the term's log and the service's log, model cache and the answers it gave, and the copy of the ``risk``
-package logged beside each model (``.../artifacts/code/``: the layers the model loads with, not the
-service, whose OpenAPI examples name a student of the demo's export). Only the source export holds raw
+the term's logs and printed tables (both runs), the service's log, model cache and the answers it gave,
+and the copy of the ``risk`` package logged beside each model (``.../artifacts/code/``: the layers the
+model loads with, not the service, whose OpenAPI examples name a student of the demo's export). Only the source export holds raw
 IDs, by design, and it lies outside the folder. A scanner that is missing or crashes fails
 the test (conftest.pii_leaks), and the planted-ID tests show that a raw ID in any of those kinds
 of file would be found.
@@ -14,40 +14,32 @@ of file would be found.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import WORLD_KEY, pii_leaks, small_train_settings, stop_process_group
+from conftest import pii_leaks, stop_process_group
 from test_serve import call, payload_of, source_tables, start_service
 
 from risk.store import create_key, open_store
 
 pytestmark = pytest.mark.privacy
 REPO = Path(__file__).resolve().parents[1]
-AS_OF = "2026-07-24"  # ten weeks into the world's last term (2569-1)
 
 
 @pytest.fixture(scope="module")
-def term_folder(world, tmp_path_factory) -> Path:
-    """The folder ``risk term`` wrote for the world at AS_OF, with the run's DEBUG log as ``term.log``."""
-    config = tmp_path_factory.mktemp("privacy-config") / "train.yaml"
-    config.write_text(yaml.safe_dump(small_train_settings().model_dump(mode="json")), encoding="utf-8")
-    data = tmp_path_factory.mktemp("privacy-term")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RISK_"))}
-    env["RISK_ID_KEY"] = WORLD_KEY.decode()
-    with (data / "term.log").open("wb") as log:
-        done = subprocess.run([sys.executable, "-m", "risk", "--log-level", "DEBUG", "term", "--source",
-                               str(world / "source"), "--as-of", AS_OF, "--store", str(data), "--train-config",
-                               str(config), "--quiet"], env=env, stdout=log, stderr=subprocess.STDOUT, timeout=900)
-    assert done.returncode == 0, (data / "term.log").read_text(errors="replace")[-3000:]
-    return data
+def term_folder(term_run) -> Path:
+    """The folder of the session's ``risk term`` (conftest.term_run), its DEBUG log as ``term.log``."""
+    assert term_run.first.returncode == 0, term_run.first.stderr[-3000:]
+    return term_run.folder
+
+
+@pytest.fixture(scope="module")
+def source(term_run) -> Path:
+    """The export the term ran on: the only place raw IDs belong."""
+    return term_run.source
 
 
 def outputs(folder: Path) -> list[Path]:
@@ -60,9 +52,9 @@ def written(folder: Path, pattern: str) -> list[Path]:
     return [p for p in outputs(folder) if p.match(pattern)]
 
 
-def raw_id(world: Path) -> str:
-    """One raw ID of the world's source export (a Thai national ID)."""
-    ids = source_tables(world / "source")["enrollments"]["student_id"].dropna()
+def raw_id(source: Path) -> str:
+    """One raw ID of the source export (a Thai national ID)."""
+    ids = source_tables(source)["enrollments"]["student_id"].dropna()
     return str(ids[ids.str.fullmatch(r"\d{13}")].iloc[0])
 
 
@@ -81,8 +73,8 @@ def test_the_model_code_logged_with_the_model_holds_the_model_layers_only(term_f
     assert not [name for name in logged if name.startswith(("serve/", "cli/"))]
 
 
-def test_nothing_the_term_wrote_holds_a_raw_id(world, term_folder):
-    assert pii_leaks(world / "source", *outputs(term_folder)) == []
+def test_nothing_the_term_wrote_holds_a_raw_id(source, term_folder):
+    assert pii_leaks(source, *outputs(term_folder)) == []
 
 
 PLANTS = {
@@ -94,38 +86,38 @@ PLANTS = {
 
 
 @pytest.mark.parametrize("kind", PLANTS)
-def test_a_raw_id_planted_in_a_copy_of_an_mlflow_artifact_is_found(world, term_folder, tmp_path, kind):
+def test_a_raw_id_planted_in_a_copy_of_an_mlflow_artifact_is_found(source, term_folder, tmp_path, kind):
     (original,) = written(term_folder, PLANTS[kind])
     copy = tmp_path / "planted" / original.name
     copy.parent.mkdir()
     shutil.copyfile(original, copy)
     with copy.open("a", encoding="utf-8") as out:
-        out.write(f"\n{raw_id(world)}\n")
-    assert pii_leaks(world / "source", copy.parent) == [f"LEAK {copy}: 1 raw ids in the bytes"]
+        out.write(f"\n{raw_id(source)}\n")
+    assert pii_leaks(source, copy.parent) == [f"LEAK {copy}: 1 raw ids in the bytes"]
 
 
-def test_a_raw_id_planted_in_a_copy_of_the_mlflow_database_is_found(world, term_folder, tmp_path):
+def test_a_raw_id_planted_in_a_copy_of_the_mlflow_database_is_found(source, term_folder, tmp_path):
     copy = tmp_path / "planted" / "mlflow.db"
     copy.parent.mkdir()
     shutil.copyfile(term_folder / "mlflow.db", copy)
     with sqlite3.connect(copy) as con:
         run_uuid = con.execute("SELECT run_uuid FROM runs LIMIT 1").fetchone()[0]
-        con.execute("INSERT INTO tags (key, value, run_uuid) VALUES ('note', ?, ?)", (f"see {raw_id(world)}", run_uuid))
-    assert pii_leaks(world / "source", copy.parent) == [f"LEAK {copy}: table tags holds raw id"]
+        con.execute("INSERT INTO tags (key, value, run_uuid) VALUES ('note', ?, ?)", (f"see {raw_id(source)}", run_uuid))
+    assert pii_leaks(source, copy.parent) == [f"LEAK {copy}: table tags holds raw id"]
 
 
-def test_a_raw_id_planted_in_a_copy_of_the_scores_is_found(world, term_folder, tmp_path):
+def test_a_raw_id_planted_in_a_copy_of_the_scores_is_found(source, term_folder, tmp_path):
     scores = pd.read_parquet(term_folder / "scores.parquet")
-    scores.loc[scores.index[0], "id_hint"] = raw_id(world)
+    scores.loc[scores.index[0], "id_hint"] = raw_id(source)
     (tmp_path / "planted").mkdir()
     scores.to_parquet(tmp_path / "planted" / "scores.parquet")
-    assert pii_leaks(world / "source", tmp_path / "planted") == [
+    assert pii_leaks(source, tmp_path / "planted") == [
         f"LEAK {tmp_path / 'planted' / 'scores.parquet'}: column id_hint holds 1 raw ids"]
 
 
 # ---------------------------------------------------------------- the service on the term's folder
 @pytest.fixture(scope="module")
-def served(world, term_folder) -> Path:
+def served(source, term_folder) -> Path:
     """The service run on the term's folder, asked with raw IDs in bodies and paths; its folder afterwards.
 
     Its config, log, model cache and every answer (``answers/*.txt``) are kept under ``service/``.
@@ -135,8 +127,8 @@ def served(world, term_folder) -> Path:
     store_url = f"sqlite:///{term_folder / 'risk.db'}"
     store = open_store(store_url)
     tokens = {role: create_key(store, role, label=f"privacy {role}").token for role in ("upstream", "analyst")}
-    tables = source_tables(world / "source")
-    student = raw_id(world)
+    tables = source_tables(source)
+    student = raw_id(source)
     process, url, _ = start_service(folder, data=term_folder / "validated", store_url=store_url,
                                     tracking_dir=term_folder, cache=folder / "cache")
     service = {"url": url}
@@ -169,5 +161,5 @@ def test_the_service_wrote_its_log_and_answers_where_they_are_scanned(served):
     assert len(written(served / "answers", "*.txt")) == 7
 
 
-def test_nothing_the_service_wrote_or_answered_holds_a_raw_id(world, term_folder, served):
-    assert pii_leaks(world / "source", *outputs(term_folder)) == []  # the store and its audit trail too
+def test_nothing_the_service_wrote_or_answered_holds_a_raw_id(source, term_folder, served):
+    assert pii_leaks(source, *outputs(term_folder)) == []  # the store and its audit trail too

@@ -10,22 +10,11 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
-import pytest
-import yaml
-from conftest import small_train_settings
-from test_term import environment, run, step_rows, term_command
+from term_support import environment, run, step_rows, term_command, write_small_configs
 
 from risk.store import latest_finished_run, latest_scores, open_store
-
-
-@pytest.fixture(scope="module")
-def small_config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "train.yaml"
-    path.write_text(yaml.safe_dump(small_train_settings().model_dump(mode="json")), encoding="utf-8")
-    return path
 
 
 def kill_when(command: list[str], marker: str, timeout: float = 600) -> None:
@@ -44,19 +33,19 @@ def kill_when(command: list[str], marker: str, timeout: float = 600) -> None:
     assert process.returncode == -signal.SIGKILL, f"the run ended before {marker!r}"
 
 
-def test_killed_term_resumes_at_two_steps_and_every_row_is_there_once(world, small_config, tmp_path):
-    command = term_command(world, tmp_path, small_config)
+def test_killed_term_resumes_at_two_steps_and_every_row_is_there_once(world, tmp_path):
+    command = term_command(world / "source", tmp_path / "data", write_small_configs(tmp_path / "configs"))
     kill_when(command, "step='features'")  # killed while training
     kill_when(command, "step='promote'")   # killed while scoring
     finished = run(command)
     assert finished.returncode == 0, finished.stderr[-2000:]
     statuses = step_rows(finished.stdout)
     assert statuses["features"] == "reused" and statuses["train"] == "reused"
-    store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'data' / 'risk.db'}")
     run_id = latest_finished_run(store)
     stored = pd.concat(latest_scores(store, run_id, columns=["student_key"]))
-    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    scores = pd.read_parquet(tmp_path / "data" / "scores.parquet")
     assert stored["student_key"].is_unique
     assert sorted(stored["student_key"]) == sorted(scores["student_key"])
-    enrollments = pd.read_parquet(tmp_path / "validated" / "enrollments")
+    enrollments = pd.read_parquet(tmp_path / "data" / "validated" / "enrollments")
     assert not enrollments.duplicated(["student_key", "term"]).any()
