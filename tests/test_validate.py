@@ -92,8 +92,10 @@ def corruptions() -> dict[str, list[tuple[str, dict]]]:
     }
 
 
-@pytest.fixture
-def corrupted_run(tmp_path: Path, id_key: bytes):
+@pytest.fixture(scope="module")
+def corrupted_run(tmp_path_factory: pytest.TempPathFactory):
+    """The clean export with every corruption appended, validated once for the module's tests (they only read it)."""
+    tmp_path = tmp_path_factory.mktemp("corrupted")
     tables = clean_tables()
     expected: dict[str, set[tuple[int, str]]] = {}
     for name, rows in corruptions().items():
@@ -104,7 +106,7 @@ def corrupted_run(tmp_path: Path, id_key: bytes):
         tables[name] = pd.concat([tables[name], extra], ignore_index=True)
         expected[name] = {(base + i, rule) for i, (rule, _) in enumerate(rows)}
     source = write_source(tables, tmp_path / "source")
-    report = validate_sources(source, tmp_path / "out", key=id_key, progress=False)
+    report = validate_sources(source, tmp_path / "out", key=b"test-key-0123456789abcdef", progress=False)
     return report, tmp_path / "out", expected, tables
 
 
