@@ -7,28 +7,18 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from built_once import scored_copy, scored_report
 
 from risk.config import load_settings
 from risk.features.base import AsOf
 from risk.features.build import build_features
 from risk.features.context_rates import open_validated
-from risk.scoring.batch import score_students
 from risk.scoring.explained import Explained, explain_rows
 from risk.scoring.reason_audit import CHECKS, audit_explained, audit_reasons
 from risk.scoring.settings import load_scoring_settings
 from risk.store import finish_run, latest_scores, open_store, start_run, write_bucket_scores
 
 AS_OF = dt.date(2026, 7, 24)  # ten weeks into the world's last term (2569-1)
-
-
-@pytest.fixture(scope="module")
-def champion(world):
-    """A real model trained on the session's world (no MLflow: the audit needs the bundle only), as
-    (folder, version, bundle) like conftest's champion."""
-    from conftest import train_small
-
-    result, _ = train_small(world)
-    return None, "1", result.bundle
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +40,10 @@ def explained(features, champion) -> Explained:
 @pytest.fixture(scope="module")
 def scored(world, champion, tmp_path_factory):
     """The champion's scoring run of the world at AS_OF, in a store of its own: (store, report)."""
-    _, version, bundle = champion
-    folder = tmp_path_factory.mktemp("scored")
+    folder = scored_copy(world, champion, AS_OF, tmp_path_factory, "scored")
     store = open_store(f"sqlite:///{folder / 'risk.db'}")
-    report = score_students(world / "validated", AS_OF, bundle=bundle, model_name="dropout-risk",
-                            model_version=version, store=store, out=folder / "scores.parquet",
-                            settings=load_settings(), scoring=load_scoring_settings(), progress=False)
-    return store, report
+    yield store, scored_report(folder)
+    store.close()
 
 
 def test_a_real_models_stored_run_gives_no_reason_a_teacher_must_not_read(champion, scored):

@@ -21,18 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import mlflow
 import pandas as pd
 import psutil
 import pytest
+from built_once import registry_copy, scored_copy
 from conftest import MODEL_NAME, WORLD_KEY, stop_process_group
 from mlflow.tracking import MlflowClient
 
-from risk.config import load_settings
 from risk.data.contract import TABLES
 from risk.data.ids import pseudonym
-from risk.scoring.batch import score_students
-from risk.scoring.settings import load_scoring_settings
 from risk.store import audit_entries, create_key, open_store, revoke_key
 
 AS_OF = dt.date(2026, 7, 24)  # ten weeks into the world's last term (2569-1)
@@ -123,46 +120,18 @@ def clean_students(world: Path, tables: dict[str, pd.DataFrame]) -> set[str]:
 
 # ---------------------------------------------------------------- the world, scored, and a service on it
 @pytest.fixture(scope="module")
-def registry(champion_store, tmp_path_factory) -> Iterator[Path]:
+def registry(champion_store, tmp_path_factory) -> Path:
     """An MLflow store of our own: the session's model logged as versions 1 and 2; champion → 1."""
-    from conftest import small_train_settings
-
-    from risk.models.tracking import log_training
-
-    shared_uri, result = champion_store[1], champion_store[2]
-    home = tmp_path_factory.mktemp("serve-registry")
-    ours = f"sqlite:///{home.resolve() / 'mlflow.db'}"
-    # MLflow keeps its URI in MLFLOW_TRACKING_URI too; point both at our store, then back.
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = ours
-    mlflow.set_tracking_uri(ours)
-    mlflow.set_registry_uri(ours)
-    try:
-        dump = small_train_settings().model_dump(mode="json")
-        for _ in range(2):
-            log_training(result, data_dir=home, experiment="serve-test", model_name=MODEL_NAME, settings_dump=dump)
-        MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", "1")
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
-        mlflow.set_tracking_uri(shared_uri)
-        mlflow.set_registry_uri(shared_uri)
-    yield home
+    return registry_copy(champion_store, tmp_path_factory, "serve-registry")
 
 
 @pytest.fixture(scope="module")
 def scored(world, champion, tmp_path_factory):
     """A store holding the batch scores and alerts of the world at AS_OF, and the scores as a frame."""
-    _, version, bundle = champion
-    folder = tmp_path_factory.mktemp("serve-store")
-    url = f"sqlite:///{folder / 'risk.db'}"
-    store = open_store(url)
-    score_students(world / "validated", AS_OF, bundle=bundle, model_name=MODEL_NAME, model_version=version,
-                   store=store, out=folder / "scores.parquet", settings=load_settings(),
-                   scoring=load_scoring_settings(), progress=False)
-    return url, store, pd.read_parquet(folder / "scores.parquet")
+    folder = scored_copy(world, champion, AS_OF, tmp_path_factory, "serve-store")
+    store = open_store(f"sqlite:///{folder / 'risk.db'}")
+    yield f"sqlite:///{folder / 'risk.db'}", store, pd.read_parquet(folder / "scores.parquet")
+    store.close()
 
 
 @pytest.fixture(scope="module")
