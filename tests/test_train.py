@@ -51,15 +51,25 @@ def log(result, settings, home: Path):
 
 
 @pytest.fixture(scope="module")
-def first(world, tmp_path_factory):
-    """The first model of a fresh registry (SQLite store in a temporary folder), promoted to champion."""
+def first(champion_store, tmp_path_factory):
+    """The first model of a fresh registry (SQLite store in a temporary folder), promoted to champion.
+
+    The model is the session's (conftest's ``champion_store``): trained on the world with the same settings
+    and no champion, as a first training here would be, so it is logged here rather than trained again.
+    """
+    _, _, result, _ = champion_store
     home = tmp_path_factory.mktemp("mlflow")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     configure_tracking(home)
-    result, settings = fit(world)
+    settings = small_train_settings()
     registered = log(result, settings, home)
     decision = promote(NAME, settings.promotion)
     return home, result, registered, decision
+
+
+# The tests that train again check what a training records, not how good its model is: they boost few
+# trees, fit the baselines on fewer rows and skip the comparison without protected inputs (a second booster).
+QUICK = {"lightgbm__max_trees": 40, "evaluation__baseline_max_rows": 2_000, "features__compare_protected": False}
 
 
 def test_the_class_policy_has_thresholds_for_each_semester_and_they_differ(first):
@@ -122,7 +132,7 @@ def test_model_ranks_far_better_than_the_abc_rule(first):
 
 
 def test_past_feature_points_are_reused_by_the_next_training(first, world):
-    result, _ = fit(world)
+    result, _ = fit(world, **QUICK)
     assert result.feature_points["reused"] == result.feature_points["total"]
 
 
@@ -133,7 +143,7 @@ def test_a_worse_model_is_refused_with_its_reason(first, world, tmp_path):
     data["features"] = [f for f in data["features"] if f["name"] in keep]
     few = tmp_path / "few.yaml"
     few.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    result, settings = fit(world, few)
+    result, settings = fit(world, few, **QUICK)
     assert "champion" in set(result.evaluation.table["model"])
     registered = log(result, settings, home)
     decision = promote(NAME, settings.promotion)
@@ -171,7 +181,7 @@ def test_bundle_parts_are_plain_files(first, tmp_path):
 
 def test_optuna_trials_are_nested_runs(first, world):
     home, _, _, _ = first
-    result, settings = fit(world, optuna__trials=2)
+    result, settings = fit(world, optuna__trials=2, **QUICK)
     assert len(result.trials) == 2
     registered = log(result, settings, home)
     children = MlflowClient().search_runs(
