@@ -182,9 +182,15 @@ def test_the_model_card_page_states_the_choice_and_the_counts(store, tmp_path) -
 
 
 # ---------------------------------------------------------------- training on the synthetic world (slow)
+# What is tested is which rows reach the fit and with what weight, not the model's quality: few trees,
+# and the baselines beside the model fitted on fewer rows.
+TREES = 40
+
+
 def fit(world: Path, store: Store | None, **changes):
     """A small model on ``world`` with ``store`` (no protected comparison: it refits without the store's rows)."""
-    settings = small_train_settings(features__compare_protected=False, **changes)
+    settings = small_train_settings(features__compare_protected=False, lightgbm__max_trees=TREES,
+                                    evaluation__baseline_max_rows=2_000, **changes)
     return train_model(world / "validated", settings=load_settings(), train_settings=settings,
                        catalog=load_catalog(FEATURES_YAML), catalog_yaml=FEATURES_YAML.read_bytes(),
                        truth=world / "source" / "truth.parquet", id_key=WORLD_KEY, progress=False, store=store)
@@ -275,7 +281,7 @@ def test_down_weight_reaches_the_fit_only(helped_world) -> None:
 
     world, store, samples, expected = helped_world
     ts = small_train_settings(features__compare_protected=False, samples__treated_outcomes="down_weight",
-                              samples__down_weight=0.3)
+                              samples__down_weight=0.3, lightgbm__max_trees=TREES)
     treated = find_treated(samples, world / "validated", settings=load_settings(), ts=ts, store=store)
     weight = treated.fit_weight()
     assert np.array_equal(weight == 0.3, expected["changed"])
