@@ -25,9 +25,10 @@ from risk.scoring.settings import load_scoring_settings
 from risk.store import open_store, run_record
 
 SCORED_TERM = "2569-1"
-# Six dates of the scored term, from week 4 to week 16.
-SIX_DATES = [dt.date(2026, 6, 12), dt.date(2026, 6, 26), dt.date(2026, 7, 10), dt.date(2026, 7, 24),
-             dt.date(2026, 8, 14), dt.date(2026, 9, 4)]
+# Three dates of the scored term: week 4, week 8 and week 16. Of six dates from week 4 to week 16, week 8
+# came nearest a false warning (two attendance features at 0.6 of their thresholds, every other date under
+# 0.4; measured 2026-12-07), so it is one of the three.
+DATES = [dt.date(2026, 6, 12), dt.date(2026, 7, 10), dt.date(2026, 9, 4)]
 PLANTED_AT = dt.date(2026, 7, 24)  # after the June household screening of the scored year
 
 
@@ -36,7 +37,8 @@ def calm(tmp_path_factory) -> tuple[Path, object]:
     """``(root, bundle)``: 4,000 synthetic students over six terms, validated, and a small model on them.
 
     4,000 students and 40% of them held out: the calibration term (a first semester, when few leave)
-    then holds the dropouts training asks for.
+    then holds the dropouts training asks for. Only the model is used here (its drift reference), so
+    training skips the comparison without protected inputs, which changes nothing in the model.
     """
     from risk.data.synth import SynthConfig, generate
     from risk.features.catalog import load_catalog
@@ -47,7 +49,8 @@ def calm(tmp_path_factory) -> tuple[Path, object]:
     generate(root / "source", students=4000, terms=6, seed=7, config=config, progress=False)
     validate_sources(root / "source", root / "validated", key=WORLD_KEY, progress=False, buckets=4)
     result = train_model(root / "validated", settings=load_settings(),
-                         train_settings=small_train_settings(split__holdout_students=0.4),
+                         train_settings=small_train_settings(split__holdout_students=0.4,
+                                                             features__compare_protected=False),
                          catalog=load_catalog(FEATURES_YAML), catalog_yaml=FEATURES_YAML.read_bytes(),
                          truth=root / "source" / "truth.parquet", id_key=WORLD_KEY, champion=None, progress=False)
     return root, result.bundle
@@ -76,9 +79,9 @@ def domain_features(bundle, domain: str) -> set[str]:
     return {f.name for f in bundle.catalog.features if f.domain == domain}
 
 
-def test_six_dates_of_an_unchanged_population_raise_no_warning(calm, tmp_path):
+def test_dates_across_the_term_of_an_unchanged_population_raise_no_warning(calm, tmp_path):
     root, bundle = calm
-    for as_of in SIX_DATES:
+    for as_of in DATES:
         drift = drift_of(root / "validated", bundle, as_of, tmp_path)
         assert drift["reference"].startswith("held-out term 2568-1 on "), drift["reference"]
         assert drift["basis"].startswith("2 x the PSI between past terms 2567-1"), drift["basis"]
