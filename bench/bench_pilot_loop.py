@@ -371,8 +371,9 @@ def main() -> None:
     for name, frame in runs.items():
         report_actions(frame, f"{name} scenario")
     loops = time.perf_counter() - built
+    done = "re-estimated from the kept frames in" if args.from_frames else "loops"
     print(f"\n{args.seeds} seeds x {len(runs)} scenarios, {args.students:,} students: base {built - started:.0f} s, "
-          f"loops {loops:.0f} s ({loops / (len(runs) * args.seeds):.1f} s a seed)")
+          f"{done} {loops:.0f} s ({loops / (len(runs) * args.seeds):.1f} s a seed)")
 
 
 if __name__ == "__main__":
