@@ -22,9 +22,9 @@ import yaml
 from conftest import WORLD_KEY, small_train_settings
 
 AS_OF = "2026-07-24"  # ten weeks into the world's last term (2569-1)
-# The world's own bucket count (conftest.world). configs/risk.yaml's 32 make each of the ~14 feature points
+# The world's own bucket count (conftest.world). configs/risk.yaml's 32 make each of the 12 feature points
 # the features step builds about five times slower (1.4 s against 6.5 s measured on the world), and no test
-# of a whole term is about buckets (test_scoring.py kills a scoring run between 32 of them).
+# of a whole term is about buckets (test_scoring.py kills a scoring run between buckets of its own).
 TERM_BUCKETS = 4
 STEPS = ["validate", "freshness", "features", "train", "promote", "score", "alerts", "summaries", "report"]
 
