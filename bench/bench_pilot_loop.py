@@ -113,6 +113,11 @@ def build_base(args: argparse.Namespace) -> Path:
     return base
 
 
+def runs_of(base: Path) -> Path:
+    """Where the seeds of a world run, and keep their frames: beside the world, one folder per size."""
+    return base.with_name(f"{base.name}-runs")
+
+
 def plan_and_act(base: Path, work: Path, seed: int, effects: dict[str, float]) -> dict:
     """Copy the store and the validated folder, draw the plan, let the teachers act, write the next term."""
     shutil.rmtree(work, ignore_errors=True)
@@ -230,7 +235,7 @@ def seed_row(est: pd.DataFrame, rows: pd.DataFrame, effects: dict[str, float], c
 def one_seed(base: Path, seed: int, effects: dict[str, float], args: argparse.Namespace, scenario: str) -> dict:
     """One closed loop: the estimates of ``risk impact`` beside the truth; also the plan's design inputs."""
     started = time.perf_counter()
-    work = BENCH_DATA / "pilot-loop-runs" / f"{scenario}-{seed}"
+    work = runs_of(base) / f"{scenario}-{seed}"
     made = plan_and_act(base, work, seed, effects)
     outcomes = term_outcomes(made["store"], work / "validated", PILOT, made["policy"])
     result = estimate_impact(outcomes, permutations=args.permutations, seed=seed)
@@ -257,7 +262,7 @@ def from_frames(base: Path, scenarios: dict[str, dict[str, float]], args: argpar
     runs = {}
     for name, effects in scenarios.items():
         rows = []
-        for path in sorted((BENCH_DATA / "pilot-loop-runs" / "frames").glob(f"{name}-*.parquet")):
+        for path in sorted((runs_of(base) / "frames").glob(f"{name}-*.parquet")):
             seed = int(path.stem.rsplit("-", 1)[1])
             if seed >= args.seeds:
                 continue
