@@ -79,7 +79,7 @@ SLOW_MODULES = frozenset({
     "test_incremental",  # synthetic exports validated term by term, the CLI on each
     "test_synth",        # generates and scans synthetic exports, clean and messy
     "test_synth_validate",    # online vs batch on a synthetic export; two validation workers
-    "test_drift_calibrated",  # six dates of a generated population, scored
+    "test_drift_calibrated",  # three dates of a generated population, scored
     "test_feature_leakage",   # every feature rebuilt with rows after as_of added
     "test_readme_intake",     # docs/intake.md's commands run: synth, inspect, validate
     "test_forest",            # compiled forests held to LightGBM bit for bit, several shapes
