@@ -67,7 +67,7 @@ demo-pilot: setup
 	$(RISK) term --source $(PILOT_DATA)/exports/$(DEMO_LAST_TERM) --as-of $(DEMO_AS_OF) --store $(PILOT_DATA) --truth $(PILOT_DATA)/source/truth.parquet --demo
 	$(RISK) synth --continue $(PILOT_DATA)/source --alerts-from $(PILOT_DATA)/risk.db --effect home_visit=-0.3,learning_support=-0.2 --out $(PILOT_DATA)/next --seed 3 --demo
 	$(RISK) actions import $(PILOT_DATA)/next/actions.csv --store sqlite:///$(PILOT_DATA)/risk.db --demo
-	$(RISK) split-export $(PILOT_DATA)/next $(PILOT_DATA)/next-exports --term $(PILOT_NEXT_TERM)
+	$(RISK) split-export $(PILOT_DATA)/next $(PILOT_DATA)/next-exports --term $(DEMO_LAST_TERM) --term $(PILOT_NEXT_TERM)
 	$(RISK) validate $(PILOT_DATA)/next-exports/$(PILOT_NEXT_TERM) $(PILOT_DATA)/validated --demo --quiet
 	$(RISK) impact --term $(DEMO_LAST_TERM) --data $(PILOT_DATA)/validated
 	$(RISK) report --data $(PILOT_DATA)/validated --out $(PILOT_DATA)/report.html
