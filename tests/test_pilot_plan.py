@@ -16,6 +16,7 @@ from risk.impact.design import (
     power_for_effect,
 )
 from risk.impact.estimate import intention_to_treat
+from risk.impact.plan import Baseline, _baseline_lines, semester_base_rate
 from risk.impact.simulate import simulate_pilot
 from risk.impact.strata import size_bucket
 
@@ -176,3 +177,27 @@ def test_pilots_at_the_predicted_mde_detect_it_at_the_predicted_power():
         detected.append(ci.ci_high < 0 or ci.ci_low > 0)
     assert mde.design_effect > 1.4
     assert np.mean(detected) == pytest.approx(0.8, abs=0.08)
+
+
+def past_outcomes() -> pd.DataFrame:
+    """Two first semesters with 1 dropout in 10 each, one second semester with 3 in 10."""
+    rows = [(term, 1 if i < k else 0) for term, k in (("2566-1", 1), ("2566-2", 3), ("2567-1", 1)) for i in range(10)]
+    return pd.DataFrame(rows, columns=["term", "dropped_out"])
+
+
+def test_the_base_rate_comes_from_past_terms_of_the_pilot_terms_semester():
+    assert semester_base_rate(past_outcomes(), "2568-1") == (pytest.approx(0.1), ["2566-1", "2567-1"], True)
+    assert semester_base_rate(past_outcomes(), "2567-2") == (pytest.approx(0.3), ["2566-2"], True)
+
+
+def test_without_a_past_term_of_its_semester_the_base_rate_is_of_all_past_terms():
+    first_semesters = past_outcomes().query("term != '2566-2'")
+    assert semester_base_rate(first_semesters, "2567-2") == (pytest.approx(0.1), ["2566-1", "2567-1"], False)
+
+
+def test_the_plan_names_the_terms_its_base_rate_came_from():
+    icc = icc_from_past_terms(past_outcomes().assign(school_id=["A", "B"] * 15))
+    baseline = Baseline(basis="flagged", terms=["2566-1", "2566-2", "2567-1"], base_rate=0.1, icc=icc,
+                        flagged_share=0.2, rate_terms=["2566-1", "2567-1"], same_semester=True)
+    line = " ".join(_baseline_lines(baseline))
+    assert "base rate 10.0% from terms 2566-1, 2567-1 (the pilot term's semester)" in line

@@ -10,7 +10,9 @@ store and MLflow. Steps:
    ``past_terms`` before the pilot term whose next term's register is in the data): among
    students *flagged* (at_risk or problem) by a finished scoring run of the term when the
    store holds scores of those terms (the pilot compares flagged students), else among all
-   *enrolled* students (labels only), which the output says.
+   *enrolled* students (labels only), which the output says. The base rate comes from those
+   terms of the pilot term's semester when there are any (dropout peaks at a year's end, the
+   second semester), the ICC from all of them; the output names the terms.
 3. :func:`plan_pilot` — the draw and its minimum detectable effect (nothing is written).
 4. :func:`record_plan` — one MLflow run (params, metrics, the assignment as CSV of school
    ids and arms, no student data) and the plan in the store, which refuses a second plan
@@ -22,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import replace as with_changes
 from pathlib import Path
 
@@ -57,7 +59,7 @@ from risk.store import (
 )
 
 __all__ = ["PILOT_EXPERIMENT", "STRATA", "Baseline", "PilotPlanResult", "past_baseline", "pilot_population",
-           "plan_lines", "plan_pilot", "record_plan"]
+           "plan_lines", "plan_pilot", "record_plan", "semester_base_rate"]
 
 PILOT_EXPERIMENT = "dropout-risk-pilots"
 # What --stratify may name: the schools table's columns (in force at the term's start), and
@@ -73,7 +75,8 @@ class Baseline:
     ``basis`` is ``"flagged"`` (students at_risk or problem in a finished run of the term)
     or ``"enrolled"`` (every enrolled student: no scores of those terms are stored);
     ``flagged_share`` is the basis's share of the enrolled students with a known outcome
-    (1.0 for ``enrolled``); ``base_rate`` is a proportion.
+    (1.0 for ``enrolled``); ``base_rate`` is a proportion, from ``rate_terms``: the ``terms`` of the pilot
+    term's semester, or all ``terms`` when none is (``same_semester`` says which).
     """
 
     basis: str
@@ -81,6 +84,8 @@ class Baseline:
     base_rate: float
     icc: IccEstimate
     flagged_share: float
+    rate_terms: list[str] = field(default_factory=list)
+    same_semester: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,9 +163,22 @@ def past_baseline(con: duckdb.DuckDBPyConnection, store: Store, term: str, polic
         basis, share = "flagged", len(outcomes) / len(scored)
     if outcomes.empty:
         return None
-    return Baseline(basis=basis, terms=sorted(set(outcomes["term"]), key=parse_term),
-                    base_rate=float(outcomes["dropped_out"].mean()),
-                    icc=icc_from_past_terms(outcomes[["school_id", "term", "dropped_out"]]), flagged_share=share)
+    rate, rate_terms, same = semester_base_rate(outcomes, term)
+    return Baseline(basis=basis, terms=sorted(set(outcomes["term"]), key=parse_term), base_rate=rate,
+                    icc=icc_from_past_terms(outcomes[["school_id", "term", "dropped_out"]]), flagged_share=share,
+                    rate_terms=rate_terms, same_semester=same)
+
+
+def semester_base_rate(outcomes: pd.DataFrame, term: str) -> tuple[float, list[str], bool]:
+    """Past dropout (proportion) of the rows of ``outcomes`` (``term``, ``dropped_out`` 0/1) in ``term``'s semester,
+    the terms it came from, and True; with no row of that semester, of all rows, all their terms, and False.
+
+    A semester's dropout is its own: most children leave at a school year's end (semester 2), few mid-year.
+    """
+    semester = parse_term(term)[1]
+    same = outcomes[[parse_term(t)[1] == semester for t in outcomes["term"]]]
+    rated = same if len(same) else outcomes
+    return float(rated["dropped_out"].mean()), sorted(set(rated["term"]), key=parse_term), bool(len(same))
 
 
 def _detectable(population: pd.DataFrame, baseline: Baseline | None, share: float,
@@ -283,8 +301,12 @@ def _baseline_lines(baseline: Baseline | None) -> list[str]:
             if baseline.basis == "flagged" else
             "all enrolled students' dropout, from the labels (no scores are stored for past terms)")
     icc = baseline.icc
+    rate_terms = ", ".join(baseline.rate_terms or baseline.terms)
+    which = ("the pilot term's semester" if baseline.same_semester
+             else "no past term of the pilot term's semester, so all of them")
     return [f"base rate and ICC from {whom}: terms {', '.join(baseline.terms)}, {icc.n_students:,} students in "
-            f"{icc.n_schools:,} schools; base rate {baseline.base_rate:.1%}, school-level ICC {icc.icc:.3f}"]
+            f"{icc.n_schools:,} schools; base rate {baseline.base_rate:.1%} from terms {rate_terms} ({which}), "
+            f"school-level ICC {icc.icc:.3f} from all"]
 
 
 def _mde_line(result: PilotPlanResult) -> str:
