@@ -85,8 +85,11 @@ def _forest(estimates: pd.DataFrame, names: dict[str, tuple[str, str]], lang: st
                     fmt="o", color=colour, capsize=3)
     ax.axvline(0, color="#444", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
-    ax.set_xlabel("ผลต่ออัตราการหลุดออก (จุดร้อยละ, ช่วงเชื่อมั่น 95%)" if lang == "th"
-                  else "Effect on dropout (percentage points, 95% CI)")
+    # Right-aligned under the axes, the label runs left under the wide row labels, not off the figure's right
+    # edge: the SVG's Thai is measured here in a font without Thai glyphs and drawn wider by the browser, so
+    # a centred label under this narrow axes was cut off whatever the layout reserved for it.
+    ax.set_xlabel("ผลต่ออัตราการหลุดออก\n(จุดร้อยละ, ช่วงเชื่อมั่น 95%)" if lang == "th"
+                  else "Effect on dropout\n(percentage points, 95% CI)", loc="right")
     fig.tight_layout()
     return fig
 
@@ -102,7 +105,7 @@ def forest_svg(estimates: pd.DataFrame, names: dict[str, tuple[str, str]], lang:
             return ""
         out = io.StringIO()
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            fig.savefig(out, format="svg")
+            fig.savefig(out, format="svg", bbox_inches="tight", pad_inches=0.1)
     svg = out.getvalue()
     return svg[svg.index("<svg"):]  # the markup only: no XML declaration or DOCTYPE inside HTML
 
@@ -110,7 +113,7 @@ def forest_svg(estimates: pd.DataFrame, names: dict[str, tuple[str, str]], lang:
 def forest_png(estimates: pd.DataFrame, path: Path) -> Path:
     """The forest plot as a PNG at ``path`` (English labels: Thai fonts may be missing there)."""
     fig = _forest(estimates, {}, "en") or Figure(figsize=(4, 1))
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png", bbox_inches="tight", pad_inches=0.1)
     return path
 
 
