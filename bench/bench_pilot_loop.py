@@ -33,8 +33,11 @@ Three scenarios, the same seeds: ``make demo-pilot``'s planted effects (``--effe
 strong effect on every action the alerts mostly suggest (``--strong-effect``: the demo's
 effect changes so few flagged children's dropout that no pilot of this size could detect
 it, so detection against predicted power is tested here), and zero effect. The teacher
-model selects on each child's true risk (selection 1.0, as ``risk synth``'s default), so
-the naive acted-vs-not difference is biased; printed beside AIPW's error, per action estimated.
+model selects on each child's true risk (selection 1.0, as ``risk synth``'s default;
+``--selection`` another, whose scenarios are named ``<name>-sel<value>``), so the naive
+acted-vs-not difference is biased; printed beside AIPW's error, per action estimated. The AIPW
+adjusts for the score and the features the pilot term was scored on (``risk impact`` given the
+settings; ``--from-frames`` joins them to frames kept before the frame held them).
 The predicted power is ``risk pilot plan``'s design (its past flagged base rate and ICC,
 the schools' sizes times the flagged share) at the true relative ITT, averaged over seeds.
 
@@ -42,6 +45,7 @@ Usage::
 
     python bench/bench_pilot_loop.py                       # 20 seeds x 3 scenarios
     python bench/bench_pilot_loop.py --seeds 2 --quick     # a small world, to time a seed
+    python bench/bench_pilot_loop.py --scenarios planted --selection 3   # teachers choosing more sharply
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from risk.data.synth import TeacherModel, actions_file, continue_export, parse_e
 from risk.data.synth.config import SynthConfig  # noqa: E402
 from risk.data.synth.continue_term import plan_from_alerts  # noqa: E402
 from risk.impact.design import ALERT_NOW, ARMS, power_for_effect  # noqa: E402
+from risk.impact.features import FEATURE_PREFIX, scored_features  # noqa: E402
 from risk.impact.outcomes import TermOutcomes, term_outcomes  # noqa: E402
 from risk.impact.plan import plan_pilot  # noqa: E402
 from risk.impact.run import estimate_impact  # noqa: E402
@@ -118,7 +123,7 @@ def runs_of(base: Path) -> Path:
     return base.with_name(f"{base.name}-runs")
 
 
-def plan_and_act(base: Path, work: Path, seed: int, effects: dict[str, float]) -> dict:
+def plan_and_act(base: Path, work: Path, seed: int, effects: dict[str, float], selection: float) -> dict:
     """Copy the store and the validated folder, draw the plan, let the teachers act, write the next term."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -131,7 +136,8 @@ def plan_and_act(base: Path, work: Path, seed: int, effects: dict[str, float]) -
     write_pilot(store, plan.record, plan.assignment)
     scoring = load_scoring_settings(ROOT / "configs" / "scoring.yaml")
     texts = {t.en: code for code, t in scoring.actions.items() if code in scoring.action_codes}
-    decisions = plan_from_alerts(base / "source", store, key=DEMO_KEY, model=TeacherModel(), action_texts=texts,
+    decisions = plan_from_alerts(base / "source", store, key=DEMO_KEY, model=TeacherModel(selection=selection),
+                                 action_texts=texts,
                                  seed=seed)
     continue_export(base / "source", work / "next", help_plan=decisions, effects=effects, key=DEMO_KEY, seed=seed,
                     config=SynthConfig.from_yaml(base / "synth.yaml"))
@@ -236,8 +242,9 @@ def one_seed(base: Path, seed: int, effects: dict[str, float], args: argparse.Na
     """One closed loop: the estimates of ``risk impact`` beside the truth; also the plan's design inputs."""
     started = time.perf_counter()
     work = runs_of(base) / f"{scenario}-{seed}"
-    made = plan_and_act(base, work, seed, effects)
-    outcomes = term_outcomes(made["store"], work / "validated", PILOT, made["policy"])
+    made = plan_and_act(base, work, seed, effects, args.selection)
+    outcomes = term_outcomes(made["store"], work / "validated", PILOT, made["policy"],
+                             settings=load_settings(ROOT / "configs" / "risk.yaml"))
     result = estimate_impact(outcomes, permutations=args.permutations, seed=seed)
     est = indexed(result.estimates)
     frame = outcomes.frame[outcomes.frame["arm"].isin(ARMS)]
@@ -259,17 +266,25 @@ def from_frames(base: Path, scenarios: dict[str, dict[str, float]], args: argpar
                          policy=load_settings(ROOT / "configs" / "risk.yaml").labels)  # read only: not stored
     plan = PlanRecord(pilot_id="kept", term=PILOT, share=0.5, strata=STRATA, seed=0, created_at=dt.datetime(2026, 5, 1))
     codes_known = set(load_scoring_settings(ROOT / "configs" / "scoring.yaml").action_codes)
+    # Frames kept before risk impact read the features lack them: the pilot term's scored point is the same for
+    # every seed (the plan changes nothing the scores read), so it is read once from the world.
+    scored = scored_features(store, base / "validated", PILOT, load_settings(ROOT / "configs" / "risk.yaml"))
     runs = {}
     for name, effects in scenarios.items():
         rows = []
         for path in sorted((runs_of(base) / "frames").glob(f"{name}-*.parquet")):
-            seed = int(path.stem.rsplit("-", 1)[1])
-            if seed >= args.seeds:
+            label, seed = path.stem.rsplit("-", 1)
+            if label != name or int(seed) >= args.seeds:
                 continue
+            seed = int(seed)
             kept = pd.read_parquet(path)
+            if scored.frame is not None and not any(c.startswith(FEATURE_PREFIX) for c in kept.columns):
+                kept = kept.merge(scored.frame, on="student_key", how="left")
             codes = sorted(codes_known & set(kept.columns))
-            result = estimate_impact(TermOutcomes(term=PILOT, frame=kept, plan=plan, action_codes=codes),
-                                     permutations=args.permutations, seed=seed)
+            features = [c for c in kept.columns if c.startswith(FEATURE_PREFIX)]
+            outcomes = TermOutcomes(term=PILOT, frame=kept, plan=plan, action_codes=codes, features=features,
+                                    feature_note=scored.note if features else "")
+            result = estimate_impact(outcomes, permutations=args.permutations, seed=seed)
             estimated = sorted(set(result.estimates["action_code"].dropna()) - set(ARMS))
             rows.append(seed_row(indexed(result.estimates), kept, effects, estimated)
                         | {"seed": seed, "design": design(planned)})
@@ -318,7 +333,7 @@ def report_null(null: pd.DataFrame) -> None:
 
 def report_actions(frame: pd.DataFrame, title: str) -> None:
     """Per action estimated: the naive difference's bias beside AIPW's, in the seeds' own SEs and over the seeds."""
-    print(f"per action, {title} (teachers select on true risk, 1.0); error = estimate - truth, proportion;"
+    print(f"per action, {title}; error = estimate - truth, proportion;"
           " bias/SE: the mean error over its standard error across seeds")
     codes = sorted(c.split(":")[0] for c in frame.columns if c.endswith(":naive_error"))
     for code in codes:
@@ -345,6 +360,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small world (6,000 students, 120 schools)")
     parser.add_argument("--keep", action="store_true", help="keep each seed's folder")
     parser.add_argument("--scenarios", default="planted,strong,zero", help="which to run, comma-separated")
+    parser.add_argument("--selection", type=float, default=1.0,
+                        help="the teacher model's selection on true risk (log-odds per SD; its default 1.0); "
+                             "another value names the scenarios <name>-sel<value>")
     parser.add_argument("--from-frames", action="store_true",
                         help="no loop: the figures again from the frames kept by earlier runs (one process a "
                              "scenario can share the cores: --scenarios zero, then --from-frames)")
@@ -355,26 +373,28 @@ def main() -> None:
     if args.strong_effect:
         scenarios["strong"] = parse_effects(args.strong_effect)
     scenarios["zero"] = dict.fromkeys(scenarios["planted"], 0.0)
+    suffix = "" if args.selection == 1.0 else f"-sel{args.selection:g}"
+    scenarios = {name + suffix: effects for name, effects in scenarios.items()}
     started = time.perf_counter()
     base = build_base(args)
     built = time.perf_counter()
     if args.from_frames:
         runs = from_frames(base, scenarios, args)
     else:
-        chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+        chosen = [name.strip() + suffix for name in args.scenarios.split(",") if name.strip()]
         runs = {name: pd.DataFrame([one_seed(base, s, scenarios[name], args, name) for s in range(args.seeds)])
                 for name in chosen}
     if not runs:
         raise SystemExit("no seeds to report")
     first = next(iter(runs.values()))
     report_design(first)
-    for name in ("planted", "strong"):
+    for name in ("planted" + suffix, "strong" + suffix):
         if name in runs:
             report_effect(runs[name], scenarios[name])
-    if "zero" in runs:
-        report_null(runs["zero"])
+    if "zero" + suffix in runs:
+        report_null(runs["zero" + suffix])
     for name, frame in runs.items():
-        report_actions(frame, f"{name} scenario")
+        report_actions(frame, f"{name} scenario (teachers select on true risk, {args.selection:g})")
     loops = time.perf_counter() - built
     done = "re-estimated from the kept frames in" if args.from_frames else "loops"
     print(f"\n{args.seeds} seeds x {len(runs)} scenarios, {args.students:,} students: base {built - started:.0f} s, "

@@ -244,3 +244,34 @@ def test_migration_0007_goes_down_to_0006_and_up_again(plain_store, backend) -> 
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_given_the_settings_the_estimate_adjusts_for_the_features_of_the_last_scoring_run(pilot: dict) -> None:
+    settings = load_settings()
+    outcomes = term_outcomes(pilot["store"], pilot["validated"], pilot["term"], settings.labels, settings=settings)
+    as_of = term_start(pilot["term"]) + dt.timedelta(days=60)  # _score's run
+    assert outcomes.features and all(name.startswith("feature:") for name in outcomes.features)
+    assert f"the matrix at {as_of}" in outcomes.feature_note
+    assert outcomes.frame[outcomes.features].notna().any(axis=None)
+    adjusted = estimate_impact(outcomes, permutations=200).estimates.query("estimand == 'action_adjusted'")
+    assert adjusted["method"].str.contains(f"the {len(outcomes.features)} features it was computed from").all()
+
+
+@pytest.mark.parametrize("lang", ["th", "en"])
+def test_the_forest_plots_axis_label_ends_at_the_axes_right_edge_inside_the_figure(lang: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from risk.scoring.report_impact import _forest
+
+    # Long action names leave a narrow axes at the right: a label centred under it ran off the figure's right
+    # edge (in the report's SVG, whose Thai the browser draws wider than it is measured here). Ending at the
+    # axes' right edge, a longer label runs left, under the row labels.
+    rows = [{"estimand": "action_naive" if i % 2 else "action_adjusted", "action_code": f"code_{i // 2}",
+             "estimate": 0.01, "ci_low": -0.1, "ci_high": 0.15, "evidence": "observational"} for i in range(6)]
+    long_name = "a kind of help with a long configured name, as the scoring settings give it"
+    fig = _forest(pd.DataFrame(rows), {f"code_{i}": (long_name, long_name) for i in range(3)}, lang)
+    FigureCanvasAgg(fig).draw()
+    label, axes = fig.axes[0].xaxis.label.get_window_extent(), fig.axes[0].bbox
+    assert label.x1 == pytest.approx(axes.x1, abs=1.0)
+    assert label.x0 >= 0 and label.y0 >= 0

@@ -3,8 +3,9 @@
 Actions are not randomised: teachers choose whom to visit, and they choose the
 children they worry about. So the naive acted-vs-not difference mixes the
 action's effect with who got it. Beside it, a doubly robust (AIPW) estimate
-adjusts for the score, the recorded features and the other actions, with
-cross-fitting by school:
+adjusts for the score, the recorded features (``risk impact``: the features the term
+was scored on, :mod:`risk.impact.features`) and the other actions, with cross-fitting
+by school:
 
     τ = mean[ μ1(X) − μ0(X) + A·(Y − μ1(X))/e(X) − (1 − A)·(Y − μ0(X))/(1 − e(X)) ]
 
@@ -65,7 +66,17 @@ class ActionEffect:
     evidence: str
 
 
+# The nuisance models. ``risk impact`` uses the logistic one, also on the scored features (~70 columns, some NaN),
+# which it fills with the median and marks with a 0/1 column (:func:`_covariates`). Why not LightGBM, which
+# takes NaN as it is: on the real closed loop (bench/bench_pilot_loop.py, 20 seeds, ~1,200 children compared)
+# its estimates scattered far more (closer to the truth than the naive one in 3–10 of 20 seeds per action,
+# against 8–11 for the logistic one, with larger mean errors), and it takes ~3x as long.
 LEARNERS = ("logistic", "lightgbm")
+# Ridge on the logistic learner's standardised columns (none on the intercept). With ~70 features and ~1,200
+# children, 1.0 let propensities run to the clip and the estimate scatter (closer than the naive one in 3–6 of
+# 20 seeds of the planted scenario); 100 put back most of the bias the features remove; 10 between, chosen on
+# those seeds (figures in bench/RESULTS.md). With the score and two flags alone it hardly matters.
+RIDGE = 10.0
 
 
 def _logistic_probability(X: np.ndarray, y: np.ndarray, X_new: np.ndarray) -> np.ndarray:
@@ -77,7 +88,7 @@ def _logistic_probability(X: np.ndarray, y: np.ndarray, X_new: np.ndarray) -> np
     """
     centre, scale = X.mean(axis=0), X.std(axis=0) + 1e-12
     design = np.column_stack([np.ones(len(X)), (X - centre) / scale])
-    ridge = np.diag([0.0] + [1.0] * X.shape[1])  # as sklearn's C=1: no penalty on the intercept
+    ridge = np.diag([0.0] + [RIDGE] * X.shape[1])  # no penalty on the intercept
     beta = np.zeros(design.shape[1])
     for _ in range(50):
         p = expit(design @ beta)
@@ -146,18 +157,28 @@ def _rare_outcome_floor(y: np.ndarray, a: np.ndarray) -> float:
     return float(np.sqrt(p1 * (1 - p1) / (n1 + 2) + p0 * (1 - p0) / (n0 + 2)))
 
 
-def _covariates(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """[logit(score), features...] as floats; the score on the logit scale, where risk adds up."""
+def _covariates(frame: pd.DataFrame, features: list[str], learner: str) -> np.ndarray:
+    """[logit(score), features...] as floats, the score on the logit scale, where risk adds up; constant
+    features dropped. NaN is kept for LightGBM (its splits send it a way of its own); for the logistic
+    learner a feature with NaN is filled with its median and a 0/1 column marks the rows it was missing in."""
     score = np.clip(frame["score"].to_numpy(float), 1e-6, 1 - 1e-6)
     values = frame[features].to_numpy(float)
-    if np.isnan(values).any():
-        raise ContractError("per-action frame: features have missing values; impute them first")
-    return np.column_stack([logit(score), values])
+    if not len(values):
+        return logit(score)[:, None]
+    missing = np.isnan(values)
+    spread = np.where(missing, -np.inf, values).max(axis=0) > np.where(missing, np.inf, values).min(axis=0)
+    varies = spread | (missing.any(axis=0) & ~missing.all(axis=0))
+    values, missing = values[:, varies], missing[:, varies]
+    if learner == "lightgbm" or not missing.any():
+        return np.column_stack([logit(score), values])
+    filled = np.where(missing, np.nanmedian(values, axis=0), values)  # no column is all NaN: those vary not
+    gaps = missing[:, missing.any(axis=0)].astype(float)
+    return np.column_stack([logit(score), filled, gaps])
 
 
 def per_action_effects(frame: pd.DataFrame, actions: list[str], features: list[str], *,
                        folds: int = 5, learner: str = "logistic", seed: int = 0,
-                       alpha: float = 0.05) -> list[ActionEffect]:
+                       alpha: float = 0.05, adjusted_for: str = "") -> list[ActionEffect]:
     """Naive and doubly robust effect of each action on dropout among the frame's students.
 
     Parameters
@@ -174,11 +195,14 @@ def per_action_effects(frame: pd.DataFrame, actions: list[str], features: list[s
         Model for the propensity and outcome.
     seed : int
         Seed of the folds and the learner.
+    adjusted_for : str
+        How the adjusted estimate's ``method`` names the covariates (default: the score and the feature names).
     """
     if learner not in LEARNERS:
         raise ConfigError(f"learner must be one of {', '.join(LEARNERS)}, got {learner!r}")
     require_columns(frame, ["school_id", "dropped_out", "score", *features, *actions], "per-action frame")
-    X = _covariates(frame, features)
+    X = _covariates(frame, features, learner)
+    named = adjusted_for or ", ".join(["the score", *features])
     y = frame["dropped_out"].to_numpy(float)
     schools = frame["school_id"].to_numpy()
     results = []
@@ -197,7 +221,7 @@ def per_action_effects(frame: pd.DataFrame, actions: list[str], features: list[s
         tau, se = _aipw(np.column_stack([X, others]), a, y, schools, folds, learner, seed)
         adjusted = effect_from_se(tau, max(se, floor), len(y), naive_fit.n_schools,
                                   f"doubly robust (AIPW, {learner}, {folds}-fold cross-fitting by school) "
-                                  "on score, features and the other actions", OBSERVATIONAL, alpha)
+                                  f"on {named} and the other actions", OBSERVATIONAL, alpha)
         results.append(ActionEffect(action=action, naive=naive, adjusted=adjusted,
                                     n_acted=int(a.sum()), evidence=OBSERVATIONAL))
     return results

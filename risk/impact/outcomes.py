@@ -14,22 +14,29 @@ in the validated data), columns:
 * ``acted`` — 0/1, any stored action for the student dated in T's window (term start to the
   next term's start); one 0/1 column per action code seen;
 * ``transition_p6``, ``transition_m3`` — 0/1: the grade ends a school stage (the DESIGN's
-  dropout peaks). With ``score`` these are the features the per-action estimate adjusts for:
-  the store keeps no feature values, and the score is the model's summary of them all.
+  dropout peaks);
+* ``feature:<name>`` — given the settings, the numeric features of the matrix the term was scored
+  on (:mod:`risk.impact.features`; NaN: not measured, or a student the matrix does not hold).
+
+The per-action estimate adjusts for ``score`` and the ``feature:`` columns
+(:attr:`TermOutcomes.features`); with none (no settings, or no point could be built) for
+``score`` and the two grade flags (:data:`FEATURES`), the store keeping no feature values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 from sqlalchemy import select
 
+from risk.config import Settings
 from risk.data.contract import next_term, parse_term, term_start
 from risk.errors import ConfigError, ContractError
 from risk.features.sources import connect, view_validated
+from risk.impact.features import scored_features
 from risk.labels import LabelPolicy, dropout_labels
 from risk.models.treated import HELP_KINDS
 from risk.store import PlanRecord, Store, pilot_arms, pilot_plan, stored_actions, term_flags
@@ -47,13 +54,16 @@ class OutcomeNotKnownError(ContractError):
 @dataclass(frozen=True)
 class TermOutcomes:
     """The frame (module docstring), the term's standing plan (None: no pilot), the action codes
-    seen, and how many enrolled students had no known outcome (death, a transfer found nowhere)."""
+    seen, how many enrolled students had no known outcome (death, a transfer found nowhere), the ``feature:``
+    columns of the scored matrix joined (empty: none) and a note on them (what was read, or why nothing)."""
 
     term: str
     frame: pd.DataFrame
     plan: PlanRecord | None
     action_codes: list[str] = field(default_factory=list)
     unknown_outcome: int = 0
+    features: list[str] = field(default_factory=list)
+    feature_note: str = ""
 
 
 def _enrolled(con: duckdb.DuckDBPyConnection, term: str, validated: Path) -> pd.DataFrame:
@@ -99,10 +109,12 @@ def check_term(term: str) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def term_outcomes(store: Store, validated: Path, term: str, policy: LabelPolicy) -> TermOutcomes:
+def term_outcomes(store: Store, validated: Path, term: str, policy: LabelPolicy, *,
+                  settings: Settings | None = None) -> TermOutcomes:
     """Assemble the frame of ``term`` from the validated folder and the store (module docstring).
 
-    Raises ConfigError for a malformed term, OutcomeNotKnownError when T+1's register is not
+    ``settings`` (the feature settings and catalog path) joins the features the term was scored on;
+    None joins none. Raises ConfigError for a malformed term, OutcomeNotKnownError when T+1's register is not
     in ``validated``, ContractError when no student is enrolled in T.
     """
     check_term(term)
@@ -117,7 +129,15 @@ def term_outcomes(store: Store, validated: Path, term: str, policy: LabelPolicy)
                                                             on="student_key")
     unknown = int(frame["dropped_out"].isna().sum())
     frame = frame[frame["dropped_out"].notna()].astype({"dropped_out": "int64"})
-    return _joined(store, term, frame, unknown)
+    outcomes = _joined(store, term, frame, unknown)
+    if settings is None:
+        return outcomes
+    scored = scored_features(store, validated, term, settings)
+    if scored.frame is None:
+        return replace(outcomes, feature_note=scored.note)
+    joined = outcomes.frame.merge(scored.frame, on="student_key", how="left")
+    return replace(outcomes, frame=joined, features=[c for c in scored.frame.columns if c != "student_key"],
+                   feature_note=scored.note)
 
 
 def _joined(store: Store, term: str, frame: pd.DataFrame, unknown: int) -> TermOutcomes:

@@ -100,7 +100,17 @@ def _pilot_rows(outcomes: TermOutcomes, permutations: int, seed: int, notes: lis
     return rows
 
 
-def _action_rows(outcomes: TermOutcomes, seed: int, notes: list[str]) -> list[dict]:
+def _adjustment(outcomes: TermOutcomes, seen: pd.DataFrame, notes: list[str]) -> tuple[list[str], str]:
+    """The columns the per-action estimate adjusts for besides the score, and how the method text names them:
+    the scored features when the frame has them, else the grade flags (with a note saying why)."""
+    if outcomes.features:
+        return outcomes.features, f"the score, the {len(outcomes.features)} features it was computed from ({outcomes.feature_note})"
+    notes.append("per-action estimates adjust for the score and the transition-grade flags only: "
+                 + (outcomes.feature_note or "no feature matrix was read"))
+    return [f for f in FEATURES if seen[f].nunique() > 1], "the score and the transition-grade flags"
+
+
+def _action_rows(outcomes: TermOutcomes, seed: int, notes: list[str], learner: str) -> list[dict]:
     """Naive and AIPW rows per action code with at least :data:`MIN_ACTED` flagged students acted on."""
     frame = outcomes.frame
     seen = frame[frame["flagged"] & (frame["arm"] == ALERT_NOW)] if outcomes.plan else frame[frame["flagged"]]
@@ -119,11 +129,11 @@ def _action_rows(outcomes: TermOutcomes, seed: int, notes: list[str]) -> list[di
     if skipped:
         notes.append(f"per-action estimate skipped for {', '.join(skipped)}: fewer than {MIN_ACTED} flagged "
                      "students got it (or did not)")
-    features = [f for f in FEATURES if seen[f].nunique() > 1]
+    features, adjusted_for = _adjustment(outcomes, seen, notes)
     pilot_id = outcomes.plan.pilot_id if outcomes.plan else None
     try:
         effects = per_action_effects(seen, codes, features, folds=min(5, seen["school_id"].nunique()),
-                                     seed=seed) if codes else []
+                                     learner=learner, seed=seed, adjusted_for=adjusted_for) if codes else []
     except ContractError as exc:
         notes.append(f"per-action estimates not made: {exc}")
         return []
@@ -131,8 +141,10 @@ def _action_rows(outcomes: TermOutcomes, seed: int, notes: list[str]) -> list[di
                                             _row(pilot_id, "action_adjusted", e.adjusted, e.action))]
 
 
-def estimate_impact(outcomes: TermOutcomes, *, permutations: int = 2000, seed: int = 0) -> ImpactResult:
-    """Every estimate the term's outcomes allow (module docstring); nothing is written."""
+def estimate_impact(outcomes: TermOutcomes, *, permutations: int = 2000, seed: int = 0,
+                    learner: str = "logistic") -> ImpactResult:
+    """Every estimate the term's outcomes allow (module docstring); nothing is written. ``learner``: the per-action
+    estimate's nuisance models (:data:`risk.impact.actions.LEARNERS`)."""
     notes: list[str] = []
     rows: list[dict] = []
     counts: dict[str, int] = {}
@@ -143,7 +155,7 @@ def estimate_impact(outcomes: TermOutcomes, *, permutations: int = 2000, seed: i
         rows += _pilot_rows(outcomes, permutations, seed, notes)
         flagged = outcomes.frame[outcomes.frame["flagged"]]
         counts = {arm: int((flagged["arm"] == arm).sum()) for arm in ARMS}
-    rows += _action_rows(outcomes, seed, notes)
+    rows += _action_rows(outcomes, seed, notes, learner)
     estimates = pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))
     return ImpactResult(term=outcomes.term, pilot_id=outcomes.plan.pilot_id if outcomes.plan else None,
                         estimates=estimates, flagged_by_arm=counts, notes=notes)
