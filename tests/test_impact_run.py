@@ -130,6 +130,8 @@ def test_the_command_writes_the_estimates_to_the_store_and_mlflow(pilot: dict) -
     itt = stored[stored["estimand"] == "itt"].iloc[0]
     assert itt["ci_low"] < itt["estimate"] < itt["ci_high"] and itt["evidence"] == "randomised"
     assert stored.loc[stored["estimand"] == "action_adjusted", "evidence"].str.startswith("observational").all()
+    # The command hands the settings on, so each action is adjusted for the term's features, not only the score.
+    assert stored.loc[stored["estimand"] == "action_adjusted", "method"].str.contains("features it was computed").all()
 
     run_id = re.search(r"MLflow run (\w+)", result.output).group(1)
     run = mlflow.get_run(run_id)

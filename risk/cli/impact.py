@@ -28,7 +28,7 @@ def impact_command(
     term: Annotated[str, typer.Option("--term", help="The term whose outcome to estimate (2569-1).")],
     data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
     store: StoreOption = None,
-    settings: Annotated[Path, typer.Option(help="Settings (YAML): the label rules.")] = REPO_CONFIGS / "risk.yaml",
+    settings: Annotated[Path, typer.Option(help="Settings (YAML): the label rules and the features.")] = REPO_CONFIGS / "risk.yaml",
     tracking_dir: Annotated[Path | None, typer.Option(
         help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment of pilots.")] = "dropout-risk-pilots",
@@ -42,9 +42,10 @@ def impact_command(
     from risk.models.tracking import configure_tracking
 
     check_term(term)  # before the store is opened (and made, when it is a new SQLite file)
-    policy = load_settings(settings).labels
+    loaded = load_settings(settings)
     opened = open_data_store(store, data)
-    outcomes = term_outcomes(opened, data, term, policy)
+    # The settings also name the features: each action's estimate adjusts for the term's feature point.
+    outcomes = term_outcomes(opened, data, term, loaded.labels, settings=loaded)
     result = estimate_impact(outcomes, permutations=permutations, seed=seed)
     home = tracking_dir or data.resolve().parent
     configure_tracking(home)
