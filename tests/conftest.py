@@ -253,9 +253,24 @@ def tables() -> dict[str, pd.DataFrame]:
     return clean_tables()
 
 
+ID_KEY = b"test-key-0123456789abcdef"  # the pseudonym key of the hand-made tests (fixture id_key)
+
+
 @pytest.fixture
 def id_key() -> bytes:
-    return b"test-key-0123456789abcdef"
+    return ID_KEY
+
+
+@pytest.fixture(scope="session")
+def clean_store(tmp_path_factory) -> Path:
+    """``root`` with the clean export (``first``, :func:`clean_tables`) validated into a new store (``store``)
+    with :data:`ID_KEY` in 4 buckets, once: tests take copies (``shutil.copytree``) and never change it."""
+    from risk.data.validate import validate_sources
+
+    root = tmp_path_factory.mktemp("clean-store")
+    validate_sources(write_source(clean_tables(), root / "first"), root / "store", key=ID_KEY, progress=False,
+                     buckets=4)
+    return root
 
 
 # ---------------------------------------------------------------- parity with a floor

@@ -142,23 +142,11 @@ def _raw(export: Path, table: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- hand-made: rows sent again
 
-FIRST_KEY = b"test-key-0123456789abcdef"  # conftest's id_key, which the tests' later runs use
-
-
-@pytest.fixture(scope="module")
-def first_store(tmp_path_factory) -> Path:
-    """The clean export of conftest (``first``) validated into a store (``store``), once: tests take copies."""
-    root = tmp_path_factory.mktemp("first-store")
-    validate_sources(write_source(clean_tables(), root / "first"), root / "store", key=FIRST_KEY, progress=False,
-                     buckets=4)
-    return root
-
-
 @pytest.fixture
-def store(first_store: Path, tmp_path: Path) -> Path:
+def store(clean_store: Path, tmp_path: Path) -> Path:
     """A fresh copy of the clean export validated into a store, at ``tmp_path / "store"`` (the export at ``first``)."""
     for name in ("first", "store"):
-        shutil.copytree(first_store / name, tmp_path / name)
+        shutil.copytree(clean_store / name, tmp_path / name)
     return tmp_path / "store"
 
 

@@ -41,22 +41,10 @@ def _grown_school_a() -> pd.DataFrame:
     return schools
 
 
-FIRST_KEY = b"test-key-0123456789abcdef"  # conftest's id_key, which the tests' later runs use
-
-
-@pytest.fixture(scope="module")
-def first_store(tmp_path_factory) -> Path:
-    """The clean export of term 2567-1 validated into a new store, once: each test takes a copy."""
-    root = tmp_path_factory.mktemp("first-store")
-    validate_sources(write_source(clean_tables(), root / "first"), root / "store", key=FIRST_KEY, progress=False,
-                     buckets=4)
-    return root / "store"
-
-
 @pytest.fixture
-def first(first_store: Path, tmp_path: Path) -> Path:
+def first(clean_store: Path, tmp_path: Path) -> Path:
     """A fresh copy of the clean export of term 2567-1 validated into a new store."""
-    return shutil.copytree(first_store, tmp_path / "store")
+    return shutil.copytree(clean_store / "store", tmp_path / "store")
 
 
 def _counts(report, table: str):
