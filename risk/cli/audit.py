@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from risk.cli.common import REPO_CONFIGS, StoreOption, app, console, friendly, open_data_store
+from risk.cli.common import (
+    REPO_CONFIGS,
+    StoreOption,
+    TrackingDirOption,
+    app,
+    console,
+    friendly,
+    open_data_store,
+)
 from risk.errors import RiskError
 
 
@@ -28,8 +36,7 @@ def audit_reasons_command(
         help="Feature matrix of the run's date (risk features); adds the check against each child's values.",
     )] = None,
     train_config: Annotated[Path, typer.Option(help="Training settings (model name).")] = REPO_CONFIGS / "train.yaml",
-    tracking_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    tracking_dir: TrackingDirOption = None,
 ) -> None:
     """Count reasons a teacher must never read in a scoring run; exit code 1 when any is found."""
     import pandas as pd

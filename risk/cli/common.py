@@ -124,6 +124,8 @@ def read_profile(path: Path | None) -> SourceProfile | None:
     return load_profile(path) if path is not None else None
 
 
+TrackingDirOption = Annotated[Path | None, typer.Option(
+    help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")]
 StoreOption = Annotated[str | None, typer.Option(
     "--store", envvar="RISK_STORE_URL",
     help="Database URL of the store (default: SQLite risk.db beside the validated folder).")]

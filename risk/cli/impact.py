@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from risk.cli.common import REPO_CONFIGS, StoreOption, app, console, friendly, open_data_store
+from risk.cli.common import (
+    REPO_CONFIGS,
+    StoreOption,
+    TrackingDirOption,
+    app,
+    console,
+    friendly,
+    open_data_store,
+)
 
 __all__ = ["impact_command"]
 
@@ -29,8 +37,7 @@ def impact_command(
     data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
     store: StoreOption = None,
     settings: Annotated[Path, typer.Option(help="Settings (YAML): the label rules and the features.")] = REPO_CONFIGS / "risk.yaml",
-    tracking_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    tracking_dir: TrackingDirOption = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment of pilots.")] = "dropout-risk-pilots",
     permutations: Annotated[int, typer.Option(min=100, help="Re-draws for randomisation inference.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the re-draws and the cross-fitting folds.")] = 0,

@@ -19,6 +19,7 @@ from risk.cli.common import (
     DemoOption,
     QuietOption,
     StoreOption,
+    TrackingDirOption,
     app,
     console,
     friendly,
@@ -37,8 +38,7 @@ def train(
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
     truth: Annotated[Path | None, typer.Option(
         help="The generator's truth.parquet: adds the oracle to the evaluation (synthetic data only).")] = None,
-    tracking_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    tracking_dir: TrackingDirOption = None,
     demo: DemoOption = False,
     quiet: QuietOption = False,
     store: StoreOption = None,

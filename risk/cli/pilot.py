@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from risk.cli.common import REPO_CONFIGS, StoreOption, app, console, friendly, open_data_store
+from risk.cli.common import (
+    REPO_CONFIGS,
+    StoreOption,
+    TrackingDirOption,
+    app,
+    console,
+    friendly,
+    open_data_store,
+)
 
 __all__ = ["pilot_app", "plan_command", "show_command"]
 
@@ -37,8 +45,7 @@ def plan_command(
     data: DataOption = Path("data/validated"),
     store: StoreOption = None,
     settings: Annotated[Path, typer.Option(help="Settings (YAML): the label rules.")] = REPO_CONFIGS / "risk.yaml",
-    tracking_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    tracking_dir: TrackingDirOption = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment of pilot plans.")] = "dropout-risk-pilots",
     past_terms: Annotated[int, typer.Option(min=1, help="Past terms the base rate and ICC come from, at most.")] = 4,
     power: Annotated[float, typer.Option(min=0.5, max=0.99, help="Power of the minimum detectable effect.")] = 0.8,

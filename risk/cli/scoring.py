@@ -14,6 +14,7 @@ from risk.cli.common import (
     ProfileOption,
     QuietOption,
     StoreOption,
+    TrackingDirOption,
     app,
     console,
     friendly,
@@ -40,8 +41,7 @@ def score(
     config: Annotated[Path, typer.Option("--config", help="Scoring settings (YAML).")] = REPO_CONFIGS / "scoring.yaml",
     train_config: Annotated[Path, typer.Option(help="Training settings (model name).")] = REPO_CONFIGS / "train.yaml",
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
-    tracking_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the local MLflow store (default: the parent of --data); MLFLOW_TRACKING_URI wins.")] = None,
+    tracking_dir: TrackingDirOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score every enrolled student with reasons; store scores, alerts and area summaries (resumable)."""

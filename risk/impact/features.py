@@ -20,16 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from sqlalchemy import func, select
 
 from risk.config import Settings
 from risk.errors import RiskError
 from risk.features.cache import DataFiles, cached_features
 from risk.features.catalog import load_catalog
-from risk.store import Store
-from risk.store.models import ScoringRun
+from risk.store import Store, last_scoring_date
 
-__all__ = ["FEATURE_PREFIX", "ScoredFeatures", "last_scoring_date", "scored_features"]
+__all__ = ["FEATURE_PREFIX", "ScoredFeatures", "scored_features"]
 
 FEATURE_PREFIX = "feature:"
 
@@ -42,13 +40,6 @@ class ScoredFeatures:
     frame: pd.DataFrame | None
     as_of: dt.date | None
     note: str
-
-
-def last_scoring_date(store: Store, term: str) -> dt.date | None:
-    """``as_of`` of the latest finished scoring run of ``term`` (None: the term was never scored to the end)."""
-    r = ScoringRun.__table__.c
-    with store.engine.connect() as conn:
-        return conn.execute(select(func.max(r.as_of)).where(r.term == term, r.status == "finished")).scalar()
 
 
 def _numeric(path: Path, names: list[str]) -> pd.DataFrame:

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from sqlalchemy import select
 
 from risk.config import Settings
 from risk.data.contract import next_term, parse_term, term_start
@@ -39,8 +38,15 @@ from risk.features.sources import connect, view_validated
 from risk.impact.features import scored_features
 from risk.labels import LabelPolicy, dropout_labels
 from risk.models.treated import HELP_KINDS
-from risk.store import PlanRecord, Store, pilot_arms, pilot_plan, stored_actions, term_flags
-from risk.store.models import Alert
+from risk.store import (
+    PlanRecord,
+    Store,
+    alerted_students,
+    pilot_arms,
+    pilot_plan,
+    stored_actions,
+    term_flags,
+)
 
 __all__ = ["FEATURES", "OutcomeNotKnownError", "TermOutcomes", "check_term", "term_outcomes"]
 
@@ -91,16 +97,6 @@ def _actions(store: Store, term: str) -> pd.DataFrame:
     return wide.rename_axis(columns=None).reset_index()
 
 
-def _alerted(store: Store, term: str) -> pd.DataFrame:
-    """``student_key`` of each student with an alert of :data:`HELP_KINDS` raised in a run of T (any, superseded too:
-    the school was asked to help once it was raised)."""
-    a = Alert.__table__.c
-    stmt = select(a.student_key).where(a.term == term, a.kind.in_(HELP_KINDS)).distinct()
-    with store.engine.connect() as conn:
-        keys = [row[0] for row in conn.execute(stmt)]
-    return pd.DataFrame({"student_key": pd.Series(keys, dtype="int64"), "alerted": 1})
-
-
 def check_term(term: str) -> None:
     """ConfigError with the contract's words when ``term`` is not a term (``2569-1``)."""
     try:
@@ -145,7 +141,7 @@ def _joined(store: Store, term: str, frame: pd.DataFrame, unknown: int) -> TermO
     frame = frame.merge(pilot_arms(store, term), on="school_id", how="left")
     frame = frame.merge(term_flags(store, term), on="student_key", how="left")
     frame["flagged"] = frame["flagged"].fillna(False).astype(bool)
-    frame = frame.merge(_alerted(store, term), on="student_key", how="left")
+    frame = frame.merge(alerted_students(store, term, HELP_KINDS), on="student_key", how="left")
     frame["alerted"] = frame["alerted"].fillna(0).astype("int64")
     actions = _actions(store, term)
     codes = sorted(c for c in actions.columns if c != "student_key")

@@ -14,7 +14,8 @@ Open it with :func:`open_store` (which migrates to the newest schema), then:
 - pilots (randomised wait-list, issue 30): :func:`write_pilot`, :func:`pilot_plan`, :func:`pilot_arms`,
   :func:`set_pilot_run`, :func:`wait_list_term`, :func:`flagged_students`; wait-list schools' alerts
   are left out of :func:`open_alerts` while their pilot term runs;
-- impact (``risk impact``): :func:`write_impact_estimates`, :func:`impact_estimates`, :func:`term_flags`;
+- impact (``risk impact``): :func:`write_impact_estimates`, :func:`impact_estimates`, :func:`term_flags`,
+  :func:`alerted_students`, :func:`last_scoring_date`;
 - service access: :func:`create_key`, :func:`find_key`, :func:`list_keys`,
   :func:`revoke_key`; audit: :func:`write_audit`, :func:`audit_entries`.
 
@@ -35,7 +36,14 @@ from risk.store.alerts import (
 )
 from risk.store.audit import AuditRecord, audit_entries, write_audit
 from risk.store.db import Store, StoreError, default_store_url, open_store, safe_url
-from risk.store.impact import ESTIMATE_COLUMNS, impact_estimates, term_flags, write_impact_estimates
+from risk.store.impact import (
+    ESTIMATE_COLUMNS,
+    alerted_students,
+    impact_estimates,
+    last_scoring_date,
+    term_flags,
+    write_impact_estimates,
+)
 from risk.store.keys import KeyRecord, NewKey, create_key, find_key, list_keys, revoke_key
 from risk.store.pilot import (
     PilotExistsError,
@@ -89,6 +97,7 @@ __all__ = [
     "StoreError",
     "acknowledge",
     "alert_counts",
+    "alerted_students",
     "check_codes",
     "default_store_url",
     "done_buckets",
@@ -99,6 +108,7 @@ __all__ = [
     "finished_run",
     "impact_estimates",
     "import_actions",
+    "last_scoring_date",
     "latest_finished_run",
     "latest_scores",
     "open_alerts",

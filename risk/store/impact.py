@@ -9,16 +9,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 from sqlalchemy import case, delete, func, select
 
 from risk.store.bulk import insert_frame
 from risk.store.db import Store, StoreError
-from risk.store.models import ImpactEstimate, Score, ScoringRun
+from risk.store.models import Alert, ImpactEstimate, Score, ScoringRun
 from risk.store.pilot import FLAGGED_CLASSES
 from risk.store.runs import utc_now
 
-__all__ = ["ESTIMATE_COLUMNS", "impact_estimates", "term_flags", "write_impact_estimates"]
+__all__ = ["ESTIMATE_COLUMNS", "alerted_students", "impact_estimates", "last_scoring_date", "term_flags",
+           "write_impact_estimates"]
 
 # What a row of estimates holds besides term and created_at (the table's columns).
 ESTIMATE_COLUMNS = ("pilot_id", "estimand", "action_code", "method", "estimate", "se", "ci_low", "ci_high",
@@ -65,3 +68,20 @@ def term_flags(store: Store, term: str) -> pd.DataFrame:
         rows = [tuple(row) for row in conn.execute(stmt)]
     frame = pd.DataFrame.from_records(rows, columns=["student_key", "score", "flagged"])
     return frame.astype({"student_key": "int64", "score": "float64", "flagged": "bool"})
+
+
+def alerted_students(store: Store, term: str, kinds: tuple[str, ...]) -> pd.DataFrame:
+    """``student_key`` (int64) of each student with an alert of one of ``kinds`` raised in a run of ``term``
+    (superseded ones too: the school was asked to help once it was raised), and ``alerted`` = 1."""
+    a = Alert.__table__.c
+    stmt = select(a.student_key).where(a.term == term, a.kind.in_(kinds)).distinct()
+    with store.engine.connect() as conn:
+        keys = [row[0] for row in conn.execute(stmt)]
+    return pd.DataFrame({"student_key": pd.Series(keys, dtype="int64"), "alerted": 1})
+
+
+def last_scoring_date(store: Store, term: str) -> dt.date | None:
+    """``as_of`` of the latest finished scoring run of ``term`` (None: the term was never scored to the end)."""
+    r = ScoringRun.__table__.c
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.max(r.as_of)).where(r.term == term, r.status == "finished")).scalar()
