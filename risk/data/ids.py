@@ -94,16 +94,70 @@ def is_valid_student_id(value: object) -> bool:
 def valid_student_id_mask(values: np.ndarray | Iterable[object]) -> np.ndarray:
     """Vectorised :func:`is_valid_student_id` over an array of strings (None / NaN are invalid).
 
-    Each distinct value is checked once: an attendance chunk holds a million rows
-    but only a few thousand students.
+    Read from the strings' bytes, 13 at a row (:func:`_id_bytes`): no Python object
+    and no hashing per row.
 
     Returns
     -------
     mask : ndarray of bool, shape (n,)
     """
-    codes, uniques = pd.factorize(_as_series(values), use_na_sentinel=True)
-    valid = _valid_distinct(np.asarray(uniques, dtype=object))
-    return np.where(codes >= 0, valid[np.maximum(codes, 0)] if len(valid) else False, False)
+    text = _as_text(values)
+    if text is None:  # values that are not all text: each distinct one checked as it is
+        codes, uniques = pd.factorize(_as_series(values), use_na_sentinel=True)
+        valid = _valid_distinct(np.asarray(uniques, dtype=object))
+        return np.where(codes >= 0, valid[np.maximum(codes, 0)] if len(valid) else False, False)
+    thirteen, digits = _id_bytes(text)
+    rest_digits = (digits[:, 1:] <= 9).all(axis=1)
+    gcode = thirteen & (digits[:, 0] == _G) & rest_digits
+    thai = thirteen & (digits[:, 0] <= 9) & rest_digits
+    columns = np.ascontiguousarray(digits.T)  # one row per position: whole-column arithmetic, no (n, 13) int64
+    total = np.zeros(len(digits), dtype=np.int64)
+    for position, weight in enumerate(_WEIGHTS):
+        total += columns[position].astype(np.int64) * weight
+    check = (11 - total % 11) % 10
+    return gcode | (thai & (check == columns[12]))
+
+
+_G = ord("G") - ord("0")  # 'G' as _id_bytes gives it
+
+
+def _as_text(values: object) -> pa.StringArray | pa.LargeStringArray | None:
+    """``values`` as one Arrow string array (zero-copy from an Arrow-backed column), or None when not all text."""
+    try:
+        if isinstance(values, pd.Series):
+            values = values.array
+        arr = pa.array(values, from_pandas=True) if not isinstance(values, pa.Array | pa.ChunkedArray) else values
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_null(arr.type):
+        return pa.array([None] * len(arr), pa.string())
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    return arr
+
+
+def _id_bytes(text: pa.StringArray | pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are 13 bytes long, and those bytes minus ``'0'`` (shape (n, 13), uint8; zeros elsewhere).
+
+    A digit is then 0–9 and anything else larger (bytes below ``'0'`` wrap around);
+    a 13-byte value with a non-ASCII character has a byte above 127, so it is no ID.
+    """
+    n = len(text)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if pa.types.is_large_string(text.type) else np.int32)
+    offsets = offsets[text.offset:text.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    thirteen = np.diff(offsets) == 13
+    if text.null_count:
+        thirteen &= text.is_valid().to_numpy(zero_copy_only=False)
+    out = np.zeros((n, 13), dtype=np.uint8)
+    if thirteen.all() and n:
+        out[:] = data[offsets[0]:offsets[-1]].reshape(n, 13)  # the usual chunk: every value 13 bytes, contiguous
+    elif thirteen.any():
+        out[thirteen] = data[offsets[:-1][thirteen, None] + np.arange(13)]
+    out -= np.uint8(ord("0"))
+    return thirteen, out
 
 
 def _as_series(values: pd.Series | np.ndarray | Iterable[object]) -> pd.Series:
@@ -160,19 +214,19 @@ def id_numbers(values: pd.Series) -> np.ndarray:
 
     Used only to look IDs up quickly inside one validation run; never written.
     """
-    arr = pa.array(values.fillna(""), type=pa.string())
-    thirteen = pc.equal(pc.utf8_length(arr), 13)
-    digits = pc.and_(thirteen, pc.utf8_is_digit(arr))
-    tail = pc.utf8_slice_codeunits(arr, 1)
-    gcode = pc.and_(pc.and_(thirteen, pc.starts_with(arr, "G")), pc.utf8_is_digit(tail))
-    numbers = np.full(len(arr), -1, dtype=np.int64)
-    digit_mask = digits.to_numpy(zero_copy_only=False)
-    g_mask = gcode.to_numpy(zero_copy_only=False)
-    if digit_mask.any():
-        numbers[digit_mask] = pc.cast(arr.filter(digits), pa.int64()).to_numpy()
-    if g_mask.any():
-        numbers[g_mask] = pc.cast(tail.filter(gcode), pa.int64()).to_numpy() + _G_OFFSET
-    return numbers
+    text = _as_text(values)
+    if text is None:
+        text = pa.array([v if isinstance(v, str) else None for v in values], pa.string())
+    thirteen, digits = _id_bytes(text)
+    rest_digits = (digits[:, 1:] <= 9).all(axis=1)
+    thai = thirteen & (digits[:, 0] <= 9) & rest_digits
+    gcode = thirteen & (digits[:, 0] == _G) & rest_digits
+    columns = np.ascontiguousarray(digits.T)
+    # 'G' counts as the leading 10: G-codes come after every 13-digit number (_G_OFFSET).
+    number = np.where(gcode, _G_OFFSET // 10**12, columns[0].astype(np.int64))
+    for position in range(1, 13):
+        number = number * 10 + columns[position]
+    return np.where(thai | gcode, number, -1)
 
 
 class Pseudonymizer:
@@ -189,7 +243,10 @@ class Pseudonymizer:
         self._keys = np.empty(0, dtype=np.int64)
 
     def __call__(self, ids: pd.Series) -> np.ndarray:
-        """Pseudonyms of ``ids`` (shape (n,), int64)."""
+        """Pseudonyms of ``ids`` (shape (n,), int64); a missing ID gets the pseudonym of ``""``.
+
+        IDs are looked up by their integer form; those not known (or not IDs) are hashed.
+        """
         numbers = id_numbers(ids)
         position = self._known.get_indexer(numbers) if len(self._known) else np.full(len(ids), -1)
         found = (position >= 0) & (numbers >= 0)
