@@ -139,25 +139,24 @@ def _as_text(values: object) -> pa.StringArray | pa.LargeStringArray | None:
 
 
 def _id_bytes(text: pa.StringArray | pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
-    """Which values are 13 bytes long, and those bytes minus ``'0'`` (shape (n, 13), uint8; zeros elsewhere).
+    """Which values are 13 bytes long, and those bytes minus ``'0'`` (shape (n, 13), uint8).
 
     A digit is then 0–9 and anything else larger (bytes below ``'0'`` wrap around);
     a 13-byte value with a non-ASCII character has a byte above 127, so it is no ID.
+    Other values (and nulls) are replaced by 13 spaces first, so that every row is
+    13 contiguous bytes of one buffer.
     """
     n = len(text)
+    thirteen = pc.fill_null(pc.equal(pc.binary_length(text), 13), False)
+    mask = thirteen.to_numpy(zero_copy_only=False)
+    if n and not mask.all():
+        text = pc.if_else(thirteen, text, pa.scalar(" " * 13, text.type))
+    if not n:
+        return mask, np.zeros((0, 13), dtype=np.uint8)
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64 if pa.types.is_large_string(text.type) else np.int32)
-    offsets = offsets[text.offset:text.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
-    thirteen = np.diff(offsets) == 13
-    if text.null_count:
-        thirteen &= text.is_valid().to_numpy(zero_copy_only=False)
-    out = np.zeros((n, 13), dtype=np.uint8)
-    if thirteen.all() and n:
-        out[:] = data[offsets[0]:offsets[-1]].reshape(n, 13)  # the usual chunk: every value 13 bytes, contiguous
-    elif thirteen.any():
-        out[thirteen] = data[offsets[:-1][thirteen, None] + np.arange(13)]
-    out -= np.uint8(ord("0"))
-    return thirteen, out
+    first, last = int(offsets[text.offset]), int(offsets[text.offset + n])
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[first:last]
+    return mask, data.reshape(n, 13) - np.uint8(ord("0"))
 
 
 def _as_series(values: pd.Series | np.ndarray | Iterable[object]) -> pd.Series:
