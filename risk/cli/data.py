@@ -25,6 +25,11 @@ FIELD_PROFILE = REPO_CONFIGS / "profiles" / "field.yaml"
 
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
 class ExportStyle(StrEnum):
     clean = "clean"
     field = "field"
@@ -175,6 +180,9 @@ def features(
     out: Annotated[Path, typer.Option(help="Feature matrix to write (Parquet).")] = Path("data/features.parquet"),
     catalog: Annotated[Path | None, typer.Option(help="Feature catalog (YAML); default from settings.")] = None,
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
+    engine: Annotated[Engine, typer.Option(
+        help="duckdb: one machine, one Parquet file; spark: Spark SQL (local[2], or the cluster of spark-submit), "
+             "a folder of Parquet by bucket; --data may then be any Hadoop path (hdfs://, s3a://).")] = "duckdb",
     quiet: QuietOption = False,
 ) -> None:
     """Build the point-in-time feature matrix of every enrolled student."""
@@ -186,7 +194,14 @@ def features(
     point = parse_date(as_of, "--as-of")
     loaded = load_settings(settings)
     chosen = load_catalog(catalog or loaded.resolve(loaded.features.catalog))
-    report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)
+    if engine == Engine.spark:
+        from risk.spark.features import build_feature_matrix_spark
+        from risk.spark.session import spark_session, submitted_master
+
+        report = build_feature_matrix_spark(spark_session(submitted_master()), str(data), point, str(out),
+                                            settings=loaded, catalog=chosen)
+    else:
+        report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)
     log_freshness(report.freshness, "features")
     for line in report.summary_lines():
         console.print(line, highlight=False)

@@ -1,0 +1,90 @@
+"""A Spark session set up to give DuckDB's numbers, and the ``who_z`` function the feature SQL calls.
+
+Two settings carry meaning, not speed:
+
+- ANSI mode off. The feature SQL is written for DuckDB, where a map lookup of a
+  missing key and a division by zero give NULL (missing stays missing); ANSI Spark
+  raises instead.
+- The session time zone UTC: dates are calendar days, never shifted by the
+  driver's zone on their way through pandas.
+
+``who_z(indicator, sex, age_months, value)`` is the same numpy function DuckDB
+calls (:func:`risk.features.growth.who_zscores`, over the packaged LMS tables),
+registered as a vectorised pandas UDF.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from risk.errors import RiskError
+from risk.features.growth import who_zscores
+
+__all__ = ["SparkMissingError", "register_functions", "spark_session", "submitted_master"]
+
+# A small local run should not shuffle into 200 partitions; a cluster sets its own with --conf.
+_LOCAL_SHUFFLE_PARTITIONS = "8"
+
+
+class SparkMissingError(RiskError):
+    """pyspark or Java is not installed."""
+
+
+def _quiet_pandas_warning() -> None:
+    # PySpark 4.3 warns on every import under pandas 3 (see README, "Running on a Spark cluster").
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+
+
+def spark_session(master: str | None = "local[2]", app_name: str = "risk"):  # -> pyspark.sql.SparkSession
+    """The active session, or a new one on ``master`` (None: what spark-submit gave), set up as above."""
+    _quiet_pandas_warning()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise SparkMissingError("pyspark is not installed: pip install 'risk[spark]' (pyspark 4.3.0)") from exc
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise SparkMissingError("Spark needs Java 17 or newer: apt-get install -y default-jre-headless")
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        # Local workers run this interpreter (its venv holds numpy, pandas and risk); a cluster says its own.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (builder.master(master).config("spark.sql.shuffle.partitions", _LOCAL_SHUFFLE_PARTITIONS)
+                   .config("spark.ui.enabled", "false"))
+    spark = (builder.config("spark.sql.ansi.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             # Partition folders (bucket=3, term=2567-1) are read as text, then typed as DuckDB types them.
+             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    register_functions(spark)
+    return spark
+
+
+def submitted_master() -> str | None:
+    """None under spark-submit (its --master stands), else ``local[2]``: the two cores of one machine."""
+    # spark-submit starts the JVM first and hands the Python driver its gateway's port.
+    return None if os.environ.get("PYSPARK_GATEWAY_PORT") else "local[2]"
+
+
+def _who_z(indicator: pd.Series, sex: pd.Series, age_months: pd.Series, value: pd.Series) -> pd.Series:
+    # One indicator per call site, as in DuckDB's registration (risk.features.health).
+    name = indicator.iloc[0] if len(indicator) and isinstance(indicator.iloc[0], str) else "bmi_for_age"
+    z = who_zscores(name, sex.to_numpy(dtype=object, na_value=None),
+                    age_months.to_numpy(dtype=np.float64, na_value=np.nan),
+                    value.to_numpy(dtype=np.float64, na_value=np.nan))
+    # NaN must reach Spark as NULL (a NaN would be the largest value to max()): pandas UDFs mask nulls.
+    return pd.Series(z, dtype="float64").where(~np.isnan(z), None)
+
+
+def register_functions(spark) -> None:
+    """Make ``who_z`` callable from Spark SQL, vectorised (Arrow batches to numpy)."""
+    from pyspark.sql.functions import pandas_udf
+
+    spark.udf.register("who_z", pandas_udf(_who_z, "double"))
