@@ -20,6 +20,8 @@ version (:mod:`risk.data.versions`).
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +55,8 @@ class Repeats:
     quarantined: int = 0
     unchanged: int = 0
     versions: list[str] = field(default_factory=list)
+    # Seconds spent finding the repeats ("duplicates") and writing the validated files ("write").
+    steps: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class DuplicatePass:
         return [*slices, current] if current else slices
 
     def _run_slice(self, con: duckdb.DuckDBPyConnection, files: list[Path], number: int, found: Repeats) -> None:
+        started = time.perf_counter()
         staged = f"read_parquet({_paths(files)}, union_by_name = true)"
         key_cols, data_cols = _key_columns(self.table), _data_columns(self.table)
         stored = self._stored_rows(con, staged, files)
@@ -122,7 +127,10 @@ class DuplicatePass:
                                "JOIN dup_keys d ON s._file = d._file AND s._row = d._row").df()
             con.unregister("dup_keys")
             write_rows(rows, self.quarantine / f"{self.batch}-duplicates-{number:05d}.parquet")
+        writing = time.perf_counter()
+        found.steps["duplicates"] += writing - started
         self._write(con, staged, pd.concat([dups[["_file", "_row"]], left_out], ignore_index=True))
+        found.steps["write"] += time.perf_counter() - writing
 
     # -- the store ------------------------------------------------------------------------------------
 

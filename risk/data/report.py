@@ -69,6 +69,9 @@ class ValidationReport(BaseModel):
     failure: str = ""
     # How each table's files were read (format, encoding or sheet, header mapping); of the latest run.
     files: dict[str, list[FileInfo]] = {}
+    # Seconds per step of the latest run, over all tables (read, pseudonymise, lookups, checks, quarantine,
+    # stage, duplicates, write, count, references); a step run in worker processes sums their time.
+    steps: dict[str, float] = {}
 
     @property
     def skipped(self) -> bool:

@@ -5,7 +5,12 @@ by the table's pandera schema and split into clean rows (staging Parquet) and
 quarantined rows (with their reasons). Files are independent, so with
 ``workers > 1`` they are spread over processes: on two cores the pass takes
 about half the time. Part files are named by file and chunk number, so the
-result does not depend on the number of workers.
+result does not depend on the number of workers. One pool of worker processes
+serves the whole run (:class:`WorkerPool`): a spawned worker takes seconds to start
+(imports), which a pool per table paid again for each of seven tables.
+
+Each pass times its steps (``RowPass.steps``: read, pseudonymise, lookups, checks,
+quarantine, stage), for the run's report and the benchmark.
 
 Clean rows of student tables are staged by bucket (``bucket=N/part-<file>.parquet``,
 one row group per chunk), so that the duplicate pass can take one bucket at a time:
@@ -15,7 +20,10 @@ two rows with the same key have the same student, hence the same bucket.
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable
+import pickle
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,7 +43,7 @@ from risk.data.reading import Chunk, iter_chunks
 from risk.data.schemas import LOOKUP_COLUMNS, References, attach_lookups, build_schema
 from risk.progress import Progress, TaskID
 
-__all__ = ["RowPass", "run_row_pass", "write_rows"]
+__all__ = ["RowPass", "WorkerPool", "run_row_pass", "write_rows"]
 
 def write_rows(frame: pd.DataFrame, path: Path) -> None:
     """Write rows to Parquet without the raw ID: nothing written by validation holds it."""
@@ -65,23 +73,34 @@ class RowPass:
     def schema(self) -> pa.DataFrameSchema:
         return build_schema(self.table, self.refs)
 
+    @cached_property
+    def steps(self) -> Counter[str]:
+        """Seconds spent in each step of the pass so far (in this process)."""
+        return Counter()
+
     def run_file(self, index: int, path: Path, tick: Callable[[int], None]) -> int:
         """Check every row of one file; return how many rows it had."""
         rows = 0
+        clock = _Clock(self.steps)
         with _BucketWriters(self.staging, f"part-{index:05d}.parquet", self.buckets) as staged:
             chunks = iter_chunks(path, self.table, self.chunk_rows, self.source_dir, profile=self.profile)
-            for number, chunk in enumerate(chunks):
-                frame = self._prepared(chunk)
-                clean, reasons = split_chunk(frame, row_failures(self.schema, frame, chunk.bad_type, chunk.text))
-                staged.write(_staged_layout(self.table, frame.loc[clean]))
+            for number, chunk in enumerate(clock.timed(chunks, "read")):
+                frame = self._prepared(chunk, clock)
+                failures = row_failures(self.schema, frame, chunk.bad_type, chunk.text)
+                clock.lap("checks")
+                clean, reasons = split_chunk(frame, failures)
                 if not clean.all():
                     name = f"{self.prefix}part-{index:05d}-{number:05d}.parquet"
                     write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
+                clock.lap("quarantine")
+                staged.write(_staged_layout(self.table, frame.loc[clean] if not clean.all() else frame))
+                clock.lap("stage")
                 rows += len(frame)
                 tick(len(frame))
+        clock.lap("stage")  # closing the writers
         return rows
 
-    def _prepared(self, chunk: Chunk) -> pd.DataFrame:
+    def _prepared(self, chunk: Chunk, clock: _Clock) -> pd.DataFrame:
         """The chunk as the schema sees it: source position, pseudonym, display hint and lookups added."""
         frame = chunk.frame
         frame.insert(0, "_file", pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), [chunk.file]))
@@ -91,8 +110,31 @@ class RowPass:
             if self.table.name == "enrollments":
                 self.pseudonymize.remember(frame["student_id"], frame["student_key"].to_numpy())
                 frame.insert(3, "id_hint", [masked_id(v) for v in frame["student_id"].fillna("")])
+            clock.lap("pseudonymise")
             attach_lookups(frame, self.table, self.refs)
+            clock.lap("lookups")
         return frame
+
+
+class _Clock:
+    """Adds the time since the last lap to a step's total."""
+
+    def __init__(self, steps: Counter[str]) -> None:
+        self.steps, self.last = steps, time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps[step] += now - self.last
+        self.last = now
+
+    def timed(self, items: Iterator[Chunk], step: str) -> Iterator[Chunk]:
+        """``items``, the time taken to produce each counted to ``step``."""
+        self.last = time.perf_counter()
+        for item in items:
+            self.lap(step)
+            yield item
+            self.last = time.perf_counter()
+        self.lap(step)
 
 
 def _staged_layout(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,35 +210,73 @@ class _BucketWriters:
         return self.writers[bucket]
 
 
-def run_row_pass(work: RowPass, files: list[Path], *, workers: int, bar: Progress, task: TaskID) -> int:
-    """Run the row rules over ``files``; return the number of rows read."""
-    if workers <= 1 or len(files) <= 1:
+class WorkerPool:
+    """Worker processes shared by every table of a run, started when a table first needs them.
+
+    A table's :class:`RowPass` is pickled once to ``<staging>/row_pass.pickle``; each
+    task names that file, and a worker loads it on its first task of the table.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._counter = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = mp.get_context("spawn")  # no fork: DuckDB and Arrow keep threads in this process
+            self._counter = context.Value("q", 0)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                             initargs=(self._counter,))
+        return self._pool
+
+    def run(self, work: RowPass, files: list[Path], bar: Progress, task: TaskID) -> int:
+        """Run the row rules over ``files`` in the workers; return the number of rows read."""
+        pool = self._started()
+        shipped = work.staging / "row_pass.pickle"
+        shipped.write_bytes(pickle.dumps(work, protocol=pickle.HIGHEST_PROTOCOL))
+        futures = [pool.submit(_run_in_worker, str(shipped), i, path) for i, path in enumerate(files)]
+        seen = self._counter.value
+        try:
+            while True:
+                done, pending = wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION)
+                bar.advance(task, self._counter.value - seen)
+                seen = self._counter.value
+                if not pending or any(f.exception() for f in done):
+                    break
+            results = [f.result() for f in futures]  # re-raises a worker's error (e.g. ContractError) here
+        finally:
+            for future in futures:
+                future.cancel()
+            shipped.unlink(missing_ok=True)
+        for _, remembered, steps in results:
+            work.pseudonymize.absorb(remembered)
+            work.steps.update(steps)
+        return sum(rows for rows, _, _ in results)
+
+
+def run_row_pass(work: RowPass, files: list[Path], *, pool: WorkerPool, bar: Progress, task: TaskID) -> int:
+    """Run the row rules over ``files`` (in ``pool``'s workers when there are several); return the rows read."""
+    if pool.workers <= 1 or len(files) <= 1:
         return sum(work.run_file(i, path, lambda n: bar.advance(task, n)) for i, path in enumerate(files))
-    context = mp.get_context("spawn")  # no fork: DuckDB and Arrow keep threads in this process
-    counter = context.Value("q", 0)
-    with ProcessPoolExecutor(min(workers, len(files)), mp_context=context, initializer=_start_worker,
-                             initargs=(work, counter)) as pool:
-        futures = [pool.submit(_run_in_worker, i, path) for i, path in enumerate(files)]
-        seen = 0
-        while True:
-            done, pending = wait(futures, timeout=0.25, return_when=FIRST_EXCEPTION)
-            bar.advance(task, counter.value - seen)
-            seen = counter.value
-            if not pending or any(f.exception() for f in done):
-                break
-        results = [f.result() for f in futures]  # re-raises a worker's error (e.g. ContractError) here
-    for _, remembered in results:
-        work.pseudonymize.absorb(remembered)
-    return sum(rows for rows, _ in results)
+    return pool.run(work, files, bar, task)
 
 
-_WORK: RowPass | None = None
+_WORK: tuple[str, RowPass] | None = None
 _COUNTER = None
 
 
-def _start_worker(work: RowPass, counter) -> None:  # noqa: ANN001 - a multiprocessing Value
-    global _WORK, _COUNTER
-    _WORK, _COUNTER = work, counter
+def _start_worker(counter) -> None:  # noqa: ANN001 - a multiprocessing Value
+    global _COUNTER
+    _COUNTER = counter
 
 
 def _tick(rows: int) -> None:
@@ -204,7 +284,13 @@ def _tick(rows: int) -> None:
         _COUNTER.value += rows
 
 
-def _run_in_worker(index: int, path: Path) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
-    assert _WORK is not None
-    rows = _WORK.run_file(index, path, _tick)
-    return rows, _WORK.pseudonymize.take_remembered()
+def _run_in_worker(shipped: str, index: int, path: Path) -> tuple[int, list[tuple[np.ndarray, np.ndarray]], dict]:
+    global _WORK
+    if _WORK is None or _WORK[0] != shipped:
+        _WORK = None  # the previous table's pass (its references) is let go before the next is loaded
+        with open(shipped, "rb") as handle:
+            _WORK = (shipped, pickle.load(handle))  # noqa: S301 - written by this run's parent process
+    work = _WORK[1]
+    work.steps.clear()
+    rows = work.run_file(index, path, _tick)
+    return rows, work.pseudonymize.take_remembered(), dict(work.steps)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ from risk.data.incremental import (
 from risk.data.loss import DataLossError, empty_table_reason, judge_loss, keep_failed_run
 from risk.data.profile import SourceProfile
 from risk.data.report import TableCounts, ValidationReport
-from risk.data.row_pass import RowPass, run_row_pass
+from risk.data.row_pass import RowPass, WorkerPool, run_row_pass
 from risk.data.schemas import References, enrollment_key, school_day_codes, term_codes
 from risk.data.versions import date_versions, export_start
 from risk.errors import ConfigError, ContractError
@@ -138,7 +139,7 @@ def validate_sources(
             report = ValidationReport(source=str(source_dir), output=str(out_dir), batch=run.batch,
                                       mode="append" if run.append else "new",
                                       seconds=round(time.perf_counter() - started, 2), tables=counts,
-                                      files=read_as)
+                                      files=read_as, steps=run.step_seconds())
             manifest.exports[content] = run.batch
             write_commit(out_dir, run.batch, run=report.model_dump(),
                          cumulative=_cumulative(out_dir, report).model_dump(), manifest=manifest,
@@ -253,21 +254,28 @@ class _Run:
         self.counts: list[TableCounts] = []
         # Schools whose new version waits for its date (the export's first term, known after the calendar).
         self.versions: list[str] = []
+        # Seconds per step, over every table (a step run by workers counts each worker's time).
+        self.steps: Counter[str] = Counter()
+
+    def step_seconds(self) -> dict[str, float]:
+        return {step: round(seconds, 2) for step, seconds in self.steps.items()}
 
     def validate_all(self, progress: bool) -> list[TableCounts]:
         con = _duckdb(self.incoming, self.memory_limit)
         refs = References()
         try:
-            with Progress(enabled=progress) as bar:
+            with Progress(enabled=progress) as bar, WorkerPool(self.workers) as pool:
                 for name in TABLE_ORDER:
                     table = TABLES[name]
                     task = bar.add(f"validate {name}", total=self.known_rows[name])
-                    self._table(table, refs, con, bar, task)
+                    self._table(table, refs, con, bar, task, pool)
+                    started = time.perf_counter()
                     self.pseudonymize.freeze()
                     if name == "calendar" and self.versions:
                         self._date_versions(con)
                     if name in _REFERENCE_TABLES:
                         refs = _extend_references(refs, table, self._table_files(table), con)
+                    self.steps["references"] += time.perf_counter() - started
         finally:
             con.close()
             shutil.rmtree(self.incoming / "_staging", ignore_errors=True)
@@ -291,7 +299,7 @@ class _Run:
             (self.incoming / table.name).rglob("*.parquet"))
 
     def _table(self, table: Table, refs: References, con: duckdb.DuckDBPyConnection, bar: Progress,
-               task: TaskID) -> TableCounts:
+               task: TaskID, pool: WorkerPool) -> TableCounts:
         staging = self.incoming / "_staging" / table.name
         quarantine = self.incoming / QUARANTINE / table.name
         for folder in (staging, quarantine):
@@ -300,8 +308,9 @@ class _Run:
         work = RowPass(table, refs, self.pseudonymize, self.source_dir, staging, quarantine, self.chunk_rows,
                        buckets=self.buckets if table.has_student else 0, prefix=f"{self.batch}-",
                        profile=self.profile)
-        rows_in = run_row_pass(work, self.files[table.name], workers=self.workers, bar=bar, task=task)
+        rows_in = run_row_pass(work, self.files[table.name], pool=pool, bar=bar, task=task)
         rows_seconds = time.perf_counter() - started
+        self.steps.update(work.steps)
         if not any(staging.rglob("*.parquet")) and not (self.out_dir / table.name).is_dir():
             # A table may add nothing to a store, but a store cannot start without it.
             counts = _count(table, len(self.files[table.name]), rows_in, self.incoming / table.name, quarantine,
@@ -310,10 +319,13 @@ class _Run:
             raise DataLossError(empty_table_reason(counts, self.files[table.name]), table=table.name)
         repeats = DuplicatePass(table, staging, self.out_dir / table.name, self.incoming / table.name, quarantine,
                                 self.batch, self.buckets).run(con)
+        self.steps.update(repeats.steps)
         self.versions += repeats.versions
         bar.done(task)
+        counting = time.perf_counter()
         counts = _count(table, len(self.files[table.name]), rows_in, self.incoming / table.name, quarantine, con,
                         unchanged=repeats.unchanged)
+        self.steps["count"] += time.perf_counter() - counting
         log.info("table validated", table=table.name, batch=self.batch, rows_in=counts.rows_in, used=counts.used,
                  unchanged=counts.unchanged, quarantined=counts.quarantined, new_versions=len(repeats.versions),
                  row_rules_s=round(rows_seconds, 2),
