@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "risk.online": 4,
     "risk.models": 5,
     "risk.scoring": 6, "risk.impact": 6,
-    "risk.serve": 7, "risk.term": 7,
+    "risk.serve": 7, "risk.term": 7, "risk.spark": 7,
     "risk.cli": 8, "risk.__main__": 8,
 }  # fmt: skip
 # Alembic's revision files are generated, and each is one long upgrade by nature.
