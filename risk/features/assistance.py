@@ -10,6 +10,7 @@ Columns (kinds in :mod:`risk.features.events`): ``amount_baht``, ``received``
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part
+from risk.features.catalog import Catalog
 from risk.features.events import event_domain, ranked_events
 from risk.features.kinds import EVENT_COLUMNS
 
@@ -18,7 +19,7 @@ __all__ = ["COLUMNS", "expression", "parts"]
 COLUMNS = EVENT_COLUMNS["assistance"]  # what parts() selects; the catalog checks entries against it
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     return [ranked_events("assistance_event", f"""
             SELECT student_key, date AS event_date, amount_baht, CAST(received AS INT) AS received,
                    CASE WHEN received THEN amount_baht ELSE 0 END AS amount_received_baht,

@@ -10,6 +10,7 @@ risk flags, and
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part
+from risk.features.catalog import Catalog
 from risk.features.events import event_domain, ranked_events
 from risk.features.kinds import BEHAVIOUR_FLAGS, EVENT_COLUMNS, SDQ_SCALES
 
@@ -20,7 +21,7 @@ FLAGS = BEHAVIOUR_FLAGS
 COLUMNS = EVENT_COLUMNS["behaviour"]  # what parts() selects; the catalog checks entries against it
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     flags = " + ".join(f"CAST({f} AS INT)" for f in FLAGS)
     return [ranked_events("behaviour_event", f"""
             SELECT student_key, screened_on AS event_date, {', '.join(SDQ)},

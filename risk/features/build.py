@@ -10,6 +10,7 @@ paths (one student's payload) run the same code and the same SQL.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
@@ -65,11 +66,12 @@ def feature_plan(as_of: AsOf, catalog: Catalog) -> FeaturePlan:
     names = ", ".join(qualified[n] for n in catalog.names) or "NULL AS no_features"
     query = (f"SELECT c.student_key, {as_of.sql} AS as_of, c.term, c.school_id, {names} "
              f"FROM cohort c {' '.join(joins)} ORDER BY c.student_key")
-    return FeaturePlan(as_of, cohort_sql(as_of), _needed_parts(as_of, set(by_part)), query)
+    return FeaturePlan(as_of, cohort_sql(as_of), _needed_parts(as_of, catalog, set(by_part)), query)
 
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog, *,
-                   keep_shared: bool = False) -> pd.DataFrame:
+                   keep_shared: bool = False, plan: FeaturePlan | None = None,
+                   stored: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Feature matrix for the cohort at ``as_of``, from the views on ``con``.
 
     The connection must hold views named after the contract tables (validated
@@ -78,28 +80,33 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: AsOf, catalog: Catalog
     (float64, NaN where data is missing: missing is never filled with a value
     that means something else). With ``keep_shared``, parts that read reference
     tables only are built once per connection (the batch path's buckets share them).
+    ``plan``: :func:`feature_plan` of ``as_of`` and ``catalog``, made once by a caller that builds
+    many buckets. ``stored``: part name → a SELECT giving that part's rows from stored derived data
+    (the batch path's per-term aggregates, :mod:`risk.features.aggregates`), run instead of its own SQL.
     """
-    plan = feature_plan(as_of, catalog)
+    plan = plan or feature_plan(as_of, catalog)
+    stored = stored or {}
     con.execute(f"CREATE OR REPLACE TEMP TABLE cohort AS {plan.cohort}")
     for part in plan.parts:
         if part.shared and keep_shared and _exists(con, part.name):
             continue
         started = time.perf_counter()
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {part.name} AS {part.sql}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {part.name} AS {stored.get(part.name, part.sql)}")
         log.debug("feature part built", part=part.name, seconds=round(time.perf_counter() - started, 3))
     started = time.perf_counter()
     frame = con.execute(plan.query).df()
     log.debug("features aggregated", students=len(frame), seconds=round(time.perf_counter() - started, 3))
     for name in catalog.names:
-        frame[name] = frame[name].astype(np.float64)
+        if frame[name].dtype != np.float64:  # a column DuckDB typed otherwise (all NULL, say)
+            frame[name] = frame[name].astype(np.float64)
     return frame
 
 
-def _needed_parts(as_of: AsOf, wanted: set[str]) -> tuple[Part, ...]:
+def _needed_parts(as_of: AsOf, catalog: Catalog, wanted: set[str]) -> tuple[Part, ...]:
     """The parts features use, and the parts those need, in dependency order."""
     available: dict[str, Part] = {}
     for module in dict.fromkeys(DOMAIN_MODULES.values()):
-        available.update({p.name: p for p in module.parts(as_of)})
+        available.update({p.name: p for p in module.parts(as_of, catalog)})
     ordered: dict[str, Part] = {}
 
     def visit(name: str) -> None:

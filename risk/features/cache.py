@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from risk.config import Settings
 from risk.data.contract import TABLES, term_of_date
-from risk.data.validate import DERIVED
+from risk.data.incremental import DERIVED
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import Catalog
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from risk.config import Settings
 from risk.data.contract import previous_term
-from risk.data.validate import DERIVED
+from risk.data.incremental import DERIVED
 from risk.features.base import AsOf
 from risk.features.sources import connect, view_validated
 from risk.labels import LabelPolicy, dropout_labels

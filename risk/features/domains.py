@@ -1,4 +1,4 @@
-"""Which module builds which domain's features (each has ``parts(as_of)`` and ``expression(spec, as_of)``).
+"""Which module builds which domain's features (each has ``parts(as_of, catalog)`` and ``expression(spec, as_of)``).
 
 What a domain can compute, and the check of a catalog entry, are in :mod:`risk.features.kinds`.
 """

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from risk.data.contract import GRADE_LEVELS, term_start
 from risk.features.base import AsOf, Part, sql_list, sql_text
-from risk.features.catalog import FeatureSpec
+from risk.features.catalog import Catalog, FeatureSpec
 from risk.features.kinds import CODE_COLUMNS, ENROLLMENT_KINDS
 
 __all__ = ["CODE_COLUMNS", "KINDS", "LEFT", "USUAL_AGE", "cohort_sql", "expression", "parts"]
@@ -56,7 +56,7 @@ def cohort_sql(as_of: AsOf) -> str:
     """
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     usual = "map(" + sql_list(list(USUAL_AGE)) + ", [" + ", ".join(map(str, USUAL_AGE.values())) + "])"
     context = Part("context", f"""
         SELECT c.student_key, c.grade_level, c.sex, c.nationality, c.disability,

@@ -13,7 +13,7 @@ Compute kinds: ``term_measure`` (``measure``, ``term_rank``: 1 = latest graded t
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part, sql_text
-from risk.features.catalog import FeatureSpec
+from risk.features.catalog import Catalog, FeatureSpec
 from risk.features.kinds import GRADE_KINDS, GRADE_MEASURES
 
 __all__ = ["KINDS", "MEASURES", "expression", "parts"]
@@ -22,7 +22,7 @@ KINDS = GRADE_KINDS  # checked in risk.features.kinds, as the catalog loads
 MEASURES = GRADE_MEASURES
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     return [Part("grade_term", f"""
         SELECT student_key, term,
                sum(credits * TRY_CAST(grade AS DOUBLE))

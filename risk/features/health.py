@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from risk.features.base import AsOf, Part
+from risk.features.catalog import Catalog
 from risk.features.events import event_domain, ranked_events
 from risk.features.growth import DAYS_PER_MONTH, who_zscores
 from risk.features.kinds import EVENT_COLUMNS
@@ -40,7 +41,7 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
                         duckdb.sqltype("DOUBLE"), type="arrow", side_effects=False, null_handling="special")
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     return [ranked_events("health_event", f"""
             SELECT h.student_key, h.measured_on AS event_date, h.weight_kg, h.height_cm,
                    h.weight_kg / ((h.height_cm / 100) ^ 2) AS bmi,

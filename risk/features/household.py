@@ -15,6 +15,7 @@ the contract's household columns, and
 from __future__ import annotations
 
 from risk.features.base import AsOf, Part
+from risk.features.catalog import Catalog
 from risk.features.events import event_domain, ranked_events
 from risk.features.kinds import EVENT_COLUMNS
 
@@ -23,7 +24,7 @@ __all__ = ["COLUMNS", "expression", "parts"]
 COLUMNS = EVENT_COLUMNS["household"]  # what parts() selects; the catalog checks entries against it
 
 
-def parts(as_of: AsOf) -> list[Part]:
+def parts(as_of: AsOf, catalog: Catalog) -> list[Part]:
     return [ranked_events("hh_event", f"""
             SELECT student_key, screened_on AS event_date,
                    household_size, monthly_income_baht, house_condition, owns_land, water_source,

@@ -19,7 +19,7 @@ from risk.data.contract import TABLES
 
 __all__ = ["ATTENDANCE_KINDS", "ATTENDANCE_STATUSES", "BEHAVIOUR_FLAGS", "CODE_COLUMNS", "ENROLLMENT_KINDS",
            "EVENT_COLUMNS", "EVENT_FLAGS", "EVENT_KINDS", "EVENT_OPS", "EVENT_TEXTS", "GRADE_KINDS", "GRADE_MEASURES",
-           "SDQ_SCALES", "WHERE_KINDS", "attendance_scope", "check_compute"]
+           "SCOPED_KINDS", "SDQ_SCALES", "WHERE_KINDS", "attendance_scope", "check_compute"]
 
 Compute = Mapping[str, Any]
 Check = Callable[[Compute, Sequence[str] | None], None]
@@ -28,7 +28,8 @@ ATTENDANCE_KINDS = ("rate", "count", "reported_share", "days", "trend", "share_o
                     "exam_line_margin")
 # ``missing``: a school day with no attendance row.
 ATTENDANCE_STATUSES = ("present", "absent", "leave", "sick", "late", "missing")
-_SCOPED = ("rate", "count", "reported_share", "days")
+SCOPED_KINDS = ("rate", "count", "reported_share", "days")
+_SCOPED = SCOPED_KINDS
 
 GRADE_KINDS = ("term_measure", "change")
 GRADE_MEASURES = ("gpa", "n_zero", "n_incomplete", "n_not_eligible", "n_activity_failed", "failed_credits",

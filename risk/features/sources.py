@@ -12,6 +12,7 @@ its view holds one row per school, the version in force at the connection's ``as
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -53,19 +54,22 @@ def empty_frame(table: Table) -> pd.DataFrame:
     return pa.schema(fields).empty_table().to_pandas()
 
 
-def view_validated(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int | None = None,
-                   as_of: dt.date | None = None) -> None:
+def view_validated(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int | Sequence[int] | None = None,
+                   as_of: dt.date | None = None, terms: Sequence[str] | None = None) -> None:
     """Views over the validated tables; ``schools`` as in force at ``as_of`` (None: the latest versions).
 
-    With ``bucket``, the student tables switch to that bucket only and the reference views
-    stay as the connection's first call made them (at its ``as_of``).
+    With ``bucket`` (one, or several read together), the student tables switch to those buckets
+    only and the reference views stay as the connection's first call made them (at its ``as_of``).
+    With ``terms``, attendance (stored by term) holds those terms' rows only.
     """
     if bucket is None:
         for name in REFERENCE_TABLES:
             _view(con, name, sorted((validated / name).glob("*.parquet")), as_of)
+    folders = [""] if bucket is None else [f"bucket={b}/" for b in ([bucket] if isinstance(bucket, int) else bucket)]
     for name in STUDENT_TABLES:
-        folder = validated / name
-        files = sorted(folder.glob(f"bucket={bucket}/**/*.parquet" if bucket is not None else "**/*.parquet"))
+        within = [f"**/term={t}/" for t in terms] if terms is not None and name == "attendance_daily" else ["**/"]
+        files = sorted(p for folder in folders for inner in within
+                       for p in (validated / name).glob(f"{folder}{inner}*.parquet"))
         _view(con, name, files)
 
 
