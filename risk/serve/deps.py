@@ -55,7 +55,9 @@ class Services:
     templates: Environment
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain def dependency in its thread pool, a hop to another
+    # thread and back (and a turn at the GIL) on every request for one attribute read.
     return request.app.state.services
 
 
