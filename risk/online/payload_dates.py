@@ -25,14 +25,24 @@ __all__ = ["mark_ages", "mark_school_days", "valid_days", "with_term_and_school"
 _TERM = re.compile(TERM_FORMAT)
 
 
-def valid_days(rules: ColumnRules, values: list[Any]) -> np.ndarray | None:
-    """A required date column at once when every value is a plain, valid day; None sends it value by value.
+def valid_days(rules: ColumnRules, values: list[Any]) -> tuple[np.ndarray, list[int]] | None:
+    """A required date column at once: the days read, and the rows to judge value by value.
 
-    Returns the days as ``datetime64[D]``, kept as numpy: typed records want them so,
-    and back from dates they cost ~1 µs a value.
+    Returns ``(days, odd)``: ``days`` as ``datetime64[D]`` (NaT at the ``odd`` rows, whose values are
+    not plain, valid days: the caller judges those alone), kept as numpy: typed records want them so,
+    and back from dates they cost ~1 µs a value. None sends the whole column value by value (text that
+    is not ASCII, or ``YYYY-MM-DD`` that is no real day).
+    A bad date among hundreds (the usual bad record) so costs a few values judged, not the column.
     """
-    if set(map(type, values)) - {str} or set(map(len, values)) - {10}:
-        return None
+    if not (set(map(type, values)) - {str} or set(map(len, values)) - {10}):
+        days = _plain_days(rules, values)
+        if days is not None:
+            return days, []
+    return _days_and_odd(rules, values)
+
+
+def _plain_days(rules: ColumnRules, values: list[str]) -> np.ndarray | None:
+    """Every value a plain day in range (ten-character texts), as days; None at the first that is not."""
     # YYYY-MM-DD in ASCII digits, checked on the values joined, by string methods in C (a regex per
     # value costs ~10×): every tenth character from the 5th and the 8th a dash, no other dash, the rest digits.
     text, n = "".join(values), len(values)
@@ -47,6 +57,30 @@ def valid_days(rules: ColumnRules, values: list[Any]) -> np.ndarray | None:
     if days.min() < rules.first_day64 or days.max() > rules.last_day64:
         return None
     return days
+
+
+def _days_and_odd(rules: ColumnRules, values: list[Any]) -> tuple[np.ndarray, list[int]] | None:
+    """The column split: the plain days in range read at once, every other row left to be judged alone."""
+    texts = [i for i, v in enumerate(values) if type(v) is str and len(v) == 10]
+    text = "".join(values[i] for i in texts)
+    if not text.isascii():
+        return None
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, 10)
+    digits = chars[:, _DIGIT_AT]
+    plain = (chars[:, 4] == _DASH) & (chars[:, 7] == _DASH) & ((digits >= _ZERO) & (digits <= _NINE)).all(axis=1)
+    at = np.asarray(texts, dtype=np.int64)[plain]
+    days = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[D]")
+    try:
+        days[at] = np.array([values[i] for i in at.tolist()], dtype="datetime64[D]")
+    except ValueError:  # 2024-02-30 and the like: the whole column value by value, as before
+        return None
+    in_range = (days >= rules.first_day64) & (days <= rules.last_day64)  # NaT compares False
+    days[~in_range] = np.datetime64("NaT")
+    return days, np.flatnonzero(~in_range).tolist()
+
+
+_DASH, _ZERO, _NINE = ord("-"), ord("0"), ord("9")
+_DIGIT_AT = [0, 1, 2, 3, 5, 6, 8, 9]  # the digits of YYYY-MM-DD
 
 
 def mark_school_days(checked: CheckedTable, enrolled: Mapping[str, str],
@@ -101,6 +135,8 @@ def mark_ages(checked: CheckedTable) -> None:
             term = term.parsed
         if type(birth) is Bad:
             birth = birth.parsed
+        elif isinstance(birth, np.datetime64) and np.isnat(birth):  # a bad value in a column read at once
+            birth = None
         if not isinstance(term, str) or not _TERM.fullmatch(term):
             continue
         if birth is None or not youngest <= (term_start(term) - _day(birth)).days / DAYS_PER_YEAR < too_old:

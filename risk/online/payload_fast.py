@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from risk.data.contract import TABLES, Table
+from risk.data.contract import TABLES, Column, Table
 from risk.data.ids import is_valid_student_id, masked_id, pseudonym
 from risk.data.schemas import References
 from risk.features.sources import STUDENT_TABLES
@@ -156,9 +156,9 @@ class CleanPayloads:
                             _foreign_id(out, row, column.name, value)
                 continue
             if column.kind == "date" and column.required and n:
-                days = valid_days(self.values.rules[table.name, column.name], values)
-                if days is not None:
-                    out.columns[column.name] = days
+                split = valid_days(self.values.rules[table.name, column.name], values)
+                if split is not None:
+                    out.columns[column.name] = self._odd_days(table, column, values, *split, out)
                     continue
             verdicts = self.values.verdicts(table.name, column, values)
             out.columns[column.name] = verdicts
@@ -168,6 +168,20 @@ class CleanPayloads:
                         for rule, shown in verdict.failures:
                             out.add(row, column.name, rule, shown)
         return out
+
+    def _odd_days(self, table: Table, column: Column, values: list[Any], days: np.ndarray, odd: list[int],
+                  out: CheckedTable) -> np.ndarray:
+        """``days`` with the ``odd`` rows judged one by one: a bad value's failures noted, the day it reads as kept
+        (NaT when none), as the value-by-value verdicts give them."""
+        if not odd:
+            return days
+        for row, verdict in zip(odd, self.values.verdicts(table.name, column, [values[i] for i in odd]), strict=True):
+            if type(verdict) is Bad:
+                for rule, shown in verdict.failures:
+                    out.add(row, column.name, rule, shown)
+                verdict = verdict.parsed
+            days[row] = np.datetime64("NaT") if verdict is None else np.datetime64(verdict, "D")
+        return days
 
     def _given(self, table: Table, rows: list[dict]) -> dict[str, list[Any]]:
         """Each contract column's values over the records (absent keys as None); a key outside the contract is ignored.
