@@ -12,6 +12,15 @@
    feature SQL, as before) and with the buckets grouped (risk.features.batch.bucket_groups).
 
 python bench/bench_features.py [--quick] [--national] [--students N] [--only-points]
+
+Measured 2026-12-07 on a copy of bench-train's 200k x 4 terms store, one point at 2026-06-16 (week 4
+of 2569-1), load average 15-27 throughout (five people's work on 2 cores: read CPU seconds, not wall):
+last term from rows 311.8 s wall / 29.0 s CPU; storing last term's days 465.0 s / 49.4 s; stored
+275.3 s / 23.7 s; peak RSS 843 / 1,308 / 823 MB; the three matrices equal. The code before this
+section (whole previous term joined at every point, 32 passes) took 323.7 s / 52.0 s at the same point,
+same matrix. On a 20k x 6 terms store, 5 points: 15.6-17.4 s CPU a point before, 3.1-3.5 s grouped
+with stored days (load 14-18). Sections 3 and 4 were not run through this script at 1M: the 1M store's
+validation did not finish under that load.
 """
 
 from __future__ import annotations
@@ -96,6 +105,9 @@ folder, as_of, out, stored, group_rows = sys.argv[1:6]
 build_feature_matrix(Path(folder), dt.date.fromisoformat(as_of), Path(out), settings=load_settings(),
                      catalog=load_catalog(INSTALLED_CATALOG), progress=False, check_data=False,
                      stored_terms=stored == "1", group_rows=int(group_rows) or None)
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread's CPU: the figure load on shared cores bends least
+print(f"  ({Path(out).stem}: CPU {usage.ru_utime + usage.ru_stime:,.1f} s)")
 """
 
 
