@@ -21,7 +21,7 @@ from risk.features import batch
 from risk.features.aggregates import PreviousTermDays
 from risk.features.attendance import horizon
 from risk.features.base import AsOf
-from risk.features.batch import bucket_groups, build_feature_matrix, buckets_of
+from risk.features.batch import bucket_groups, buckets_of, build_feature_matrix
 from risk.features.catalog import load_catalog
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
