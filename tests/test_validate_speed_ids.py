@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from risk.data.ids import Pseudonymizer, id_numbers, is_valid_student_id, pseudonyms, thai_check_digit, \
-    valid_student_id_mask
+from risk.data.ids import Pseudonymizer, id_numbers, is_valid_student_id, masked_id, masked_ids, pseudonyms, \
+    thai_check_digit, valid_student_id_mask
 
 
 def _number(value: object) -> int:
@@ -61,3 +61,12 @@ def test_pseudonymizer_agrees_with_hashing_on_a_mixed_column():
     known.remember(values.iloc[::3], pseudonyms(values.iloc[::3], key))
     known.freeze()
     assert known(values).tolist() == pseudonyms(values, key).tolist()
+
+
+def test_masked_ids_match_the_one_value_rule():
+    values = _values() + ["abc", "abcd", "ก๑๒๓๔", "x"]
+    for column in (pd.Series(values, dtype="str"), pd.Series(values, dtype=object).iloc[3:]):
+        expected = [masked_id(v) for v in column]
+        masked = masked_ids(column)
+        assert masked.tolist() == expected
+        assert masked.index.equals(column.index)

@@ -33,6 +33,7 @@ __all__ = [
     "id_key_from_env",
     "is_valid_student_id",
     "masked_id",
+    "masked_ids",
     "pseudonym",
     "pseudonyms",
     "thai_check_digit",
@@ -203,6 +204,18 @@ def masked_id(student_id: str) -> str:
     if not isinstance(student_id, str) or len(student_id) < 4:
         return "•" * 9
     return "•" * (len(student_id) - 4) + student_id[-4:]
+
+
+def masked_ids(values: pd.Series) -> pd.Series:
+    """:func:`masked_id` of every value of a text column, as whole-column string operations (same index)."""
+    if not pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+        return pd.Series([masked_id(v) for v in values], index=values.index, dtype="str")
+    text = values.fillna("")
+    lengths = text.str.len().to_numpy()
+    prefix = {k: "•" * max(k - 4, 0) for k in np.unique(lengths).tolist()}
+    masked = pd.Series([prefix[k] for k in prefix], dtype="str").iloc[np.searchsorted(list(prefix), lengths)]
+    masked = masked.set_axis(values.index) + text.str[-4:]
+    return masked.where(lengths >= 4, "•" * 9)
 
 
 _G_OFFSET = 10**13  # G-codes after every 13-digit number, so the two never meet

@@ -36,7 +36,7 @@ import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
 from risk.data.contract import Table
-from risk.data.ids import Pseudonymizer, masked_id
+from risk.data.ids import Pseudonymizer, masked_ids
 from risk.data.profile import SourceProfile
 from risk.data.quarantine import row_failures, split_chunk
 from risk.data.reading import Chunk, iter_chunks
@@ -109,7 +109,7 @@ class RowPass:
             frame.insert(2, "student_key", self.pseudonymize(frame["student_id"]))
             if self.table.name == "enrollments":
                 self.pseudonymize.remember(frame["student_id"], frame["student_key"].to_numpy())
-                frame.insert(3, "id_hint", [masked_id(v) for v in frame["student_id"].fillna("")])
+                frame.insert(3, "id_hint", masked_ids(frame["student_id"]))
             clock.lap("pseudonymise")
             attach_lookups(frame, self.table, self.refs)
             clock.lap("lookups")
