@@ -6,8 +6,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from risk.data.ids import Pseudonymizer, id_numbers, is_valid_student_id, masked_id, masked_ids, pseudonyms, \
-    thai_check_digit, valid_student_id_mask
+from risk.data.ids import (
+    Pseudonymizer,
+    id_numbers,
+    is_valid_student_id,
+    masked_id,
+    masked_ids,
+    pseudonyms,
+    thai_check_digit,
+    valid_student_id_mask,
+)
 
 
 def _number(value: object) -> int:

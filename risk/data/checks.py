@@ -95,7 +95,7 @@ def _passes(check: pa.Check, data: pd.Series | pd.DataFrame) -> np.ndarray:
         out = fn(data, **kwargs)
     if np.ndim(out) == 0:
         return np.full(len(data), bool(out))
-    if getattr(out, "dtype", None) == bool:  # numpy bool (no nulls possible): most checks answer so
+    if getattr(out, "dtype", None) == np.dtype(bool):  # numpy bool (no nulls possible): most checks answer so
         return np.asarray(out)
     return pd.Series(out).fillna(False).to_numpy(dtype=bool, copy=True)
 
