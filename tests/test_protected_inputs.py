@@ -47,3 +47,23 @@ def test_a_hidden_protected_column_is_never_split_on_and_comes_back_unchanged():
     assert splits_on(samples, [], "non_thai") > 0
     assert splits_on(samples, protected_columns(CATALOG, samples.names), "non_thai") == 0
     np.testing.assert_array_equal(samples.X, before)
+
+
+def test_the_other_setting_is_fitted_on_a_sample_of_students_past_compare_max_rows():
+    from risk.models.booster import stopping_rows
+    from risk.models.protected import _fit_dataset
+    from risk.models.settings import TrainSettings
+
+    samples = samples_led_by("non_thai", rows=6_000)
+    before = samples.X.copy()
+    hide = protected_columns(CATALOG, samples.names)
+    fit_rows = int((~stopping_rows(samples.meta["student_key"].to_numpy(), SplitSettings(), 7)).sum())
+    whole = TrainSettings(lightgbm=LightGBMSettings(params=PARAMS))
+    dataset, rows, main_rows = _fit_dataset(samples, CATALOG, whole, hide)
+    assert rows == main_rows == fit_rows == dataset.construct().num_data()
+    capped = whole.model_copy(update={"evaluation": whole.evaluation.model_copy(update={"compare_max_rows": 2_000})})
+    dataset, rows, main_rows = _fit_dataset(samples, CATALOG, capped, hide)
+    assert main_rows == fit_rows and rows == dataset.construct().num_data() and 1_500 < rows < 2_500
+    booster = lgb.train(PARAMS, dataset, num_boost_round=20)
+    assert booster.feature_importance("split")[samples.names.index("non_thai")] == 0
+    np.testing.assert_array_equal(samples.X, before)

@@ -174,7 +174,11 @@ def _protected_lines(result: TrainingResult) -> list[str]:
              f"{comparison[setting]['fairness_flags']} fairness flags"
              for setting in ("with_protected", "without_protected")]
     seconds = result.seconds.get("protected_comparison", 0.0)
-    return [f"protected inputs: {'; '.join(cells)} (comparison {seconds:.1f} s)"]
+    rows = comparison.get("fit_rows") or {}
+    other = next((n for setting, n in rows.items() if setting != comparison["used"]), None)
+    sampled = (f"; the other setting fitted on {other:,} of {rows[comparison['used']]:,} rows"
+               if other is not None and other < rows.get(comparison["used"], other) else "")
+    return [f"protected inputs: {'; '.join(cells)} (comparison {seconds:.1f} s{sampled})"]
 
 
 def _num(value: float | None) -> str:

@@ -24,8 +24,8 @@ from risk.models.protocol import ModelError
 from risk.models.samples import Samples, student_uniform
 from risk.models.settings import LightGBMSettings, OptunaSettings, SplitSettings
 
-__all__ = ["FEW_ROWS", "FittedBooster", "LightGBMModel", "booster_contributions", "fit_booster", "search_params",
-           "stopping_rows", "training_datasets"]
+__all__ = ["FEW_ROWS", "FittedBooster", "LightGBMModel", "booster_contributions", "fit_booster", "rows_dataset",
+           "search_params", "stopping_rows", "training_datasets"]
 
 # Parameters fixed when the Dataset is built; they cannot change between Optuna trials.
 _DATASET_PARAMS = ("max_bin", "min_data_in_bin", "bin_construct_sample_cnt")
@@ -177,16 +177,24 @@ def training_datasets(samples: Samples, catalog: Catalog, settings: LightGBMSett
     float matrix is not copied: at national scale it is the largest thing in memory.
     """
     stop = stopping_rows(samples.meta["student_key"].to_numpy(), split, seed)
-    weight = samples.weight.astype(np.float64) * np.where(samples.y == 1, settings.positive_weight, 1.0)
-    categorical = [i for i, name in enumerate(samples.names) if catalog.get(name).unit == "category"]
-    dataset_params = {k: v for k, v in settings.params.items() if k in _DATASET_PARAMS}
-    dataset_params.update(feature_pre_filter=False, verbose=-1)
-    full = lgb.Dataset(samples.X, label=samples.y, weight=weight, feature_name=samples.names,
-                       categorical_feature=categorical, params=dataset_params, free_raw_data=False)
-    full.construct()
+    full = rows_dataset(samples.X, samples.y, samples.weight, samples.names, catalog, settings, free_raw_data=False)
     fit = full.subset(np.flatnonzero(~stop).tolist())
     held = full.subset(np.flatnonzero(stop).tolist())
     return fit, held, stop
+
+
+def rows_dataset(X: np.ndarray, y: np.ndarray, weight: np.ndarray, names: list[str], catalog: Catalog,
+                 settings: LightGBMSettings, **options: Any) -> lgb.Dataset:
+    """Rows ``X`` (float32 (n, f), columns ``names``) binned as a LightGBM Dataset: positives weigh
+    ``positive_weight`` times their sampling ``weight``; the catalog's categories are categorical."""
+    weight = weight.astype(np.float64) * np.where(y == 1, settings.positive_weight, 1.0)
+    categorical = [i for i, name in enumerate(names) if catalog.get(name).unit == "category"]
+    dataset_params = {k: v for k, v in settings.params.items() if k in _DATASET_PARAMS}
+    dataset_params.update(feature_pre_filter=False, verbose=-1)
+    dataset = lgb.Dataset(X, label=y, weight=weight, feature_name=names, categorical_feature=categorical,
+                          params=dataset_params, **options)
+    dataset.construct()
+    return dataset
 
 
 def fit_booster(fit: lgb.Dataset, held: lgb.Dataset, held_X: np.ndarray, held_y: np.ndarray, params: dict[str, Any], *,

@@ -214,6 +214,7 @@ def protected_view(comparison: dict[str, Any] | None) -> ProtectedView:
     used = comparison.get("used")
     in_use = Bi("ใช้ข้อมูลเหล่านี้เป็นข้อมูลเข้า", "uses them as inputs") if used == "with_protected" else Bi(
         "ไม่ใช้ข้อมูลเหล่านี้เป็นข้อมูลเข้า", "does not use them as inputs")
+    note = _sampled_note(comparison)
     return ProtectedView(
         measured=True, used=used,
         rows=[(Bi("AUC", "AUC"), auc(a), auc(b)),
@@ -221,9 +222,20 @@ def protected_view(comparison: dict[str, Any] | None) -> ProtectedView:
                percent(number(with_.get("recall_top10"))), percent(number(without.get("recall_top10")))),
               (Bi("กลุ่มที่ถูกทำเครื่องหมายด้านความเป็นธรรม", "fairness flags (groups)"), fa, fb)],
         sentence=Bi(f"เมื่อไม่ใช้เพศ สัญชาติ และความพิการเป็นข้อมูลเข้า AUC เป็น {auc(b)} (เทียบกับ {auc(a)} เมื่อใช้) "
-                    f"และกลุ่มที่ถูกทำเครื่องหมายเป็น {fb} (เทียบกับ {fa}) โมเดลที่ใช้งาน{in_use.th}",
+                    f"และกลุ่มที่ถูกทำเครื่องหมายเป็น {fb} (เทียบกับ {fa}) โมเดลที่ใช้งาน{in_use.th}{note.th}",
                     f"Without sex, nationality and disability as inputs, AUC is {auc(b)} (against {auc(a)} with them) "
-                    f"and {fb} groups are flagged (against {fa}). The model in use {in_use.en}."))
+                    f"and {fb} groups are flagged (against {fa}). The model in use {in_use.en}.{note.en}"))
+
+
+def _sampled_note(comparison: dict[str, Any]) -> Bi:
+    """Nothing when both settings were fitted on the same rows; else how many the other setting had."""
+    rows = comparison.get("fit_rows") or {}
+    used = comparison.get("used")
+    other = next((rows[k] for k in rows if k != used), None)
+    if other is None or other >= rows.get(used, other):
+        return Bi("", "")
+    return Bi(f" โมเดลอีกแบบฝึกจากตัวอย่างนักเรียน {other:,} แถวจาก {rows[used]:,} แถวที่ใช้ฝึก",
+              f" The other setting was fitted on a sample of students, {other:,} of the {rows[used]:,} training rows.")
 
 
 # ---------------------------------------------------------------- treated training rows

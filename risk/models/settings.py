@@ -117,6 +117,9 @@ class EvaluationSettings(_Strict):
     baseline_max_rows: int = Field(300_000, ge=1_000)
     shap_sample_rows: int = Field(2_000, ge=10)
     profile_max_rows: int = Field(200_000, ge=1_000)
+    # The other setting of features.protected_inputs is fitted on at most this many of the fitting rows
+    # (a uniform sample of students past that; risk.models.protected).
+    compare_max_rows: int = Field(500_000, ge=1_000)
     abc_attendance_below: float = Field(0.90, gt=0, le=1)
     context_features: list[str] = Field(default_factory=list)
 
