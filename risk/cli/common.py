@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 from risk.logs import configure_logging
 
 errors = Console(stderr=True)
+# pandera imports pyspark.pandas whenever pyspark is installed (the Spark engine), which warns about
+# pandas 3 on every command that validates: an error must stay one sentence on stderr.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 class OneSentenceErrors(TyperGroup):

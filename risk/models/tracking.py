@@ -17,21 +17,21 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types import ColSpec, Schema
 
 from risk.errors import RiskError
 from risk.models.bundle import ARTIFACTS, ModelBundle, ModelPackageError
-from risk.models.card import DataWindow, ModelCardInfo, SplitRows, model_card_html
-from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
-from risk.models.train import TrainingResult
+
+if TYPE_CHECKING:  # only a training run needs these (and pandas, the card and matplotlib's plots, imported there):
+    # scoring, promotion and the pilot commands come here for the registry alone
+    from mlflow.models import ModelSignature
+
+    from risk.models.train import TrainingResult
 
 __all__ = ["RegisteredModel", "TrackingError", "bundle_files", "champion_bundle", "configure_tracking", "load_bundle", "resolve_model",
            "trained_version", "training_key",
@@ -96,6 +96,8 @@ def _safe(uri: str) -> str:
 def log_training(result: TrainingResult, *, data_dir: Path, experiment: str, model_name: str,
                  settings_dump: dict[str, Any]) -> RegisteredModel:
     """Log ``result`` as one MLflow run, register its model and point ``challenger`` at it."""
+    import pandas as pd
+
     experiment_id = _experiment(experiment, data_dir)
     bundle = result.bundle
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{result.split.test[0]}") as run:
@@ -154,6 +156,9 @@ def trained_version(model_name: str, experiment: str, key: str) -> str | None:
 
 def _signature(names: list[str]) -> ModelSignature:
     """Every feature column a double (missing is NaN, never absent); out come probability and class."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
     return ModelSignature(inputs=Schema([ColSpec("double", name) for name in names]),
                           outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "risk_class")]))
 
@@ -192,6 +197,9 @@ def _metrics(result: TrainingResult) -> dict[str, float]:
 
 def _write_artifacts(result: TrainingResult, folder: Path, model_name: str, version: str) -> None:
     """Evaluation and fairness tables, plots and the model card, under ``folder/report``."""
+    from risk.models.card import DataWindow, ModelCardInfo, SplitRows, model_card_html
+    from risk.models.plots import calibration_plot, lead_time_plot, shap_summary_plot
+
     out = folder / "report"
     out.mkdir(parents=True)
     evaluation = result.evaluation
