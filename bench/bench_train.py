@@ -171,6 +171,10 @@ def bench(students: int, terms: int, negative_share: float) -> None:
     rest = run.seconds - sum(clock.values())
     print("  risk train clock: " + ", ".join(f"{k} {v:,.1f} s" for k, v in clock.items())
           + f", the rest (start-up, MLflow record and registry) {rest:,.1f} s")
+    print(f"  stage table (each stage beside the floor: bare Dataset + lightgbm.train, {rounds} rounds, "
+          f"{floor_seconds:,.1f} s):")
+    for name, value in [*clock.items(), ("the rest", rest), ("risk train", run.seconds)]:
+        print(f"    {name:<22} {value:>9,.1f} s  {value / floor_seconds:6.3f}x the floor")
     for when, f in (("before", floor_before), ("after", floor_after)):
         print(f"  floor {when} the retrain: {f['rows']:,} fitting rows × {f['features']} features; Dataset "
               f"{f['dataset_seconds']:,.1f} s + lightgbm.train {f['rounds']} rounds {f['train_seconds']:,.1f} s "
