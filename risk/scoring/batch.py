@@ -21,6 +21,7 @@ written again on resume counts once (:mod:`risk.store.context`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import resource
 import time
@@ -38,11 +39,11 @@ from pydantic import BaseModel
 
 from risk.config import Settings
 from risk.errors import RiskError
+from risk.features.aggregates import PreviousTermDays
 from risk.features.base import AsOf
-from risk.features.batch import buckets_of
-from risk.features.build import build_features
+from risk.features.batch import buckets_of, group_features, last_term_days
+from risk.features.build import FeaturePlan, feature_plan
 from risk.features.context_rates import open_validated
-from risk.features.sources import view_validated
 from risk.logs import get_logger
 from risk.models.bundle import ModelBundle
 from risk.models.profile import TrainingProfile
@@ -135,6 +136,10 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     resumed = len(done & set(buckets))
     con = open_validated(validated, point, settings)
     reference = drift_reference(validated, con, point, bundle, settings, scoring.drift)
+    # Planned once for the run; last term's attendance from its stored days when the term is over.
+    plan = feature_plan(point, bundle.catalog)
+    previous = last_term_days(con, validated, point, plan)
+    read = functools.partial(_read_bucket, con, validated, point=point, bundle=bundle, plan=plan, previous=previous)
     todo = [b for b in buckets if not (b in done and (parts / f"bucket={b}.parquet").exists())]
     # Three stages, each on its own thread: the next bucket's features are read (DuckDB, its own
     # threads) while this one is scored and explained (the model and numpy) and the one before is
@@ -152,13 +157,12 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
             write_bucket_scores(store, run_id, bucket, scored.frame, scored.context)
             bar.advance(task)
 
-        upcoming = reader.submit(_read_bucket, con, validated, todo[0], point, bundle) if todo else None
+        upcoming = reader.submit(read, todo[0]) if todo else None
         written = None
         try:
             for i, bucket in enumerate(todo):
                 features, hints = upcoming.result()
-                upcoming = (reader.submit(_read_bucket, con, validated, todo[i + 1], point, bundle)
-                            if i + 1 < len(todo) else None)
+                upcoming = reader.submit(read, todo[i + 1]) if i + 1 < len(todo) else None
                 scored = _score_bucket(features, hints, bundle, reference.profile, model_version, scoring)
                 if written is not None:
                     written.result()  # at most one bucket waits to be written; its error stops the run
@@ -191,11 +195,10 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
                        flagged=classes["at_risk"] + classes["problem"], areas=len(areas), raised_by_rule=raised)
 
 
-def _read_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, point: AsOf,
-                 bundle: ModelBundle) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_bucket(con: duckdb.DuckDBPyConnection, validated: Path, bucket: int, *, point: AsOf, bundle: ModelBundle,
+                 plan: FeaturePlan, previous: PreviousTermDays | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One bucket's feature rows at ``point`` and its students' display hints and areas."""
-    view_validated(con, validated, bucket=bucket)
-    features = build_features(con, point, bundle.catalog, keep_shared=True)
+    features = group_features(con, validated, (bucket,), point, bundle.catalog, plan=plan, previous=previous)
     hints = con.execute(
         """SELECT e.student_key, e.grade_level, e.classroom, e.sex, e.id_hint,
                   s.district_code, s.province_code, s.region
