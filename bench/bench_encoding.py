@@ -13,7 +13,11 @@ Two measures, each beside its UTF-8 baseline from the same run, in child process
 
 Each is run ``--repeat`` times per encoding, alternating, and the best time counts (the host is shared).
 
-python bench/bench_encoding.py [--rows 10000000] [--students 50000] [--repeat 2] [--skip-validate]
+python bench/bench_encoding.py [--rows 10000000] [--students 50000] [--repeat 2] [--skip-read] [--skip-validate]
+                               [--term YYYY-S] [--one-at-a-time]
+
+At national size (``--students 4000000 --term 2569-1 --one-at-a-time``) the newest term's export is validated
+(~385M attendance rows, ~29 GB as UTF-8 CSV with remarks), one encoding's export on disk at a time.
 """
 
 from __future__ import annotations
@@ -129,38 +133,81 @@ def bench_read(rows: int, repeat: int) -> None:
           + f"; target ≤ 1.3 ({'met' if cp874_s <= 1.3 * utf8_s else 'MISSED'})")
 
 
-def export_with_csv_attendance(source: Path, target: Path, encoding: str) -> None:
-    """``source`` (a synthetic export) with attendance as one CSV in ``encoding``; the other tables symlinked."""
+def export_with_csv_attendance(source: Path, target: Path, encoding: str, utf8_made: Path | None = None) -> None:
+    """``source`` (a synthetic export) with attendance as one CSV in ``encoding``; the other tables symlinked.
+
+    ``utf8_made``: the same export's UTF-8 attendance CSV, already written: transcoded from it rather than written
+    again, so that a national size never holds two UTF-8 copies on disk at once.
+    """
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for folder in source.iterdir():
         if folder.is_dir() and folder.name != "attendance_daily":
             (target / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    csv = target / "attendance_daily.csv"
+    if encoding != "utf-8" and utf8_made is not None:
+        transcode(utf8_made, csv, encoding)
+        return
     parts = sorted((source / "attendance_daily").glob("*.parquet"))
-    utf8 = target / "attendance_daily.csv"
-    write_utf8((with_remarks(pq.read_table(p), i) for i, p in enumerate(parts)), utf8)
+    write_utf8((with_remarks(pq.read_table(p), i) for i, p in enumerate(parts)), csv)
     if encoding != "utf-8":
-        transcode(utf8, target / "attendance_daily.tmp", encoding)
-        (target / "attendance_daily.tmp").replace(utf8)
+        transcode(csv, target / "attendance_daily.tmp", encoding)
+        (target / "attendance_daily.tmp").replace(csv)
 
 
-def bench_validate(students: int, repeat: int) -> None:
-    source = ensure_synthetic(students, 2)
-    seconds, counts = {"utf-8": float("inf"), "cp874": float("inf")}, {}
-    for encoding in ("utf-8", "cp874"):
-        export_with_csv_attendance(source, BENCH_DATA / f"encoding-export-{students}-{encoding}", encoding)
-    for encoding in alternating(repeat):
-        export = BENCH_DATA / f"encoding-export-{students}-{encoding}"
-        out = BENCH_DATA / f"encoding-validated-{students}-{encoding}"
-        shutil.rmtree(out, ignore_errors=True)
+def term_export(source: Path, term: str) -> Path:
+    """One term's export of ``source`` (``risk split-export --term``), as a national term arrives; made once."""
+    folder = BENCH_DATA / f"{source.name}-terms"
+    if not (folder / term).exists():  # every term of the source, so that earlier rows go to earlier terms
+        measure([*RISK, "split-export", str(source), str(folder)], quiet=True)
+    return folder / term
+
+
+def validate_once(source: Path, students: int, encoding: str, built: bool) -> tuple[float, list]:
+    """Seconds and (table, in, used, quarantined) of one ``risk validate --workers 1`` of the export in ``encoding``.
+
+    ``built``: the export was made beforehand and is kept; otherwise it is made now and removed after the run, so
+    that only one national attendance CSV is on disk at a time (UTF-8 with remarks: ~76 bytes a row).
+    """
+    export = BENCH_DATA / f"encoding-export-{students}-{encoding}"
+    if not built:
+        export_with_csv_attendance(source, export, encoding)
+    out = BENCH_DATA / f"encoding-validated-{students}-{encoding}"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
         run = measure([*RISK, "validate", str(export), str(out), "--demo", "--quiet", "--workers", "1"], quiet=True)
         report = json.loads((out / "validation_report.json").read_text())
-        counts[encoding] = [(t["table"], t["rows_in"], t["used"], t["quarantined"]) for t in report["tables"]]
-        seconds[encoding] = min(seconds[encoding], run.seconds)
-        print(f"  validate ({encoding} attendance): {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    finally:
+        if not built:
+            shutil.rmtree(export, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
+    print(f"  validate ({encoding} attendance): {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
+    return run.seconds, [(t["table"], t["rows_in"], t["used"], t["quarantined"]) for t in report["tables"]]
+
+
+def bench_validate(students: int, repeat: int, term: str | None, one_at_a_time: bool, prepare_only: bool) -> None:
+    source = ensure_synthetic(students, 2)
+    if term:
+        source = term_export(source, term)
+    seconds, counts = {"utf-8": float("inf"), "cp874": float("inf")}, {}
+    if not one_at_a_time:
+        for encoding in ("utf-8", "cp874"):
+            export = BENCH_DATA / f"encoding-export-{students}-{encoding}"
+            made = export.with_name(export.name + ".made")
+            if not made.exists():  # made once, reused by later runs of the same size
+                utf8 = BENCH_DATA / f"encoding-export-{students}-utf-8" / "attendance_daily.csv"
+                export_with_csv_attendance(source, export, encoding, utf8 if encoding != "utf-8" else None)
+                made.touch()
+    if prepare_only:
+        print(f"exports made under {BENCH_DATA}; run again without --prepare-only to time them")
+        return
+    for encoding in alternating(repeat):
+        taken, counts[encoding] = validate_once(source, students, encoding, built=not one_at_a_time)
+        seconds[encoding] = min(seconds[encoding], taken)
     assert counts["utf-8"] == counts["cp874"], "the two encodings validated to different counts"
     rows = next(n for table, n, *_ in counts["cp874"] if table == "attendance_daily")
-    print(f"risk validate, {students:,} students × 2 terms, attendance one CSV of {rows:,} rows with a Thai remark")
+    what = f"term {term}" if term else "2 terms"
+    print(f"risk validate, {students:,} students × {what}, attendance one CSV of {rows:,} rows with a Thai remark")
     print("  " + line("cp874 attendance", seconds["cp874"], "s", "UTF-8 attendance", seconds["utf-8"])
           + f"; target ≤ 1.3 ({'met' if seconds['cp874'] <= 1.3 * seconds['utf-8'] else 'MISSED'})")
 
@@ -170,11 +217,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000, help="attendance rows of the read measure")
     parser.add_argument("--students", type=int, default=50_000, help="students of the validate measure (2 terms)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per encoding, alternating; the best counts")
+    parser.add_argument("--term", help="validate only this term's export (YYYY-S), as a national term arrives")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="make each encoding's export just before its run and remove it after (national sizes: "
+                             "one attendance CSV on disk at a time)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="make both encodings' exports (kept for later runs) and stop: the slow, untimed part")
+    parser.add_argument("--skip-read", action="store_true")
     parser.add_argument("--skip-validate", action="store_true")
     args = parser.parse_args()
-    bench_read(args.rows, args.repeat)
+    if not args.skip_read:
+        bench_read(args.rows, args.repeat)
     if not args.skip_validate:
-        bench_validate(args.students, args.repeat)
+        bench_validate(args.students, args.repeat, args.term, args.one_at_a_time, args.prepare_only)
 
 
 if __name__ == "__main__":
