@@ -8,7 +8,7 @@ pilots (pilot plan, pilot show, impact), scoring (score, report, term) and servi
 
 from __future__ import annotations
 
-from risk.cli import actions, audit, data, impact, intake, models, pilot, scoring, service  # noqa: F401  (each registers its commands on app)
+from risk.cli import actions, audit, data, impact, intake, models, pilot, scoring, service, store  # noqa: F401  (each registers its commands on app)
 from risk.cli.common import app
 
 __all__ = ["app"]

@@ -182,7 +182,7 @@ def features(
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
     engine: Annotated[Engine, typer.Option(
         help="duckdb: one machine, one Parquet file; spark: Spark SQL (local[2], or the cluster of spark-submit), "
-             "a folder of Parquet by bucket; --data may then be any Hadoop path (hdfs://, s3a://).")] = "duckdb",
+             "a folder of Parquet by bucket; --data may then be any Hadoop path (hdfs://, s3a://).")] = Engine.duckdb,
     quiet: QuietOption = False,
 ) -> None:
     """Build the point-in-time feature matrix of every enrolled student."""

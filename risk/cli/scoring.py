@@ -23,6 +23,7 @@ from risk.cli.common import (
     pseudonym_key,
     read_profile,
 )
+from risk.cli.data import Engine
 
 if TYPE_CHECKING:
     from risk.features.freshness import DomainFreshness
@@ -42,6 +43,10 @@ def score(
     train_config: Annotated[Path, typer.Option(help="Training settings (model name).")] = REPO_CONFIGS / "train.yaml",
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
     tracking_dir: TrackingDirOption = None,
+    engine: Annotated[Engine, typer.Option(
+        help="duckdb: score, explain and store here; spark: Spark SQL and the pyfunc's spark_udf (local[2], or the "
+             "cluster of spark-submit) write a folder of scores by bucket to --out, stored by `risk store load`.")]
+    = Engine.duckdb,
     quiet: QuietOption = False,
 ) -> None:
     """Score every enrolled student with reasons; store scores, alerts and area summaries (resumable)."""
@@ -55,24 +60,55 @@ def score(
     from risk.scoring.settings import load_scoring_settings
 
     point = parse_date(as_of, "--as-of")
-    buckets_of(data)  # a clear sentence when the folder is not validated data
-    check_as_of_in_data(data, point)  # before a run is started in the store
     loaded = load_settings(settings)
-    # Stale or missing domains warn and the run goes on: the loss gate of `risk validate` is what stops runs.
-    freshness = domain_freshness(data, point, loaded)
-    log_freshness(freshness, "score")
+    freshness = []
+    if engine == Engine.duckdb or _is_local(data):  # Spark also reads Hadoop paths (hdfs://), which DuckDB cannot
+        buckets_of(data)  # a clear sentence when the folder is not validated data
+        check_as_of_in_data(data, point)  # before a run is started in the store
+        # Stale or missing domains warn and the run goes on: the loss gate of `risk validate` is what stops runs.
+        freshness = domain_freshness(data, point, loaded)
+        log_freshness(freshness, "score")
     scoring = load_scoring_settings(config)
     name = load_train_settings(train_config).mlflow.model_name
     configure_tracking(tracking_dir or data.resolve().parent)
     version, bundle = resolve_model(name, model)
     if catalog is not None:
         bundle.check_catalog(load_catalog(catalog))
+    if engine == Engine.spark:
+        _score_on_spark(data, point, out, bundle=bundle, model_uri=_model_uri(name, model), model_version=version,
+                        settings=loaded, scoring=scoring)
+        print_freshness_warnings(freshness)
+        return
     report = score_students(data, point, bundle=bundle, model_name=name, model_version=version,
                             store=open_data_store(store, data), out=out, settings=loaded, scoring=scoring,
                             progress=not quiet)
     for line in report.summary_lines():
         console.print(line, highlight=False)
     print_freshness_warnings(freshness)
+
+
+def _is_local(data: Path) -> bool:
+    from risk.spark.features import as_uri, is_local
+
+    return is_local(as_uri(data))
+
+
+def _model_uri(name: str, ref: str) -> str:
+    return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
+
+
+def _score_on_spark(data: Path, point: dt.date, out: Path, **kwargs: object) -> None:
+    """``risk score --engine spark``: the scores as Parquet by bucket (risk.spark.scoring); the store is left to
+    ``risk store load``, which may run where the store is."""
+    from risk.spark.features import as_uri
+    from risk.spark.scoring import score_students_spark
+    from risk.spark.session import spark_session, submitted_master
+
+    done = score_students_spark(spark_session(submitted_master()), as_uri(data), point, as_uri(out), **kwargs)
+    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(done["classes"].items()))
+    console.print(f"scored {done['students']:,} students at {point} on Spark: {mix}; {done['seconds']:.1f} s",
+                  highlight=False)
+    console.print(f"written to {done['output']}; store them with `risk store load --scores {out}`", highlight=False)
 
 
 def print_freshness_warnings(freshness: list[DomainFreshness]) -> None:
