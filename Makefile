@@ -14,7 +14,7 @@ FIELD_PROFILE := configs/profiles/field.yaml
 DEMO_AS_OF    ?= 2026-07-24
 DEMO_LAST_TERM ?= 2569-1
 
-.PHONY: setup demo demo-pilot test test-fast test-db bench bench-quick bench-national lint serve clean help
+.PHONY: setup demo demo-pilot test test-fast test-db test-java bench bench-quick bench-national lint serve clean help
 
 help:
 	@echo "make demo-pilot - a randomised wait-list pilot on the synthetic world, then risk impact (data/pilot)"
@@ -28,7 +28,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -74,7 +74,7 @@ demo-pilot: setup
 	@echo "pilot report: $(PILOT_DATA)/report.html  truth: $(PILOT_DATA)/next/truth.parquet"
 
 # Two test processes, one per core; a test file stays on one (its module fixtures are built once).
-test: setup test-db
+test: setup test-db test-java
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The quick loop: the tests not marked slow (tests/conftest.py marks them), no PostgreSQL needed.
@@ -103,6 +103,10 @@ except psycopg.Error as exc:
     sys.exit(f"cannot create PostgreSQL database test at 127.0.0.1:5432 as user postgres: {exc}")
 endef
 export CREATE_TEST_DB
+
+# The Spark tests (local mode) need a Java runtime: Debian's, when the machine has none.
+test-java:
+	@command -v java >/dev/null || (apt-get update -qq && apt-get install -y -qq default-jre-headless)
 
 test-db: setup
 	@$(BIN)/python -c "$$CREATE_TEST_DB"
