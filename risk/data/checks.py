@@ -24,7 +24,7 @@ import pandera.backends.pandas.builtin_checks  # noqa: F401  (the pandas impleme
 import pandera.pandas as pa
 from pandera.engines import pandas_engine
 
-__all__ = ["CASE_COLUMNS", "schema_cases"]
+__all__ = ["CASE_COLUMNS", "check_passes", "schema_cases"]
 
 # pandera's failure_cases columns that the quarantine reads.
 CASE_COLUMNS = ("index", "column", "check", "failure_case", "schema_context")
@@ -55,11 +55,11 @@ def schema_cases(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFram
             checked = present if check.ignore_na else values
             if checked.empty:
                 continue
-            failed = ~_passes(check, checked)
+            failed = ~check_passes(check, checked)
             if failed.any():  # the usual case is a clean column: no indexing at all
                 parts.append(_cases(checked.index.to_numpy()[failed], checked[failed], name, _rule(check), "Column"))
     for check in schema.checks:
-        failed = ~_passes(check, frame)
+        failed = ~check_passes(check, frame)
         if check.ignore_na and failed.any():
             failed &= ~frame.isna().all(axis="columns").to_numpy()
         if failed.any():
@@ -84,7 +84,7 @@ def _column_case(column: str, check: str) -> pd.DataFrame:
                          "schema_context": ["Column"]})
 
 
-def _passes(check: pa.Check, data: pd.Series | pd.DataFrame) -> np.ndarray:
+def check_passes(check: pa.Check, data: pd.Series | pd.DataFrame) -> np.ndarray:
     """The check's verdict per element (True = passes), as pandera computes it."""
     fn = check._check_fn  # the function pandera itself calls: one implementation of each rule
     kwargs = check._check_kwargs

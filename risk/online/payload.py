@@ -35,6 +35,7 @@ import pandas as pd
 import pandera.backends.pandas.builtin_checks  # noqa: F401  (pandas implementations of Check.isin, …)
 import pandera.pandas as pdr
 
+from risk.data.checks import check_passes
 from risk.data.contract import TABLES, Table
 from risk.data.duplicates import duplicate_rows
 from risk.data.ids import masked_id, pseudonym
@@ -119,12 +120,12 @@ def schema_failures(schema: pdr.DataFrameSchema, frame: pd.DataFrame,
             checked = present if check.ignore_na else values
             if checked.empty:
                 continue
-            failed = ~_apply(check, checked)
+            failed = ~check_passes(check, checked)
             if failed.any():  # the usual case is a clean column: no pandas indexing for it
                 cases += [(int(i), name, _rule(check), v, "Column")
                           for i, v in zip(checked.index[failed], checked[failed], strict=True)]
     for check in schema.checks:
-        failed = ~_apply(check, frame)
+        failed = ~check_passes(check, frame)
         if check.ignore_na and failed.any():
             failed &= ~frame.isna().all(axis="columns").to_numpy()
         cases += [(int(i), ROW, _rule(check), "", "DataFrameSchema") for i in frame.index[failed]]
@@ -136,22 +137,6 @@ def schema_failures(schema: pdr.DataFrameSchema, frame: pd.DataFrame,
     if not parts:
         return _NO_FAILURES
     return pd.concat(parts, ignore_index=True).drop_duplicates(["row", "column", "rule"])
-
-
-def _apply(check: pdr.Check, data: pd.Series | pd.DataFrame) -> np.ndarray:
-    """The check's verdict per element (True = passes), as pandera computes it."""
-    fn = check._check_fn  # the function pandera itself calls: one implementation of each rule
-    kwargs = check._check_kwargs
-    if check.element_wise:
-        out = data.map(lambda v: fn(v, **kwargs)) if isinstance(data, pd.Series) else data.apply(
-            lambda r: fn(r, **kwargs), axis=1)
-    else:
-        out = fn(data, **kwargs)
-    if np.ndim(out) == 0:
-        return np.full(len(data), bool(out))
-    if out.dtype == bool:  # numpy bool (no nulls possible): most checks answer so
-        return np.asarray(out)
-    return pd.Series(out).fillna(False).to_numpy(dtype=bool, copy=True)
 
 
 def _rule(check: pdr.Check) -> str:
