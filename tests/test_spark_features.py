@@ -25,7 +25,7 @@ from risk.features.base import AsOf
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import Catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 EDGE_POINTS = (dt.date(2024, 5, 20), AS_OF, dt.date(2024, 6, 14), dt.date(2024, 3, 15))
 
