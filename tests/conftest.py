@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
@@ -471,3 +472,15 @@ def stop_process_group(process) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- Spark (make test-spark)
+@pytest.fixture(scope="session")
+def spark():
+    """The test process's one local Spark session, shared by every Spark test module."""
+    require(shutil.which("java") is not None, "Java is not installed (Spark runs on the JVM)",
+            "apt-get install -y default-jre-headless (make test-spark installs it)")
+    pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
+    from risk.spark.session import spark_session
+
+    return spark_session("local[2]")

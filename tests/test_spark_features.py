@@ -10,12 +10,10 @@ comparing nothing. One SparkSession serves the whole test process (start-up ~15 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import require
 from feature_world import AS_OF, context_rates_frame, event_edge_world
 from online_frames import features_from_frames
 from parity_support import every_kind_catalog
@@ -28,17 +26,6 @@ from risk.features.catalog import Catalog
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 EDGE_POINTS = (dt.date(2024, 5, 20), AS_OF, dt.date(2024, 6, 14), dt.date(2024, 3, 15))
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """The test process's one local Spark session (getOrCreate: every Spark test module shares it)."""
-    require(shutil.which("java") is not None, "Java is not installed (Spark runs on the JVM)",
-            "apt-get install -y default-jre-headless (make test installs it)")
-    pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
-    from risk.spark.session import spark_session
-
-    return spark_session("local[2]")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ equal batch's within 1e-12; classes, rule marks and reason codes and texts must 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from built_once import scored_copy, scored_report
-from conftest import MODEL_NAME, require
+from conftest import MODEL_NAME
 
 from risk.config import load_settings
 from risk.scoring.settings import load_scoring_settings
@@ -26,17 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 AS_OF = dt.date(2026, 7, 24)  # ten weeks into the world's last term (2569-1), as tests/test_scoring.py
 COMPARED = ("risk_class", "raised_by", "reason_codes", "reasons_en", "reasons_th", "school_id", "grade_level",
             "district_code", "id_hint", "model_version", "term")
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """The test process's one local Spark session (getOrCreate: every Spark test module shares it)."""
-    require(shutil.which("java") is not None, "Java is not installed (Spark runs on the JVM)",
-            "apt-get install -y default-jre-headless (make test installs it)")
-    pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
-    from risk.spark.session import spark_session
-
-    return spark_session("local[2]")
 
 
 @pytest.fixture(scope="module")
