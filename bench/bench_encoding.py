@@ -14,7 +14,11 @@ Two measures, each beside its UTF-8 baseline from the same run, in child process
 Each is run ``--repeat`` times per encoding, alternating, and the best time counts (the host is shared).
 
 python bench/bench_encoding.py [--rows 10000000] [--students 50000] [--repeat 2] [--skip-read] [--skip-validate]
-                               [--term YYYY-S] [--one-at-a-time]
+                               [--term YYYY-S] [--one-at-a-time] [--prepare-only] [--side-by-side]
+
+``--side-by-side`` validates the two exports at once, one core each, for a host that other work shares: a
+busy spell then slows both alike (on the two cores of this machine, a run one after the other would put
+whatever else ran meanwhile into one side's time only). CPU seconds are printed beside wall seconds.
 
 At national size (``--students 4000000 --term 2569-1 --one-at-a-time``) the newest term's export is validated
 (~385M attendance rows, ~29 GB as UTF-8 CSV with remarks), one encoding's export on disk at a time.
@@ -25,17 +29,19 @@ from __future__ import annotations
 import argparse
 import codecs
 import json
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from common import BENCH_DATA, RISK, ROOT, ensure_synthetic, line, measure
+from common import BENCH_DATA, RISK, ROOT, Measured, ensure_synthetic, line, measure
 
 REMARKS = ["", "มาเรียนตามปกติ", "ขาดเรียนไม่แจ้งผู้ปกครอง", "ลาป่วย มีใบรับรองแพทย์", "มาสายเพราะรถโรงเรียนเสีย",
            "ช่วยงานที่บ้านช่วงเก็บเกี่ยว", "ครูประจำชั้นติดตามแล้ว"]
@@ -163,8 +169,8 @@ def term_export(source: Path, term: str) -> Path:
     return folder / term
 
 
-def validate_once(source: Path, students: int, encoding: str, built: bool) -> tuple[float, list]:
-    """Seconds and (table, in, used, quarantined) of one ``risk validate --workers 1`` of the export in ``encoding``.
+def validate_once(source: Path, students: int, encoding: str, built: bool) -> tuple[Measured, list]:
+    """One ``risk validate --workers 1`` of the export in ``encoding``: its measure and (table, in, used, quarantined).
 
     ``built``: the export was made beforehand and is kept; otherwise it is made now and removed after the run, so
     that only one national attendance CSV is on disk at a time (UTF-8 with remarks: ~76 bytes a row).
@@ -181,11 +187,24 @@ def validate_once(source: Path, students: int, encoding: str, built: bool) -> tu
         if not built:
             shutil.rmtree(export, ignore_errors=True)
             shutil.rmtree(out, ignore_errors=True)
-    print(f"  validate ({encoding} attendance): {run.seconds:,.1f} s, peak RSS {run.peak_rss_mb:,.0f} MB")
-    return run.seconds, [(t["table"], t["rows_in"], t["used"], t["quarantined"]) for t in report["tables"]]
+    print(f"  validate ({encoding} attendance): {run.seconds:,.1f} s, CPU {run.cpu_seconds:,.1f} s, "
+          f"peak RSS {run.peak_rss_mb:,.0f} MB, {load()}", flush=True)
+    return run, [(t["table"], t["rows_in"], t["used"], t["quarantined"]) for t in report["tables"]]
 
 
-def bench_validate(students: int, repeat: int, term: str | None, one_at_a_time: bool, prepare_only: bool) -> None:
+def side_by_side(source: Path, students: int) -> dict[str, tuple[Measured, list]]:
+    """Both encodings' validations at once, one core each: whatever else the host runs meanwhile slows both alike."""
+    with ThreadPoolExecutor(2) as pool:
+        runs = {e: pool.submit(validate_once, source, students, e, True) for e in ("utf-8", "cp874")}
+        return {e: run.result() for e, run in runs.items()}
+
+
+def load() -> str:
+    return "load average " + "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench_validate(students: int, repeat: int, term: str | None, one_at_a_time: bool, prepare_only: bool,
+                   at_once: bool) -> None:
     source = ensure_synthetic(students, 2)
     if term:
         source = term_export(source, term)
@@ -201,15 +220,24 @@ def bench_validate(students: int, repeat: int, term: str | None, one_at_a_time: 
     if prepare_only:
         print(f"exports made under {BENCH_DATA}; run again without --prepare-only to time them")
         return
-    for encoding in alternating(repeat):
-        taken, counts[encoding] = validate_once(source, students, encoding, built=not one_at_a_time)
-        seconds[encoding] = min(seconds[encoding], taken)
+    cpu = dict(seconds)
+    if at_once and not one_at_a_time:
+        for encoding, (run, counts[encoding]) in side_by_side(source, students).items():
+            seconds[encoding], cpu[encoding] = run.seconds, run.cpu_seconds
+    else:
+        for encoding in alternating(repeat):
+            run, counts[encoding] = validate_once(source, students, encoding, built=not one_at_a_time)
+            seconds[encoding] = min(seconds[encoding], run.seconds)
+            cpu[encoding] = min(cpu[encoding], run.cpu_seconds)
     assert counts["utf-8"] == counts["cp874"], "the two encodings validated to different counts"
     rows = next(n for table, n, *_ in counts["cp874"] if table == "attendance_daily")
     what = f"term {term}" if term else "2 terms"
     print(f"risk validate, {students:,} students × {what}, attendance one CSV of {rows:,} rows with a Thai remark")
+    how = "both at once, one core each" if at_once and not one_at_a_time else f"best of {repeat}, one after the other"
+    print(f"  ({how})")
     print("  " + line("cp874 attendance", seconds["cp874"], "s", "UTF-8 attendance", seconds["utf-8"])
           + f"; target ≤ 1.3 ({'met' if seconds['cp874'] <= 1.3 * seconds['utf-8'] else 'MISSED'})")
+    print("  " + line("cp874 attendance, CPU", cpu["cp874"], "s", "UTF-8 attendance, CPU", cpu["utf-8"]))
 
 
 def main() -> None:
@@ -223,13 +251,16 @@ def main() -> None:
                              "one attendance CSV on disk at a time)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="make both encodings' exports (kept for later runs) and stop: the slow, untimed part")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="validate both encodings' exports at once, one core each (a shared host slows both alike)")
     parser.add_argument("--skip-read", action="store_true")
     parser.add_argument("--skip-validate", action="store_true")
     args = parser.parse_args()
     if not args.skip_read:
         bench_read(args.rows, args.repeat)
     if not args.skip_validate:
-        bench_validate(args.students, args.repeat, args.term, args.one_at_a_time, args.prepare_only)
+        bench_validate(args.students, args.repeat, args.term, args.one_at_a_time, args.prepare_only,
+                       args.side_by_side)
 
 
 if __name__ == "__main__":

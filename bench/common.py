@@ -20,6 +20,7 @@ BENCH_DATA = Path(os.environ.get("RISK_BENCH_DATA", ROOT / "data" / "bench"))
 class Measured:
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = float("nan")  # user + system of the child and the descendants it waited for
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None, quiet: bool = False) -> Measured:
@@ -32,7 +33,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None, quiet: bool = Fa
                                stdout=subprocess.DEVNULL if quiet else None)
     tree_peak = 0.0
     parent = psutil.Process(process.pid)
-    while process.poll() is None:
+    while _still_running(process):
         try:
             members = [parent, *parent.children(recursive=True)]
             tree_peak = max(tree_peak, sum(_rss(m) for m in members))
@@ -42,7 +43,24 @@ def measure(argv: list[str], env: dict[str, str] | None = None, quiet: bool = Fa
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"benchmark step failed ({process.returncode}): {' '.join(argv)}")
-    return Measured(seconds, tree_peak / 2**20)
+    return Measured(seconds, tree_peak / 2**20, _cpu_seconds(process.pid))
+
+
+_WAITED: dict[int, float] = {}  # pid → CPU seconds of a child this module reaped itself
+
+
+def _still_running(process: subprocess.Popen) -> bool:
+    """Like ``process.poll() is None``, but the child is reaped with ``os.wait4`` so that its CPU time is known."""
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+    if pid == 0:
+        return True
+    _WAITED[pid] = usage.ru_utime + usage.ru_stime
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    return _WAITED.pop(pid, float("nan"))
 
 
 def _rss(process: psutil.Process) -> int:
