@@ -12,6 +12,7 @@ from risk.data.ids import (
     is_valid_student_id,
     masked_id,
     masked_ids,
+    pseudonym,
     pseudonyms,
     thai_check_digit,
     valid_student_id_mask,
@@ -78,3 +79,23 @@ def test_masked_ids_match_the_one_value_rule():
         masked = masked_ids(column)
         assert masked.tolist() == expected
         assert masked.index.equals(column.index)
+
+
+def test_runs_of_one_id_get_each_row_its_own_answer():
+    # As an export lists attendance: each student's rows side by side, so IDs are checked
+    # and looked up once per run; invalid values of different text in one run, and a
+    # run of 13 spaces beside runs of shorter values, must still be answered row by row.
+    key = b"speed-key-0123456789"
+    # Neighbours that differ only in their last bytes (read 8 at a time, these are the ones to miss).
+    neighbours = [f"11037001{n:04d}" for n in range(1, 6)]
+    neighbours = [v + str(thai_check_digit(v)) for v in neighbours] + ["1103700100017", "G110370010001"]
+    values = _values() + [" " * 13, "  ", None, "G", "", "x" * 13] + neighbours
+    lengths = np.random.default_rng(3).integers(1, 200, size=len(values))
+    column = pd.Series(np.repeat(np.array(values, dtype=object), lengths), dtype="str")
+    assert valid_student_id_mask(column).tolist() == [is_valid_student_id(v) for v in column]
+    assert id_numbers(column).tolist() == [_number(v) for v in column]
+    known = Pseudonymizer(key)
+    known.remember(column.iloc[::5], pseudonyms(column.iloc[::5], key))
+    known.freeze()
+    assert known(column).tolist() == [pseudonym(v if isinstance(v, str) else "", key) for v in column]
+    assert known(column.iloc[37:]).tolist() == pseudonyms(column.iloc[37:], key).tolist()
