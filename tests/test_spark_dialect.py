@@ -89,3 +89,8 @@ def test_every_relation_of_the_every_kind_plan_compiles(tmp_path):
     for sql in (plan.cohort, plan.query, *(p.sql for p in plan.parts)):
         compiled = to_spark(sql)
         assert "isodow" not in compiled and "list_position" not in compiled and "date_diff" not in compiled
+
+
+def test_a_bracket_or_quote_inside_quoted_text_does_not_end_a_call():
+    assert (list_position("list_position([')', 'it''s ]'], x) + 1")
+            == "nullif(array_position(array(')', 'it''s ]'), x), 0) + 1")

@@ -48,19 +48,28 @@ def _outside_quotes(sql: str) -> list[bool]:
     return mask
 
 
-def _closing(sql: str, opening: int, mask: list[bool]) -> int:
-    """Index of the bracket closing the one at ``opening`` (round or square), quotes skipped."""
-    pairs = {"(": ")", "[": "]"}
-    depth = 0
-    for i in range(opening, len(sql)):
-        if not mask[i]:
-            continue
-        if sql[i] in pairs:
+def _closing(sql: str, opening: int) -> int:
+    """Index of the bracket closing the unquoted one at ``opening`` (round or square), quoted text skipped.
+
+    Scans only the call itself, so rewriting every call of a large query stays linear in its length.
+    """
+    depth, quoted, i = 0, False, opening
+    while i < len(sql):
+        ch = sql[i]
+        if quoted:
+            if ch == "'" and i + 1 < len(sql) and sql[i + 1] == "'":
+                i += 1  # '' is a quote inside quoted text
+            elif ch == "'":
+                quoted = False
+        elif ch == "'":
+            quoted = True
+        elif ch in "([":
             depth += 1
-        elif sql[i] in ")]":
+        elif ch in ")]":
             depth -= 1
             if depth == 0:
                 return i
+        i += 1
     raise SparkDialectError(f"unbalanced brackets in feature SQL near: {sql[opening:opening + 60]!r}")
 
 
@@ -88,11 +97,10 @@ def rewrite_calls(sql: str, name: str, rewrite: Callable[[list[str]], str]) -> s
     mask = _outside_quotes(sql)
     starts = [m for m in pattern.finditer(sql) if mask[m.start()]]
     # From the last call back: a call's arguments (later in the text) are rewritten before it,
-    # and text before a rewritten call keeps its positions.
+    # and text before a rewritten call keeps its positions (so ``mask`` still holds for each start).
     for match in reversed(starts):
-        mask = _outside_quotes(sql)
         opening = match.end() - 1
-        closing = _closing(sql, opening, mask)
+        closing = _closing(sql, opening)
         sql = sql[:match.start()] + rewrite(call_args(sql[opening + 1:closing])) + sql[closing + 1:]
     return sql
 
