@@ -183,8 +183,13 @@ def _freshness(job: TermJob) -> None:
 
 
 def _features(job: TermJob) -> None:
-    """Every feature point training needs, built once and cached under the inputs hash."""
-    from risk.features.cache import DataFiles, cached_features
+    """Every feature point training needs, built once and cached under the inputs hash.
+
+    The points not cached yet are built together (:func:`~risk.features.batch.build_feature_matrices`:
+    a small store's student tables are read once for all of them), each where the cache keeps it.
+    """
+    from risk.features.batch import build_feature_matrices
+    from risk.features.cache import DataFiles, feature_cache_path
     from risk.models.samples import outcome_connection
     from risk.models.term_split import known_outcome_terms, sample_points
 
@@ -194,12 +199,17 @@ def _features(job: TermJob) -> None:
         lead = job.train_settings.evaluation.lead_time_week
         points = [p for term in known_outcome_terms(con)
                   for p in sample_points(con, term, sorted({*samples.weeks, lead}), samples.last_school_day)]
+        con.close()
         files = DataFiles.scan(job.validated)
-        reused = sum(cached_features(job.validated, p.as_of, settings=job.settings, catalog=job.catalog, inputs=files)[1]
-                     for p in points)
-        record.rows_in = f"{len(points)} points"
-        record.rows_out = f"{len(points) - reused} built, {reused} reused"
-        record.status = "reused" if points and reused == len(points) else "ran"
+        paths = {feature_cache_path(job.validated, p.as_of, settings=job.settings, catalog=job.catalog,
+                                    inputs=files): p.as_of for p in points}
+        missing = [(as_of, path) for path, as_of in paths.items() if not path.exists()]
+        build_feature_matrices(job.validated, missing, settings=job.settings, catalog=job.catalog,
+                               progress=job.progress)
+        reused = len(paths) - len(missing)
+        record.rows_in = f"{len(paths)} points"
+        record.rows_out = f"{len(missing)} built, {reused} reused"
+        record.status = "reused" if paths and not missing else "ran"
 
 
 def _train(job: TermJob) -> None:
