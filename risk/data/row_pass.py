@@ -93,7 +93,7 @@ class RowPass:
                     name = f"{self.prefix}part-{index:05d}-{number:05d}.parquet"
                     write_rows(frame.loc[~clean].join(reasons), self.quarantine / name)
                 clock.lap("quarantine")
-                staged.write(_staged_layout(self.table, frame.loc[clean] if not clean.all() else frame))
+                staged.write(_staged_layout(self.table, frame), keep=None if clean.all() else clean)
                 clock.lap("stage")
                 rows += len(frame)
                 tick(len(frame))
@@ -146,7 +146,9 @@ def _staged_layout(table: Table, frame: pd.DataFrame) -> pd.DataFrame:
     if table.name != "attendance_daily" or "term_code" not in frame:
         return frame
     term = _labels(frame.pop("term_code").to_numpy(np.int64), lambda c: f"{c // 10}-{c % 10}")
-    school = _labels(frame.pop("school_code").to_numpy().astype(np.int64), lambda c: f"{c:010d}")
+    # A row without an enrollment that term has no school (-1): it is quarantined, never staged.
+    school_code = frame.pop("school_code").to_numpy()
+    school = _labels(np.where(np.isnan(school_code), -1, school_code).astype(np.int64), lambda c: f"{c:010d}")
     return frame.assign(term=term, school_id=school)
 
 
@@ -178,8 +180,13 @@ class _BucketWriters:
         for writer in self.writers.values():
             writer.close()
 
-    def write(self, frame: pd.DataFrame) -> None:
-        if frame.empty:
+    def write(self, frame: pd.DataFrame, keep: np.ndarray | None = None) -> None:
+        """Stage the rows of ``frame`` that ``keep`` marks (shape (n_rows,) of bool; None: all).
+
+        The clean rows are picked by the same ``take`` that sorts them into buckets, not by
+        a copy of the frame first.
+        """
+        if frame.empty or (keep is not None and not keep.any()):
             return
         frame = frame.drop(columns=["student_id", *LOOKUP_COLUMNS], errors="ignore")
         table = _arrow(frame)
@@ -188,13 +195,15 @@ class _BucketWriters:
         elif not table.schema.equals(self.schema):
             table = table.cast(self.schema)
         if not self.buckets:
-            self._writer(-1).write_table(table)
+            self._writer(-1).write_table(table if keep is None else table.filter(pa_arrow.array(keep)))
             return
         # The same bucket as the validated layout (and DuckDB's): student_key mod buckets, never negative.
         bucket = np.mod(frame["student_key"].to_numpy(), self.buckets).astype(np.uint16)
         # Stable, so rows keep their file order inside a bucket; on small integers numpy's
         # stable sort is a radix sort, ten times faster than on int64.
         order = np.argsort(bucket, kind="stable")
+        if keep is not None:
+            order = order[keep[order]]
         edges = np.searchsorted(bucket[order], np.arange(self.buckets + 1))
         table = table.take(order)
         for b in range(self.buckets):
