@@ -50,14 +50,17 @@ def schema_cases(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFram
         has_missing = bool(missing.any())
         if not column.nullable and has_missing:
             parts.append(_cases(np.flatnonzero(missing), values[missing], name, "not_nullable", "Column"))
-        present = values[~missing] if has_missing else values
         for check in column.checks:
-            checked = present if check.ignore_na else values
-            if checked.empty:
+            if check.ignore_na and has_missing and missing.all():
                 continue
-            failed = ~check_passes(check, checked)
+            # A check with ignore_na judges the present values only. Column checks judge each
+            # value on its own, so the whole column is judged and its missing values are passed
+            # afterwards (taking the present values out first cost a copy of the column).
+            failed = ~check_passes(check, values)
+            if check.ignore_na and has_missing:
+                failed &= ~missing
             if failed.any():  # the usual case is a clean column: no indexing at all
-                parts.append(_cases(checked.index.to_numpy()[failed], checked[failed], name, _rule(check), "Column"))
+                parts.append(_cases(np.flatnonzero(failed), values[failed], name, _rule(check), "Column"))
     for check in schema.checks:
         failed = ~check_passes(check, frame)
         if check.ignore_na and failed.any():

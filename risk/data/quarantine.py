@@ -167,6 +167,12 @@ def _joined(rows: pd.Series, texts: pd.Series, separator: str) -> pd.Series:
     Texts are laid out by their rank within the row (a row rarely breaks more
     than a few rules), then glued rank by rank as whole columns.
     """
+    # Most rows break one rule: their text is the whole answer; only the others are laid out.
+    several = rows.duplicated(keep=False).to_numpy()
+    single = pd.Series(texts.to_numpy()[~several], index=rows.to_numpy()[~several]).astype(str)
+    if not several.any():
+        return single
+    rows, texts = rows[several], texts[several]
     rank = rows.groupby(rows).cumcount().to_numpy()
     wide = pd.DataFrame({"row": rows.to_numpy(), "rank": rank, "text": texts.to_numpy()}).pivot(
         index="row", columns="rank", values="text")
@@ -174,4 +180,4 @@ def _joined(rows: pd.Series, texts: pd.Series, separator: str) -> pd.Series:
     for column in wide.columns[1:]:
         more = wide[column]
         result = result.where(more.isna(), result + separator + more.astype(str))
-    return result
+    return pd.concat([single, result])
