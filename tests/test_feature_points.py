@@ -4,7 +4,8 @@
 small store's student tables into memory once (:class:`HeldTables`) instead of opening
 their Parquet files at every point. A store of 300 students over two terms (4 buckets):
 the held views must select the rows the file views select, and every matrix must be the
-same file, row for row and bit for bit.
+same file, row for row and bit for bit. The drift reference's sample of whole buckets
+(:func:`first_buckets_features`) must be the rows a bucket-by-bucket loop gives.
 """
 
 from __future__ import annotations
@@ -19,8 +20,17 @@ import pytest
 
 from risk.config import Settings
 from risk.features import batch
-from risk.features.batch import HeldTables, build_feature_matrices, build_feature_matrix
+from risk.features.base import AsOf
+from risk.features.batch import (
+    HeldTables,
+    buckets_of,
+    build_feature_matrices,
+    build_feature_matrix,
+    first_buckets_features,
+)
+from risk.features.build import build_features
 from risk.features.catalog import load_catalog
+from risk.features.context_rates import open_validated
 from risk.features.sources import STUDENT_TABLES, connect, view_validated
 
 CATALOG = load_catalog(Path(__file__).resolve().parent.parent / "configs" / "features.yaml")
@@ -108,3 +118,31 @@ def test_a_store_past_the_held_size_is_read_from_its_files(store, tmp_path, monk
     (report,) = build_feature_matrices(fresh_copy(store, tmp_path / "files"), [(day, tmp_path / "m.parquet")],
                                        settings=Settings(), catalog=CATALOG)
     assert report.students == pq.read_metadata(tmp_path / "m.parquet").num_rows > 0
+
+
+def bucket_by_bucket(validated: Path, point: AsOf, min_rows: int) -> pd.DataFrame:
+    """The drift reference's sample as it was built: bucket by bucket, each from rows, until ``min_rows``."""
+    con = open_validated(validated, point, Settings())
+    frames, rows = [], 0
+    for bucket in buckets_of(validated):
+        view_validated(con, validated, bucket=bucket)
+        frames.append(build_features(con, point, CATALOG, keep_shared=True))
+        rows += len(frames[-1])
+        if rows >= min_rows:
+            break
+    con.close()
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("group_rows", [None, 1])
+def test_first_buckets_are_the_rows_a_bucket_by_bucket_loop_stops_at(store, tmp_path, monkeypatch, group_rows):
+    if group_rows is not None:
+        monkeypatch.setattr(batch, "GROUP_ROWS", group_rows)
+    point = AsOf(sample_days(store)[3])
+    whole = bucket_by_bucket(store, point, 10**9)
+    first = len(whole[whole["student_key"].isin(bucket_by_bucket(store, point, 1)["student_key"])])
+    for min_rows in (1, first, first + 1, len(whole) - 1, 10**9):
+        expected = bucket_by_bucket(store, point, min_rows)
+        got = first_buckets_features(fresh_copy(store, tmp_path / f"m{min_rows}"), point, CATALOG, Settings(), min_rows)
+        pd.testing.assert_frame_equal(got, expected)
+    assert 0 < first < len(whole)

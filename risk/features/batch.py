@@ -40,7 +40,7 @@ from risk.features.sources import STUDENT_TABLES, connect, view_validated
 from risk.progress import Progress
 
 __all__ = ["GROUP_ROWS", "HELD_BYTES", "FeatureRunReport", "HeldTables", "bucket_groups", "build_feature_matrices",
-           "build_feature_matrix", "buckets_of", "group_features", "last_term_days"]
+           "build_feature_matrix", "buckets_of", "first_buckets_features", "group_features", "last_term_days"]
 
 
 class FeatureRunReport(BaseModel):
@@ -200,10 +200,46 @@ def group_features(con: duckdb.DuckDBPyConnection, validated: Path, group: tuple
 def _in_bucket_order(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, term: str) -> pd.DataFrame:
     """A group's rows in the order bucket by bucket would give (bucket, then student), so a matrix
     does not depend on how buckets were grouped."""
+    buckets = _buckets_of_rows(con, frame, term)
+    order = np.lexsort((frame["student_key"].to_numpy(), buckets))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _buckets_of_rows(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, term: str) -> np.ndarray:
+    """The bucket of each row's student (``term``'s enrollments on the connection's views)."""
     buckets = con.execute("SELECT student_key, any_value(bucket) AS bucket FROM enrollments WHERE term = ? "
                           "GROUP BY student_key", [term]).df().set_index("student_key")["bucket"]
-    order = np.lexsort((frame["student_key"].to_numpy(), buckets.reindex(frame["student_key"]).to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
+    return buckets.reindex(frame["student_key"]).to_numpy()
+
+
+def first_buckets_features(validated: Path, point: AsOf, catalog: Catalog, settings: Settings,
+                           min_rows: int) -> pd.DataFrame:
+    """The feature rows of the first buckets of students, whole and in order, up to the bucket that brings
+    them to ``min_rows`` (all when fewer): a uniform sample of students, buckets being by pseudonym.
+
+    The rows a bucket-by-bucket loop that stops at ``min_rows`` gives (each bucket's rows
+    sorted by student), built as :func:`build_feature_matrix` builds a point: buckets grouped
+    into few passes of the feature SQL, last term's days from its stored days. Empty when no
+    student is enrolled at ``point``.
+    """
+    con = open_validated(validated, point, settings)
+    try:
+        plan = feature_plan(point, catalog)
+        previous = last_term_days(con, validated, point, plan)
+        frames, rows = [], 0
+        for group in bucket_groups(validated, buckets_of(validated)):
+            frame = group_features(con, validated, group, point, catalog, plan=plan, previous=previous)
+            if len(frame) and rows + len(frame) >= min_rows:  # cut after the bucket that reaches min_rows
+                buckets = _buckets_of_rows(con, frame, point.term)
+                counts = pd.Series(buckets).value_counts(sort=False).reindex(group, fill_value=0).to_numpy()
+                last = group[int(np.argmax(rows + np.cumsum(counts) >= min_rows))]
+                frames.append(frame[buckets <= last])
+                break
+            frames.append(frame)
+            rows += len(frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    finally:
+        con.close()
 
 
 # A store whose student tables hold at most this many bytes of Parquet is read into memory once when
