@@ -13,8 +13,8 @@ the same buckets, and for attendance the same terms' folders; other tables are
 filtered on the terms or dates of the new rows, which Parquet statistics turn into
 skipped row groups. Clean rows are written as new part files of the run's batch.
 
-Without stored rows to meet (a table's first export), the repeats are found from the
-staged keys alone, and whole rows are read only for the keys that repeat. Student
+In student tables, the repeats among the staged rows are found from their keys alone,
+and whole rows are read only for the keys that repeat or are stored. Student
 tables' part files are written by Arrow from the staged buckets, one row group at a
 time (DuckDB's partitioned COPY of the same rows took twice the CPU).
 
@@ -119,8 +119,8 @@ class DuplicatePass:
         staged = f"read_parquet({_paths(files)}, union_by_name = true)"
         key_cols, data_cols = _key_columns(self.table), _data_columns(self.table)
         stored = self._stored_rows(con, staged, files)
-        if stored is None and self.table.has_student:
-            groups = _repeated_rows(con, staged, files, key_cols)
+        if self.table.has_student:
+            groups = _repeated_rows(con, staged, files, key_cols, stored)
         else:
             groups = self._groups(con, staged, stored, key_cols)
         left_out = _NO_ROWS
@@ -202,7 +202,8 @@ class DuplicatePass:
 
     def _groups(self, con: duckdb.DuckDBPyConnection, staged: str, stored: str | None,
                 key_cols: list[str]) -> pd.DataFrame:
-        """Every staged row whose key is repeated or already stored, with the stored rows of those keys."""
+        """Every staged row of a reference table whose key is repeated or already stored, with the stored rows
+        of those keys (student tables: :func:`_repeated_rows`)."""
         keys = ", ".join(f'"{c}"' for c in key_cols)
         repeated = f"SELECT {keys} FROM {staged} GROUP BY ALL HAVING count(*) > 1"
         if stored is None:
@@ -231,22 +232,35 @@ class DuplicatePass:
         con.unregister("dup_rows")
 
 
-def _repeated_rows(con: duckdb.DuckDBPyConnection, staged: str, files: list[Path],
-                   key_cols: list[str]) -> pd.DataFrame:
-    """The staged rows whose key another staged row holds (``_stored`` false), found from the keys alone.
+def _repeated_rows(con: duckdb.DuckDBPyConnection, staged: str, files: list[Path], key_cols: list[str],
+                   stored: str | None) -> pd.DataFrame:
+    """Every staged row whose key is repeated or already stored, with the stored rows of those keys (``_stored``).
 
-    Only the key columns of ``files`` are read to find the repeats (pandas counts missing
-    values as equal, as the store's ``IS NOT DISTINCT FROM`` does); whole rows are then read
-    for those few. Counting every key in DuckDB cost a third of the duplicate pass.
+    The repeats among the staged rows are found from their keys alone, a bucket at a time
+    (:func:`_repeated_in`; pandas counts missing values as equal, as ``IS NOT DISTINCT FROM``
+    does), and whole rows are read only for them: counting every staged key in DuckDB cost
+    a third of the duplicate pass. The stored keys they meet are found by DuckDB, from the
+    stored rows new rows may meet (``stored``, None when there is none).
     """
-    found = [_repeated_in(paths, key_cols) for paths in _by_bucket(files).values()]
-    found = [rows for rows in found if rows.num_rows]
-    if not found:
+    found = [rows for rows in (_repeated_in(paths, key_cols) for paths in _by_bucket(files).values()) if rows.num_rows]
+    if not found and stored is None:
         return _NO_ROWS.assign(_stored=pd.Series(dtype=bool))
-    repeated = pa.concat_tables(found)
-    con.register("repeated_rows", repeated)
-    rows = con.execute(f"SELECT s.*, false AS _stored FROM {staged} s "
-                       "SEMI JOIN repeated_rows k ON s._file = k._file AND s._row = k._row").df()
+    con.register("repeated_rows", pa.concat_tables(found) if found else
+                 pa.table({"_file": pa.array([], pa.string()), "_row": pa.array([], pa.int64())}))
+    if stored is None:
+        rows = con.execute(f"SELECT s.*, false AS _stored FROM {staged} s "
+                           "SEMI JOIN repeated_rows k ON s._file = k._file AND s._row = k._row").df()
+    else:
+        keys = ", ".join(f'"{c}"' for c in key_cols)
+        known = f"SELECT DISTINCT {keys} FROM {stored} r SEMI JOIN {staged} s ON {_same('r', 's', key_cols)}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _known AS {known}").fetchall()
+        rows = con.execute(
+            f"SELECT s.*, false AS _stored FROM {staged} s SEMI JOIN (SELECT _file, _row FROM repeated_rows "
+            f"UNION SELECT s2._file, s2._row FROM {staged} s2 SEMI JOIN _known k ON {_same('s2', 'k', key_cols)}) p "
+            "ON s._file = p._file AND s._row = p._row "
+            f"UNION ALL BY NAME SELECT r.*, true AS _stored FROM {stored} r "
+            f"SEMI JOIN _known k ON {_same('r', 'k', key_cols)}").df()
+        con.execute("DROP TABLE _known").fetchall()
     con.unregister("repeated_rows")
     return rows
 
