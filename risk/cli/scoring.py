@@ -185,11 +185,13 @@ def term(
     started = dt.datetime.now()
     steps = run_term(job)
     table = Table(title=f"risk term at {job.as_of} ({(dt.datetime.now() - started).total_seconds():,.0f} s)")
-    for column in ("step", "status", "seconds", "peak RSS MB", "in", "out"):
-        table.add_column(column, justify="right" if column in ("seconds", "peak RSS MB") else "left")
+    for column in ("step", "status", "seconds", "peak RSS MB", "in", "out", "CPU s"):
+        table.add_column(column, justify="right" if column in ("seconds", "peak RSS MB", "CPU s") else "left")
     for s in steps:
-        table.add_row(s.step, s.status, f"{s.seconds:,.1f}", f"{s.peak_rss_mb:,.0f}", s.rows_in, s.rows_out)
+        table.add_row(s.step, s.status, f"{s.seconds:,.1f}", f"{s.peak_rss_mb:,.0f}", s.rows_in, s.rows_out,
+                      f"{s.cpu_seconds:,.1f}")
     table.add_row("total", "", f"{sum(s.seconds for s in steps):,.1f}",
-                  f"{max((s.peak_rss_mb for s in steps), default=0):,.0f}", "", "")
+                  f"{max((s.peak_rss_mb for s in steps), default=0):,.0f}", "", "",
+                  f"{sum(s.cpu_seconds for s in steps):,.1f}")
     console.print(table)
     print_freshness_warnings(job.freshness)
