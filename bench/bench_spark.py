@@ -91,6 +91,10 @@ def compare(title: str, sizes: list[int], times: list[dict[str, float]], spark: 
                       times[0]["duckdb"]))
     for n, t in zip(sizes[1:], times[1:], strict=True):
         per_row = {e: (t[e] - times[0][e]) / (n - tiny) * 1e6 for e in (spark, "duckdb")}
+        if min(per_row.values()) <= 0:  # a slope from two runs under different loads says nothing
+            print(f"  per 1M rows ({tiny:,} → {n:,}): not measured, {n:,} students ran faster than {tiny:,} "
+                  "(the host's load changed between the runs: see the load averages)")
+            continue
         print("  " + line(f"per 1M rows ({tiny:,} → {n:,}), Spark", per_row[spark], "s", "DuckDB",
                           per_row["duckdb"]))
 
