@@ -65,10 +65,7 @@ import pandas as pd
 
 from risk.config import Settings
 from risk.features.base import AsOf
-from risk.features.batch import buckets_of
-from risk.features.build import build_features
-from risk.features.context_rates import open_validated
-from risk.features.sources import view_validated
+from risk.features.batch import first_buckets_features
 from risk.models.bundle import ModelBundle
 from risk.models.profile import TrainingProfile, discrete_features, training_profile
 from risk.models.term_split import first_school_day, school_week_of
@@ -226,16 +223,4 @@ def _term_at(validated: Path, con: duckdb.DuckDBPyConnection, term: str, day: fl
 def _sample_features(validated: Path, point: AsOf, bundle: ModelBundle, settings: Settings,
                      min_rows: int) -> pd.DataFrame:
     """Features at ``point`` of whole buckets of students (bucketing is by pseudonym: a uniform sample)."""
-    con = open_validated(validated, point, settings)
-    try:
-        frames, rows = [], 0
-        for bucket in buckets_of(validated):
-            view_validated(con, validated, bucket=bucket)
-            frame = build_features(con, point, bundle.catalog, keep_shared=True)
-            frames.append(frame)
-            rows += len(frame)
-            if rows >= min_rows:
-                break
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    finally:
-        con.close()
+    return first_buckets_features(validated, point, bundle.catalog, settings, min_rows)
