@@ -177,7 +177,9 @@ def validate(
 def features(
     as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD: only rows dated on or before it count.")],
     data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
-    out: Annotated[Path, typer.Option(help="Feature matrix to write (Parquet).")] = Path("data/features.parquet"),
+    out: Annotated[Path | None, typer.Option(
+        help="Feature matrix to write, Parquet (default: data/features.parquet; with --engine spark, the folder "
+             "data/features-spark).")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Feature catalog (YAML); default from settings.")] = None,
     settings: Annotated[Path, typer.Option(help="Settings (YAML).")] = REPO_CONFIGS / "risk.yaml",
     engine: Annotated[Engine, typer.Option(
@@ -192,6 +194,8 @@ def features(
     from risk.features.freshness import log_freshness
 
     point = parse_date(as_of, "--as-of")
+    # Spark writes a folder by bucket: it must not replace batch's one file.
+    out = out or Path("data/features-spark" if engine == Engine.spark else "data/features.parquet")
     loaded = load_settings(settings)
     chosen = load_catalog(catalog or loaded.resolve(loaded.features.catalog))
     if engine == Engine.spark:

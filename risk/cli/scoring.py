@@ -35,7 +35,9 @@ def score(
     as_of: Annotated[str, typer.Option("--as-of", help="Point in time, YYYY-MM-DD.")],
     data: Annotated[Path, typer.Option(help="Validated folder (from risk validate).")] = Path("data/validated"),
     model: Annotated[str, typer.Option(help="Registry alias (champion, challenger) or version number.")] = "champion",
-    out: Annotated[Path, typer.Option(help="Scores to write (Parquet).")] = Path("data/scores.parquet"),
+    out: Annotated[Path | None, typer.Option(
+        help="Scores to write, Parquet (default: data/scores.parquet; with --engine spark, the folder "
+             "data/scores, which `risk store load` reads).")] = None,
     store: StoreOption = None,
     catalog: Annotated[Path | None, typer.Option(
         help="Feature catalog to check against the model's (default: the model's own).")] = None,
@@ -60,6 +62,8 @@ def score(
     from risk.scoring.settings import load_scoring_settings
 
     point = parse_date(as_of, "--as-of")
+    # Spark writes a folder by bucket: it must not land on (or be mistaken for) batch's one file.
+    out = out or Path("data/scores" if engine == Engine.spark else "data/scores.parquet")
     loaded = load_settings(settings)
     freshness = []
     if engine == Engine.duckdb or _is_local(data):  # Spark also reads Hadoop paths (hdfs://), which DuckDB cannot
