@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic_store import validated_synthetic
 
 from risk.config import Settings
 from risk.features import batch
@@ -30,14 +31,7 @@ KEY = b"aggregates-test-key-0123456789"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    from risk.data.synth import SynthConfig, generate
-    from risk.data.validate import validate_sources
-
-    root = tmp_path_factory.mktemp("aggregates")
-    config = SynthConfig.from_yaml(Path(__file__).resolve().parent.parent / "configs" / "synth.yaml")
-    generate(root / "source", students=300, terms=2, seed=5, config=config, progress=False)
-    validate_sources(root / "source", root / "validated", key=KEY, progress=False, buckets=4)
-    return root / "validated"
+    return validated_synthetic(tmp_path_factory.mktemp("aggregates"), students=300, terms=2, seed=5, key=KEY)
 
 
 def school_days_of_last_term(validated: Path) -> list[dt.date]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from synthetic_store import validated_synthetic
 
 from risk.config import Settings
 from risk.features import batch
@@ -39,14 +40,7 @@ KEY = b"feature-points-test-key-012345"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    from risk.data.synth import SynthConfig, generate
-    from risk.data.validate import validate_sources
-
-    root = tmp_path_factory.mktemp("points")
-    config = SynthConfig.from_yaml(Path(__file__).resolve().parent.parent / "configs" / "synth.yaml")
-    generate(root / "source", students=300, terms=2, seed=11, config=config, progress=False)
-    validate_sources(root / "source", root / "validated", key=KEY, progress=False, buckets=4)
-    return root / "validated"
+    return validated_synthetic(tmp_path_factory.mktemp("points"), students=300, terms=2, seed=11, key=KEY)
 
 
 def sample_days(validated: Path) -> list[dt.date]:
