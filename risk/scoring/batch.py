@@ -65,7 +65,7 @@ from risk.store import (
     write_summaries,
 )
 
-__all__ = ["ScoreReport", "bucket_context", "score_students"]
+__all__ = ["ScoreReport", "bucket_context", "run_settings", "score_students"]
 
 log = get_logger(__name__)
 
@@ -125,11 +125,7 @@ def score_students(validated: Path, as_of: dt.date, *, bundle: ModelBundle, mode
     buckets = buckets_of(validated)
     run_id = find_unfinished_run(store, as_of=as_of, model_version=model_version) or start_run(
         store, as_of=as_of, term=point.term, model_name=model_name, model_version=model_version,
-        settings={"reasons": scoring.reasons.model_dump(), "drift": scoring.drift.model_dump(),
-                  "evaluation": bundle.meta.get("evaluation", {}), "trained": bundle.meta.get("split", {}),
-                  "catalog_version": bundle.meta.get("catalog_version"),
-                  # The term report explains the classes from it even when MLflow is out of reach.
-                  "policy": json.loads(bundle.policy.to_json())})
+        settings=run_settings(bundle, scoring, drift=scoring.drift.model_dump()))
     parts = out.with_name(out.name + ".parts") / run_id
     parts.mkdir(parents=True, exist_ok=True)
     done = done_buckets(store, run_id)
@@ -234,6 +230,13 @@ def _score_bucket(features: pd.DataFrame, hints: pd.DataFrame, bundle: ModelBund
     return _Bucket(frame[list(SCORE_FILE_COLUMNS)], bucket_context(frame), state)
 
 
+def run_settings(bundle: ModelBundle, scoring: ScoringSettings, **extra: object) -> dict[str, object]:
+    """What a scoring run stores of its model and settings (``extra``: what one path adds, after the reasons)."""
+    return {"reasons": scoring.reasons.model_dump(), **extra,
+            "evaluation": bundle.meta.get("evaluation", {}), "trained": bundle.meta.get("split", {}),
+            "catalog_version": bundle.meta.get("catalog_version"),
+            # The term report explains the classes from it even when MLflow is out of reach.
+            "policy": json.loads(bundle.policy.to_json())}
 def bucket_context(frame: pd.DataFrame) -> pd.DataFrame:
     """A bucket's school context: one row per (school_id, code) with ``students``, ``en`` and ``th``.
 

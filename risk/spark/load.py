@@ -11,7 +11,6 @@ that it was not computed here.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pyarrow.parquet as pq
 from risk.errors import RiskError
 from risk.models.bundle import ModelBundle
 from risk.scoring.alerts import build_alerts
-from risk.scoring.batch import SCORE_FILE_COLUMNS, bucket_context
+from risk.scoring.batch import SCORE_FILE_COLUMNS, bucket_context, run_settings
 from risk.scoring.settings import ScoringSettings
 from risk.scoring.summaries import area_summaries
 from risk.store import (
@@ -63,9 +62,7 @@ def load_scores(store: Store, scores: Path, *, bundle: ModelBundle, model_name: 
     as_of = as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of)[:10])
     run_id = find_unfinished_run(store, as_of=as_of, model_version=version) or start_run(
         store, as_of=as_of, term=term, model_name=model_name, model_version=version,
-        settings={"reasons": scoring.reasons.model_dump(), "engine": "spark",
-                  "evaluation": bundle.meta.get("evaluation", {}), "trained": bundle.meta.get("split", {}),
-                  "catalog_version": bundle.meta.get("catalog_version"), "policy": json.loads(bundle.policy.to_json())})
+        settings=run_settings(bundle, scoring, engine="spark"))
     done = done_buckets(store, run_id)
     with tempfile.TemporaryDirectory(prefix="risk-load-") as folder:
         files, students = [], 0
