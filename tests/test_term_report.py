@@ -111,7 +111,8 @@ def test_the_report_of_a_stored_run_reads_the_model_from_mlflow_and_counts_rule_
 
 
 
-def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_store, tmp_path: Path) -> None:
+def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_store, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The session's champion (tests/conftest.py) scores the world; the report reads run, scores and MLflow."""
     from risk.config import load_settings
     from risk.scoring.batch import score_students
@@ -120,7 +121,10 @@ def test_the_report_of_a_real_scoring_run_explains_the_champion(world, champion_
     from risk.scoring.term_report import term_report
     from risk.store import latest_scores, open_store
 
-    home, _, result, registered = champion_store
+    home, uri, result, registered = champion_store
+    # The report finds the model's store as a user's shell names it. MLflow's process-wide URI is the last
+    # one any test of this worker configured, which need not be the champion's (CI failed on that order).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     store = open_store(f"sqlite:///{tmp_path / 'risk.db'}")
     score_students(world / "validated", dt.date(2026, 7, 24), bundle=result.bundle, model_name="dropout-risk",
                    model_version=registered["version"], store=store, out=tmp_path / "scores.parquet",
