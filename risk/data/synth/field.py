@@ -40,7 +40,7 @@ from pydantic import BaseModel
 from risk.data.contract import TABLE_ORDER
 from risk.data.profile import SourceProfile, load_profile
 from risk.data.synth.field_files import EXCEL_MAX_ROWS, EncodedCsv, Piece, XlsxParts, clean_batches
-from risk.data.synth.field_values import FieldColumns, cell_rows, csv_table
+from risk.data.synth.field_values import NUMBER_CELLS, FieldColumns, cell_table, csv_table
 from risk.data.synth.frames import arrow_schema
 from risk.data.synth.report import SynthReport
 
@@ -156,9 +156,10 @@ def _write_table(table: str, clean_dir: Path, out_dir: Path, profile: SourceProf
             pieces[relative] = _write_csv(path, out_dir / table, spec, wanted.encoding, batch_rows)
         else:
             parts = XlsxParts(out_dir / table, path.stem, sheet=wanted.sheet or table, max_rows=max_sheet_rows,
-                              header=[spec.headers[c] for c in spec.headers], cover=COVER.get(table))
+                              header=[spec.headers[c] for c in spec.headers], cover=COVER.get(table),
+                              numbers=NUMBER_CELLS)
             for batch in clean_batches(path, table, batch_rows):
-                parts.append(cell_rows(batch, spec))
+                parts.append(cell_table(batch, spec))
             pieces[relative] = parts.close(table)
     files = [name for found in pieces.values() for name, _, _ in found]
     dates = {"xlsx": "date cells", "parquet": ""}.get(fmt, _DATE_FORMS[spec.date_order] + f" ({spec.era.upper()})")

@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from openpyxl import Workbook
 
 from risk.data.synth.frames import arrow_schema
+from risk.data.synth.xlsx import Xlsx
 
 __all__ = ["EXCEL_MAX_ROWS", "EncodedCsv", "Piece", "XlsxParts", "clean_batches"]
 
@@ -81,27 +81,30 @@ class XlsxParts:
     One workbook is ``<stem>.xlsx``; when the rows need more, they are
     ``<stem>-01.xlsx``, ``<stem>-02.xlsx`` … (names that sort in row order, so
     "earlier in the export" means the same as in the clean part). ``cover`` puts a
-    note sheet before the data sheet, as DMC exports have.
+    note sheet before the data sheet, as DMC exports have. ``numbers`` names the text
+    columns whose codes of digits go in number cells (:class:`risk.data.synth.xlsx.Xlsx`).
     """
 
     def __init__(self, folder: Path, stem: str, *, sheet: str, header: list[str], max_rows: int,
-                 cover: str | None = None) -> None:
+                 cover: str | None = None, numbers: Iterable[str] = ()) -> None:
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, got {max_rows}")
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.stem, self.sheet, self.header = folder, stem, sheet, header
-        self.max_rows, self.cover = max_rows, cover
+        self.max_rows, self.cover, self.numbers = max_rows, cover, frozenset(numbers)
         self._pieces: list[tuple[Path, int, int]] = []
-        self._book: Workbook | None = None
-        self._rows = 0
+        self._book: Xlsx | None = None
 
-    def append(self, rows: Iterable[tuple]) -> None:
-        for row in rows:
-            if self._book is None or self._rows == self.max_rows:
+    def append(self, batch: pa.RecordBatch) -> None:
+        """Write ``batch``'s rows (cell values, :func:`risk.data.synth.field_values.cell_table`) in order."""
+        done = 0
+        while done < batch.num_rows:
+            if self._book is None or self._book.rows == self.max_rows:
                 self._next()
             assert self._book is not None
-            self._book.worksheets[-1].append(row)
-            self._rows += 1
+            take = min(self.max_rows - self._book.rows, batch.num_rows - done)
+            self._book.append(batch.slice(done, take))
+            done += take
 
     def close(self, table: str) -> list[Piece]:
         """Save the last workbook; returns its pieces as (path relative to the export, first row, rows)."""
@@ -120,18 +123,17 @@ class XlsxParts:
         first = 0
         if self._book is not None:
             first = self._pieces[-1][1] + self._save()
-        self._book = Workbook(write_only=True)
-        if self.cover:
-            self._book.create_sheet("คำชี้แจง").append([self.cover])
-        self._book.create_sheet(self.sheet).append(self.header)
-        self._pieces.append((self.folder / f".{self.stem}-{len(self._pieces) + 1}.xlsx.tmp", first, 0))
-        self._rows = 0
+        path = self.folder / f".{self.stem}-{len(self._pieces) + 1}.xlsx.tmp"
+        covers = [("คำชี้แจง", self.cover)] if self.cover else []
+        self._book = Xlsx(path, sheet=self.sheet, header=self.header, covers=covers, numbers=self.numbers)
+        self._pieces.append((path, first, 0))
 
     def _save(self) -> int:
         """Save the open workbook; returns its data rows."""
         assert self._book is not None
         path, first, _ = self._pieces[-1]
-        self._book.save(path)
-        self._pieces[-1] = (path, first, self._rows)
+        rows = self._book.rows
+        self._book.close()
+        self._pieces[-1] = (path, first, rows)
         self._book = None
-        return self._rows
+        return rows
