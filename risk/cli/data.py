@@ -136,13 +136,15 @@ def _store_url(text: str) -> str:
 @app.command()
 @friendly
 def validate(
-    source: Annotated[Path, typer.Argument(help="Folder of source exports (Parquet, CSV or Excel per table).")],
-    out: Annotated[Path, typer.Argument(help="Folder for validated Parquet, quarantine and the report.")],
+    sources: Annotated[list[Path], typer.Argument(
+        metavar="SOURCE", help="Folders of source exports (Parquet, CSV or Excel per table), validated in "
+        "the order given.", show_default=False)],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder for validated Parquet, quarantine and the report.")],
     settings: Annotated[Path, typer.Option(help="Settings (YAML): chunk size, buckets, workers.")] = (
         REPO_CONFIGS / "risk.yaml"),
     workers: Annotated[int | None, typer.Option(min=1, help="Processes for the row rules (default: settings).")] = None,
     replace: Annotated[bool, typer.Option(
-        "--replace", help="Start OUT again from this export, instead of adding it to the tables OUT holds.")] = False,
+        "--replace", help="Start OUT again from the first export, instead of adding it to the tables OUT holds.")] = False,
     profile: ProfileOption = None,
     accept_loss: Annotated[list[str] | None, typer.Option(
         "--accept-loss", metavar="TABLE",
@@ -153,23 +155,29 @@ def validate(
     """Check an export against the contract; pseudonymise IDs; quarantine bad rows with their reasons.
 
     When OUT already holds validated tables, the export is added to them (rows already
-    there are quarantined as duplicates; an export validated before is skipped).
+    there are quarantined as duplicates; an export validated before is skipped). Several
+    exports (a term each, oldest first) are added one after the other, as separate runs
+    would add them, in one process.
     """
     from risk.config import load_settings
     from risk.data.validate import validate_sources
 
-    if not source.is_dir():
-        raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
+    for source in sources:
+        if not source.is_dir():
+            raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
     data = load_settings(settings).data
-    report = validate_sources(source, out, key=pseudonym_key(demo), chunk_rows=data.chunk_rows, buckets=data.student_buckets,
-                              memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
-                              progress=not quiet, replace=replace, profile=read_profile(profile),
-                              accept_loss=frozenset(accept_loss or ()), loss_warn_share=data.loss_warn_share,
-                              loss_fail_share=data.loss_fail_share)
-    for line in report.summary_lines():
-        console.print(line, highlight=False)
-    if not report.skipped:
-        console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
+    for i, source in enumerate(sources):
+        if len(sources) > 1:
+            console.print(f"{source}:", highlight=False)
+        report = validate_sources(source, out, key=pseudonym_key(demo), chunk_rows=data.chunk_rows,
+                                  buckets=data.student_buckets, memory_limit=data.duckdb_memory_limit,
+                                  workers=workers or data.workers, progress=not quiet, replace=replace and i == 0,
+                                  profile=read_profile(profile), accept_loss=frozenset(accept_loss or ()),
+                                  loss_warn_share=data.loss_warn_share, loss_fail_share=data.loss_fail_share)
+        for line in report.summary_lines():
+            console.print(line, highlight=False)
+        if not report.skipped:
+            console.print(f"validated tables in {out}, rejected rows in {out / 'quarantine'}", highlight=False)
 
 
 @app.command()
