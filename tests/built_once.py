@@ -1,4 +1,7 @@
-"""Expensive states built once per test process and copied to each module that changes them.
+"""Expensive states built once and copied to each module that changes them.
+
+The synthetic world and the model trained on it are the same files in every xdist worker, so they are built
+once per session (:func:`built_by_one_worker`) and each worker takes a copy.
 
 The service modules each need a store scored by the batch scorer and an MLflow registry of their own
 (they create keys, acknowledge alerts, swap the champion). Scoring the world and logging the model twice
@@ -9,6 +12,7 @@ module gets a copy: its own files to change, none of the work repeated.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 from collections.abc import Callable
@@ -17,6 +21,31 @@ from pathlib import Path
 import pytest
 
 _BUILT: dict[tuple[str, str], Path] = {}
+
+
+def shared_root(factory: pytest.TempPathFactory) -> Path:
+    """The folder every xdist worker of this session sees (the session's own temporary folder without xdist)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_by_one_worker(name: str, factory: pytest.TempPathFactory, build: Callable[[Path], None]) -> Path:
+    """The folder ``build`` filled for ``name`` in this session: the first xdist worker to ask builds it under a
+    file lock in the folder the workers share, the others wait for it and get the same folder.
+
+    Read it, never change it: every worker sees the same files. A worker that needs its own copy takes one.
+    A build that raises leaves no folder behind, and the next worker to ask builds again.
+    """
+    root = shared_root(factory)
+    folder = root / f"shared-{name}"
+    with (root / f"shared-{name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other workers wait here while the first one builds
+        if not (root / f"shared-{name}.done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (root / f"shared-{name}.done").touch()
+    return folder
 
 
 def _once(kind: str, source: Path, factory: pytest.TempPathFactory, build: Callable[[Path], None]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -98,10 +99,43 @@ def is_slow(item: pytest.Item) -> bool:
             or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES)
 
 
+# ---------------------------------------------------------------- balance for --dist loadfile
+# ``make test`` gives each xdist worker a whole file at a time, the next one when it is free. pytest-xdist
+# by default hands out files with many tests first, which left the few-test, minute-long files (a world of
+# their own, a killed term, a server) to the end, one worker running them while the other sat idle. Files
+# are handed out heaviest first instead (the longest-job-first rule), the light ones last to fill the gaps.
+# The weights are seconds of wall time per file in one ``make test`` (2026-12-08, load average 10-15 on 2
+# cores, tests/ at ee601e8); only their order matters. Spark's files go first of all: each worker that
+# runs one starts a JVM, and the parity files take minutes. A file missing here keeps its place after these.
+FILE_SECONDS = {
+    "test_drift_calibrated": 285, "test_serve": 275, "test_alert_idempotency": 254, "test_privacy_term": 180,
+    "test_online_rowwise": 173, "test_mlflow_backends": 144, "test_scoring": 135, "test_parity_kinds": 126,
+    "test_train": 107, "test_online_fast": 85, "test_term_resume": 85, "test_teacher_page": 82,
+    "test_synth_validate": 76, "test_incremental": 61, "test_actions": 56, "test_serve_examples": 53,
+    "test_feature_cache": 50, "test_synth": 49, "test_readme_intake": 46, "test_forest": 45, "test_store": 40,
+    "test_pilot": 39, "test_feature_leakage": 37, "test_tracking_store": 35, "test_validate_speed_rules": 34,
+    "test_feature_points": 30, "test_serve_logs": 29, "test_impact_run": 28, "test_treated_rows": 27,
+    "test_catalog": 27, "test_term_report": 24, "test_serve_browser": 20,
+}
+
+
+def heaviest_first(module: str) -> tuple[bool, float]:
+    """The sort key of a test module's name: Spark's first, then by :data:`FILE_SECONDS`, longest first."""
+    return not module.startswith("test_spark_"), -FILE_SECONDS.get(module, 0)
+
+
+def pytest_configure(config):
+    # xdist's own order (most tests first) would undo the one set in pytest_collection_modifyitems.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if is_slow(item):
             item.add_marker(pytest.mark.slow)
+    # A stable sort: each file's tests keep their order, files of equal weight keep collection order.
+    items.sort(key=lambda item: heaviest_first(item.module.__name__.rsplit(".", 1)[-1]))
 
 
 # ---------------------------------------------------------------- the privacy scan
@@ -302,14 +336,18 @@ WORLD_TERMS = 5
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory):
-    """``root`` with ``source/`` (synthetic, with truth.parquet) and ``validated/``."""
-    from risk.data.synth import SynthConfig, generate
-    from risk.data.validate import validate_sources
+    """``root`` with ``source/`` (synthetic, with truth.parquet) and ``validated/``.
 
+    Generated and validated once per session (tests/built_once.py); each xdist worker reads a copy of its
+    own, so the caches a feature point writes under ``validated/`` are never written by two processes.
+    """
+    from built_once import built_by_one_worker
+    from synthetic_store import validated_synthetic
+
+    template = built_by_one_worker("world", tmp_path_factory, lambda folder: validated_synthetic(
+        folder, students=WORLD_STUDENTS, terms=WORLD_TERMS, seed=3, key=WORLD_KEY))
     root = tmp_path_factory.mktemp("world")
-    config = SynthConfig.from_yaml(Path(__file__).resolve().parent.parent / "configs" / "synth.yaml")
-    generate(root / "source", students=WORLD_STUDENTS, terms=WORLD_TERMS, seed=3, config=config, progress=False)
-    validate_sources(root / "source", root / "validated", key=WORLD_KEY, progress=False, buckets=4)
+    shutil.copytree(template, root, dirs_exist_ok=True)
     return root
 
 
@@ -354,28 +392,40 @@ def train_small(world: Path, **changes):
     return result, settings
 
 
-def train_log_promote(world: Path, home: Path):
-    """train → log → promote against the tracking store in use: (result, registered, promotion)."""
-    from risk.models.promotion import promote
-    from risk.models.tracking import log_training
+def trained_once(world: Path, factory: pytest.TempPathFactory):
+    """The result of :func:`train_small` on ``world`` with no champion, trained once per session: the first
+    xdist worker to ask trains it and keeps it pickled (tests/built_once.py), the others read the pickle."""
+    import pickle
 
-    result, settings = train_small(world)
-    registered = log_training(result, data_dir=home, experiment="dropout-risk", model_name=MODEL_NAME,
-                              settings_dump=settings.model_dump(mode="json"))
-    return result, registered, promote(MODEL_NAME, settings.promotion)
+    from built_once import built_by_one_worker
+
+    def build(folder: Path) -> None:
+        result, _ = train_small(world)
+        (folder / "result.pickle").write_bytes(pickle.dumps(result))
+
+    result = pickle.loads((built_by_one_worker("champion-model", factory, build) / "result.pickle").read_bytes())
+    # A compiled forest does not survive pickling (risk.models.forest keys a tree's split bits by the id() of
+    # its node dicts, new objects after loading): the bundle's model compiles its own on first use instead.
+    return dataclasses.replace(result, bundle=dataclasses.replace(result.bundle, forest=None, model=None))
 
 
 @pytest.fixture(scope="session")
 def champion_store(world, tmp_path_factory):
-    """``(home, tracking_uri, result, registered)``: a fresh SQLite store whose champion is one small model."""
+    """``(home, tracking_uri, result, registered)``: a fresh SQLite store whose champion is one small model
+    (:func:`trained_once`), logged and promoted in this worker's own store."""
     import os
 
-    from risk.models.tracking import configure_tracking
+    from risk.models.promotion import promote
+    from risk.models.tracking import configure_tracking, log_training
 
     home = tmp_path_factory.mktemp("mlflow-champion")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    uri = configure_tracking(home)
-    result, registered, decision = train_log_promote(world, home)
+    uri = configure_tracking(home)  # an empty registry: the model is trained with no champion to beat
+    result = trained_once(world, tmp_path_factory)
+    settings = small_train_settings()
+    registered = log_training(result, data_dir=home, experiment="dropout-risk", model_name=MODEL_NAME,
+                              settings_dump=settings.model_dump(mode="json"))
+    decision = promote(MODEL_NAME, settings.promotion)
     assert decision.promoted, decision.reasons
     return home, uri, result, registered
 
@@ -474,7 +524,32 @@ def stop_process_group(process) -> None:
             process.wait(timeout=10)
 
 
-# ---------------------------------------------------------------- Spark (make test-spark)
+# ---------------------------------------------------------------- Spark (make test and make test-spark)
+# The Spark test files share one worker under ``--dist loadfile`` (make test): one JVM and one session for all
+# of them, instead of a 4g JVM started, warmed up and planning the same SQL in each of the two workers.
+SPARK_FILES = "test_spark_"
+
+
+def pytest_sessionstart(session):
+    # Registered here, not in pytest_configure (the balance section's above): one hook of a name per module.
+    session.config.addinivalue_line("markers", "spark_readme: runs README's Spark lines as written, each a new "
+                                               "JVM (make test-spark; make test leaves them out, see Makefile)")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with every ``tests/test_spark_*.py`` in one scope (one worker); other modes as xdist has them."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "spark" if Path(scope).name.startswith(SPARK_FILES) else scope
+
+    return SparkFilesTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The test process's one local Spark session, shared by every Spark test module."""
@@ -483,7 +558,7 @@ def spark():
     pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
     from risk.spark.session import spark_session
 
-    spark = spark_session("local[2]")
+    spark = spark_session("local[2]", progress=False)
     # The tests' worlds are small: a shuffle into the session's 8 partitions is 8 tasks of nothing each,
     # at every join and group-by of the feature plan. The numbers do not depend on it (rows are sorted
     # before they are compared).

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from built_once import shared_root
 from conftest import WORLD_KEY, small_train_settings
 
 AS_OF = "2026-07-24"  # ten weeks into the world's last term (2569-1)
@@ -90,12 +91,6 @@ class TermRun:
     folder: Path
     first: Ran
     again: Ran
-
-
-def shared_root(tmp_path_factory) -> Path:
-    """The folder every xdist worker of this session sees (the session's own temporary folder without xdist)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 def shared_term(world: Path, tmp_path_factory) -> TermRun:
