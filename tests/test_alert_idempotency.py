@@ -4,7 +4,7 @@ DESIGN.md "Reasons, roles and alerts". The store tests run on SQLite and Postgre
 one test scores the session's small world three times at one date with two models
 through the real scorer (``score_students``: ``build_alerts`` then ``write_alerts``),
 acknowledging alerts between the runs; one upgrades a store of revision 0002 holding
-the duplicates the old scorer left; one posts bad dates to the real service.
+the duplicates the old scorer left; one posts bad dates to the real app (in this process).
 """
 
 from __future__ import annotations
@@ -17,20 +17,23 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import MODEL_NAME
+from conftest import MODEL_NAME, WORLD_KEY, hand_service_settings
+from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError
-from test_serve import call, people, registry, scored, service  # noqa: F401  (module fixtures of the service)
+from test_serve import scored  # noqa: F401  (the module fixture: the world's batch scores and alerts)
 
 from risk.config import load_settings
 from risk.models.bundle import ModelBundle
 from risk.scoring.batch import ScoreReport, score_students
 from risk.scoring.settings import load_scoring_settings
+from risk.serve.app import create_app
 from risk.store import (
     AcknowledgementDateError,
     Store,
     StoreError,
     acknowledge,
     alert_counts,
+    create_key,
     finish_run,
     open_alerts,
     open_store,
@@ -406,21 +409,33 @@ def test_a_failed_migration_leaves_a_sqlite_store_as_it_was(tmp_path) -> None:
 # --- the service: a bad date is a 422 that says why --------------------------------------
 
 
-def test_the_service_refuses_an_acknowledgement_dated_before_the_alert_or_after_today(service, people):  # noqa: F811
-    tokens, school = people["tokens"], people["school_a"]
-    alerts = call(service, "GET", f"/v1/schools/{school}/alerts", tokens["teacher_a"]).json()["alerts"]
+@pytest.fixture(scope="module")
+def teacher_app(world, scored, tmp_path_factory) -> Iterator[tuple[TestClient, str]]:  # noqa: F811
+    """The app on the scored world's store (no model: acknowledging needs none), and the school with most
+    alerts, whose teacher's key the client sends."""
+    url, store, frame = scored
+    school = frame.loc[frame["risk_class"] != "normal", "school_id"].value_counts().index[0]
+    token = create_key(store, "teacher", school_id=school, label="teacher of the school").token
+    app = create_app(hand_service_settings(world / "validated", url, tmp_path_factory.mktemp("ack-app")),
+                     id_key=WORLD_KEY)
+    with TestClient(app) as client:
+        client.headers["X-API-Key"] = token
+        yield client, school
+
+
+def test_the_service_refuses_an_acknowledgement_dated_before_the_alert_or_after_today(teacher_app):
+    client, school = teacher_app
+    alerts = client.get(f"/v1/schools/{school}/alerts").json()["alerts"]
     first, second = alerts[0], alerts[1]
     today = dt.date.today()
     for bad in ("1900-01-01", "5338-01-01", (today + dt.timedelta(days=1)).isoformat()):
-        response = call(service, "POST", f"/v1/alerts/{first['id']}/ack", tokens["teacher_a"],
-                        json={"action_taken": "เยี่ยมบ้าน", "acted_on": bad})
+        response = client.post(f"/v1/alerts/{first['id']}/ack", json={"action_taken": "เยี่ยมบ้าน", "acted_on": bad})
         assert response.status_code == 422, response.text
         (error,) = response.json()["detail"]
         assert error["loc"] == ["body", "acted_on"]
         assert f"{bad}, must lie between the alert's date {first['as_of']} and today" in error["msg"]
-    ok = call(service, "POST", f"/v1/alerts/{first['id']}/ack", tokens["teacher_a"],
-              json={"action_taken": "เยี่ยมบ้าน", "acted_on": first["as_of"]})
+    ok = client.post(f"/v1/alerts/{first['id']}/ack", json={"action_taken": "เยี่ยมบ้าน", "acted_on": first["as_of"]})
     assert ok.status_code == 200, ok.text
-    ok = call(service, "POST", f"/v1/alerts/{second['id']}/ack", tokens["teacher_a"],
-              json={"action_taken": "โทรหาผู้ปกครอง", "acted_on": today.isoformat()})
+    ok = client.post(f"/v1/alerts/{second['id']}/ack",
+                     json={"action_taken": "โทรหาผู้ปกครอง", "acted_on": today.isoformat()})
     assert ok.status_code == 200, ok.text
