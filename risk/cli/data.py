@@ -165,14 +165,14 @@ def validate(
     for source in sources:
         if not source.is_dir():
             raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
-    data = load_settings(settings).data
+    data, key = load_settings(settings).data, pseudonym_key(demo)
     for i, source in enumerate(sources):
         if len(sources) > 1:
             console.print(f"{source}:", highlight=False)
-        report = validate_sources(source, out, key=pseudonym_key(demo), chunk_rows=data.chunk_rows,
-                                  buckets=data.student_buckets, memory_limit=data.duckdb_memory_limit,
-                                  workers=workers or data.workers, progress=not quiet, replace=replace and i == 0,
-                                  profile=read_profile(profile), accept_loss=frozenset(accept_loss or ()),
+        report = validate_sources(source, out, key=key, chunk_rows=data.chunk_rows, buckets=data.student_buckets,
+                                  memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
+                                  progress=not quiet, replace=replace and i == 0, profile=read_profile(profile),
+                                  accept_loss=frozenset(accept_loss or ()),
                                   loss_warn_share=data.loss_warn_share, loss_fail_share=data.loss_fail_share)
         for line in report.summary_lines():
             console.print(line, highlight=False)
