@@ -48,9 +48,11 @@ def fresh(path: Path) -> Path:
 
 
 def run(name: str, argv: list[str]) -> float:
-    """Wall seconds of one command, printed with its peak RSS (process tree: the JVM included) and the load."""
+    """Wall seconds of one command, printed with its CPU seconds (the command and the children it waited for:
+    the JVM included), its peak RSS (process tree) and the load; on a shared host the CPU seconds bend less."""
     done = measure(argv, quiet=True)
-    print(f"  {name}: {done.seconds:,.1f} s, peak RSS {done.peak_rss_mb:,.0f} MB ({load()})", flush=True)
+    print(f"  {name}: {done.seconds:,.1f} s, CPU {done.cpu_seconds:,.1f} s, peak RSS {done.peak_rss_mb:,.0f} MB "
+          f"({load()})", flush=True)
     return done.seconds
 
 
