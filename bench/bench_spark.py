@@ -48,10 +48,11 @@ def fresh(path: Path) -> Path:
 
 
 def run(name: str, argv: list[str]) -> float:
-    """Wall seconds of one command, printed with its CPU seconds (the command and the children it waited for:
-    the JVM included), its peak RSS (process tree) and the load; on a shared host the CPU seconds bend less."""
+    """Wall seconds of one command, printed with its CPU seconds (every process of its tree: Spark's JVM, which
+    PySpark never waits for, included), its peak RSS (process tree) and the load; on a shared host the CPU
+    seconds bend less."""
     done = measure(argv, quiet=True)
-    print(f"  {name}: {done.seconds:,.1f} s, CPU {done.cpu_seconds:,.1f} s, peak RSS {done.peak_rss_mb:,.0f} MB "
+    print(f"  {name}: {done.seconds:,.1f} s, CPU {done.tree_cpu_seconds:,.1f} s, peak RSS {done.peak_rss_mb:,.0f} MB "
           f"({load()})", flush=True)
     return done.seconds
 
