@@ -77,5 +77,7 @@ def view_context_rates(spark, as_of: AsOf, settings: Settings) -> None:
     union = " UNION ALL ".join(labels_sql(t, m3_is_dropout=settings.labels.m3_non_continuation_is_dropout)
                                for t in terms)
     spark.sql(f"SELECT * FROM ({union}) WHERE dropped_out IS NOT NULL").createOrReplaceTempView("_risk_labels")
-    rates = spark.sql(context_rates_sql("_risk_labels", settings.features.context_prior_students))
-    rates.cache().createOrReplaceTempView("context_rates")
+    # Not cached: the feature plan reads it once, and a cached relation is one more plan every later query of the
+    # session is matched against.
+    spark.sql(context_rates_sql("_risk_labels", settings.features.context_prior_students)).createOrReplaceTempView(
+        "context_rates")

@@ -15,6 +15,8 @@ import resource
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from risk.config import Settings
 from risk.errors import ContractError
 from risk.features.base import AsOf
@@ -26,7 +28,7 @@ from risk.spark.context import view_context_rates
 from risk.spark.dialect import to_spark
 from risk.spark.sources import view_validated
 
-__all__ = ["as_uri", "build_feature_matrix_spark", "is_local", "open_validated", "spark_features"]
+__all__ = ["as_uri", "build_feature_matrix_spark", "is_local", "open_validated", "spark_features", "written_counts"]
 
 # Parts read more than once by the parts and the query after them: kept in memory while the plan runs.
 _CACHED = ("cohort", "att_day")
@@ -66,14 +68,44 @@ def spark_features(spark, as_of: AsOf, catalog: Catalog):
     return spark.sql(to_spark(plan.query)), cached
 
 
+def written_counts(spark, out: str, names) -> tuple[int, dict[str, int]]:
+    """(rows, missing values of each of ``names``) of the Parquet matrix under ``out``.
+
+    A local folder is counted from the files' footers (row and null counts, no data read); a Hadoop path,
+    or a file written without statistics, by one Spark pass over the files.
+    """
+    if is_local(out):
+        files = sorted(Path(out.removeprefix("file://")).glob("bucket=*/*.parquet"))
+        rows, missing = 0, dict.fromkeys(names, 0)
+        for file in files:
+            meta = pq.ParquetFile(file).metadata
+            rows += meta.num_rows
+            position = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                for name in names:
+                    stats = group.column(position[name]).statistics
+                    if stats is None or stats.null_count is None:
+                        return _counted_by_spark(spark, out, names)
+                    missing[name] += stats.null_count
+        return rows, missing
+    return _counted_by_spark(spark, out, names)
+
+
+def _counted_by_spark(spark, out: str, names) -> tuple[int, dict[str, int]]:
+    from pyspark.sql import functions as F
+
+    counts = spark.read.parquet(out).agg(F.count(F.lit(1)).alias("_rows"), *(
+        F.count(F.when(F.col(n).isNull(), 1)).alias(n) for n in names)).collect()[0]
+    return counts["_rows"], {n: counts[n] for n in names}
+
+
 def build_feature_matrix_spark(spark, validated: str | Path, as_of: dt.date, out: str, *, settings: Settings,
                                catalog: Catalog, check_data: bool = True) -> FeatureRunReport:
     """Write the feature matrix at ``as_of`` to ``out`` (a folder of Parquet, ``bucket=N`` partitions).
 
     The same checks as the batch path run first when ``validated`` is a local folder.
     """
-    from pyspark.sql import functions as F
-
     started = time.perf_counter()
     point, validated, out = AsOf(as_of), as_uri(validated), as_uri(out)
     freshness = []
@@ -83,23 +115,20 @@ def build_feature_matrix_spark(spark, validated: str | Path, as_of: dt.date, out
     open_validated(spark, validated, point, settings)
     frame, cached = spark_features(spark, point, catalog)
     buckets = spark.sql(f"SELECT DISTINCT student_key, bucket FROM enrollments WHERE term = '{point.term}'")
-    frame = frame.join(buckets, "student_key", "left").cache()
     try:
-        counts = frame.agg(F.count(F.lit(1)).alias("rows"),
-                           *(F.count(F.when(F.col(n).isNull(), 1)).alias(n) for n in catalog.names)).collect()[0]
-        rows = counts["rows"]
-        if rows == 0:
-            raise ContractError(f"no student of term {point.term} in {validated} is still enrolled at {as_of}")
-        (frame.repartition("bucket").sortWithinPartitions("student_key")
+        # One pass: the matrix is computed while it is written, then counted from what was written.
+        (frame.join(buckets, "student_key", "left").repartition("bucket").sortWithinPartitions("student_key")
          .select(*KEY_COLUMNS, *catalog.names, "bucket")
          .write.mode("overwrite").partitionBy("bucket")
          .option("compression", "zstd").parquet(str(out)))
     finally:
-        frame.unpersist()
         for part in cached:
             part.unpersist()
+    rows, missing = written_counts(spark, str(out), catalog.names)
+    if rows == 0:
+        raise ContractError(f"no student of term {point.term} in {validated} is still enrolled at {as_of}")
     return FeatureRunReport(
         as_of=as_of, term=point.term, students=rows, features=len(catalog.names), catalog_version=catalog.version,
-        missing_share={n: round(counts[n] / rows, 4) for n in catalog.names},
+        missing_share={n: round(missing[n] / rows, 4) for n in catalog.names},
         seconds=round(time.perf_counter() - started, 2), output=str(out), freshness=freshness,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))  # the driver; the JVM apart
