@@ -533,7 +533,7 @@ def spark():
     pytest.importorskip("pyspark", reason="the spark extra is not installed: pip install -e '.[spark]'")
     from risk.spark.session import spark_session
 
-    spark = spark_session("local[2]")
+    spark = spark_session("local[2]", progress=False, quick_jit=True)
     # The tests' worlds are small: a shuffle into the session's 8 partitions is 8 tasks of nothing each,
     # at every join and group-by of the feature plan. The numbers do not depend on it (rows are sorted
     # before they are compared).
