@@ -79,12 +79,13 @@ demo-pilot: setup
 	$(RISK) report --data $(PILOT_DATA)/validated --out $(PILOT_DATA)/report.html
 	@echo "pilot report: $(PILOT_DATA)/report.html  truth: $(PILOT_DATA)/next/truth.parquet"
 
-# Two test processes, one per core; a test file stays on one (its module fixtures are built once).
-test: setup test-db
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not spark"
+# Two test processes, one per core; a test file stays on one (its module fixtures are built once), and the
+# Spark test files share one (one JVM; tests/conftest.py). Spark's parity tests run here in local mode: every
+# feature kind, every student's score and reasons, the store load. README's Spark lines are left to test-spark.
+test: setup test-db test-java
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not spark_readme"
 
-# Spark in local mode against DuckDB and risk score (tests marked spark): every feature kind, every
-# student's score and reasons. Out of make test for now: ~10+ minutes of its own on 2 cores.
+# Every Spark test (marker spark), README's Spark lines too (marker spark_readme: each line a new JVM).
 test-spark: setup test-java
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m spark
 

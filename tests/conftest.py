@@ -524,7 +524,32 @@ def stop_process_group(process) -> None:
             process.wait(timeout=10)
 
 
-# ---------------------------------------------------------------- Spark (make test-spark)
+# ---------------------------------------------------------------- Spark (make test and make test-spark)
+# The Spark test files share one worker under ``--dist loadfile`` (make test): one JVM and one session for all
+# of them, instead of a 4g JVM started, warmed up and planning the same SQL in each of the two workers.
+SPARK_FILES = "test_spark_"
+
+
+def pytest_sessionstart(session):
+    # Registered here, not in pytest_configure (the balance section's above): one hook of a name per module.
+    session.config.addinivalue_line("markers", "spark_readme: runs README's Spark lines as written, each a new "
+                                               "JVM (make test-spark; make test leaves them out, see Makefile)")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with every ``tests/test_spark_*.py`` in one scope (one worker); other modes as xdist has them."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SparkFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "spark" if Path(scope).name.startswith(SPARK_FILES) else scope
+
+    return SparkFilesTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """The test process's one local Spark session, shared by every Spark test module."""

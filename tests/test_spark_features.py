@@ -24,7 +24,11 @@ from risk.features.base import AsOf
 from risk.features.batch import build_feature_matrix
 from risk.features.catalog import Catalog, load_catalog
 
-pytestmark = [pytest.mark.slow, pytest.mark.spark]
+pytestmark = [pytest.mark.slow, pytest.mark.spark,
+              # PySpark 4.3 under pandas 3 (README, "Running on a Spark cluster"): ~3,000 lines a run, one per column
+              # of each toPandas, nothing risk can act on.
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")]
 
 EDGE_POINTS = (dt.date(2024, 5, 20), AS_OF, dt.date(2024, 6, 14), dt.date(2024, 3, 15))
 

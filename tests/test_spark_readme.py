@@ -122,6 +122,7 @@ def test_the_cluster_lines_run_commands_risk_accepts():
     assert parsed >= 3  # two spark-submit lines and risk store load
 
 
+@pytest.mark.spark_readme
 def test_spark_scores_equal_risk_scores_for_every_student(ran):
     data = ran.data
     expected = pd.read_parquet(data / "scores.parquet").set_index("student_key").sort_index()
@@ -135,6 +136,7 @@ def test_spark_scores_equal_risk_scores_for_every_student(ran):
     assert (expected["risk_class"] != "normal").sum() > 0 and (expected["reason_codes"] != "[]").sum() > 0
 
 
+@pytest.mark.spark_readme
 def test_the_comparison_line_prints_what_the_parquet_files_hold(ran):
     data = ran.data
     line = next(out for out in ran.outputs if re.fullmatch(r"\d+ \d+ \S+ \d+ \d+\n", out))
@@ -143,6 +145,7 @@ def test_the_comparison_line_prints_what_the_parquet_files_hold(ran):
     assert float(largest) <= 1e-12 and classes == reasons == "0"
 
 
+@pytest.mark.spark_readme
 def test_the_spark_features_are_written_by_bucket_for_every_student(ran):
     data = ran.data
     features = pd.read_parquet(data / "features-spark")
@@ -150,6 +153,7 @@ def test_the_spark_features_are_written_by_bucket_for_every_student(ran):
     assert sorted(p.name for p in (data / "features-spark").glob("bucket=*")) == [f"bucket={b}" for b in range(4)]
 
 
+@pytest.mark.spark_readme
 def test_store_load_stores_what_risk_score_stored(ran):
     store = open_store(f"sqlite:///{ran.data / 'risk.db'}")
     loaded = latest_finished_run(store)
