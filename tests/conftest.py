@@ -394,16 +394,25 @@ def train_small(world: Path, **changes):
 
 def trained_once(world: Path, factory: pytest.TempPathFactory):
     """The result of :func:`train_small` on ``world`` with no champion, trained once per session: the first
-    xdist worker to ask trains it and keeps it pickled (tests/built_once.py), the others read the pickle."""
+    xdist worker to ask trains it and keeps it pickled (tests/built_once.py), the others read the pickle.
+
+    The feature points the training cached under ``world``'s ``validated/_derived`` are copied into every
+    worker's world, as if each had trained there (test_train holds the next training to reusing them).
+    """
     import pickle
 
     from built_once import built_by_one_worker
 
+    from risk.data.incremental import DERIVED
+
     def build(folder: Path) -> None:
         result, _ = train_small(world)
         (folder / "result.pickle").write_bytes(pickle.dumps(result))
+        shutil.copytree(world / "validated" / DERIVED, folder / DERIVED)
 
-    result = pickle.loads((built_by_one_worker("champion-model", factory, build) / "result.pickle").read_bytes())
+    built = built_by_one_worker("champion-model", factory, build)
+    shutil.copytree(built / DERIVED, world / "validated" / DERIVED, dirs_exist_ok=True)
+    result = pickle.loads((built / "result.pickle").read_bytes())
     # A compiled forest does not survive pickling (risk.models.forest keys a tree's split bits by the id() of
     # its node dicts, new objects after loading): the bundle's model compiles its own on first use instead.
     return dataclasses.replace(result, bundle=dataclasses.replace(result.bundle, forest=None, model=None))
