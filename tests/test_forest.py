@@ -171,3 +171,14 @@ def test_single_leaf_trees_contribute_only_their_value(data: tuple[np.ndarray, n
     forest = CompiledForest.from_booster(booster)
     np.testing.assert_allclose(forest.contributions(X[:50]), booster.predict(X[:50], pred_contrib=True),
                                rtol=0, atol=1e-12)
+
+
+def test_a_forest_pickled_before_its_first_explanation_explains_as_lightgbm(
+        data: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TreeSHAP tables are built on first use, possibly in another process than the one that compiled
+    the forest (a model bundle pickled to a worker): what they read of each split must survive pickling."""
+    import pickle
+
+    booster, forest, rows = compiled_with_awkward_rows(data, EXPLAINED["depth 3, categorical"], monkeypatch, seed=6)
+    copy = pickle.loads(pickle.dumps(forest))
+    np.testing.assert_allclose(copy.contributions(rows), booster.predict(rows, pred_contrib=True), rtol=0, atol=1e-12)

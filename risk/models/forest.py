@@ -323,8 +323,10 @@ def _compile_tree(root: dict[str, Any], thresholds: list[float], columns: dict[t
             numeric.append((columns.setdefault((feature, rule), len(columns)), threshold, bits))
     leaf_by_run = np.concatenate([[np.nan], leaves])
     # The pattern's bit of each split: numeric splits first, then categorical, as _contribution_block reads them.
-    numeric_nodes = [id(node) for node, _ in splits if node["decision_type"] != "=="]
-    categorical_nodes = [id(node) for node, _ in splits if node["decision_type"] == "=="]
+    # Keyed by LightGBM's split_index (unique in a tree), not id(): the tables are built on first use,
+    # possibly after the forest was pickled (a model bundle sent to another process), when ids differ.
+    numeric_nodes = [int(node["split_index"]) for node, _ in splits if node["decision_type"] != "=="]
+    categorical_nodes = [int(node["split_index"]) for node, _ in splits if node["decision_type"] == "=="]
     bit_of = {node: k for k, node in enumerate(numeric_nodes + categorical_nodes)}
     return _Tree(numeric, categorical, leaf_by_run, dtype, root=root, bit_of=bit_of)
 
@@ -351,7 +353,7 @@ def _shap_table(root: dict[str, Any], bit_of: dict[int, int]) -> tuple[float, li
         count = float(node["internal_count"])
         for child, went_right in ((node["left_child"], False), (node["right_child"], True)):
             share = float(child.get("internal_count", child.get("leaf_count"))) / count
-            walk(child, [*path, (int(node["split_feature"]), bit_of[id(node)], went_right, share)])
+            walk(child, [*path, (int(node["split_feature"]), bit_of[int(node["split_index"])], went_right, share)])
 
     walk(root, [])
     expected = sum(value * math.prod(share for *_, share in path) for value, path in leaves)
