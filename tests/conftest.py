@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -412,10 +411,7 @@ def trained_once(world: Path, factory: pytest.TempPathFactory):
 
     built = built_by_one_worker("champion-model", factory, build)
     shutil.copytree(built / DERIVED, world / "validated" / DERIVED, dirs_exist_ok=True)
-    result = pickle.loads((built / "result.pickle").read_bytes())
-    # A compiled forest does not survive pickling (risk.models.forest keys a tree's split bits by the id() of
-    # its node dicts, new objects after loading): the bundle's model compiles its own on first use instead.
-    return dataclasses.replace(result, bundle=dataclasses.replace(result.bundle, forest=None, model=None))
+    return pickle.loads((built / "result.pickle").read_bytes())
 
 
 @pytest.fixture(scope="session")
