@@ -10,6 +10,7 @@ holds the student tables in memory (:class:`HeldTables`).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import resource
 import time
 from collections.abc import Sequence
@@ -130,7 +131,8 @@ def build_feature_matrix(validated: Path, as_of: dt.date, out: Path, *, settings
         freshness = domain_freshness(validated, as_of, settings)
     con = open_validated(validated, point, settings) if held is None else held.open(point, settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    # This process's own file, renamed into place whole: two commands may build the same point at once.
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
     writer: pq.ParquetWriter | None = None
     rows = 0
     missing = pd.Series(0.0, index=catalog.names)

@@ -8,6 +8,7 @@ not read as 50%: rate = (dropouts + m × prior) / (students + m).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -62,7 +63,10 @@ def context_rates(con: duckdb.DuckDBPyConnection, validated: Path, as_of: AsOf, 
     if labels["dropped_out"].notna().sum() == 0:
         rates[["school_rate", "district_rate"]] = float("nan")  # no history yet: unknown, not zero
     cache.parent.mkdir(parents=True, exist_ok=True)
-    rates.to_parquet(cache, index=False)
+    # Written aside and renamed whole: another command reading or writing the same cache sees all or nothing.
+    partial = cache.with_name(f"{cache.name}.{os.getpid()}.partial")
+    rates.to_parquet(partial, index=False)
+    partial.replace(cache)
     return rates
 
 
