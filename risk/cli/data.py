@@ -210,7 +210,7 @@ def features(
         from risk.spark.features import build_feature_matrix_spark
         from risk.spark.session import spark_session, submitted_master
 
-        report = build_feature_matrix_spark(spark_session(submitted_master()), str(data), point, str(out),
+        report = build_feature_matrix_spark(spark_session(submitted_master(), progress=not quiet), str(data), point, str(out),
                                             settings=loaded, catalog=chosen)
     else:
         report = build_feature_matrix(data, point, out, settings=loaded, catalog=chosen, progress=not quiet)

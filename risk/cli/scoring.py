@@ -80,7 +80,7 @@ def score(
         bundle.check_catalog(load_catalog(catalog))
     if engine == Engine.spark:
         _score_on_spark(data, point, out, bundle=bundle, model_uri=_model_uri(name, model), model_version=version,
-                        settings=loaded, scoring=scoring)
+                        settings=loaded, scoring=scoring, quiet=quiet)
         print_freshness_warnings(freshness)
         return
     report = score_students(data, point, bundle=bundle, model_name=name, model_version=version,
@@ -101,14 +101,14 @@ def _model_uri(name: str, ref: str) -> str:
     return f"models:/{name}/{ref}" if ref.isdigit() else f"models:/{name}@{ref}"
 
 
-def _score_on_spark(data: Path, point: dt.date, out: Path, **kwargs: object) -> None:
+def _score_on_spark(data: Path, point: dt.date, out: Path, *, quiet: bool, **kwargs: object) -> None:
     """``risk score --engine spark``: the scores as Parquet by bucket (risk.spark.scoring); the store is left to
-    ``risk store load``, which may run where the store is."""
+    ``risk store load``, which may run where the store is. ``quiet``: no Spark progress bar."""
     from risk.spark.features import as_uri
     from risk.spark.scoring import score_students_spark
     from risk.spark.session import spark_session, submitted_master
 
-    done = score_students_spark(spark_session(submitted_master()), as_uri(data), point, as_uri(out), **kwargs)
+    done = score_students_spark(spark_session(submitted_master(), progress=not quiet), as_uri(data), point, as_uri(out), **kwargs)
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(done["classes"].items()))
     console.print(f"scored {done['students']:,} students at {point} on Spark: {mix}; {done['seconds']:.1f} s",
                   highlight=False)
