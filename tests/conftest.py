@@ -15,6 +15,11 @@ import pytest
 
 from risk.data.ids import thai_check_digit
 
+# Two test processes, each with LightGBM's two OpenMP threads (and DuckDB's, and a Spark JVM), on two cores:
+# OpenMP threads that spin while they wait burn the core the other process needs; passive ones sleep.
+# Set before any test loads OpenMP (nothing above does); make demo sets the same for its commands.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 SCHOOL_A = "1040100001"
 SCHOOL_B = "1030200002"
 TERM = "2567-1"
@@ -533,12 +538,6 @@ def stop_process_group(process) -> None:
 # The Spark test files share one worker under ``--dist loadfile`` (make test): one JVM and one session for all
 # of them, instead of a 4g JVM started, warmed up and planning the same SQL in each of the two workers.
 SPARK_FILES = "test_spark_"
-
-
-def pytest_sessionstart(session):
-    # Registered here, not in pytest_configure (the balance section's above): one hook of a name per module.
-    session.config.addinivalue_line("markers", "spark_readme: runs README's Spark lines as written, each a new "
-                                               "JVM (make test-spark; make test leaves them out, see Makefile)")
 
 
 def pytest_xdist_make_scheduler(config, log):
