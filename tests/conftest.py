@@ -111,6 +111,8 @@ def is_slow(item: pytest.Item) -> bool:
 # The weights are seconds of wall time per file in one ``make test`` (2026-12-08, load average 10-15 on 2
 # cores, tests/ at ee601e8); only their order matters. Spark's files go first of all: each worker that
 # runs one starts a JVM, and the parity files take minutes. A file missing here keeps its place after these.
+# The name every Spark test file starts with: they go first, all to one worker (the Spark section below).
+SPARK_FILES = "test_spark_"
 FILE_SECONDS = {
     "test_drift_calibrated": 285, "test_serve": 275, "test_alert_idempotency": 254, "test_privacy_term": 180,
     "test_online_rowwise": 173, "test_mlflow_backends": 144, "test_scoring": 135, "test_parity_kinds": 126,
@@ -125,7 +127,7 @@ FILE_SECONDS = {
 
 def heaviest_first(module: str) -> tuple[bool, float]:
     """The sort key of a test module's name: Spark's first, then by :data:`FILE_SECONDS`, longest first."""
-    return not module.startswith("test_spark_"), -FILE_SECONDS.get(module, 0)
+    return not module.startswith(SPARK_FILES), -FILE_SECONDS.get(module, 0)
 
 
 def pytest_configure(config):
@@ -536,8 +538,8 @@ def stop_process_group(process) -> None:
 
 # ---------------------------------------------------------------- Spark (make test and make test-spark)
 # The Spark test files share one worker under ``--dist loadfile`` (make test): one JVM and one session for all
-# of them, instead of a 4g JVM started, warmed up and planning the same SQL in each of the two workers.
-SPARK_FILES = "test_spark_"
+# of them, instead of a 4g JVM started, warmed up and planning the same SQL in each of the two workers
+# (SPARK_FILES, with the balance section above).
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -166,13 +166,13 @@ def validate(
         if not source.is_dir():
             raise typer.BadParameter(f"{source} is not a folder", param_hint="SOURCE")
     data, key = load_settings(settings).data, pseudonym_key(demo)
+    read_as, accepted = read_profile(profile), frozenset(accept_loss or ())
     for i, source in enumerate(sources):
         if len(sources) > 1:
             console.print(f"{source}:", highlight=False)
         report = validate_sources(source, out, key=key, chunk_rows=data.chunk_rows, buckets=data.student_buckets,
                                   memory_limit=data.duckdb_memory_limit, workers=workers or data.workers,
-                                  progress=not quiet, replace=replace and i == 0, profile=read_profile(profile),
-                                  accept_loss=frozenset(accept_loss or ()),
+                                  progress=not quiet, replace=replace and i == 0, profile=read_as, accept_loss=accepted,
                                   loss_warn_share=data.loss_warn_share, loss_fail_share=data.loss_fail_share)
         for line in report.summary_lines():
             console.print(line, highlight=False)

@@ -74,22 +74,25 @@ def written_counts(spark, out: str, names) -> tuple[int, dict[str, int]]:
     A local folder is counted from the files' footers (row and null counts, no data read); a Hadoop path,
     or a file written without statistics, by one Spark pass over the files.
     """
-    if is_local(out):
-        files = sorted(Path(out.removeprefix("file://")).glob("bucket=*/*.parquet"))
-        rows, missing = 0, dict.fromkeys(names, 0)
-        for file in files:
-            meta = pq.ParquetFile(file).metadata
-            rows += meta.num_rows
-            position = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
-            for g in range(meta.num_row_groups):
-                group = meta.row_group(g)
-                for name in names:
-                    stats = group.column(position[name]).statistics
-                    if stats is None or stats.null_count is None:
-                        return _counted_by_spark(spark, out, names)
-                    missing[name] += stats.null_count
-        return rows, missing
-    return _counted_by_spark(spark, out, names)
+    counted = _footer_counts(Path(out.removeprefix("file://")), names) if is_local(out) else None
+    return counted or _counted_by_spark(spark, out, names)
+
+
+def _footer_counts(folder: Path, names) -> tuple[int, dict[str, int]] | None:
+    """(rows, nulls of each of ``names``) from the footers of the files under ``folder``; None when a row group
+    has no null count for one of them."""
+    rows, missing = 0, dict.fromkeys(names, 0)
+    for file in sorted(folder.glob("bucket=*/*.parquet")):
+        meta = pq.read_metadata(file)
+        rows += meta.num_rows
+        position = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        for name in names:
+            stats = [group.column(position[name]).statistics for group in groups]
+            if any(s is None or s.null_count is None for s in stats):
+                return None
+            missing[name] += sum(s.null_count for s in stats)
+    return rows, missing
 
 
 def _counted_by_spark(spark, out: str, names) -> tuple[int, dict[str, int]]:
